@@ -1,0 +1,1 @@
+"""Provider adapters: translate, call, classify. No retries, no policy, no quotas."""

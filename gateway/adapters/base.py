@@ -1,0 +1,191 @@
+"""The OpenAI-compatible adapter both providers share: translate, call, classify. Nothing else.
+
+No retries, no policy, no quotas: the router decides what to do with the classified errors
+(gateway/adapters/errors.py) and passes the time limits of each attempt in :class:`AttemptTimeouts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.adapters import errors as e
+from gateway.adapters.sse import iter_data
+from gateway.transport import ConnectFailed, ConnectionLost, Transport, UpstreamResponse
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptTimeouts:
+    connect_s: float
+    first_byte_s: float
+    idle_s: float
+
+
+@dataclass(slots=True)
+class Completion:
+    body: dict[str, Any]
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+class ChunkStream:
+    """Parsed chunks of an upstream stream. Ends on ``[DONE]``; anything else that ends it is an error."""
+
+    def __init__(self, provider: str, resp: UpstreamResponse, idle_s: float) -> None:
+        self._provider = provider
+        self._resp = resp
+        self._idle_s = idle_s
+        self._events = iter_data(resp.iter_bytes())
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            try:
+                async with asyncio.timeout(self._idle_s):
+                    data = await anext(self._events)
+            except StopAsyncIteration:
+                raise e.UpstreamStreamCut(self._provider, "stream ended without [DONE]") from None
+            except TimeoutError:
+                raise e.UpstreamStreamTimeout(self._provider, f"no chunk for {self._idle_s:g}s") from None
+            except ConnectionLost as exc:
+                raise e.UpstreamStreamCut(self._provider, f"connection lost mid-stream: {exc}") from None
+            if data == b"[DONE]":
+                return
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise e.UpstreamStreamCut(self._provider, "malformed stream event") from None
+            if isinstance(chunk, dict) and "error" in chunk:
+                err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
+                raise e.UpstreamServerError(self._provider, f"error event mid-stream: {err.get('message', '')}")
+            if isinstance(chunk, dict):
+                yield chunk
+
+    async def aclose(self) -> None:
+        await self._resp.aclose()
+
+
+class OpenAICompatibleAdapter:
+    """Speaks OpenAI's chat completions API to ``base_url`` (…/v1)."""
+
+    kind = "openai"
+
+    def __init__(self, name: str, base_url: str, transport: Transport, api_key: str | None = None) -> None:
+        self.name = name
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._models_url = base_url.rstrip("/") + "/models"
+        self._transport = transport
+        self._auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def _headers(self, request_id: str, extra: Mapping[str, str]) -> dict[str, str]:
+        return {"content-type": "application/json", "x-request-id": request_id, **self._auth, **extra}
+
+    async def _send(
+        self,
+        payload: dict[str, Any],
+        model: str,
+        request_id: str,
+        headers: Mapping[str, str],
+        t: AttemptTimeouts,
+    ) -> UpstreamResponse:
+        body = orjson.dumps({**payload, "model": model})
+        try:
+            async with asyncio.timeout(t.first_byte_s):
+                resp = await self._transport.send(
+                    self._url, self._headers(request_id, headers), body, connect_timeout=t.connect_s
+                )
+        except ConnectFailed as exc:
+            raise e.UpstreamConnectError(self.name, str(exc)) from None
+        except TimeoutError:
+            raise e.UpstreamTimeout(self.name, f"no response within {t.first_byte_s:g}s") from None
+        if resp.status >= 400:
+            try:
+                async with asyncio.timeout(t.idle_s):
+                    raw = await resp.read()
+            except (TimeoutError, ConnectionLost):
+                raw = b""
+            raise self.classify(resp.status, resp.headers, raw)
+        return resp
+
+    async def complete(
+        self,
+        payload: dict[str, Any],
+        *,
+        model: str,
+        request_id: str,
+        headers: Mapping[str, str],
+        timeouts: AttemptTimeouts,
+    ) -> Completion:
+        resp = await self._send(payload, model, request_id, headers, timeouts)
+        try:
+            async with asyncio.timeout(timeouts.first_byte_s):
+                raw = await resp.read()
+        except TimeoutError:
+            await resp.aclose()
+            raise e.UpstreamTimeout(self.name, "response body did not arrive in time") from None
+        except ConnectionLost as exc:
+            raise e.UpstreamStreamCut(self.name, f"connection lost reading the body: {exc}") from None
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise e.UpstreamServerError(self.name, "response is not JSON", status=resp.status) from None
+        if not isinstance(body, dict) or "choices" not in body:
+            raise e.UpstreamServerError(self.name, "response is not a chat completion", status=resp.status)
+        usage = body.get("usage") or {}
+        return Completion(body, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+
+    async def open_stream(
+        self,
+        payload: dict[str, Any],
+        *,
+        model: str,
+        request_id: str,
+        headers: Mapping[str, str],
+        timeouts: AttemptTimeouts,
+    ) -> ChunkStream:
+        # Always ask for usage: accounting needs it; the router drops the chunk if the client did not ask.
+        upstream = {**payload, "stream": True, "stream_options": {"include_usage": True}}
+        resp = await self._send(upstream, model, request_id, headers, timeouts)
+        return ChunkStream(self.name, resp, timeouts.idle_s)
+
+    def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> e.UpstreamError:
+        message, code, etype = _error_fields(raw)
+        if status == 429:
+            if code == "insufficient_quota" or etype == "insufficient_quota":
+                return e.UpstreamQuotaExhausted(self.name, message or "insufficient quota", status=status)
+            return e.UpstreamRateLimited(self.name, message or "rate limited", retry_after=retry_after(headers))
+        if status >= 500:
+            return e.UpstreamServerError(self.name, message or f"HTTP {status}", status=status)
+        return e.UpstreamClientError(self.name, message or f"HTTP {status}", status=status, body=raw)
+
+
+def _error_fields(raw: bytes) -> tuple[str, str | None, str | None]:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw[:200].decode("utf-8", "replace"), None, None
+    if not isinstance(doc, dict):
+        return "", None, None
+    err = doc.get("error", doc)  # OpenAI and new vLLM nest it; old vLLM is flat {"object": "error", ...}
+    if not isinstance(err, dict):
+        return str(err), None, None
+    code = err.get("code")
+    return str(err.get("message") or ""), (str(code) if code is not None else None), err.get("type")
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds), as OpenAI's SDK reads them."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None

@@ -1,0 +1,105 @@
+"""The raw ASGI edge of the hot path: scope in, ``Call`` through a pipeline, bytes out.
+
+``POST /v1/chat/completions`` is served here without Starlette's Request/Response objects or FastAPI's
+per-request machinery; streams still go through Starlette's ``StreamingResponse`` for its client-disconnect
+handling. Everything else falls through to the FastAPI app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from gateway.call import Call, Handler, Reply
+from gateway.errors import PayloadTooLarge
+from gateway.requestid import pick_request_id
+from gateway.requestlog import RequestRecord
+from gateway.runtime import Runtime
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class CallFactory:
+    """Builds the ``Call`` for one request: id, record, deadline and a size-limited body reader."""
+
+    def __init__(self, rt: Runtime, run_id: str | None) -> None:
+        self._rt = rt
+        self._ids = rt.rng.child("request-id")
+        self._run_id = run_id
+        self._deadline_s = rt.settings.router.timeouts.request_deadline_s
+        self._max_body = rt.settings.server.max_body_bytes
+
+    def __call__(self, scope: Scope, receive: Receive) -> Call:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = pick_request_id(headers.get("x-request-id"), self._ids)
+        clock = self._rt.clock
+        now = clock.monotonic()
+        max_body = self._max_body
+
+        async def receive_body() -> bytes:
+            parts: list[bytes] = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                part = message.get("body", b"")
+                size += len(part)
+                if size > max_body:
+                    raise PayloadTooLarge(f"The request body is larger than the limit of {max_body} bytes.")
+                parts.append(part)
+                if not message.get("more_body", False):
+                    break
+            return b"".join(parts)
+
+        return Call(
+            request_id=request_id,
+            method=scope["method"],
+            path=scope["path"],
+            headers=headers,
+            receive_body=receive_body,
+            record=RequestRecord(request_id=request_id, ts_arrival=clock.now(), run_id=self._run_id),
+            started=now,
+            deadline=now + self._deadline_s,
+        )
+
+
+async def send_reply(reply: Reply, scope: Scope, receive: Receive, send: Send) -> None:
+    if reply.stream is not None:
+        response = StreamingResponse(
+            reply.stream,
+            status_code=reply.status,
+            headers={**reply.headers, "cache-control": "no-cache"},
+            media_type="text/event-stream",
+        )
+        await response(scope, receive, send)
+        return
+    body = reply.body or b""
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+    headers.append((b"content-type", reply.media_type.encode()))
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class FastPath:
+    """ASGI middleware: serves ``routes`` (path -> (method, pipeline)) directly; the rest goes to ``app``."""
+
+    def __init__(self, app: ASGIApp, *, routes: dict[str, tuple[str, Handler]], calls: CallFactory) -> None:
+        self.app = app
+        self._routes = routes
+        self._calls = calls
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = self._routes.get(scope["path"])
+            if route is not None and route[0] == scope["method"]:
+                reply = await route[1](self._calls(scope, receive))
+                await send_reply(reply, scope, receive, send)
+                return
+        await self.app(scope, receive, send)

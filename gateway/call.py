@@ -1,0 +1,109 @@
+"""The request as it travels the pipeline (:class:`Call`) and the answer that travels back (:class:`Reply`).
+
+A stage is ``async (call, next) -> Reply``; see gateway/pipeline.py for the one ordered list of stages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.requestlog import RequestRecord
+
+if TYPE_CHECKING:
+    from gateway.config import Consumer
+    from gateway.schemas import ChatRequest
+
+
+@dataclass(slots=True)
+class Call:
+    """Everything known about one client request. Stages fill it in, in pipeline order."""
+
+    request_id: str
+    method: str
+    path: str
+    headers: Mapping[str, str]  # lower-case names
+    receive_body: Callable[[], Awaitable[bytes]]
+    record: RequestRecord
+    started: float  # clock.monotonic() at arrival
+    deadline: float  # clock.monotonic() after which no attempt may run
+    consumer: Consumer | None = None
+    body: ChatRequest | None = None  # validated request
+    payload: dict[str, Any] | None = None  # the JSON object as sent, forwarded upstream
+    response_headers: dict[str, str] = field(default_factory=dict)  # added to every reply, errors included
+    span: Any = None  # the request's tracing span, when tracing is on
+    attributes: dict[str, Any] = field(default_factory=dict)  # stage-to-stage facts (e.g. quota reservation)
+
+
+@dataclass(slots=True)
+class Reply:
+    """A JSON answer (``body``) or an SSE stream (``stream``), with status and headers."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    stream: AsyncIterator[bytes] | None = None
+    media_type: str = "application/json"
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
+
+
+class Stage(Protocol):
+    async def __call__(self, call: Call, next_: Handler) -> Reply: ...
+
+
+async def finish_with(reply: Reply, done: Callable[[], Awaitable[None]]) -> Reply:
+    """Run ``done`` once the reply is complete: now for a JSON reply; for a stream, when it ends, fails or is
+    cancelled by the client (the stream is wrapped). ``await finish_with(reply, done)`` in a stage."""
+    if reply.stream is None:
+        await done()
+    else:
+        reply.stream = _Finishing(_finishing(reply.stream, done), reply.stream, done)
+    return reply
+
+
+class _Finishing:
+    """``aclose()`` on a stream that never started still runs ``done`` (a client gone before the first byte);
+    a started one is closed by its generator's ``finally``."""
+
+    def __init__(self, gen: AsyncIterator[bytes], inner: AsyncIterator[bytes], done: Callable[[], Awaitable[None]]):
+        self._gen, self._inner, self._done = gen, inner, done
+        self._started = self._closed = False
+
+    def __aiter__(self) -> _Finishing:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        self._started = True
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._started:
+            await self._gen.aclose()  # type: ignore[attr-defined]
+            return
+        aclose = getattr(self._inner, "aclose", None)
+        try:
+            if aclose is not None:
+                await aclose()
+        finally:
+            await self._done()
+
+
+async def _finishing(stream: AsyncIterator[bytes], done: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        try:
+            if aclose is not None:
+                await aclose()
+        finally:
+            await done()

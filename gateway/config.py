@@ -1,0 +1,141 @@
+"""Gateway configuration: one YAML file, validated with pydantic; secrets only from the environment.
+
+An invalid file fails at start with :class:`ConfigError`, whose message names the file and each bad field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gateway.observability.settings import ObservabilitySettings
+from gateway.quota.settings import Limits, QuotaSettings
+from gateway.router.settings import RouterSettings
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ConfigError(Exception):
+    """The configuration file is missing or invalid."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    metrics_port: int = Field(default=9090, ge=0, le=65535, description="0 disables the metrics listener")
+
+
+class StateSettings(_Model):
+    redis_url: str | None = Field(default=None, description="overridden by $REDIS_URL; none = embedded fakeredis")
+
+
+class Consumer(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    key_sha256: str
+    tier: str = "default"
+    limits: Limits | None = None
+    priority: int = Field(default=1, ge=0, le=9, description="higher is more important; shed last")
+    permissions: frozenset[Literal["chat", "pin", "models"]] = frozenset({"chat", "models"})
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        if not _SHA256.match(v):
+            raise ValueError("must be the lowercase hex SHA-256 of the API key")
+        return v
+
+
+class Provider(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    kind: Literal["openai", "vllm"]
+    base_url: str = Field(description="e.g. https://api.openai.com/v1 or http://vllm:8000/v1")
+    api_key_env: str | None = Field(default=None, description="environment variable holding the upstream key")
+
+
+class Route(_Model):
+    provider: str
+    model: str = Field(description="the model name the upstream knows")
+    weight: float = Field(default=1.0, ge=0)
+
+
+class ModelGroup(_Model):
+    name: str = Field(description="the model name clients ask for")
+    routes: list[Route] = Field(min_length=1)
+    aliases: list[str] = []
+    owned_by: str = "faultline"
+
+
+class Price(_Model):
+    input_per_1m: float = Field(ge=0, description="USD per million prompt tokens")
+    output_per_1m: float = Field(ge=0, description="USD per million completion tokens")
+
+
+class Settings(_Model):
+    seed: int = 0
+    server: ServerSettings = ServerSettings()
+    state: StateSettings = StateSettings()
+    admin_key_sha256: str | None = None
+    tiers: dict[str, Limits] = {"default": Limits()}
+    consumers: list[Consumer] = []
+    providers: list[Provider] = Field(min_length=1)
+    models: list[ModelGroup] = Field(min_length=1)
+    prices: dict[str, Price] = {}
+    quota: QuotaSettings = QuotaSettings()
+    router: RouterSettings = RouterSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        providers = {p.name for p in self.providers}
+        if len(providers) != len(self.providers):
+            raise ValueError("providers: names must be unique")
+        for g in self.models:
+            for r in g.routes:
+                if r.provider not in providers:
+                    raise ValueError(f"models.{g.name}: unknown provider {r.provider!r}")
+        names = [n for g in self.models for n in (g.name, *g.aliases)]
+        if len(set(names)) != len(names):
+            raise ValueError("models: names and aliases must be unique")
+        for c in self.consumers:
+            if c.tier not in self.tiers:
+                raise ValueError(f"consumers.{c.name}: unknown tier {c.tier!r}")
+        if len({c.key_sha256 for c in self.consumers}) != len(self.consumers):
+            raise ValueError("consumers: two consumers share a key")
+        return self
+
+    def limits_for(self, consumer: Consumer) -> Limits:
+        return consumer.limits if consumer.limits is not None else self.tiers[consumer.tier]
+
+
+def hash_key(key: str) -> str:
+    """The form in which API keys are stored in the configuration."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load_settings(path: str | Path) -> Settings:
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return parse_settings(raw, source=str(p))
+
+
+def parse_settings(raw: object, *, source: str = "<config>") -> Settings:
+    try:
+        return Settings.model_validate(raw if raw is not None else {})
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(x) for x in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError(f"{source}: invalid configuration:\n" + "\n".join(lines)) from None

@@ -1,0 +1,62 @@
+"""Process entry points: read the configuration and the environment, then build the app.
+
+Environment is read here and only here: ``GATEWAY_CONFIG`` (the YAML file), ``REDIS_URL`` (overrides
+``state.redis_url``), ``FAULTLINE_RUN_ID`` (tags the request log), and each provider's ``api_key_env``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from fastapi import FastAPI
+
+from gateway.app import create_app
+from gateway.config import ConfigError, Settings, load_settings
+
+
+def settings_from_env(path: str | None = None) -> Settings:
+    config = path or os.environ.get("GATEWAY_CONFIG")
+    if not config:
+        raise ConfigError("no configuration: pass --config FILE or set GATEWAY_CONFIG")
+    settings = load_settings(config)
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        settings = settings.model_copy(update={"state": settings.state.model_copy(update={"redis_url": redis_url})})
+    return settings
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory (``uvicorn --factory gateway.main:app_from_env``); each worker builds its own app."""
+    return create_app(settings_from_env(), run_id=os.environ.get("FAULTLINE_RUN_ID") or None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m gateway", description="Run the Faultline gateway.")
+    parser.add_argument("--config", help="YAML configuration (default: $GATEWAY_CONFIG)")
+    parser.add_argument("--host", help="bind address (default: server.host)")
+    parser.add_argument("--port", type=int, help="port (default: server.port)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the state store")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_env(args.config)
+    except ConfigError as exc:
+        print(f"faultline: {exc}", file=sys.stderr)
+        return 2
+    if args.config:
+        os.environ["GATEWAY_CONFIG"] = args.config
+    uvicorn.run(
+        "gateway.main:app_from_env",
+        factory=True,
+        host=args.host or settings.server.host,
+        port=args.port or settings.server.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+    return 0

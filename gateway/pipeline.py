@@ -1,0 +1,61 @@
+"""The request pipeline, in one place. Read top to bottom: that is the order every request goes through.
+
+    request id -> telemetry -> auth -> parse -> quota -> accounting -> router -> adapter
+
+A stage is ``async (call, next_) -> Reply`` (gateway/call.py). Nothing reaches a provider before auth and quota.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from gateway.accounting import AccountingStage
+from gateway.auth import AuthStage
+from gateway.call import Call, Handler, Reply, Stage
+from gateway.observability.stage import TelemetryStage, Traced, traced_handler
+from gateway.parse import ParseStage
+from gateway.quota.stage import QuotaStage
+from gateway.requestid import RequestIdStage
+from gateway.runtime import Runtime
+
+
+def chain(stages: Sequence[Stage], terminal: Handler) -> Handler:
+    """Wrap ``terminal`` in ``stages``: the first stage is the outermost."""
+    handler = terminal
+    for stage in reversed(stages):
+        handler = _bind(stage, handler)
+    return handler
+
+
+def _bind(stage: Stage, next_: Handler) -> Handler:
+    async def handle(call: Call) -> Reply:
+        return await stage(call, next_)
+
+    return handle
+
+
+def chat_pipeline(rt: Runtime) -> Handler:
+    tracing = rt.telemetry.tracing
+    return chain(
+        [
+            RequestIdStage(rt.log),
+            TelemetryStage(rt.telemetry),
+            Traced("auth", AuthStage(rt.keys, permission="chat"), tracing),
+            ParseStage(rt.catalog, rt.settings.server.max_body_bytes),
+            Traced("quota", QuotaStage(rt.quota, rt.settings), tracing),
+            AccountingStage(rt.settings.prices, rt.usage),
+        ],
+        terminal=traced_handler("route", rt.router, tracing),
+    )
+
+
+def models_pipeline(rt: Runtime) -> Handler:
+    async def list_models(call: Call) -> Reply:
+        return Reply(body=orjson.dumps(rt.catalog.listing()))
+
+    return chain(
+        [RequestIdStage(rt.log), TelemetryStage(rt.telemetry), AuthStage(rt.keys, permission="models")],
+        terminal=list_models,
+    )

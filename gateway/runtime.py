@@ -1,0 +1,74 @@
+"""Everything one gateway app owns, built once from the settings and the injected clock, RNG, state and
+transport. No module-level state anywhere: two apps in one process share nothing."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.accounting import UsageSink, UsageTotals
+from gateway.adapters.base import OpenAICompatibleAdapter
+from gateway.adapters.registry import build_adapters
+from gateway.auth import KeyRing
+from gateway.catalog import ModelCatalog
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.observability.telemetry import Telemetry
+from gateway.quota.limiter import QuotaEvents, QuotaLimiter
+from gateway.rng import Rng
+from gateway.router.orchestrator import Router
+from gateway.transport import Transport
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    clock: Clock
+    rng: Rng
+    state: Any  # redis.asyncio.Redis (or fakeredis): the shared state store
+    transport: Transport
+    log: logging.Logger
+    catalog: ModelCatalog
+    keys: KeyRing
+    adapters: dict[str, OpenAICompatibleAdapter]
+    router: Router
+    quota: QuotaLimiter
+    quota_events: QuotaEvents
+    usage: UsageSink
+    telemetry: Telemetry
+
+    async def start(self) -> None:
+        """Called once by the app's lifespan before the first request."""
+        await self.telemetry.start()
+        await self.quota.start()
+
+    async def stop(self) -> None:
+        """Called once by the app's lifespan after the last request."""
+        await self.transport.aclose()
+        await self.telemetry.stop()
+
+
+def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, transport: Transport) -> Runtime:
+    log = logging.getLogger(f"faultline.gateway.{id(settings):x}")
+    catalog = ModelCatalog(settings)
+    adapters = build_adapters(settings.providers, transport)
+    telemetry = Telemetry.from_settings(settings, clock=clock, rng=rng.child("telemetry"))
+    router = Router(settings, catalog, adapters, clock, rng.child("router"), state=state, events=telemetry)
+    quota_events: QuotaEvents = telemetry
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        rng=rng,
+        state=state,
+        transport=transport,
+        log=log,
+        catalog=catalog,
+        keys=KeyRing(settings),
+        adapters=adapters,
+        router=router,
+        quota=QuotaLimiter(state, settings.quota, clock=clock, events=quota_events),
+        quota_events=quota_events,
+        usage=UsageTotals(),
+        telemetry=telemetry,
+    )

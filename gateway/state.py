@@ -1,0 +1,27 @@
+"""The shared state store: Redis when a URL is given, else an embedded fakeredis (with Lua) for one process.
+
+The Redis client uses a blocking pool: under a burst, a call waits (up to the call timeout) for a free connection
+instead of failing at once with MaxConnectionsError; the callers bound every call with their own short timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+
+def connect_state(url: str | None, *, timeout_s: float = 0.25, max_connections: int = 64) -> Any:
+    if url:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout_s,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=5,
+        )
+        return aioredis.Redis(connection_pool=pool)
+    import fakeredis  # the embedded default: no server needed
+
+    return fakeredis.FakeAsyncRedis()
