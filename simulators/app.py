@@ -1,0 +1,317 @@
+"""The simulator as a raw ASGI app (no framework on the hot path).
+
+Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (vLLM flavour),
+and with ``control=True`` ``POST|GET /_sim/profile`` and ``GET /_sim/decisions``.
+
+Transport faults: ``connection_reset`` raises :class:`SimulatedConnectionReset` from the app. With
+``reset_style="raise"`` (in-process) it is raised before any response; with ``"partial"`` (a real server) a
+200 status line and headers go out first, so uvicorn drops a connection mid-response instead of answering 500.
+``hang`` waits on the clock until the client disconnects (or ``hang-timeout`` passes, then resets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Literal
+
+import orjson
+
+from gateway.clock import Clock, SystemClock
+from simulators.control import handle_control
+from simulators.decide import Decision, Request
+from simulators.engine import Engine
+from simulators.errors import ErrorInfo, Flavour, SimulatedConnectionReset, render_error, retry_after_header
+from simulators.profile import Profile, load_profile
+from simulators.sampling import count_prompt_tokens
+from simulators.wire import Chunker, completion, completion_id, models
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON = (b"content-type", b"application/json")
+_SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        msg = await receive()
+        if msg["type"] != "http.request":
+            break
+        chunks.append(msg.get("body", b""))
+        if not msg.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    h = [_JSON, (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": h})
+    await send({"type": "http.response.body", "body": body})
+
+
+class SimulatorApp:
+    def __init__(
+        self, engine: Engine, *, control: bool = False, reset_style: Literal["raise", "partial"] = "raise"
+    ) -> None:
+        self.engine = engine
+        self.control = control
+        self.reset_style = reset_style
+
+    @property
+    def flavour(self) -> Flavour:
+        return self.engine.flavour
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path, method = scope["path"], scope["method"]
+            if path == "/v1/chat/completions" and method == "POST":
+                await self._chat(scope, receive, send)
+            elif path == "/v1/models" and method == "GET":
+                p = self.engine.profile
+                ids = p.served_models or [p.model]
+                body = models(self.flavour, ids, int(self.engine.clock.now()), p.max_model_len)
+                await send_json(send, 200, body)
+            elif path == "/health" and method == "GET":
+                ok = self.engine.health_ok()
+                await send_json(send, 200 if ok else 503, b"" if self.flavour == "vllm" else b"{}")
+            elif path == "/metrics" and method == "GET" and self.flavour == "vllm":
+                body = self.engine.metrics.render().encode()
+                h = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
+                await send({"type": "http.response.start", "status": 200, "headers": h})
+                await send({"type": "http.response.body", "body": body})
+            elif self.control and path.startswith("/_sim/"):
+                status, body = await handle_control(self.engine, method, path, await read_body(receive))
+                await send_json(send, status, body)
+            else:
+                await self._error(send, ErrorInfo(kind="invalid_request", detail=f"Not found: {method} {path}"), 404)
+        elif kind == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    self.engine.start()
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _error(
+        self,
+        send: Send,
+        info: ErrorInfo,
+        status: int | None = None,
+        headers: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+    ) -> None:
+        st, body = render_error(self.flavour, info)
+        h = list(headers)
+        if info.kind == "rate_limit":
+            h.append((b"retry-after", retry_after_header(info.retry_after)))
+        await send_json(send, status or st, orjson.dumps(body), h)
+
+    async def _reset(self, send: Send, started: bool) -> None:
+        if self.reset_style == "partial" and not started:
+            h = [_JSON, (b"content-length", b"4096")]
+            await send({"type": "http.response.start", "status": 200, "headers": h})
+            await send({"type": "http.response.body", "body": b'{"id":', "more_body": True})
+        raise SimulatedConnectionReset("simulated connection reset")
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        eng = self.engine
+        try:
+            payload = orjson.loads(await read_body(receive))
+        except orjson.JSONDecodeError:
+            return await self._error(send, ErrorInfo(kind="invalid_request", detail="The body is not valid JSON."))
+        req, problem = _parse(payload, scope)
+        if req is None:
+            return await self._error(send, ErrorInfo(kind="invalid_request", detail=problem))
+        t_start = eng.clock.monotonic()
+        d = eng.decide(req)
+        if d.error is not None:
+            eng.outcomes.append({"seq": d.seq, "status": d.error.kind, "queue_wait": 0.0, "ttft": None})
+            return await self._fail(d, d.error, receive, send)
+        sched = eng.scheduler
+        if sched.must_refuse():
+            eng.outcomes.append({"seq": d.seq, "status": "queue_full", "queue_wait": 0.0, "ttft": None})
+            return await self._error(send, ErrorInfo(kind="queue_full", model=req.model))
+        await sched.acquire()
+        try:
+            queue_wait = eng.clock.monotonic() - t_start
+            stream = bool(payload.get("stream"))
+            opts = payload.get("stream_options")
+            usage_chunk = stream and isinstance(opts, dict) and opts.get("include_usage") is True
+            await self._serve(d, req, stream, usage_chunk, queue_wait, send)
+        finally:
+            sched.release()
+            d.release()
+
+    async def _fail(self, d: Decision, info: ErrorInfo, receive: Receive, send: Send) -> None:
+        if info.kind == "hang":
+            if await self._hang(receive, d.hang_timeout):
+                return
+            await self._reset(send, started=False)
+        if info.kind == "connection_reset":
+            await self._reset(send, started=False)
+        await self._error(send, info, headers=d.headers)
+
+    async def _hang(self, receive: Receive, limit: float) -> bool:
+        """Wait until the client disconnects (True) or ``limit`` (> 0) seconds pass on the clock (False)."""
+        clock = self.engine.clock
+
+        async def gone() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        async def sleeper() -> None:
+            while True:
+                await clock.sleep(limit if limit > 0 else 3600.0)
+                if limit > 0:
+                    return
+
+        t_gone, t_sleep = asyncio.ensure_future(gone()), asyncio.ensure_future(sleeper())
+        try:
+            done, _ = await asyncio.wait({t_gone, t_sleep}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            t_gone.cancel()
+            t_sleep.cancel()
+        return t_gone in done
+
+    def _headers(self, d: Decision, t_start: float) -> list[tuple[bytes, bytes]]:
+        h = [(b"x-request-id", f"req_{d.response_id}".encode()), *d.headers]
+        if self.flavour == "openai":
+            ms = int((self.engine.clock.monotonic() - t_start) * 1000)
+            h += [(b"openai-processing-ms", str(ms).encode()), (b"openai-version", b"2020-10-01")]
+        return h
+
+    async def _serve(
+        self, d: Decision, req: Request, stream: bool, usage_chunk: bool, queue_wait: float, send: Send
+    ) -> None:
+        sched, clock = self.engine.scheduler, self.engine.clock
+        t_start = clock.monotonic() - queue_wait
+        prefill = d.ttft * sched.load_factor()
+        n, tokens = d.completion_tokens, d.tokens
+        cid, created = completion_id(self.flavour, d.response_id), int(clock.now())
+        cut = d.cut_after if d.cut_after is None else min(d.cut_after, n)
+        finish = d.finish_reason
+        if not stream:
+            sent = n if cut is None else cut
+            wait = prefill + _gaps(d, 0, sent - 1) * sched.load_factor()
+            if d.stall_after is not None and d.stall_after <= sent:
+                wait += d.stall_seconds
+            if wait > 0:
+                await clock.sleep(wait)
+            if cut is not None:
+                self._finished(d, req, queue_wait, prefill, wait - prefill, cut, "abort")
+                if d.cut_mode == "reset":
+                    await self._reset(send, started=False)
+                if d.cut_mode == "error":
+                    return await self._error(send, ErrorInfo(kind="server_error"))
+            content = "".join(tokens[:sent])
+            body = completion(self.flavour, cid, created, req.model, content, finish, req.prompt_tokens, sent)
+            if cut is None:
+                self._finished(d, req, queue_wait, prefill, wait - prefill, n, finish)
+            return await send_json(send, 200, body, self._headers(d, t_start))
+
+        ch = Chunker(self.flavour, cid, created, req.model, usage_chunk)
+        start_msg = {"type": "http.response.start", "status": 200, "headers": _SSE + self._headers(d, t_start)}
+        await send(start_msg)
+        if prefill > 0:
+            await clock.sleep(prefill)
+        t_first = clock.monotonic()
+        await send({"type": "http.response.body", "body": ch.role(), "more_body": True})
+        for i in range(n):
+            if cut is not None and i >= cut:
+                break
+            gap = _gaps(d, i - 1, i) * sched.load_factor() if i else 0.0
+            if d.stall_after is not None and i == d.stall_after:
+                gap += d.stall_seconds
+            if gap > 0:
+                await clock.sleep(gap)
+            await send({"type": "http.response.body", "body": ch.token(tokens[i]), "more_body": True})
+        decode = clock.monotonic() - t_first
+        if cut is not None:
+            self._finished(d, req, queue_wait, prefill, decode, cut, "abort")
+            if d.cut_mode == "reset":
+                await self._reset(send, started=True)
+            tail = Chunker.error(render_error(self.flavour, ErrorInfo(kind="server_error"))[1])
+            await send({"type": "http.response.body", "body": tail if d.cut_mode == "error" else b""})
+            return
+        if d.stall_after is not None and d.stall_after >= n and d.stall_seconds > 0:
+            await clock.sleep(d.stall_seconds)
+        tail = ch.finish(finish)
+        if usage_chunk:
+            tail += ch.usage(req.prompt_tokens, n)
+        await send({"type": "http.response.body", "body": tail + Chunker.done()})
+        self._finished(d, req, queue_wait, prefill, clock.monotonic() - t_first, n, finish)
+
+    def _finished(
+        self, d: Decision, req: Request, queue: float, prefill: float, decode: float, n: int, reason: str
+    ) -> None:
+        eng = self.engine
+        eng.metrics.finished(
+            prompt=req.prompt_tokens, generated=n, reason=reason, queue=queue, prefill=prefill, decode=decode
+        )
+        eng.outcomes.append(
+            {
+                "seq": d.seq,
+                "status": reason,
+                "queue_wait": queue,
+                "ttft": queue + prefill,
+                "e2e": queue + prefill + decode,
+            }
+        )
+
+
+def _gaps(d: Decision, lo: int, hi: int) -> float:
+    """Sum of inter-token gaps ``[lo, hi)``; gap ``k`` comes before token ``k + 1``."""
+    if d.itls is not None:
+        return sum(d.itls[lo:hi])
+    return d.itl * max(0, hi - lo)
+
+
+def _parse(payload: Any, scope: Scope) -> tuple[Request | None, str]:
+    if not isinstance(payload, dict):
+        return None, "The body must be a JSON object."
+    model, messages = payload.get("model"), payload.get("messages")
+    if not isinstance(model, str) or not model:
+        return None, "you must provide a model parameter"
+    if not isinstance(messages, list) or not messages:
+        return None, "'messages' is a required property and must be a non-empty array"
+    max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens"))
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        return None, "'max_tokens' must be a positive integer"
+    prompt_tokens, text = count_prompt_tokens(messages)
+    key = None
+    for k, v in scope.get("headers", ()):
+        if k == b"authorization":
+            auth = v.decode("latin-1")
+            key = auth[7:] if auth[:7].lower() == "bearer " else auth
+            break
+    return Request(model, prompt_tokens, max_tokens, bool(payload.get("stream")), key, text), ""
+
+
+def create_app(
+    flavour: Flavour = "openai",
+    profile: str | dict[str, Any] | Profile = "instant",
+    seed: int | str = 0,
+    name: str | None = None,
+    clock: Clock | None = None,
+    *,
+    control: bool = False,
+    scale: float | None = None,
+    reset_style: Literal["raise", "partial"] = "raise",
+    log_limit: int = 100_000,
+) -> SimulatorApp:
+    """An ASGI simulator. ``name`` (default: the flavour) feeds the random streams with ``seed``."""
+    engine = Engine(
+        load_profile(profile, scale=scale),
+        flavour=flavour,
+        seed=seed,
+        name=name or flavour,
+        clock=clock or SystemClock(),
+        log_limit=log_limit,
+    )
+    return SimulatorApp(engine, control=control, reset_style=reset_style)

@@ -1,0 +1,140 @@
+"""Response bodies on the wire: chat completions (JSON and SSE chunks) and model lists, per flavour."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from simulators.errors import Flavour
+
+FINGERPRINT = "fp_f4ul7l1n3"
+
+
+def completion_id(flavour: Flavour, rid: str) -> str:
+    return f"chatcmpl-{rid}"
+
+
+def usage(prompt: int, completion: int, flavour: Flavour) -> dict[str, Any]:
+    u: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if flavour == "openai":
+        u["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
+        u["completion_tokens_details"] = {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        }
+    else:
+        u["prompt_tokens_details"] = None
+    return u
+
+
+def completion(
+    flavour: Flavour, cid: str, created: int, model: str, content: str, finish: str, prompt: int, completion: int
+) -> bytes:
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+    body: dict[str, Any] = {"id": cid, "object": "chat.completion", "created": created, "model": model}
+    if flavour == "openai":
+        message["annotations"] = []
+        body["choices"] = [choice]
+        body["usage"] = usage(prompt, completion, flavour)
+        body["service_tier"] = "default"
+        body["system_fingerprint"] = FINGERPRINT
+    else:
+        message["tool_calls"] = []
+        message["reasoning_content"] = None
+        choice["stop_reason"] = None
+        body["choices"] = [choice]
+        body["usage"] = usage(prompt, completion, flavour)
+        body["prompt_logprobs"] = None
+    return orjson.dumps(body)
+
+
+class Chunker:
+    """Builds ``data: {...}\\n\\n`` SSE events of one stream; every chunk carries the same id and created."""
+
+    __slots__ = ("_head", "_tail", "flavour", "include_usage")
+
+    def __init__(self, flavour: Flavour, cid: str, created: int, model: str, include_usage: bool) -> None:
+        self.flavour = flavour
+        self.include_usage = include_usage
+        head: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+        if flavour == "openai":
+            head["service_tier"] = "default"
+            head["system_fingerprint"] = FINGERPRINT
+        self._head = b"data: " + orjson.dumps(head)[:-1] + b',"choices":'
+        self._tail = b',"usage":null}\n\n' if include_usage else b"}\n\n"
+
+    def _choice(self, delta: dict[str, Any], finish: str | None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return self._head + orjson.dumps([choice]) + self._tail
+
+    def role(self) -> bytes:
+        return self._choice({"role": "assistant", "content": "", "refusal": None}, None)
+
+    def token(self, text: str) -> bytes:
+        return (
+            self._head
+            + b'[{"index":0,"delta":{"content":'
+            + orjson.dumps(text)
+            + b'},"logprobs":null,'
+            + (b'"finish_reason":null}]')
+            + self._tail
+        )
+
+    def finish(self, reason: str) -> bytes:
+        return self._choice({}, reason)
+
+    def usage(self, prompt: int, completion: int) -> bytes:
+        u = orjson.dumps(usage(prompt, completion, self.flavour))
+        return self._head + b'[],"usage":' + u + b"}\n\n"
+
+    @staticmethod
+    def error(body: dict[str, Any]) -> bytes:
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    @staticmethod
+    def done() -> bytes:
+        return b"data: [DONE]\n\n"
+
+
+def models(flavour: Flavour, model_ids: list[str], created: int, max_model_len: int) -> bytes:
+    data: list[dict[str, Any]] = []
+    for m in model_ids:
+        if flavour == "openai":
+            data.append({"id": m, "object": "model", "created": created, "owned_by": "system"})
+        else:
+            data.append(
+                {
+                    "id": m,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "vllm",
+                    "root": m,
+                    "parent": None,
+                    "max_model_len": max_model_len,
+                    "permission": [
+                        {
+                            "id": f"modelperm-{m}",
+                            "object": "model_permission",
+                            "created": created,
+                            "allow_create_engine": False,
+                            "allow_sampling": True,
+                            "allow_logprobs": True,
+                            "allow_search_indices": False,
+                            "allow_view": True,
+                            "allow_fine_tuning": False,
+                            "organization": "*",
+                            "group": None,
+                            "is_blocking": False,
+                        }
+                    ],
+                }
+            )
+    return orjson.dumps({"object": "list", "data": data})

@@ -1,0 +1,92 @@
+"""The vLLM capacity model under virtual time: a queue that makes TTFT climb, a batch that slows decoding."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from gateway.clock import LoopClock, run_virtual
+from simulators import create_app
+
+
+def profile(max_num_seqs: int, factor: float = 1.0, queue: int | None = None) -> dict:
+    return {
+        "latency": {"time-to-first-token": 100, "inter-token-latency": 10},
+        "capacity": {
+            "max-num-seqs": max_num_seqs,
+            "time-factor-under-load": factor,
+            "max-waiting-queue-length": queue,
+        },
+        "output": {"output-tokens": 11},
+    }
+
+
+def burst(prof: dict, n: int, stream: bool = False) -> tuple[list[dict], list[int], str]:
+    async def main() -> tuple[list[dict], list[int], str]:
+        app = create_app("vllm", prof, seed=1, clock=LoopClock())
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            rs = await asyncio.gather(*(c.post("/v1/chat/completions", json=body) for _ in range(n)))
+            metrics = (await c.get("/metrics")).text
+        outs = sorted(app.engine.outcomes, key=lambda o: o["seq"])
+        return outs, [r.status_code for r in rs], metrics
+
+    return run_virtual(main())
+
+
+def test_ttft_climbs_with_the_queue():
+    outs, codes, _ = burst(profile(max_num_seqs=2), 8)
+    assert codes == [200] * 8
+    ttft = [round(o["ttft"], 6) for o in outs]
+    # service time 0.1 + 10 x 0.01 = 0.2 s; two at a time
+    assert ttft == [0.1, 0.1, 0.3, 0.3, 0.5, 0.5, 0.7, 0.7]
+    assert [round(o["queue_wait"], 6) for o in outs][::2] == [0.0, 0.2, 0.4, 0.6]
+
+
+def test_batch_slows_decoding_up_to_the_load_factor():
+    alone, _, _ = burst(profile(max_num_seqs=4, factor=2.0), 1)
+    full, _, _ = burst(profile(max_num_seqs=4, factor=2.0), 4, stream=True)
+    assert round(alone[0]["e2e"], 6) == 0.2
+    # prefill scales with the batch at admission: 1, 4/3, 5/3, 2 x 100 ms
+    assert [round(o["ttft"], 4) for o in full] == [0.1, 0.1333, 0.1667, 0.2]
+    # the first request decodes its 10 gaps with all four running: 10 x 10 ms x 2
+    assert round(full[0]["e2e"] - full[0]["ttft"], 6) == 0.2
+
+
+def test_bounded_queue_refuses_with_429():
+    outs, codes, _ = burst(profile(max_num_seqs=2, queue=3), 8)
+    assert sorted(codes) == [200] * 5 + [429] * 3
+    assert sum(o["status"] == "queue_full" for o in outs) == 3
+
+
+def test_refusal_body_is_vllm_shaped():
+    async def main() -> dict:
+        app = create_app("vllm", profile(max_num_seqs=1, queue=0), seed=1, clock=LoopClock())
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            rs = await asyncio.gather(*(c.post("/v1/chat/completions", json=body) for _ in range(2)))
+        return next(r.json() for r in rs if r.status_code == 429)
+
+    err = run_virtual(main())["error"]
+    assert err["code"] == 429 and err["type"] == "TooManyRequestsError" and err["param"] is None
+
+
+def test_metrics_use_vllm_names():
+    _, _, metrics = burst(profile(max_num_seqs=2), 4)
+    for name in (
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:inter_token_latency_seconds_count",
+        "vllm:e2e_request_latency_seconds_sum",
+        "vllm:request_queue_time_seconds_bucket",
+        "vllm:request_prefill_time_seconds_count",
+        "vllm:request_decode_time_seconds_count",
+    ):
+        assert f"{name}{{" in metrics, name
+    assert 'vllm:request_success_total{model_name="sim-instant",finished_reason="length"}' not in metrics
+    assert 'vllm:generation_tokens_total{model_name="gpt-4o-mini"} 44' in metrics
+    assert 'vllm:request_success_total{model_name="gpt-4o-mini",finished_reason="stop"} 4' in metrics
+    assert 'vllm:time_to_first_token_seconds_count{model_name="gpt-4o-mini"} 4' in metrics

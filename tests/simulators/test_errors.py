@@ -1,0 +1,156 @@
+"""Error profiles: the official SDK raises its typed exception for each; bodies and headers as the real services."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import openai
+import pytest
+
+from gateway.clock import FakeClock, LoopClock, run_virtual
+from simulators import SimulatedConnectionReset, create_app
+
+
+def outage(mode: object) -> dict:
+    return {"timeline": [{"type": "outage", "mode": mode}]}
+
+
+async def _call(sim, **kw):
+    return await sim.sdk.chat.completions.create(
+        model=kw.pop("model", "gpt-4o-mini"), messages=[{"role": "user", "content": "hi"}], **kw
+    )
+
+
+@pytest.mark.parametrize("flavour", ["openai", "vllm"])
+@pytest.mark.parametrize(
+    ("profile", "exc", "status"),
+    [
+        (outage(503), openai.InternalServerError, 503),
+        (outage(500), openai.InternalServerError, 500),
+        (outage("429"), openai.RateLimitError, 429),
+        ({"timeline": [{"type": "budget_exhaustion", "after-tokens": 0}]}, openai.RateLimitError, 429),
+        ({"api-keys": ["sk-other"]}, openai.AuthenticationError, 401),
+        ({"served-models": ["other-model"]}, openai.NotFoundError, 404),
+        ({"max-model-len": 100}, openai.BadRequestError, 400),
+    ],
+)
+async def test_typed_exceptions(make_sim, flavour, profile, exc, status):
+    sim = make_sim(flavour, profile)
+    with pytest.raises(exc) as info:
+        await _call(sim, max_tokens=200)
+    assert info.value.status_code == status
+
+
+async def test_openai_rate_limit_body_and_headers(make_sim):
+    sim = make_sim("openai", {"rate-limits": {"rpm": 2}}, clock=FakeClock())
+    ok = await sim.chat()
+    assert ok.headers["x-ratelimit-limit-requests"] == "2"
+    assert ok.headers["x-ratelimit-remaining-requests"] == "1"
+    assert ok.headers["x-ratelimit-reset-requests"] == "30s"
+    await sim.chat()
+    resp = await sim.chat()
+    assert resp.status_code == 429
+    err = resp.json()["error"]
+    assert err["type"] == "requests" and err["code"] == "rate_limit_exceeded" and err["param"] is None
+    assert "on requests per min (RPM): Limit 2, Used 2, Requested 1" in err["message"]
+    assert resp.headers["retry-after"] == "30"
+    assert resp.headers["x-ratelimit-remaining-requests"] == "0"
+    assert resp.headers["x-ratelimit-reset-requests"] == "1m0s"
+
+
+async def test_openai_token_rate_limit(make_sim):
+    sim = make_sim("openai", {"rate-limits": {"tpm": 1000}}, clock=FakeClock())
+    resp = await sim.chat(max_tokens=900)
+    assert resp.headers["x-ratelimit-limit-tokens"] == "1000"
+    resp = await sim.chat(max_tokens=900)
+    err = resp.json()["error"]
+    assert resp.status_code == 429 and err["type"] == "tokens" and "tokens per min (TPM)" in err["message"]
+    assert err["code"] == "rate_limit_exceeded"
+
+
+async def test_insufficient_quota_body(make_sim):
+    sim = make_sim("openai", {"timeline": [{"type": "budget_exhaustion", "after-tokens": 0}]})
+    resp = await sim.chat()
+    err = resp.json()["error"]
+    assert resp.status_code == 429
+    assert err["type"] == err["code"] == "insufficient_quota"
+    assert err["message"].startswith("You exceeded your current quota")
+    assert "retry-after" not in resp.headers
+
+
+async def test_openai_server_error_bodies(make_sim):
+    r503 = (await make_sim("openai", outage(503)).chat()).json()["error"]
+    assert r503["type"] == "server_error" and "currently overloaded" in r503["message"]
+    r500 = (await make_sim("openai", outage(500)).chat()).json()["error"]
+    assert r500["message"].startswith("The server had an error while processing your request.")
+    r401 = (await make_sim("openai", {"api-keys": ["x"]}).chat()).json()["error"]
+    assert r401["code"] == "invalid_api_key"
+
+
+async def test_vllm_context_length_message_and_shape(make_sim):
+    sim = make_sim("vllm", {"max-model-len": 4096})
+    long = "x" * (4 * 2700)
+    resp = await sim.http.post(
+        "/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": long}], "max_tokens": 8000},
+    )
+    assert resp.status_code == 400
+    body = resp.json()
+    prompt = 3 + 3 + (len(long) + 3) // 4
+    assert body == {
+        "error": {
+            "message": (
+                "'max_tokens' or 'max_completion_tokens' is too large: 8000. This model's maximum context length "
+                f"is 4096 tokens and your request has {prompt} input tokens (8000 > 4096 - {prompt})."
+            ),
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        }
+    }
+
+
+async def test_vllm_error_shape_for_server_errors(make_sim):
+    body = (await make_sim("vllm", outage(503)).chat()).json()
+    assert set(body["error"]) == {"message", "type", "param", "code"} and body["error"]["code"] == 503
+    assert (await make_sim("vllm", {"api-keys": ["x"]}).chat()).json() == {"error": "Unauthorized"}
+
+
+@pytest.mark.parametrize("flavour", ["openai", "vllm"])
+async def test_connection_reset_is_an_exception_from_the_app(make_sim, flavour):
+    sim = make_sim(flavour, outage("reset"))
+    with pytest.raises(SimulatedConnectionReset):
+        await sim.chat()
+    # in process the SDK sees the app's exception itself; over a socket it becomes APIConnectionError
+    with pytest.raises((openai.APIConnectionError, ConnectionResetError)):
+        await _call(sim)
+
+
+def test_hang_holds_until_the_client_gives_up():
+    async def main() -> tuple[float, float]:
+        clock = LoopClock()
+        app = create_app("openai", outage("hang"), seed=0, clock=clock)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
+            t0 = clock.monotonic()
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(45):
+                    await c.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user"}]})
+            return t0, clock.monotonic()
+
+    t0, t1 = run_virtual(main())
+    assert t1 - t0 == pytest.approx(45)
+
+
+def test_hang_with_timeout_resets():
+    async def main() -> float:
+        clock = LoopClock()
+        profile = {"timeline": [{"type": "outage", "mode": "hang", "hang-timeout": 20}]}
+        app = create_app("openai", profile, seed=0, clock=clock)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
+            t0 = clock.monotonic()
+            with pytest.raises(SimulatedConnectionReset):
+                await c.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user"}]})
+            return clock.monotonic() - t0
+
+    assert run_virtual(main()) == pytest.approx(20)

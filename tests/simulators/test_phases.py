@@ -1,0 +1,184 @@
+"""One test per phase type (and the window rules), driven by a FakeClock: time moves only when told to."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.clock import FakeClock
+from simulators import SimulatedConnectionReset
+
+
+def tl(*phases: dict, **extra) -> dict:
+    """The instant profile (zero latency, 16 tokens) with a timeline."""
+    return {"base": "instant", "timeline": list(phases), **extra}
+
+
+async def statuses(sim, n: int, **body) -> list[int]:
+    return [(await sim.chat(**body)).status_code for _ in range(n)]
+
+
+async def test_outage_window_in_seconds(make_sim):
+    clock = FakeClock()
+    sim = make_sim("openai", tl({"type": "outage", "start": 10, "end": 20, "mode": 503}), clock=clock)
+    assert (await sim.chat()).status_code == 200
+    clock.advance(10)
+    assert (await sim.chat()).status_code == 503
+    clock.advance(9.99)
+    assert (await sim.chat()).status_code == 503
+    clock.advance(0.01)
+    assert (await sim.chat()).status_code == 200
+
+
+async def test_outage_window_in_requests(make_sim):
+    sim = make_sim("openai", tl({"type": "outage", "from-request": 2, "to-request": 4, "mode": 500}))
+    assert await statuses(sim, 6) == [200, 200, 500, 500, 200, 200]
+
+
+async def test_timeline_scale_stretches_windows(make_sim):
+    clock = FakeClock()
+    profile = {"base": "instant", "timeline": {"scale": 0.1, "phases": [{"type": "outage", "start": 10, "end": 20}]}}
+    sim = make_sim("openai", profile, clock=clock)
+    clock.advance(1.5)
+    assert (await sim.chat()).status_code == 503
+    clock.advance(1)
+    assert (await sim.chat()).status_code == 200
+
+
+async def test_vllm_health_follows_outage(make_sim):
+    clock = FakeClock()
+    sim = make_sim("vllm", tl({"type": "outage", "start": 5, "end": 10, "mode": "reset"}), clock=clock)
+    assert (await sim.http.get("/health")).status_code == 200
+    clock.advance(5)
+    assert (await sim.http.get("/health")).status_code == 503
+    with pytest.raises(SimulatedConnectionReset):
+        await sim.chat()
+    clock.advance(5)
+    assert (await sim.http.get("/health")).status_code == 200
+
+
+@pytest.mark.parametrize(("first", "pattern"), [("down", [503, 200, 503, 200]), ("up", [200, 503, 200, 503])])
+async def test_flapping(make_sim, first, pattern):
+    clock = FakeClock()
+    ph = {"type": "flapping", "period": 10, "down-fraction": 0.5, "first": first, "mode": 503}
+    sim = make_sim("openai", tl(ph), clock=clock)
+    seen = []
+    for _ in range(4):
+        seen.append((await sim.chat()).status_code)
+        clock.advance(5)
+    assert seen == pattern
+
+
+async def test_latency_spike_multiplies_and_adds(make_sim):
+    clock = FakeClock()
+    base = {"latency": {"time-to-first-token": 100, "inter-token-latency": 10}, "output": {"output-tokens": 5}}
+    spike = {"type": "latency_spike", "start": 60, "end": 120, "factor": 3, "latency": 50}
+    sim = make_sim("openai", tl(spike, **base), clock=clock)
+    await sim.chat()
+    clock.advance(60)
+    await sim.chat()
+    log = sim.engine.decision_log()
+    assert [d["ttft_ms"] for d in log] == [100.0, 350.0]
+    assert [d["decode_ms"] for d in log] == [40.0, 120.0]
+    assert clock.sleeps == [pytest.approx(0.14), pytest.approx(0.47)]
+
+
+async def test_degradation_fails_about_p_with_the_chosen_types(make_sim):
+    ph = {"type": "degradation", "failure-injection-rate": 0.3, "failure-types": ["server_error", "503"]}
+    sim = make_sim("openai", tl(ph), seed=11)
+    seen = await statuses(sim, 400)
+    failed = [s for s in seen if s != 200]
+    assert set(failed) == {500, 503}
+    assert 0.2 < len(failed) / len(seen) < 0.4
+
+
+async def test_toxicity_applies_a_phase_to_a_share_of_requests(make_sim):
+    sim = make_sim("openai", tl({"type": "outage", "toxicity": 0.25}), seed=5)
+    seen = await statuses(sim, 400)
+    assert 0.15 < seen.count(503) / 400 < 0.35
+
+
+async def test_slow_stream_stall(make_sim):
+    clock = FakeClock()
+    ph = {"type": "slow_stream", "stall-after-tokens": 4, "stall-seconds": 7}
+    sim = make_sim("openai", tl(ph), clock=clock)
+    resp = await sim.chat(stream=True)
+    assert sim.events(resp)[-1] == "[DONE]"
+    assert clock.sleeps == [7.0]
+    await sim.chat()
+    assert clock.sleeps == [7.0, 7.0]
+
+
+async def test_slow_stream_cut_reset(make_sim):
+    sim = make_sim("openai", tl({"type": "slow_stream", "cut-after-tokens": 5, "cut-mode": "reset"}))
+    with pytest.raises(SimulatedConnectionReset):
+        await sim.chat(stream=True)
+    with pytest.raises(SimulatedConnectionReset):
+        await sim.chat()
+
+
+async def test_slow_stream_cut_error_event(make_sim):
+    sim = make_sim("openai", tl({"type": "slow_stream", "cut-after-tokens": 5, "cut-mode": "error"}))
+    events = sim.events(await sim.chat(stream=True))
+    assert "[DONE]" not in events
+    assert json.loads(events[-1])["error"]["type"] == "server_error"
+    tokens = [json.loads(e)["choices"][0]["delta"].get("content") for e in events[1:-1]]
+    assert len(tokens) == 5 and all(tokens)
+
+
+async def test_slow_stream_cut_eof_is_a_silent_truncation(make_sim):
+    sim = make_sim("vllm", tl({"type": "slow_stream", "cut-after-tokens": 3, "cut-mode": "eof"}))
+    resp = await sim.chat(stream=True, stream_options={"include_usage": True})
+    events = sim.events(resp)
+    assert resp.status_code == 200 and "[DONE]" not in events
+    chunks = [json.loads(e) for e in events]
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks)
+    assert len(chunks) == 4  # the role chunk and three tokens
+
+
+async def test_budget_exhaustion_after_tokens_until_phase_end(make_sim):
+    clock = FakeClock()
+    ph = {"type": "budget_exhaustion", "start": 0, "end": 60, "after-tokens": 100}
+    sim = make_sim("openai", tl(ph), clock=clock)
+    seen = await statuses(sim, 6)  # each request: 12 prompt + 16 completion tokens
+    assert seen == [200, 200, 200, 200, 429, 429]
+    assert (await sim.chat()).json()["error"]["code"] == "insufficient_quota"
+    clock.advance(60)
+    assert (await sim.chat()).status_code == 200
+
+
+async def test_budget_exhaustion_after_dollars(make_sim):
+    prices = {"input-per-1m": 1_000_000, "output-per-1m": 0}  # one dollar per prompt token
+    sim = make_sim("openai", tl({"type": "budget_exhaustion", "after-dollars": 20}, prices=prices))
+    assert await statuses(sim, 3) == [200, 200, 429]
+
+
+async def test_rate_limit_phase(make_sim):
+    clock = FakeClock()
+    sim = make_sim("openai", tl({"type": "rate_limit", "start": 0, "end": 30, "rpm": 3}), clock=clock)
+    seen = await statuses(sim, 4)
+    assert seen == [200, 200, 200, 429]
+    resp = await sim.chat()
+    assert resp.headers["x-ratelimit-limit-requests"] == "3" and resp.headers["retry-after"] == "20"
+    clock.advance(30)
+    resp = await sim.chat()
+    assert resp.status_code == 200 and "x-ratelimit-limit-requests" not in resp.headers
+
+
+async def test_phases_compose(make_sim):
+    clock = FakeClock()
+    profile = tl(
+        {"type": "latency_spike", "factor": 2},
+        {"type": "outage", "start": 10, "end": 20, "mode": 500},
+        {"type": "rate_limit", "rpm": 100},
+        latency={"time-to-first-token": 100},
+    )
+    sim = make_sim("openai", profile, clock=clock)
+    r = await sim.chat()
+    assert r.status_code == 200 and r.headers["x-ratelimit-limit-requests"] == "100"
+    clock.advance(10)
+    assert (await sim.chat()).status_code == 500
+    log = sim.engine.decision_log()
+    assert log[0]["phases"] == [0, 2] and log[0]["ttft_ms"] == 200.0
+    assert log[1]["phases"] == [0, 1, 2] and log[1]["outcome"] == "server_error"

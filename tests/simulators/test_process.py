@@ -1,0 +1,50 @@
+"""``python -m simulators`` as a real process on a free loopback port: serves, resets a connection, switches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+
+import httpx
+import openai
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.processes
+async def test_real_process(tmp_path):
+    profile = tmp_path / "reset-second.yaml"
+    profile.write_text("base: instant\ntimeline:\n  - {type: outage, from-request: 1, to-request: 2, mode: reset}\n")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simulators", "--flavour", "vllm", "--profile", str(profile),
+        "--seed", "3", "--port", str(port), "--control",
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for _ in range(200):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/health")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+            sdk = openai.AsyncOpenAI(api_key="k", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+            msgs = [{"role": "user", "content": "hi"}]
+            r = await sdk.chat.completions.create(model="m", messages=msgs)
+            assert r.usage.completion_tokens == 16
+            with pytest.raises(openai.APIConnectionError):
+                await sdk.chat.completions.create(model="m", messages=msgs)
+            r = await sdk.chat.completions.create(model="m", messages=msgs)
+            assert r.choices[0].finish_reason == "stop"
+            assert (await http.post("/_sim/profile", json={"profile": "vllm-crash", "scale": 0.001})).status_code == 200
+            assert "vllm:num_requests_running" in (await http.get("/metrics")).text
+            await sdk.close()
+    finally:
+        proc.terminate()
+        await proc.wait()
