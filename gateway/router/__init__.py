@@ -1,0 +1,1 @@
+"""The router: every resilience policy, composed in one place."""

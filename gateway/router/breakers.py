@@ -1,0 +1,167 @@
+"""All circuit breakers of a gateway, shared across replicas through the state store.
+
+Each replica decides locally (gateway/router/breaker.py) from its own sliding window. Transitions to ``open``
+and ``closed`` are published to the state store (one hash per breaker, written by breaker_publish.lua: the newest
+``changed_at`` wins); other replicas read it at most once per ``cache_s`` per breaker and adopt a newer state,
+so a breaker opened by one replica opens on all of them within ``cache_s`` and the hot path pays no round trip
+per request. ``half_open`` is not published: every replica derives it from ``open_until`` and lets its own
+``half_open_probes`` through. A state-store failure never fails a request: the replica goes on locally.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.clock import Clock
+from gateway.router.breaker import CircuitBreaker, State, Transition, TransitionListener
+from gateway.router.settings import BreakerSettings
+
+log = logging.getLogger("gateway.router.breaker")
+
+_PUBLISH_LUA = (Path(__file__).parent / "lua" / "breaker_publish.lua").read_text
+
+
+class BreakerStore(Protocol):
+    async def publish(self, key: str, state: State, open_until: float, changed_at: float) -> None: ...
+
+    async def fetch(self, key: str) -> tuple[State, float, float] | None: ...
+
+
+class RedisBreakerStore:
+    """Breaker states in Redis: ``{prefix}:breaker:{key}`` hashes."""
+
+    def __init__(self, redis: Any, *, prefix: str = "faultline", origin: str = "", ttl_s: float = 3600.0) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._origin = origin
+        self._ttl_ms = int(ttl_s * 1000)
+        self._script = redis.register_script(_PUBLISH_LUA())
+
+    def _k(self, key: str) -> str:
+        return f"{self._prefix}:breaker:{key}"
+
+    async def publish(self, key: str, state: State, open_until: float, changed_at: float) -> None:
+        args = [str(state), repr(open_until), repr(changed_at), self._ttl_ms, self._origin]
+        await self._script(keys=[self._k(key)], args=args)
+
+    async def fetch(self, key: str) -> tuple[State, float, float] | None:
+        raw = await self._redis.hgetall(self._k(key))
+        if not raw:
+            return None
+        d = {_text(k): _text(v) for k, v in raw.items()}
+        return State(d["state"]), float(d["open_until"]), float(d["changed_at"])
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+class LogListener:
+    def on_transition(self, event: Transition) -> None:
+        log.warning(
+            "breaker %s: %s -> %s (%s)",
+            event.key,
+            event.from_state,
+            event.to_state,
+            event.reason,
+            extra={"breaker": event.to_dict()},
+        )
+
+
+class Breakers:
+    def __init__(
+        self,
+        settings: BreakerSettings,
+        clock: Clock,
+        *,
+        store: BreakerStore | None = None,
+        listeners: Sequence[TransitionListener] = (),
+    ) -> None:
+        self._s = settings
+        self._clock = clock
+        self._store = store if settings.shared else None
+        self._listeners = list(listeners)
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._synced: dict[str, float] = {}
+
+    def add_listener(self, listener: TransitionListener) -> None:
+        self._listeners.append(listener)
+
+    def key(self, provider: str, model: str) -> str:
+        return f"{provider}/{model}" if self._s.per_model else provider
+
+    def get(self, key: str) -> CircuitBreaker:
+        b = self._breakers.get(key)
+        if b is None:
+            b = self._breakers[key] = CircuitBreaker(key, self._s)
+        return b
+
+    def peek(self, key: str) -> State:
+        return self.get(key).peek(self._clock.now())
+
+    def states(self) -> dict[str, str]:
+        now = self._clock.now()
+        return {k: str(b.peek(now)) for k, b in self._breakers.items()}
+
+    async def refresh(self, keys: Iterable[str]) -> list[Transition]:
+        """Adopt newer shared states for ``keys`` whose local copy is older than ``cache_s``."""
+        if self._store is None:
+            return []
+        events: list[Transition] = []
+        now_m = self._clock.monotonic()
+        for key in keys:
+            if now_m - self._synced.get(key, -1e18) < self._s.cache_s:
+                continue
+            self._synced[key] = now_m
+            try:
+                shared = await self._store.fetch(key)
+            except Exception as exc:  # the state store is an optimisation here, never a dependency
+                log.warning("breaker %s: state store read failed: %r", key, exc)
+                continue
+            if shared is not None:
+                event = self.get(key).adopt(*shared, now=self._clock.now())
+                if event is not None:
+                    self._emit(event)
+                    events.append(event)
+        return events
+
+    async def allow(self, key: str) -> tuple[bool, Transition | None]:
+        ok, event = self.get(key).allow(self._clock.now())
+        if event is not None:
+            self._emit(event)
+        return ok, event
+
+    def release(self, key: str) -> None:
+        self.get(key).release()
+
+    async def record(self, key: str, ok: bool) -> Transition | None:
+        b = self.get(key)
+        event = b.record(ok, self._clock.now())
+        if event is not None:
+            self._emit(event)
+            await self._publish(b)
+        return event
+
+    def retry_after(self, keys: Iterable[str]) -> float:
+        """Seconds until the first of ``keys`` leaves ``open`` (0 when one is not open)."""
+        now = self._clock.now()
+        waits = [max(0.0, b.open_until - now) if b.peek(now) is State.OPEN else 0.0 for b in map(self.get, keys)]
+        return min(waits, default=0.0)
+
+    async def _publish(self, b: CircuitBreaker) -> None:
+        if self._store is None or b.state is State.HALF_OPEN:
+            return
+        try:
+            await self._store.publish(b.key, b.state, b.open_until, b.changed_at)
+        except Exception as exc:
+            log.warning("breaker %s: state store write failed: %r", b.key, exc)
+
+    def _emit(self, event: Transition) -> None:
+        for listener in self._listeners:
+            try:
+                listener.on_transition(event)
+            except Exception:
+                log.exception("breaker listener failed")

@@ -1,0 +1,27 @@
+"""What a client is told about an upstream failure: its type and an OpenAI-shaped error, never internals."""
+
+from __future__ import annotations
+
+from gateway.adapters import errors as ue
+from gateway.errors import DeadlineExceeded, GatewayError, InvalidRequest, Unavailable, UpstreamFailed
+
+
+def client_error(exc: ue.UpstreamError) -> GatewayError:
+    """What a client is told about an upstream failure: its type, never the upstream's internals."""
+    if isinstance(exc, ue.UpstreamClientError):
+        if exc.status in (400, 404, 413, 422):
+            return InvalidRequest(f"The upstream rejected the request: {exc.detail}", code="upstream_rejected")
+        return UpstreamFailed(f"The upstream provider refused the call (HTTP {exc.status}).")
+    if isinstance(exc, ue.UpstreamTimeout | ue.UpstreamStreamTimeout):
+        return DeadlineExceeded("The upstream provider did not answer in time.")
+    if isinstance(exc, ue.UpstreamRateLimited | ue.UpstreamQuotaExhausted):
+        return Unavailable(
+            "That model is currently overloaded with other requests. You can retry your request.",
+            headers={"retry-after": "1"},
+        )
+    if isinstance(exc, ue.UpstreamServerError) and exc.status == 503:
+        return Unavailable(
+            "That model is currently overloaded with other requests. You can retry your request.",
+            headers={"retry-after": "1"},
+        )
+    return UpstreamFailed("The upstream provider failed while processing your request.")

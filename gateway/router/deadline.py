@@ -1,0 +1,38 @@
+"""Deadlines: one per request, and the time limits of each attempt inside it.
+
+The request deadline is ``request_deadline_s`` after arrival; a client may shorten it (never lengthen it) with
+``X-Request-Timeout: <seconds>``. Each attempt gets ``connect_s``, ``first_byte_s`` and ``stream_idle_s``, each
+cut to the time left, so no attempt outlives the request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from gateway.adapters.base import AttemptTimeouts
+from gateway.errors import DeadlineExceeded, InvalidRequest
+from gateway.router.settings import TimeoutSettings
+
+
+def request_deadline(started: float, current: float, headers: Mapping[str, str], t: TimeoutSettings) -> float:
+    """The deadline (monotonic) after applying the client's header to ``current`` (the configured one)."""
+    raw = headers.get(t.deadline_header)
+    if raw is None:
+        return current
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidRequest(
+            f"{t.deadline_header} must be a positive number of seconds, got {raw[:40]!r}.", param=t.deadline_header
+        )
+    return min(current, started + seconds)
+
+
+def attempt_timeouts(deadline: float, now: float, t: TimeoutSettings) -> AttemptTimeouts:
+    left = deadline - now
+    if left <= 0:
+        raise DeadlineExceeded("The request deadline passed before an upstream could answer.")
+    return AttemptTimeouts(min(t.connect_s, left), min(t.first_byte_s, left), min(t.stream_idle_s, left))

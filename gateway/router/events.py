@@ -1,0 +1,11 @@
+"""What the router reports as it happens (logged and counted by gateway.observability.telemetry.Telemetry)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gateway.observability.events import BreakerEvents, ChaosEvents, GuardrailEvents, RetryEvents, SheddingEvents
+
+
+class RouterEvents(BreakerEvents, RetryEvents, SheddingEvents, ChaosEvents, GuardrailEvents, Protocol):
+    pass

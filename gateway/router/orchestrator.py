@@ -1,0 +1,366 @@
+"""The router: the terminal stage, where every resilience policy is composed, in this order (docs/ROUTING.md):
+
+1. deadline      the client's ``X-Request-Timeout`` may shorten the request deadline        deadline.py
+2. group         task rules may send the request to another model group                      selection.py
+3. pin           ``X-Provider-Pin`` restricts the request to one provider                    selection.py
+4. input check   guardrails refuse a banned word in the messages (400)                       guardrails.py
+5. global shed   the router's in-flight limit, lowest priorities first (503)                 shedding.py
+6. order         weighted or scored order of the group's routes                              selection.py
+7. breakers      open / budget-exhausted routes are skipped; none left -> 503 + Retry-After  breakers.py
+8. per attempt   provider concurrency slot (queue or shed) -> chaos -> adapter call          shedding.py, chaos.py
+9. on failure    retry decision -> retry budget -> deadline -> backoff -> next attempt       retry.py, budget.py
+10. on success   guardrails on the answer; streams relayed by relay.py (mid-stream errors as an SSE error event)
+
+Every decision is written to ``call.record`` (attempts, retries, breaker_states, decisions).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from gateway.adapters import errors as ue
+from gateway.adapters.base import OpenAICompatibleAdapter
+from gateway.call import Call, Reply, finish_with
+from gateway.catalog import ModelCatalog
+from gateway.clock import Clock
+from gateway.config import ConfigError, ModelGroup, Route, Settings
+from gateway.errors import GatewayError, Unavailable
+from gateway.observability.events import NullEvents
+from gateway.requestlog import Attempt
+from gateway.rng import Rng
+from gateway.router import retry
+from gateway.router.breaker import State, Transition
+from gateway.router.breakers import Breakers, RedisBreakerStore
+from gateway.router.budget import RetryBudget
+from gateway.router.chaos import Chaos, injected_error
+from gateway.router.client_errors import client_error
+from gateway.router.deadline import attempt_timeouts, request_deadline
+from gateway.router.events import RouterEvents
+from gateway.router.guardrails import Guardrails
+from gateway.router.relay import Relay
+from gateway.router.selection import LatencyEwma, order_scored, order_weighted, pinned_provider, resolve_group
+from gateway.router.shedding import LoadShedder, Shed
+
+
+class _EventsListener:
+    def __init__(self, events: RouterEvents) -> None:
+        self._events = events
+
+    def on_transition(self, event: Transition) -> None:
+        provider = event.key.split("/", 1)[0]
+        self._events.breaker_transition(provider, str(event.from_state), str(event.to_state))
+
+
+class Router:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: ModelCatalog,
+        adapters: Mapping[str, OpenAICompatibleAdapter],
+        clock: Clock,
+        rng: Rng,
+        *,
+        state: Any = None,
+        events: RouterEvents | None = None,
+    ) -> None:
+        r = settings.router
+        self._s = r
+        self._settings = settings
+        self._catalog = catalog
+        self._adapters = adapters
+        self.clock = clock
+        self._groups = {g.name: g for g in settings.models}
+        for name in [*r.groups, *(rule.group for rule in r.task_rules)]:
+            if name not in self._groups:
+                raise ConfigError(f"router: unknown model group {name!r}")
+        self.events: RouterEvents = events or NullEvents()
+        store = None
+        if state is not None and r.breaker.shared:
+            origin = rng.child("breaker-origin").hex_id(4)
+            store = RedisBreakerStore(state, prefix=settings.quota.key_prefix, origin=origin)
+        self.breakers = Breakers(r.breaker, clock, store=store, listeners=[_EventsListener(self.events)])
+        self.budget = RetryBudget(r.budget)
+        self.shedder = LoadShedder(r.shedding, clock)
+        self.chaos = Chaos(r.chaos, rng.child("chaos"))
+        self.guardrails = Guardrails(r.guardrails)
+        self.latency = LatencyEwma(r.scoring.ewma_alpha)
+        self._select_rng = rng.child("select")
+        self._retry_rng = rng.child("retry")
+        self._exhausted: dict[str, float] = {}  # provider -> monotonic time its insufficient_quota cool-off ends
+        self._relay = Relay(self)
+
+    # -- readiness -----------------------------------------------------------------------------------------
+    def provider_states(self) -> dict[str, str]:
+        """Each provider's routing state: ``open`` when all its breakers are open, else the most open one."""
+        states: dict[str, set[str]] = {name: set() for name in self._adapters}
+        for key, st in self.breakers.states().items():
+            states.setdefault(key.split("/", 1)[0], set()).add(st)
+        out = {}
+        for provider, seen in states.items():
+            if seen == {"open"}:
+                out[provider] = "open"
+            elif "open" in seen or "half_open" in seen:
+                out[provider] = "half_open"
+            else:
+                out[provider] = "closed"
+        return out
+
+    def exhausted_providers(self) -> list[str]:
+        now = self.clock.monotonic()
+        return [p for p, until in self._exhausted.items() if until > now]
+
+    # -- the stage -----------------------------------------------------------------------------------------
+    async def __call__(self, call: Call) -> Reply:
+        assert call.body is not None and call.payload is not None
+        rec = call.record
+        call.deadline = request_deadline(call.started, call.deadline, call.headers, self._s.timeouts)
+        task = call.headers.get(self._s.task_header)
+        default = self._catalog.resolve(call.body.model)
+        group, rule = resolve_group(call.body.model, task, self._s.task_rules, self._groups, default)
+        if rule is not None:
+            rec.decisions["task_rule"] = {"rule": rule, "task": task, "group": group.name}
+        known = self._adapters.keys()
+        pinned = pinned_provider(call.headers, self._s.pin_headers, call.consumer, known, group)
+        self.guardrails.check_input(call.payload)
+        priority = call.consumer.priority if call.consumer is not None else 1
+        try:
+            self.shedder.enter(priority)
+        except Shed as s:
+            raise self.shed(call, s) from None
+        try:
+            reply = await self._route(call, group, pinned, priority)
+        except BaseException:
+            self.shedder.leave()
+            raise
+
+        async def leave() -> None:
+            self.shedder.leave()
+
+        return await finish_with(reply, leave)
+
+    def shed(self, call: Call, s: Shed) -> Unavailable:
+        call.record.outcome = "shed"
+        call.record.decisions["shed"] = s.reason
+        self.events.shed(s.reason)
+        return Unavailable(
+            "The gateway is overloaded; the request was shed. Retry after the indicated time.",
+            code="overloaded",
+            headers={"retry-after": str(s.retry_after_s)},
+        )
+
+    def _order(self, group: ModelGroup) -> tuple[str, list[Route]]:
+        policy = self._s.groups.get(group.name)
+        if policy is not None and policy.strategy == "scored":
+            return "scored", order_scored(group.routes, self.latency.values, self._settings.prices, self._s.scoring)
+        return "weighted", order_weighted(group.routes, self._select_rng)
+
+    def _usable(self, route: Route) -> str | None:
+        """Why the route cannot be tried now, or None."""
+        until = self._exhausted.get(route.provider)
+        if until is not None:
+            if self.clock.monotonic() < until:
+                return "insufficient_quota"
+            del self._exhausted[route.provider]
+        if self.breakers.peek(self.breakers.key(route.provider, route.model)) is State.OPEN:
+            return "breaker_open"
+        return None
+
+    def note(self, call: Call, event: Transition | None) -> None:
+        if event is not None:
+            call.record.decisions.setdefault("breaker", []).append(event.to_dict())
+
+    async def _route(self, call: Call, group: ModelGroup, pinned: str | None, priority: int) -> Reply:
+        rec = call.record
+        strategy, order = self._order(group)
+        keys = [self.breakers.key(r.provider, r.model) for r in order]
+        for event in await self.breakers.refresh(keys):
+            self.note(call, event)
+        rec.decisions["route"] = {"group": group.name, "strategy": strategy, "order": [r.provider for r in order]}
+        if pinned is not None:
+            rec.decisions["pinned"] = pinned
+            order = [r for r in order if r.provider == pinned]
+        rec.breaker_states.update({k: str(self.breakers.peek(k)) for k in keys})
+        skipped = {r.provider: why for r in order if (why := self._usable(r)) is not None}
+        candidates = [r for r in order if r.provider not in skipped]
+        if skipped:
+            rec.decisions["skipped"] = skipped
+        if not candidates:
+            raise self._none_available(call, group, pinned, order)
+        tried: list[Route] = []
+        route = candidates[0]
+        self.budget.on_request(route.provider, self.clock.monotonic())
+        last: ue.UpstreamError | None = None
+        while True:
+            key = self.breakers.key(route.provider, route.model)
+            allowed, moved = await self.breakers.allow(key)
+            self.note(call, moved)
+            if not allowed:  # half-open and its probes are taken
+                skipped[route.provider] = "breaker_probing"
+                rec.decisions["skipped"] = skipped
+                nxt = self._next(candidates, tried, route)
+                if nxt is None:
+                    if last is not None:
+                        raise self._fail(call, last)
+                    raise self._none_available(call, group, pinned, order)
+                route = nxt
+                continue
+            tried.append(route)
+            try:
+                return await self._attempt(call, route, key, priority)
+            except ue.UpstreamError as exc:
+                last = exc
+            except Shed as s:
+                nxt = self._next(candidates, tried, route)
+                if nxt is None:
+                    raise self.shed(call, s) from None
+                rec.decisions.setdefault("provider_shed", []).append(route.provider)
+                route = nxt
+                continue
+            nxt = self._next(candidates, tried, route)
+            decision = retry.decide(
+                last,
+                settings=self._s.retry,
+                attempts_made=len(tried),
+                retries_made=rec.retries,
+                stream_started=False,
+                failover_available=nxt is not None,
+                rng=self._retry_rng,
+            )
+            if decision.action == "give_up":
+                raise self._fail(call, last)
+            target = nxt if decision.action == "failover" and nxt is not None else route
+            now = self.clock.monotonic()
+            budget = self.budget.decide(target.provider, failover=target.provider != route.provider, now=now)
+            if not budget.allowed:
+                rec.decisions["retry_budget_exhausted"] = target.provider
+                self.events.retry_budget_exhausted(target.provider)
+                raise self._fail(call, last)
+            if now + decision.delay_s >= call.deadline:
+                rec.decisions["deadline_stopped_retry"] = True
+                raise self._fail(call, last)
+            self.budget.spend(target.provider, now)
+            if decision.delay_s > 0:
+                await self.clock.sleep(decision.delay_s)
+            rec.retries += 1
+            route = target
+
+    def _next(self, candidates: list[Route], tried: list[Route], current: Route) -> Route | None:
+        for r in candidates:
+            if r is not current and r not in tried and self._usable(r) is None:
+                return r
+        return None
+
+    def _none_available(self, call: Call, group: ModelGroup, pinned: str | None, order: list[Route]) -> Unavailable:
+        keys = [self.breakers.key(r.provider, r.model) for r in order]
+        wait = self.breakers.retry_after(keys)
+        now = self.clock.monotonic()
+        quota_waits = [u - now for p, u in self._exhausted.items() if any(r.provider == p for r in order)]
+        if quota_waits and not wait:
+            wait = min(quota_waits)
+        headers = {"retry-after": str(max(1, math.ceil(wait)))}
+        call.record.outcome = "error"
+        if pinned is not None:
+            why = "insufficient_quota cool-off" if pinned in self._exhausted else "circuit breaker is open"
+            return Unavailable(f"The pinned provider {pinned!r} is unavailable: its {why}.", headers=headers)
+        return Unavailable(
+            f"No provider for model {group.name!r} is available (circuit breakers open); retry later.",
+            headers=headers,
+        )
+
+    def _fail(self, call: Call, exc: ue.UpstreamError) -> GatewayError:
+        call.record.outcome = "error"
+        return client_error(exc)
+
+    # -- one attempt ---------------------------------------------------------------------------------------
+    async def _attempt(self, call: Call, route: Route, key: str, priority: int) -> Reply:
+        assert call.body is not None and call.payload is not None
+        rec = call.record
+        provider = route.provider
+        t0 = self.clock.monotonic()
+        try:
+            await self.shedder.acquire(provider, priority, max_wait_s=call.deadline - t0)
+        except BaseException:
+            self.breakers.release(key)
+            raise
+        attempt = Attempt(provider=provider, model=route.model, started=self.clock.now())
+        rec.attempts.append(attempt)
+        rec.provider = provider
+        handed_over = False
+        try:
+            timeouts = attempt_timeouts(call.deadline, self.clock.monotonic(), self._s.timeouts)
+            injection = self.chaos.decide(provider, route.model, rec.consumer)
+            if injection is not None:
+                attempt.injected = True
+                rec.decisions.setdefault("chaos", []).append({"provider": provider, **injection.to_dict()})
+                self.events.chaos_injected(injection.fault, provider)
+                if injection.fault in ("latency", "timeout"):
+                    wait = injection.latency_s if injection.fault == "latency" else timeouts.first_byte_s
+                    await self.clock.sleep(min(wait, max(0.0, call.deadline - self.clock.monotonic())))
+                if injection.fault != "latency":
+                    raise injected_error(provider, injection)
+                timeouts = attempt_timeouts(call.deadline, self.clock.monotonic(), self._s.timeouts)
+            adapter = self._adapters[provider]
+            headers = call.attributes.get("upstream_headers", {})
+            args: dict[str, Any] = {"model": route.model, "request_id": call.request_id, "headers": headers}
+            if call.body.stream:
+                stream = await adapter.open_stream(call.payload, timeouts=timeouts, **args)
+                reply = await self._relay.start(call, route, key, attempt, stream, t0)
+                handed_over = True
+                return reply
+            done = await adapter.complete(call.payload, timeouts=timeouts, **args)
+        except ue.UpstreamError as exc:
+            attempt.duration_s = self.clock.monotonic() - t0
+            attempt.outcome, attempt.status = exc.outcome, exc.status
+            await self.attempt_failed(call, route, key, exc)
+            raise
+        except BaseException:
+            attempt.duration_s = self.clock.monotonic() - t0
+            attempt.outcome = "cancelled"
+            self.breakers.release(key)
+            raise
+        finally:
+            if not handed_over:
+                self.shedder.release(provider)
+        attempt.duration_s = self.clock.monotonic() - t0
+        attempt.status = 200
+        await self.attempt_succeeded(call, route, key, attempt.duration_s)
+        rec.ts_first_byte = self.clock.now()
+        rec.tokens_in = done.prompt_tokens or 0
+        rec.tokens_out = done.completion_tokens or 0
+        if self.guardrails.active:
+            self.relay_actions(call, self.guardrails.apply(done.body))
+        return Reply(body=orjson.dumps(done.body))
+
+    async def attempt_succeeded(self, call: Call, route: Route, key: str, ttfb_s: float | None) -> None:
+        self.budget.on_outcome(route.provider, True, self.clock.monotonic())
+        if ttfb_s is not None:
+            self.latency.observe(f"{route.provider}/{route.model}", ttfb_s)
+        self.note(call, await self.breakers.record(key, True))
+
+    async def attempt_failed(self, call: Call, route: Route, key: str, exc: ue.UpstreamError) -> None:
+        if isinstance(exc, ue.UpstreamClientError):
+            self.breakers.release(key)  # the request's fault, not the provider's
+            return
+        if isinstance(exc, ue.UpstreamQuotaExhausted):
+            self.breakers.release(key)
+            cooloff = self._s.breaker.quota_cooloff_s
+            self._exhausted[route.provider] = self.clock.monotonic() + cooloff
+            call.record.decisions.setdefault("quota_exhausted", []).append(route.provider)
+            return
+        self.budget.on_outcome(route.provider, False, self.clock.monotonic())
+        self.note(call, await self.breakers.record(key, False))
+
+    def relay_actions(self, call: Call, actions: list[str]) -> None:
+        if not actions:
+            return
+        call.record.decisions["guardrail"] = sorted({*call.record.decisions.get("guardrail", ()), *actions})
+        for action in actions:
+            rule, _, what = action.rpartition(".")
+            self.events.guardrail_action(rule, what)
+
+
+__all__ = ["Router", "client_error"]

@@ -1,0 +1,174 @@
+"""Relaying an upstream stream to the client, once its first chunk has arrived.
+
+* The stream's head (role-only chunks, up to the first content, finish or usage chunk) is awaited inside the
+  attempt and held back, so a stream that fails before any content is an ordinary (retryable) attempt failure;
+  once a chunk is sent to the client nothing is retried.
+* A break or stall after bytes reached the client ends the stream with an SSE ``data: {"error": {...}}`` event
+  in OpenAI's shape and no ``[DONE]``; the tokens delivered so far stay accounted in ``call.record``.
+* Guardrails apply chunk by chunk (gateway/router/guardrails.py keeps the tail across chunk boundaries).
+* At the end (done, failed or cancelled by the client) the provider slot is released and the breaker and the
+  retry budget learn the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from gateway.adapters import errors as ue
+from gateway.adapters.base import ChunkStream
+from gateway.adapters.sse import DONE, frame
+from gateway.call import Call, Reply
+from gateway.config import Route
+from gateway.requestlog import Attempt
+from gateway.router.client_errors import client_error
+from gateway.router.guardrails import StreamGuard
+
+if TYPE_CHECKING:
+    from gateway.router.orchestrator import Router
+
+
+_MAX_HEAD = 8  # chunks held back at most while waiting for the first content
+
+
+class Relay:
+    def __init__(self, router: Router) -> None:
+        self._r = router
+
+    async def start(
+        self, call: Call, route: Route, key: str, attempt: Attempt, stream: ChunkStream, t0: float
+    ) -> Reply:
+        it = aiter(stream)
+        head: list[dict[str, Any]] = []
+        try:  # hold back role-only chunks: until content arrives, a failure is still retryable
+            while len(head) < _MAX_HEAD:
+                chunk = await anext(it, None)
+                if chunk is None:
+                    break
+                head.append(chunk)
+                if _has_content(chunk) or _finished(chunk) or chunk.get("usage"):
+                    break
+        except BaseException:
+            await stream.aclose()
+            raise
+        clock = self._r.clock
+        attempt.status = 200
+        attempt.duration_s = clock.monotonic() - t0
+        self._r.latency.observe(f"{route.provider}/{route.model}", attempt.duration_s)
+        body = self._run(call, route, key, attempt, stream, it, head, t0)
+        return Reply(stream=body, media_type="text/event-stream")
+
+    async def _run(
+        self,
+        call: Call,
+        route: Route,
+        key: str,
+        attempt: Attempt,
+        stream: ChunkStream,
+        it: AsyncIterator[dict[str, Any]],
+        head: list[dict[str, Any]],
+        t0: float,
+    ) -> AsyncIterator[bytes]:
+        r = self._r
+        clock = r.clock
+        rec = call.record
+        include_usage = call.body.include_usage if call.body is not None else False
+        guards: dict[int, StreamGuard] | None = {} if r.guardrails.active else None
+        delivered = 0
+        failure: ue.UpstreamError | None = None
+        finished = False
+        last: dict[str, Any] = {}
+        try:
+            chunk = head.pop(0) if head else await anext(it, None)
+            while chunk is not None:
+                if rec.ts_first_byte is None:
+                    rec.ts_first_byte = clock.now()
+                usage = chunk.get("usage")
+                if usage and not chunk.get("choices"):
+                    rec.tokens_in = int(usage.get("prompt_tokens") or 0)
+                    rec.tokens_out = int(usage.get("completion_tokens") or 0)
+                    if include_usage:
+                        yield frame(chunk)
+                else:
+                    if not include_usage:
+                        chunk.pop("usage", None)
+                    stop = self._guard(call, chunk, guards) if guards is not None else None
+                    if _has_content(chunk):
+                        delivered += 1
+                        rec.tokens_out = max(rec.tokens_out, delivered)
+                    last = chunk
+                    yield frame(chunk)
+                    if stop is not None:
+                        break
+                chunk = head.pop(0) if head else await anext(it, None)
+            if guards:
+                for tail in self._flush(call, guards, last):
+                    yield frame(tail)
+            yield DONE
+            finished = True
+        except ue.UpstreamError as exc:
+            failure = exc
+            attempt.outcome, attempt.status = exc.outcome, exc.status
+            rec.outcome, rec.error_type = "error", exc.outcome
+            yield frame(client_error(exc).body())
+        finally:
+            attempt.duration_s = clock.monotonic() - t0
+            try:
+                await stream.aclose()
+            finally:
+                r.shedder.release(route.provider)
+                if failure is not None:
+                    await r.attempt_failed(call, route, key, failure)
+                elif finished:
+                    await r.attempt_succeeded(call, route, key, None)
+                else:
+                    attempt.outcome = "cancelled"
+                    rec.outcome = "cancelled"
+                    r.breakers.release(key)
+
+    def _guard(self, call: Call, chunk: dict[str, Any], guards: dict[int, StreamGuard]) -> str | None:
+        rails = self._r.guardrails
+        before = dict(rails.counts)
+        stop = None
+        for choice in chunk.get("choices") or ():
+            guard = guards.setdefault(int(choice.get("index") or 0), rails.stream())
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            text, why = guard.feed(content) if isinstance(content, str) else ("", None)
+            if choice.get("finish_reason") and why is None:
+                more, why = guard.flush()
+                text += more
+            if isinstance(content, str) or text:
+                delta["content"] = text
+                choice["delta"] = delta
+            if why is not None:
+                choice["finish_reason"] = why
+                stop = why
+        self._r.relay_actions(call, [k for k, v in rails.counts.items() if v != before.get(k, 0)])
+        return stop
+
+    def _flush(self, call: Call, guards: dict[int, StreamGuard], last: dict[str, Any]) -> list[dict[str, Any]]:
+        """Held-back text of a stream that ended without a finish_reason chunk."""
+        out = []
+        for index, guard in guards.items():
+            if guard.stopped is not None:
+                continue
+            text, why = guard.flush()
+            if text or why:
+                choice = {"index": index, "delta": {"content": text}, "logprobs": None, "finish_reason": why}
+                out.append(
+                    {k: last[k] for k in ("id", "object", "created", "model") if k in last} | {"choices": [choice]}
+                )
+        return out
+
+
+def _finished(chunk: dict[str, Any]) -> bool:
+    return any(c.get("finish_reason") for c in chunk.get("choices") or ())
+
+
+def _has_content(chunk: dict[str, Any]) -> bool:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal"):
+            return True
+    return False

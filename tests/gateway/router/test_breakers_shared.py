@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from gateway.clock import FakeClock
+from gateway.router.breaker import State, Transition
+from gateway.router.breakers import Breakers, RedisBreakerStore
+from gateway.router.settings import BreakerSettings
+
+pytestmark = pytest.mark.redis
+
+S = BreakerSettings(
+    min_calls=2, failure_rate=0.5, consecutive_failures=0, cooloff_s=10, half_open_probes=1, cache_s=0.5
+)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[Transition] = []
+
+    def on_transition(self, event: Transition) -> None:
+        self.seen.append(event)
+
+
+async def test_a_breaker_opened_by_one_replica_opens_on_the_other(state_store, key_prefix) -> None:
+    clock = FakeClock(1000.0)
+    ev_a, ev_b = Events(), Events()
+    a = Breakers(S, clock, store=RedisBreakerStore(state_store, prefix=key_prefix, origin="a"), listeners=[ev_a])
+    b = Breakers(S, clock, store=RedisBreakerStore(state_store, prefix=key_prefix, origin="b"), listeners=[ev_b])
+    key = a.key("p", "m")
+    await b.refresh([key])  # b caches "nothing stored"
+    await a.record(key, False)
+    await a.record(key, False)
+    assert a.peek(key) is State.OPEN and [e.reason for e in ev_a.seen] == ["failure_rate"]
+    await b.refresh([key])
+    assert b.peek(key) is State.CLOSED  # within the local cache period: no round trip
+    clock.advance(0.6)
+    await b.refresh([key])
+    assert b.peek(key) is State.OPEN and [e.reason for e in ev_b.seen] == ["shared"]
+    assert b.retry_after([key]) == pytest.approx(9.4)
+    # b probes after the cool-off and closes it everywhere
+    clock.advance(10)
+    assert (await b.allow(key))[0]
+    await b.record(key, True)
+    assert b.peek(key) is State.CLOSED
+    clock.advance(0.6)
+    await a.refresh([key])
+    assert a.peek(key) is State.CLOSED
+
+
+async def test_store_failure_degrades_to_local_state() -> None:
+    class Broken:
+        async def publish(self, *args: object) -> None:
+            raise ConnectionError("down")
+
+        async def fetch(self, key: str) -> None:
+            raise ConnectionError("down")
+
+    clock = FakeClock()
+    br = Breakers(S, clock, store=Broken())
+    key = br.key("p", "m")
+    await br.refresh([key])
+    await br.record(key, False)
+    await br.record(key, False)
+    assert br.peek(key) is State.OPEN

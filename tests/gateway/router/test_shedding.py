@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.clock import LoopClock, run_virtual
+from gateway.router.settings import SheddingSettings
+from gateway.router.shedding import LoadShedder, Shed, global_ceiling
+
+
+@pytest.mark.parametrize(
+    ("limit", "reserve", "priority", "ceiling"),
+    [(100, 0.2, 9, 100), (100, 0.2, 0, 80), (100, 0.2, 1, 83), (100, 0.0, 0, 100), (10, 0.5, 0, 5)],
+)
+def test_global_ceiling_by_priority(limit: int, reserve: float, priority: int, ceiling: int) -> None:
+    assert global_ceiling(limit, reserve, priority) == ceiling
+
+
+def test_low_priority_is_shed_first_at_the_global_limit() -> None:
+    s = LoadShedder(SheddingSettings(global_limit=10, priority_reserve=0.5), LoopClock())
+    for _ in range(5):
+        s.enter(0)
+    with pytest.raises(Shed) as exc:
+        s.enter(0)
+    assert exc.value.reason == "global_limit"
+    for _ in range(5):
+        s.enter(9)
+    with pytest.raises(Shed):
+        s.enter(9)
+    s.leave()
+    s.enter(9)
+
+
+def _run(coro):
+    return run_virtual(coro)
+
+
+def test_queue_hands_slots_to_the_most_important_waiter() -> None:
+    async def main() -> list[str]:
+        s = LoadShedder(SheddingSettings(provider_limit=1, queue_limit=4, max_queue_wait_s=10), LoopClock())
+        await s.acquire("p", 1)
+        order: list[str] = []
+
+        async def waiter(name: str, prio: int) -> None:
+            await s.acquire("p", prio)
+            order.append(name)
+            await asyncio.sleep(1)
+            s.release("p")
+
+        tasks = [asyncio.create_task(waiter(n, p)) for n, p in (("low", 0), ("high", 9), ("mid", 5))]
+        await asyncio.sleep(0.1)
+        assert s.queued_at("p") == 3
+        s.release("p")
+        await asyncio.gather(*tasks)
+        assert s.in_flight_at("p") == 0
+        return order
+
+    assert _run(main()) == ["high", "mid", "low"]
+
+
+def test_full_queue_sheds_or_evicts_the_least_important() -> None:
+    async def main() -> tuple[str, str]:
+        s = LoadShedder(SheddingSettings(provider_limit=1, queue_limit=1, max_queue_wait_s=10), LoopClock())
+        await s.acquire("p", 5)
+        low = asyncio.create_task(s.acquire("p", 1))
+        await asyncio.sleep(0)
+        with pytest.raises(Shed) as same:
+            await s.acquire("p", 1)  # does not outrank the waiter
+        high = asyncio.create_task(s.acquire("p", 9))
+        await asyncio.sleep(0)
+        with pytest.raises(Shed) as evicted:
+            await low
+        s.release("p")
+        await high
+        return same.value.reason, evicted.value.reason
+
+    assert _run(main()) == ("queue_full", "evicted")
+
+
+def test_queue_wait_is_bounded() -> None:
+    async def main() -> tuple[str, float]:
+        clock = LoopClock()
+        s = LoadShedder(SheddingSettings(provider_limit=1, queue_limit=8, max_queue_wait_s=0.5), clock)
+        await s.acquire("p", 1)
+        t0 = clock.monotonic()
+        with pytest.raises(Shed) as exc:
+            await s.acquire("p", 1, max_wait_s=0.2)
+        assert s.queued_at("p") == 0
+        return exc.value.reason, clock.monotonic() - t0
+
+    reason, waited = _run(main())
+    assert reason == "queue_timeout" and waited == pytest.approx(0.2)
+
+
+def test_no_queue_sheds_at_once() -> None:
+    async def main() -> str:
+        s = LoadShedder(SheddingSettings(provider_limit=1, queue_limit=0), LoopClock())
+        await s.acquire("p", 1)
+        with pytest.raises(Shed) as exc:
+            await s.acquire("p", 9)
+        return exc.value.reason
+
+    assert _run(main()) == "queue_full"
