@@ -1,0 +1,41 @@
+"""``python -m reports RUN_DIR [RUN_DIR ...]``: regenerate report.md, postmortem.md, summary.json and charts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from reports.build import build
+from reports.expectation_models import ExpectationError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--bucket-s", type=float, default=None, help="time bucket width (default: by run length)")
+    parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    args = parser.parse_args(argv)
+    status = 0
+    for run_dir in args.run_dirs:
+        if not (run_dir / "requests.jsonl").exists():
+            print(f"{run_dir}: no requests.jsonl", file=sys.stderr)
+            status = 2
+            continue
+        try:
+            computed = build(run_dir, bucket_s=args.bucket_s, charts=not args.no_charts)
+        except (ExpectationError, ValueError) as exc:
+            print(f"{run_dir}: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        f = computed.summary["figures"]
+        broken = [e["expectation"] for e in computed.summary["expectations"] if not e["held"]]
+        print(
+            f"{run_dir}: availability {f['availability']}, budget consumed {f['error_budget_consumed']}, "
+            f"{len(broken)} expectation(s) broken -> {run_dir / 'report.md'}"
+        )
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

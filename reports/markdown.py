@@ -1,0 +1,248 @@
+"""``report.md``: rendered from the summary dict alone (so it can be regenerated from ``summary.json``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+
+def num(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return f"{x:.{digits}g}"
+
+
+def pct(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    value = 100 * x
+    return f"{value:.{digits}f} %" if value < 100 else "100 %"
+
+
+def secs(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x * 1000:.0f} ms" if abs(x) < 1 else f"{x:.2f} s"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def verdict(held: bool) -> str:
+    return "held" if held else "**BROKEN**"
+
+
+def slo_table(s: dict[str, Any]) -> str:
+    rows = []
+    for r in s["slos"]:
+        if r["slo"] == "availability":
+            target, achieved = pct(r["target"]), pct(r["achieved"])
+        else:
+            target, achieved = f"<= {secs(r['target'])}", secs(r["achieved"])
+        rows.append(
+            [
+                r["title"],
+                target,
+                achieved,
+                f"{r['bad_events']:,} / {r['events']:,}",
+                pct(r["error_budget_consumed"], 1),
+                "met" if r["verdict"] == "met" else "**BROKEN**",
+            ]
+        )
+    return table(["SLO", "target", "achieved", "bad / events", "error budget used", "verdict"], rows)
+
+
+def expectations_table(s: dict[str, Any]) -> str:
+    if not s["expectations"]:
+        return "_The scenario declares no expectations._"
+    rows = [[verdict(e["held"]), e["expectation"], num(e["figure"]), e["detail"]] for e in s["expectations"]]
+    return table(["result", "expectation", "figure", "detail"], rows)
+
+
+def budgets_table(s: dict[str, Any]) -> str:
+    if not s["ci_budgets"]:
+        return "_The scenario declares no CI budgets._"
+    rows = [[verdict(b["held"]), b["budget"], num(b["limit"]), num(b["value"])] for b in s["ci_budgets"]]
+    return table(["result", "budget", "limit", "value"], rows)
+
+
+def alerts_section(s: dict[str, Any]) -> str:
+    a = s["alerts"]["availability"]
+    k = a["time_compression"]
+    lines = [
+        f"Time compression k = {k:.4g} real seconds per run second ({a['scaling']} scaling; see docs/REPORTS.md). "
+        "Burn rate = error ratio in the window / (1 - objective); a rule fires when both its windows exceed "
+        "its threshold. Time to detect is measured from the first fault's start.",
+        "",
+    ]
+    rows = []
+    for sli, block in s["alerts"].items():
+        for r in block["rules"]:
+            firing = ", ".join(f"[{num(x, 5)}, {num(y, 5) if y is not None else 'end'})" for x, y in r["firing"])
+            ttd = r["time_to_detect_s"]
+            rows.append(
+                [
+                    sli,
+                    r["rule"],
+                    f"{num(r['long_window_s'])} s / {num(r['short_window_s'])} s",
+                    num(r["fired_at_s"], 5) if r["fired"] else "never",
+                    "n/a" if ttd is None else f"{secs(ttd)} (~{secs(r['time_to_detect_real_s'])} real)",
+                    firing or "-",
+                ]
+            )
+    lines.append(table(["SLO", "rule", "windows (run s)", "first fired at (s)", "time to detect", "firing"], rows))
+    return "\n".join(lines)
+
+
+def resilience_section(s: dict[str, Any]) -> str:
+    r = s["resilience"]
+    items = [
+        (
+            "upstream calls per client request",
+            f"{num(r['upstream_calls_per_request'])} "
+            f"({r['upstream_calls']:,} calls / {r['admitted_requests']:,} admitted)",
+        ),
+        ("retries", num(r["retries"])),
+        ("retry budget exhausted (requests)", num(r["retry_budget_exhausted"])),
+        (
+            "failover share",
+            f"{pct(r['failover_share'], 1)} ({r['failed_over']:,} failed over / "
+            f"{r['first_attempt_failed']:,} first attempts failed)",
+        ),
+        ("first failover at", secs(r["first_failover_at_s"])),
+        ("shed", f"{r['shed']:,} {_kv(r['shed_by_reason'])}"),
+        (
+            "quota rejections (excluded from availability)",
+            f"{r['quota_rejected']:,} {_kv(r['quota_rejected_by_limit'])}",
+        ),
+        ("errors by type", _kv(r["errors_by_type"]) or "none"),
+        ("guardrail actions", _kv(r["guardrail_actions"]) or "none"),
+        ("chaos injections", f"{_kv(r['chaos_injections']) or 'none'}; injected attempts {r['injected_attempts']:,}"),
+        ("attempts by outcome", _kv(r["attempts_by_outcome"]) or "none"),
+    ]
+    out = [table(["figure", "value"], [[a, b] for a, b in items]), ""]
+    if r["breakers"]:
+        rows = [
+            [
+                p,
+                num(b["transitions"]),
+                num(b["opened"]),
+                secs(b["first_open_at_s"]),
+                secs(b["open_s"]),
+                secs(b["half_open_s"]),
+            ]
+            for p, b in r["breakers"].items()
+        ]
+        out.append(table(["breaker", "transitions", "opened", "first opened at", "open time", "half-open time"], rows))
+    else:
+        out.append("_No breaker transitions._")
+    return "\n".join(out)
+
+
+def _kv(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {v:,}" for k, v in d.items())
+
+
+def group_section(rows: list[dict[str, Any]], key: str) -> str:
+    body = [
+        [
+            str(r[key]),
+            f"{r['requests']:,}",
+            pct(r["availability"]),
+            f"{r['shed']:,}",
+            f"{r['quota_rejected']:,}",
+            secs(r["ttft_p95"]),
+            secs(r["e2e_p99"]),
+            f"{r['tokens_in']:,} / {r['tokens_out']:,}",
+            f"{r['cost_usd']:.4f}",
+        ]
+        for r in rows
+    ]
+    headers = [
+        key,
+        "requests",
+        "availability",
+        "shed",
+        "quota rej.",
+        "TTFT p95",
+        "e2e p99",
+        "tokens in/out",
+        "cost USD",
+    ]
+    return table(headers, body)
+
+
+def locust_section(s: dict[str, Any]) -> str:
+    lo = s.get("locust")
+    if not lo:
+        return ""
+    rows = [
+        [
+            e["type"],
+            e["name"],
+            num(e["requests"]),
+            num(e["failures"]),
+            num(e["median_ms"]),
+            num(e["p95_ms"]),
+            num(e["p99_ms"]),
+            num(e["rps"]),
+        ]
+        for e in [*lo["endpoints"], *([lo["aggregated"]] if lo.get("aggregated") else [])]
+    ]
+    hist = lo.get("history") or {}
+    extra = (
+        (
+            f"\n\nPeak users {num(hist.get('peak_users'))}, peak RPS {num(hist.get('peak_rps'))} "
+            f"({num(hist.get('samples'))} history samples)."
+        )
+        if hist
+        else ""
+    )
+    return (
+        "## Load generator (locust)\n\n"
+        + table(["type", "name", "requests", "failures", "median ms", "p95 ms", "p99 ms", "RPS"], rows)
+        + extra
+        + "\n"
+    )
+
+
+def header(s: dict[str, Any], title: str) -> str:
+    sc, run = s["scenario"], s["run"]
+    started = datetime.fromtimestamp(run["t0"], tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines = [f"# {title}: {sc['name']}", "", sc["description"] or "", ""]
+    lines.append(
+        f"Run `{run['run_id'] or '-'}` ({run['mode'] or 'mode unknown'}), started {started}, "
+        f"{num(sc['duration_s'])} s, {run['records']:,} requests, seed {sc.get('seed', '-')}."
+    )
+    if run["mode"] == "real":
+        lines.append("Real-time run: the fault timeline follows the seed; outcomes vary with OS timing.")
+    return "\n".join(lines)
+
+
+def render_report(s: dict[str, Any], charts: list[str]) -> str:
+    parts = [
+        header(s, "SLO report"),
+        f"Buckets of {num(s['run']['bucket_s'])} s by arrival time; empty buckets are gaps. Quantiles: "
+        f"{s['run']['quantile_method']}.",
+        "## SLOs\n\n" + slo_table(s),
+        "## CI budgets\n\n" + budgets_table(s),
+        "## Expectations\n\n" + expectations_table(s),
+        "## Burn-rate alerts\n\n" + alerts_section(s),
+        "## Resilience\n\n" + resilience_section(s),
+        "## Per consumer\n\n" + group_section(s["by_consumer"], "consumer"),
+        "## Per provider (serving provider)\n\n" + group_section(s["by_provider"], "provider"),
+        "## Per model\n\n" + group_section(s["by_model"], "model"),
+    ]
+    loc = locust_section(s)
+    if loc:
+        parts.append(loc.rstrip())
+    if charts:
+        parts.append("## Charts\n\n" + "\n\n".join(f"![{c[:-4]}]({c})" for c in charts))
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,190 @@
+"""Compute every figure of a run: the ``summary.json`` dict plus the frames the charts need."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from reports.alerts import evaluate_alerts
+from reports.expectations import Context, evaluate, parse_expectations
+from reports.load import RunData
+from reports.resilience import breaker_intervals, resilience
+from reports.slo import (
+    QUANTILE_METHOD,
+    VALID,
+    CiBudgets,
+    SloSpec,
+    group_table,
+    overall_table,
+    sli_events,
+    slis,
+    slo_results,
+)
+from reports.timeseries import bucket_series, bucket_width, provider_share
+
+SUMMARY_SCHEMA = 1
+
+
+@dataclass
+class Computed:
+    summary: dict[str, Any]
+    buckets: pl.DataFrame
+    shares: pl.DataFrame
+    intervals: pl.DataFrame
+    spec: SloSpec
+    run: RunData
+
+
+def clean(value: Any, digits: int = 6) -> Any:
+    """JSON-ready and stable: floats rounded, NaN/inf -> None, tuples -> lists."""
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else round(value, digits)
+    if isinstance(value, dict):
+        return {str(k): clean(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v, digits) for v in value]
+    return value
+
+
+def _faults(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    faults = [
+        {**f, "start_s": float(f["start_s"]), "end_s": _maybe_float(f.get("end_s"))}
+        for f in scenario.get("faults") or []
+        if isinstance(f, dict) and f.get("start_s") is not None
+    ]
+    return sorted(faults, key=lambda f: f["start_s"])
+
+
+def _maybe_float(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+def _impact(requests: pl.DataFrame, buckets: pl.DataFrame, spec: SloSpec, fault_start: float | None) -> dict[str, Any]:
+    bad = requests.filter(VALID & (pl.col("outcome") != "ok"))
+    consumers = sorted(c for c in bad["consumer"].unique().to_list() if c is not None)
+    recovered = None
+    if fault_start is not None:
+        after = buckets.filter(pl.col("t_start") >= fault_start - 1e-9).filter(pl.col("availability").is_not_null())
+        below = after.filter(pl.col("availability") < spec.availability)
+        if below.height == 0:
+            recovered = None  # never degraded below target after the fault
+        else:
+            later = after.filter(pl.col("t_start") > below["t_start"].max())
+            recovered = float(later["t_start"].min()) if later.height else None  # type: ignore[arg-type]
+    return {
+        "failed_requests": bad.height,
+        "failed_by_outcome": {k: int(v) for k, v in bad.group_by("outcome").len().sort("outcome").iter_rows()},
+        "consumers_affected": consumers,
+        "first_failure_at_s": bad["t_end"].min() if bad.height else None,
+        "last_failure_at_s": bad["t_end"].max() if bad.height else None,
+        "recovered_at_s": recovered,
+    }
+
+
+def _ci_budgets(budgets: CiBudgets, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = (
+        ("min_availability", "availability", lambda x, lim: x >= lim),
+        ("max_error_budget_consumed", "error_budget_consumed", lambda x, lim: x <= lim),
+        ("max_upstream_calls_per_request", "upstream_calls_per_request", lambda x, lim: x <= lim),
+        ("max_ttft_p95_s", "ttft_p95_s", lambda x, lim: x <= lim),
+        ("max_e2e_p99_s", "e2e_p99_s", lambda x, lim: x <= lim),
+    )
+    out = []
+    for name, figure, ok in checks:
+        limit = getattr(budgets, name)
+        if limit is None:
+            continue
+        x = figures.get(figure)
+        vacuous = figure in ("upstream_calls_per_request", "ttft_p95_s", "e2e_p99_s")
+        held = vacuous if x is None else bool(ok(x, limit))
+        out.append({"budget": name, "figure": figure, "limit": limit, "value": x, "held": held})
+    return out
+
+
+def compute(run: RunData, bucket_s: float | None = None) -> Computed:
+    sc = run.scenario
+    spec = SloSpec.model_validate(sc.get("slo") or {})
+    budgets = CiBudgets.model_validate(sc.get("ci_budgets") or {})
+    expectations = parse_expectations(sc.get("expectations") or [])
+    req = run.requests
+    last_end = float(req["t_end"].max()) if req.height else 0.0  # type: ignore[arg-type]
+    duration = float(sc.get("duration_s") or 0) or max(last_end, 1.0)
+    end_s = max(duration, last_end)
+    bucket_s = bucket_s or bucket_width(duration)
+    faults = _faults(sc)
+    fault_start = faults[0]["start_s"] if faults else None
+
+    buckets = bucket_series(req, spec, duration, bucket_s, run.t0)
+    shares = provider_share(req, duration, bucket_s)
+    intervals = breaker_intervals(run.transitions, end_s)
+    slo_rows = slo_results(req, spec)
+    alerts = {
+        sli.name: evaluate_alerts(sli_events(req, sli), sli.objective, spec, duration, end_s, fault_start)
+        for sli in slis(spec)
+    }
+    res = resilience(req, run.attempts, run.transitions, end_s)
+    ctx = Context(req, run.attempts, run.transitions, intervals, slo_rows, alerts, fault_start)
+    results = evaluate(expectations, ctx)
+    overall = overall_table(req).row(0, named=True)
+
+    by_slo = {r["slo"]: r for r in slo_rows}
+    ttds = [r["time_to_detect_s"] for r in alerts["availability"]["rules"] if r["time_to_detect_s"] is not None]
+    figures = {
+        "requests": req.height,
+        "availability": by_slo["availability"]["good_ratio"],
+        "error_budget_consumed": by_slo["availability"]["error_budget_consumed"],
+        "ttft_p95_s": overall["ttft_p95"],
+        "e2e_p99_s": overall["e2e_p99"],
+        "ttft_budget_consumed": by_slo.get("ttft_p95", {}).get("error_budget_consumed"),
+        "e2e_budget_consumed": by_slo.get("e2e_p99", {}).get("error_budget_consumed"),
+        "upstream_calls_per_request": res["upstream_calls_per_request"],
+        "failover_share": res["failover_share"],
+        "time_to_detect_s": min(ttds) if ttds else None,
+        "shed": res["shed"],
+        "quota_rejected": res["quota_rejected"],
+        "cost_usd": overall["cost_usd"],
+    }
+    summary: dict[str, Any] = {
+        "schema": SUMMARY_SCHEMA,
+        "scenario": {
+            "name": sc.get("name") or run.meta.get("scenario") or "unnamed",
+            "description": sc.get("description") or "",
+            "duration_s": duration,
+            "faults": faults,
+            "seed": sc.get("seed"),
+        },
+        "run": {
+            "run_id": run.meta.get("run_id") or _first(req, "run_id"),
+            "mode": run.meta.get("mode"),
+            "t0": run.t0,
+            "records": req.height,
+            "end_s": end_s,
+            "bucket_s": bucket_s,
+            "quantile_method": f"{QUANTILE_METHOD} (Hyndman-Fan type 7)",
+        },
+        "slo": spec.model_dump(),
+        "figures": figures,
+        "slos": slo_rows,
+        "overall": overall,
+        "by_consumer": group_table(req, "consumer").to_dicts(),
+        "by_provider": group_table(req, "provider").to_dicts(),
+        "by_model": group_table(req, "model").to_dicts(),
+        "alerts": alerts,
+        "resilience": res,
+        "impact": _impact(req, buckets, spec, fault_start),
+        "expectations": results,
+        "ci_budgets": _ci_budgets(budgets, figures),
+        "ci_tolerances": budgets.tolerances,
+        "buckets": buckets.drop("bucket_start").to_dicts(),
+        "locust": run.meta.get("locust"),
+    }
+    return Computed(clean(summary), buckets, shares, intervals, spec, run)
+
+
+def _first(df: pl.DataFrame, col: str) -> Any:
+    if col not in df.columns or df.height == 0:
+        return None
+    return df[col][0]

@@ -1,0 +1,103 @@
+"""End to end: a run directory in, report.md / postmortem.md / summary.json / charts out, byte-stable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from reports.__main__ import main
+from reports.build import build
+from tests.reports.factory import outage_events, outage_run, outage_scenario, rec, write_run
+
+OUTPUTS = (
+    "summary.json",
+    "report.md",
+    "postmortem.md",
+    "traffic.png",
+    "latency.png",
+    "providers.png",
+    "breakers.png",
+    "budget.png",
+)
+
+
+def _digests(run_dir):
+    return {name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest() for name in OUTPUTS}
+
+
+def test_build_writes_every_output_and_is_deterministic(tmp_path):
+    run_dir = write_run(tmp_path / "run", outage_run(rate=5, seed=1), outage_scenario(), outage_events())
+    build(run_dir)
+    first = _digests(run_dir)
+    build(run_dir)
+    assert _digests(run_dir) == first
+    assert (run_dir / "traffic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["scenario"]["name"] == "openai-outage"
+    assert summary["resilience"]["breakers"]["openai"]["open_s"] == 55.0
+    report = (run_dir / "report.md").read_text()
+    for heading in (
+        "## SLOs",
+        "## Expectations",
+        "## Burn-rate alerts",
+        "## Resilience",
+        "## Per consumer",
+        "![traffic](traffic.png)",
+    ):
+        assert heading in report
+    pm = (run_dir / "postmortem.md").read_text()
+    for heading in (
+        "## Summary",
+        "## Impact",
+        "## Root cause and trigger",
+        "## Detection",
+        "## Resolution",
+        "## Timeline",
+        "### What went well",
+        "### What went wrong",
+        "### Where we got lucky",
+        "## Action items",
+    ):
+        assert heading in pm
+    assert "`openai` breaker closed -> open" in pm
+
+
+def test_no_postmortem_without_faults_or_broken_slo(tmp_path):
+    scenario = {"name": "baseline", "duration_s": 10, "slo": {"availability": 0.99}}
+    run_dir = write_run(tmp_path / "run", [rec(f"r{i}", i, "ok") for i in range(10)], scenario)
+    build(run_dir, charts=False)
+    assert (run_dir / "report.md").exists() and not (run_dir / "postmortem.md").exists()
+
+
+def test_locust_csvs_are_summarised(tmp_path):
+    run_dir = write_run(tmp_path / "run", [rec(f"r{i}", i, "ok") for i in range(10)], {"name": "x", "duration_s": 10})
+    header = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,95%,99%,Requests/s\n"
+    (run_dir / "locust_stats.csv").write_text(
+        header + "POST,/v1/chat/completions,100,2,120,130,300,450,9.5\n,Aggregated,100,2,120,130,300,450,9.5\n"
+    )
+    (run_dir / "locust_stats_history.csv").write_text(
+        "Timestamp,User Count,Type,Name,Requests/s,95%\n1,5,,Aggregated,4.0,200\n2,10,,Aggregated,9.0,350\n"
+    )
+    s = build(run_dir, charts=False).summary
+    assert s["locust"]["aggregated"]["requests"] == 100 and s["locust"]["aggregated"]["p95_ms"] == 300
+    assert s["locust"]["history"] == {"samples": 2, "peak_users": 10.0, "peak_rps": 9.0, "peak_p95_ms": 350.0}
+    assert "## Load generator (locust)" in (run_dir / "report.md").read_text()
+
+
+def test_cli(tmp_path, capsys):
+    run_dir = write_run(tmp_path / "run", outage_run(rate=2, seed=4), outage_scenario(), outage_events())
+    assert main([str(run_dir), "--no-charts"]) == 0
+    assert "report.md" in capsys.readouterr().out
+    assert main([str(tmp_path / "missing")]) == 2
+    bad = write_run(tmp_path / "bad", outage_run(rate=2, seed=4), outage_scenario(expectations=[{"kind": "x"}]))
+    assert main([str(bad), "--no-charts"]) == 2
+    assert "invalid expectations" in capsys.readouterr().err
+
+
+def test_sixty_thousand_records_build(tmp_path):
+    # a 10-minute run at 100 requests/s; the time is printed by `pytest --durations`, not asserted
+    records = outage_run(rate=100, duration=600, seed=9)
+    run_dir = write_run(tmp_path / "run", records, outage_scenario(duration=600), outage_events())
+    s = build(run_dir).summary
+    assert s["run"]["records"] == len(records) > 55_000
+    assert len(s["buckets"]) == 60
