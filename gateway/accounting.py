@@ -1,0 +1,84 @@
+"""Accounting: tokens and estimated cost per consumer, provider and model, when a reply is complete.
+
+Cost = ``tokens_in * input_per_1m / 1e6 + tokens_out * output_per_1m / 1e6`` (USD) from ``Settings.prices``,
+looked up by the upstream model of the last attempt, then by the model the client asked for; no price -> 0.
+The result goes into ``call.record.cost_usd`` (the request log) and to a :class:`UsageSink` (budget-burn metrics).
+Runs once per request: at once for JSON replies, at the end of a stream (cut or cancelled streams included), or
+when a later stage raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gateway.call import Call, Handler, Reply, finish_with
+from gateway.config import Price
+
+
+class UsageSink(Protocol):
+    def charged(
+        self, consumer: str, provider: str, model: str, tokens_in: int, tokens_out: int, cost_usd: float
+    ) -> None: ...
+
+
+@dataclass(slots=True)
+class UsageTotals:
+    """A plain :class:`UsageSink` that sums per (consumer, provider, model): [tokens_in, tokens_out, cost]."""
+
+    totals: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
+
+    def charged(
+        self, consumer: str, provider: str, model: str, tokens_in: int, tokens_out: int, cost_usd: float
+    ) -> None:
+        t = self.totals.setdefault((consumer, provider, model), [0, 0, 0.0])
+        t[0] += tokens_in
+        t[1] += tokens_out
+        t[2] += cost_usd
+
+
+def cost_usd(prices: Mapping[str, Price], models: list[str | None], tokens_in: int, tokens_out: int) -> float:
+    for m in models:
+        if m is not None and m in prices:
+            p = prices[m]
+            return (tokens_in * p.input_per_1m + tokens_out * p.output_per_1m) / 1_000_000
+    return 0.0
+
+
+class AccountingStage:
+    def __init__(self, prices: Mapping[str, Price], sink: UsageSink | None = None) -> None:
+        self._prices = prices
+        self._sink = sink
+
+    async def __call__(self, call: Call, next_: Handler) -> Reply:
+        try:
+            reply = await next_(call)
+        except BaseException:
+            self._account(call)
+            raise
+
+        async def done() -> None:
+            self._account(call)
+
+        return await finish_with(reply, done)
+
+    def _account(self, call: Call) -> None:
+        rec = call.record
+        upstream = rec.attempts[-1].model if rec.attempts else None
+        requested = call.payload.get("model") if call.payload else None
+        rec.cost_usd = cost_usd(
+            self._prices,
+            [upstream, rec.model, requested if isinstance(requested, str) else None],
+            rec.tokens_in,
+            rec.tokens_out,
+        )
+        if self._sink is not None and call.consumer is not None:
+            self._sink.charged(
+                call.consumer.name,
+                rec.provider or "none",
+                rec.model or upstream or "unknown",
+                rec.tokens_in,
+                rec.tokens_out,
+                rec.cost_usd,
+            )

@@ -1,0 +1,1 @@
+"""Per-consumer quotas and rate limits on the shared state store."""

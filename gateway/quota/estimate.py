@@ -1,0 +1,66 @@
+"""Token estimates for the reservation made before a call, and the real charge computed after it. Pure.
+
+Prompt: ``ceil(characters / chars_per_token) + message_overhead_tokens`` per message, plus 3 for the reply
+priming (OpenAI's accounting). Characters are those of every string in the message (content, text parts, tool
+call arguments, names). Completion: ``max_completion_tokens`` or ``max_tokens`` or the configured default, times
+``n``. The estimate is cheap (no tokenizer) and deliberately generous on the completion side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.quota.settings import QuotaSettings
+
+_REPLY_PRIMING = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    prompt: int
+    completion: int
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+
+def _chars(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, Mapping):
+        return sum(_chars(v) for k, v in value.items() if k not in ("role", "type", "image_url"))
+    if isinstance(value, list):
+        return sum(_chars(v) for v in value)
+    return 0
+
+
+def estimate(payload: Mapping[str, Any] | None, settings: QuotaSettings) -> Estimate:
+    payload = payload or {}
+    messages = payload.get("messages")
+    prompt = _REPLY_PRIMING
+    if isinstance(messages, list):
+        for m in messages:
+            prompt += settings.message_overhead_tokens + math.ceil(_chars(m) / settings.chars_per_token)
+    limit = payload.get("max_completion_tokens")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        limit = payload.get("max_tokens")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        limit = settings.default_max_tokens
+    n = payload.get("n")
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
+    return Estimate(prompt, limit * choices)
+
+
+def actual_charge(tokens_in: int, tokens_out: int, est: Estimate) -> int:
+    """What a finished (or cut, or cancelled) request is charged.
+
+    The router records prompt tokens from ``usage``; a stream cut before its usage chunk has only the delivered
+    completion tokens, so its prompt is charged at the estimate once any output was delivered. A request that
+    produced nothing and reported nothing is charged nothing (the request itself still counts against RPM).
+    """
+    prompt = tokens_in if tokens_in > 0 else (est.prompt if tokens_out > 0 else 0)
+    return prompt + max(0, tokens_out)

@@ -1,0 +1,194 @@
+"""The limiter the gateway calls: Redis first, the state-store failure policy at the edge.
+
+* Redis healthy: every check and settle is one EVALSHA, bounded by ``quota.redis_timeout_s``.
+* Redis fails (error or timeout): the transition is logged and counted; for ``quota.probe_interval_s`` requests
+  go straight to the policy's answer, then one request probes Redis again; success ends the outage (logged and
+  counted). Policy ``open``: an in-process :class:`~gateway.quota.core.LocalLimiter` enforcing this replica's
+  share of each limit (``limit // replicas``, at least 1). Policy ``closed``: 503 ``service_unavailable``.
+* A settle that fails is logged and counted, never raised: the reservation (the estimate) then stands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from redis.exceptions import RedisError
+
+from gateway.clock import Clock
+from gateway.errors import Unavailable
+from gateway.quota.core import Decision, LocalLimiter, day_index
+from gateway.quota.redis_store import RedisLimiter
+from gateway.quota.settings import Limits, QuotaSettings
+
+log = logging.getLogger("gateway.quota")
+
+Backend = Literal["redis", "local"]
+
+
+class QuotaEvents(Protocol):
+    """What the quota stage reports; observability implements it (see :class:`QuotaCounters`)."""
+
+    def decision(self, consumer: str, kind: str, backend: str) -> None: ...
+
+    def settled(self, consumer: str, delta: int | None) -> None: ...
+
+    def store_transition(self, healthy: bool, reason: str) -> None: ...
+
+    def store_error(self, op: str, error: str) -> None: ...
+
+
+@dataclass(slots=True)
+class QuotaCounters:
+    """A plain :class:`QuotaEvents` that counts: decisions by kind/backend, outages, recoveries, errors."""
+
+    decisions: dict[tuple[str, str], int] = field(default_factory=dict)
+    settles: int = 0
+    settles_lost: int = 0
+    outages: int = 0
+    recoveries: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def decision(self, consumer: str, kind: str, backend: str) -> None:
+        self.decisions[kind, backend] = self.decisions.get((kind, backend), 0) + 1
+
+    def settled(self, consumer: str, delta: int | None) -> None:
+        if delta is None:
+            self.settles_lost += 1
+        else:
+            self.settles += 1
+
+    def store_transition(self, healthy: bool, reason: str) -> None:
+        if healthy:
+            self.recoveries += 1
+        else:
+            self.outages += 1
+
+    def store_error(self, op: str, error: str) -> None:
+        self.errors[op] = self.errors.get(op, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    consumer: str
+    handle: str
+    day: int
+    backend: Backend
+
+
+def replica_share(limits: Limits, replicas: int) -> Limits:
+    if replicas <= 1:
+        return limits
+
+    def part(v: int | None) -> int | None:
+        return None if v is None else max(1, v // replicas)
+
+    return Limits(
+        rpm=part(limits.rpm),
+        tpm=part(limits.tpm),
+        tpd=part(limits.tpd),
+        max_concurrency=part(limits.max_concurrency),
+    )
+
+
+class QuotaLimiter:
+    def __init__(self, redis: Any, settings: QuotaSettings, *, clock: Clock, events: QuotaEvents) -> None:
+        lease_ms = int(settings.lease_ttl_s * 1000)
+        self._settings = settings
+        self._clock = clock
+        self._events = events
+        self._remote = RedisLimiter(redis, prefix=settings.key_prefix, lease_ms=lease_ms)
+        self._local = LocalLimiter(lease_ms)
+        self._healthy = True
+        self._retry_at = 0.0
+        self._probing = False
+        self._slots = asyncio.Semaphore(settings.max_store_calls)
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    async def start(self) -> None:
+        """Load the scripts; an unreachable store at start is an outage like any other, not a crash."""
+        try:
+            async with asyncio.timeout(max(self._settings.redis_timeout_s, 1.0)):
+                await self._remote.load()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed("load", exc)
+
+    def now_ms(self) -> int:
+        return int(self._clock.now() * 1000)
+
+    async def check(self, consumer: str, tokens: int, limits: Limits) -> tuple[Decision, Reservation | None]:
+        decision: Decision | None = None
+        backend: Backend = "redis"
+        if self._healthy:
+            async with self._slots:  # a burst queues here, not inside the store timeout
+                if self._healthy:
+                    now_ms = self.now_ms()
+                    decision = await self._remote_check(consumer, now_ms, tokens, limits)
+        elif not self._probing and self._clock.monotonic() >= self._retry_at:
+            now_ms = self.now_ms()
+            decision = await self._remote_check(consumer, now_ms, tokens, limits)
+        if decision is None:
+            if self._settings.failure_policy == "closed":
+                self._events.decision(consumer, "unavailable", "none")
+                raise Unavailable(
+                    "The rate-limit state store is unavailable; the request was not attempted. Please retry shortly.",
+                    headers={"retry-after": str(max(1, round(self._settings.probe_interval_s)))},
+                )
+            backend = "local"
+            now_ms = self.now_ms()
+            decision = self._local.check(consumer, now_ms, tokens, replica_share(limits, self._settings.replicas))
+        self._events.decision(consumer, decision.kind, backend)
+        if not decision.admitted or decision.handle is None:
+            return decision, None
+        return decision, Reservation(consumer, decision.handle, day_index(now_ms), backend)
+
+    async def settle(self, r: Reservation, actual: int) -> int | None:
+        """Charge ``actual`` tokens instead of the reservation; release the lease. Never raises."""
+        delta: int | None = None
+        if r.backend == "local":
+            delta = self._local.settle(r.consumer, r.handle, actual, r.day)
+        else:
+            try:
+                async with self._slots, asyncio.timeout(self._settings.redis_timeout_s):
+                    delta = await self._remote.settle(r.consumer, r.handle, actual, r.day)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._events.store_error("settle", type(exc).__name__)
+                log.warning("quota settle failed for %s: %r; the estimate stands", r.consumer, exc)
+        self._events.settled(r.consumer, delta)
+        return delta
+
+    async def _remote_check(self, consumer: str, now_ms: int, tokens: int, limits: Limits) -> Decision | None:
+        probing = not self._healthy
+        self._probing = probing
+        try:
+            async with asyncio.timeout(self._settings.redis_timeout_s):
+                decision = await self._remote.check(consumer, now_ms, tokens, limits)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed("check", exc)
+            return None
+        finally:
+            if probing:
+                self._probing = False
+        if not self._healthy:
+            self._healthy = True
+            self._events.store_transition(True, "probe succeeded")
+            log.warning("quota state store reachable again; shared limits enforced")
+        return decision
+
+    def _failed(self, op: str, exc: BaseException) -> None:
+        self._events.store_error(op, type(exc).__name__)
+        self._retry_at = self._clock.monotonic() + self._settings.probe_interval_s
+        if self._healthy:
+            self._healthy = False
+            self._events.store_transition(False, f"{op}: {type(exc).__name__}")
+            log.error(
+                "quota state store failed (%s: %r); policy %s until it returns",
+                op,
+                exc,
+                self._settings.failure_policy,
+            )

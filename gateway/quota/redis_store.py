@@ -1,0 +1,68 @@
+"""The shared limiter on Redis: one EVALSHA per check, one per settle (scripts in gateway/quota/*.lua).
+
+Keys carry a configurable prefix and the consumer as a Redis Cluster hash tag, so all of one consumer's keys live
+in one slot: ``<prefix>:{<consumer>}:rpm``, ``:tpm``, ``:tpmw``, ``:tpd:<UTC day number>``, ``:lease``,
+``:resv``, ``:seq``.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+from gateway.quota.core import WINDOW_MS, Decision, day_index, ms_to_day_end
+from gateway.quota.settings import Limits
+
+
+def _lua(name: str) -> str:
+    return files("gateway.quota").joinpath(name).read_text()
+
+
+class RedisLimiter:
+    """Same contract as :class:`gateway.quota.core.LocalLimiter`, shared by every replica."""
+
+    def __init__(self, redis: Any, *, prefix: str, lease_ms: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._lease_ms = lease_ms
+        self._check = redis.register_script(_lua("check.lua"))
+        self._settle = redis.register_script(_lua("settle.lua"))
+
+    def key(self, consumer: str, suffix: str) -> str:
+        return f"{self._prefix}:{{{consumer}}}:{suffix}"
+
+    async def load(self) -> None:
+        """Load both scripts now (at start), so the first request pays no SCRIPT LOAD."""
+        self._check.sha = await self._redis.script_load(self._check.script)
+        self._settle.sha = await self._redis.script_load(self._settle.script)
+
+    async def check(self, consumer: str, now_ms: int, tokens: int, limits: Limits) -> Decision:
+        k = self.key
+        keys = [
+            k(consumer, "rpm"),
+            k(consumer, "tpm"),
+            k(consumer, "tpmw"),
+            k(consumer, f"tpd:{day_index(now_ms)}"),
+            k(consumer, "lease"),
+            k(consumer, "resv"),
+            k(consumer, "seq"),
+        ]
+        args = [
+            now_ms,
+            tokens,
+            limits.rpm or 0,
+            limits.tpm or 0,
+            limits.tpd or 0,
+            limits.max_concurrency or 0,
+            WINDOW_MS,
+            self._lease_ms,
+            ms_to_day_end(now_ms),
+        ]
+        raw = await self._check(keys=keys, args=args)
+        return Decision.from_wire(list(raw))
+
+    async def settle(self, consumer: str, handle: str, actual: int, day: int) -> int | None:
+        k = self.key
+        keys = [k(consumer, "tpmw"), k(consumer, f"tpd:{day}"), k(consumer, "lease"), k(consumer, "resv")]
+        settled, delta = await self._settle(keys=keys, args=[handle, actual])
+        return int(delta) if int(settled) == 1 else None

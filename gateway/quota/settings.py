@@ -1,0 +1,47 @@
+"""Quota configuration: limits per tier and consumer, and the state-store failure policy."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Limits(BaseModel):
+    """A consumer's limits. ``None`` means unlimited on that axis."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute")
+    tpm: int | None = Field(default=None, ge=1, description="tokens (prompt + completion) per minute")
+    tpd: int | None = Field(default=None, ge=1, description="tokens per day (UTC day)")
+    max_concurrency: int | None = Field(default=None, ge=1, description="requests in flight at once")
+
+
+class QuotaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key_prefix: str = "faultline"
+    redis_timeout_s: float = Field(default=0.05, gt=0)
+    failure_policy: Literal["open", "closed"] = "open"
+    replicas: int = Field(default=1, ge=1, description="gateway replicas sharing the limits (fail-open share)")
+    default_max_tokens: int = Field(default=256, ge=1, description="completion estimate when none is given")
+    lease_ttl_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="an in-flight lease (concurrency slot + open token reservation) expires after this; "
+        "bounds what a crashed replica can hold",
+    )
+    probe_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="after a state-store failure, the fallback answers this long before a retry",
+    )
+    max_store_calls: int = Field(
+        default=32,
+        ge=1,
+        description="quota calls to the state store in flight at once per replica; more wait their turn "
+        "(outside redis_timeout_s, which bounds only the round trip)",
+    )
+    chars_per_token: float = Field(default=4.0, gt=0, description="prompt estimate: characters per token")
+    message_overhead_tokens: int = Field(default=4, ge=0, description="prompt estimate: tokens added per message")

@@ -1,0 +1,23 @@
+"""Quota test fixtures."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+
+@pytest.fixture
+async def prefix(state_store: aioredis.Redis, key_prefix: str) -> AsyncIterator[str]:
+    """``key_prefix`` without glob characters (parametrized ids have brackets), emptied before and after."""
+    clean = re.sub(r"[^A-Za-z0-9:_-]", "-", key_prefix)
+
+    async def wipe() -> None:
+        async for key in state_store.scan_iter(match=f"{clean}:*"):
+            await state_store.delete(key)
+
+    await wipe()
+    yield clean
+    await wipe()

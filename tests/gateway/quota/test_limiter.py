@@ -1,0 +1,180 @@
+"""The state-store failure policy: a dead port, a server that never answers, a server stopped and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.clock import FakeClock
+from gateway.errors import Unavailable
+from gateway.quota.limiter import QuotaCounters, QuotaLimiter, replica_share
+from gateway.quota.settings import Limits, QuotaSettings
+
+DEAD = "redis://127.0.0.1:1/0"
+
+
+def limiter(
+    redis: aioredis.Redis, policy: str = "open", replicas: int = 1, prefix: str = "t"
+) -> tuple[QuotaLimiter, QuotaCounters, FakeClock]:
+    qs = QuotaSettings(failure_policy=policy, replicas=replicas, redis_timeout_s=0.2, key_prefix=prefix)  # type: ignore[arg-type]
+    events, clock = QuotaCounters(), FakeClock()
+    return QuotaLimiter(redis, qs, clock=clock, events=events), events, clock
+
+
+@pytest.fixture
+async def dead() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(DEAD, socket_connect_timeout=0.2)
+    yield client
+    await client.aclose()
+
+
+def test_replica_share() -> None:
+    assert replica_share(Limits(rpm=100, tpm=1001, tpd=3, max_concurrency=None), 3) == Limits(
+        rpm=33, tpm=333, tpd=1, max_concurrency=None
+    )
+    assert replica_share(Limits(rpm=7), 1) == Limits(rpm=7)
+
+
+async def test_fail_open_enforces_this_replicas_share(dead: aioredis.Redis) -> None:
+    lim, events, _ = limiter(dead, "open", replicas=2)
+    await lim.start()
+    got = [(await lim.check("a", 1, Limits(rpm=4)))[0] for _ in range(3)]
+    assert [(d.admitted, d.kind) for d in got] == [(True, "ok"), (True, "ok"), (False, "requests")]
+    assert (events.outages, events.recoveries, lim.healthy) == (1, 0, False)
+    assert events.decisions == {("ok", "local"): 2, ("requests", "local"): 1}
+
+
+async def test_fail_closed_answers_503(dead: aioredis.Redis) -> None:
+    lim, events, _ = limiter(dead, "closed")
+    with pytest.raises(Unavailable) as exc:
+        await lim.check("a", 1, Limits(rpm=4))
+    assert exc.value.status == 503
+    assert exc.value.headers["retry-after"] == "1"
+    assert events.outages == 1
+
+
+async def test_probes_the_store_again_only_after_the_probe_interval(dead: aioredis.Redis) -> None:
+    lim, events, clock = limiter(dead, "open")
+    await lim.check("a", 1, Limits(rpm=4))
+    await lim.check("a", 1, Limits(rpm=4))
+    assert events.errors == {"check": 1}  # the second went straight to the fallback
+    clock.advance(1.0)
+    await lim.check("a", 1, Limits(rpm=4))
+    assert events.errors == {"check": 2}
+    assert events.outages == 1  # one outage, however many failed probes
+
+
+async def test_a_store_that_never_answers_times_out() -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        lim, events, _ = limiter(client, "closed")
+        with pytest.raises(Unavailable):
+            await lim.check("a", 1, Limits(rpm=1))
+        assert events.errors == {"check": 1}
+    finally:
+        await client.aclose()
+        for w in held:
+            w.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_failed_settle_is_counted_never_raised(state_store: aioredis.Redis, prefix: str) -> None:
+    lim, events, _ = limiter(state_store, prefix=prefix)
+    _, reservation = await lim.check("a", 10, Limits(tpm=100))
+    assert reservation is not None and reservation.backend == "redis"
+    lim._remote._redis = aioredis.Redis.from_url(DEAD)  # the store goes away mid-request
+    lim._remote._settle.registered_client = lim._remote._redis
+    try:
+        assert await lim.settle(reservation, 5) is None
+    finally:
+        await lim._remote._redis.aclose()
+    assert (events.errors, events.settles_lost) == ({"settle": 1}, 1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
+    """A private redis-server on a free port (never the shared one), stopped at the end."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    port, procs = _free_port(), []
+    yield port, procs
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def _start(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+
+
+async def _ready(client: aioredis.Redis) -> None:
+    for _ in range(200):
+        try:
+            await client.ping()
+            return
+        except (OSError, aioredis.ConnectionError):
+            await asyncio.sleep(0.02)  # waiting for a real process to listen
+    raise AssertionError("redis-server did not start")
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize("policy", ["open", "closed"])
+async def test_stop_and_restart_a_real_server(
+    own_redis: tuple[int, list[subprocess.Popen[bytes]]], policy: str
+) -> None:
+    port, procs = own_redis
+    procs.append(_start(port))
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.2)
+    try:
+        await _ready(client)
+        lim, events, clock = limiter(client, policy)
+        await lim.start()
+        limits = Limits(rpm=2)
+        first, _ = await lim.check("a", 1, limits)
+        assert (first.admitted, first.req_used) == (True, 1)
+
+        procs[0].terminate()
+        procs[0].wait(timeout=10)
+        if policy == "open":
+            outage, _ = await lim.check("a", 1, limits)
+            assert (outage.admitted, outage.req_used) == (True, 1)  # the local limiter's own count
+        else:
+            with pytest.raises(Unavailable):
+                await lim.check("a", 1, limits)
+        assert (events.outages, lim.healthy) == (1, False)
+
+        procs.append(_start(port))
+        await _ready(client)
+        clock.advance(1.0)
+        back, _ = await lim.check("a", 1, limits)
+        assert (back.admitted, back.req_used) == (True, 1)  # a fresh server: shared counting resumes
+        second, _ = await lim.check("a", 1, limits)
+        assert (second.admitted, second.req_used) == (True, 2)
+        assert not (await lim.check("a", 1, limits))[0].admitted
+        assert (events.recoveries, lim.healthy) == (1, True)
+    finally:
+        await client.aclose()
