@@ -1,0 +1,310 @@
+"""Prometheus metrics: one :class:`Metrics` per app, owning its own registry.
+
+Label values are bounded: consumers, models and providers only from the configuration (else ``unknown``), routes
+from a fixed list (else ``other``), and every other label keeps at most :data:`MAX_VALUES` distinct values (then
+``other``). Names carry units and ``_total`` per Prometheus conventions; every name starts with ``faultline_``.
+
+Multi-process mode: when ``$PROMETHEUS_MULTIPROC_DIR`` is set *before prometheus_client is imported* (as for a
+gateway run with several workers), values live in that directory and :meth:`Metrics.exposition` aggregates all
+workers with ``MultiProcessCollector``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from gateway.requestlog import RequestRecord
+
+# LLM latencies: tens of milliseconds (a cached vLLM prefill) to minutes (a long stream).
+LATENCY_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+)
+# Gateway overhead: tens of microseconds to a few hundred milliseconds.
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+ROUTES = ("/v1/chat/completions", "/v1/models", "/v1/health", "/v1/ready")
+MAX_VALUES = 32
+BREAKER_STATES = ("closed", "open", "half_open")
+UNKNOWN = "unknown"
+OTHER = "other"
+
+
+class _Bounded:
+    """Keeps a label to a fixed vocabulary, or to the first ``limit`` values seen."""
+
+    def __init__(self, allowed: Iterable[str] | None = None, *, fallback: str = OTHER, limit: int = MAX_VALUES):
+        self._fixed = allowed is not None
+        self._seen: set[str] = set(allowed or ())
+        self._fallback = fallback
+        self._limit = limit
+
+    def __call__(self, value: str | None) -> str:
+        if value is None or value == "":
+            return self._fallback
+        if value in self._seen:
+            return value
+        if self._fixed or len(self._seen) >= self._limit:
+            return self._fallback
+        self._seen.add(value)
+        return value
+
+
+class Metrics:
+    """All gateway metrics. Methods are cheap (a dict lookup and a float add each) and never raise."""
+
+    def __init__(
+        self,
+        *,
+        consumers: Iterable[str] = (),
+        models: Iterable[str] = (),
+        providers: Iterable[str] = (),
+        multiprocess_dir: str | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = multiprocess_dir
+        self.consumer = _Bounded(consumers, fallback=UNKNOWN)
+        self.model = _Bounded(models, fallback=UNKNOWN)
+        self.provider = _Bounded(providers, fallback=UNKNOWN)
+        self.route = _Bounded(ROUTES)
+        self._words: dict[str, _Bounded] = {}  # per label: outcomes, reasons, limits, actions, faults, ...
+        r = self.registry
+        self.requests = Counter(
+            "faultline_requests",
+            "Client requests answered.",
+            ["route", "status", "consumer", "model"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "faultline_request_duration_seconds",
+            "Arrival to the last byte of the reply.",
+            ["route", "consumer", "model", "stream"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "faultline_time_to_first_token_seconds",
+            "Arrival to the first byte of a successful reply (the whole reply when not streamed).",
+            ["consumer", "model", "stream"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "faultline_gateway_overhead_seconds",
+            "Request duration not spent waiting on upstream attempts.",
+            ["route"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.attempts = Counter(
+            "faultline_upstream_attempts",
+            "Upstream attempts by outcome.",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.attempt_duration = Histogram(
+            "faultline_upstream_attempt_duration_seconds",
+            "Duration of one upstream attempt (to its end, or its failure).",
+            ["provider", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter("faultline_retries", "Attempts after the first, per request.", ["model"], registry=r)
+        self.fallbacks = Counter(
+            "faultline_fallbacks",
+            "Switches to another provider within a request.",
+            ["from_provider", "to_provider"],
+            registry=r,
+        )
+        self.retry_budget_exhausted = Counter(
+            "faultline_retry_budget_exhausted",
+            "Retries refused by the retry budget.",
+            ["provider"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "faultline_breaker_state",
+            "1 for the breaker's current state, else 0.",
+            ["provider", "state"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.breaker_transitions = Counter(
+            "faultline_breaker_transitions",
+            "Circuit breaker state changes.",
+            ["provider", "from_state", "to_state"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "faultline_requests_in_flight", "Requests being served.", registry=r, multiprocess_mode="livesum"
+        )
+        self.queue_depth = Gauge(
+            "faultline_queue_depth",
+            "Requests waiting for admission.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.shed = Counter("faultline_shed_requests", "Requests shed, by reason.", ["reason"], registry=r)
+        self.quota_rejections = Counter(
+            "faultline_quota_rejections",
+            "Requests refused by a quota, by limit.",
+            ["consumer", "limit"],
+            registry=r,
+        )
+        self.quota_decisions = Counter(
+            "faultline_quota_decisions",
+            "Quota decisions by kind (ok or the limit hit) and backend (redis | local fail-open | none).",
+            ["kind", "backend"],
+            registry=r,
+        )
+        self.state_store_up = Gauge(
+            "faultline_state_store_up",
+            "1 while the state store (Redis) answers, 0 while quotas run on the fallback policy.",
+            registry=r,
+            multiprocess_mode="min",
+        )
+        self.state_store_up.set(1.0)
+        self.tokens = Counter(
+            "faultline_tokens",
+            "Tokens by direction (input | output).",
+            ["consumer", "provider", "model", "type"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "faultline_cost_usd",
+            "Estimated cost in US dollars.",
+            ["consumer", "provider", "model"],
+            registry=r,
+        )
+        self.budget_remaining = Gauge(
+            "faultline_consumer_budget_remaining_tokens",
+            "Tokens left in the consumer's daily budget.",
+            ["consumer"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.guardrail_actions = Counter(
+            "faultline_guardrail_actions", "Guardrail decisions.", ["guardrail", "action"], registry=r
+        )
+        self.chaos_injections = Counter(
+            "faultline_chaos_injections", "Faults injected on purpose.", ["fault", "provider"], registry=r
+        )
+        self.state_store_failures = Counter(
+            "faultline_state_store_failures",
+            "State store (Redis) operations that failed or timed out.",
+            ["operation"],
+            registry=r,
+        )
+
+    def word(self, label: str, value: str | None) -> str:
+        """``value`` for a free-form label, bounded to the first :data:`MAX_VALUES` values of that label."""
+        bounded = self._words.get(label)
+        if bounded is None:
+            bounded = self._words[label] = _Bounded()
+        return bounded(value)
+
+    # -- per request -------------------------------------------------------------------------------------------
+
+    def request_finished(self, route: str, rec: RequestRecord, *, duration_s: float, ttft_s: float | None) -> None:
+        """Everything a finished request contributes, read from its record."""
+        consumer, model = self.consumer(rec.consumer), self.model(rec.model)
+        route = self.route(route)
+        stream = "true" if rec.stream else "false"
+        self.requests.labels(route, str(rec.status), consumer, model).inc()
+        self.request_duration.labels(route, consumer, model, stream).observe(duration_s)
+        if ttft_s is not None and rec.status < 400:
+            self.ttft.labels(consumer, model, stream).observe(ttft_s)
+        upstream = 0.0
+        previous: str | None = None
+        for a in rec.attempts:
+            provider = self.provider(a.provider)
+            outcome = self.word("outcome", a.outcome)
+            self.attempts.labels(provider, outcome).inc()
+            self.attempt_duration.labels(provider, outcome).observe(a.duration_s)
+            upstream += a.duration_s
+            if previous is not None and provider != previous:
+                self.fallbacks.labels(previous, provider).inc()
+            previous = provider
+        self.overhead.labels(route).observe(max(0.0, duration_s - upstream))
+        if rec.retries:
+            self.retries.labels(model).inc(rec.retries)
+        if rec.tokens_in or rec.tokens_out or rec.cost_usd:
+            provider = self.provider(rec.provider)
+            self.tokens.labels(consumer, provider, model, "input").inc(rec.tokens_in)
+            self.tokens.labels(consumer, provider, model, "output").inc(rec.tokens_out)
+            self.cost.labels(consumer, provider, model).inc(rec.cost_usd)
+
+    def request_started(self) -> None:
+        self.in_flight.inc()
+
+    def request_ended(self) -> None:
+        self.in_flight.dec()
+
+    # -- events ------------------------------------------------------------------------------------------------
+
+    def retry_budget_exhausted_for(self, provider: str) -> None:
+        self.retry_budget_exhausted.labels(self.provider(provider)).inc()
+
+    def breaker_transition(self, provider: str, old: str, new: str) -> None:
+        p = self.provider(provider)
+        self.breaker_transitions.labels(p, self.word("state", old), self.word("state", new)).inc()
+        self.set_breaker_state(provider, new)
+
+    def set_breaker_state(self, provider: str, state: str) -> None:
+        p = self.provider(provider)
+        for s in BREAKER_STATES:
+            self.breaker_state.labels(p, s).set(1.0 if s == state else 0.0)
+
+    def set_queue_depth(self, depth: int) -> None:
+        self.queue_depth.set(depth)
+
+    def shed_request(self, reason: str) -> None:
+        self.shed.labels(self.word("reason", reason)).inc()
+
+    def quota_rejected(self, consumer: str | None, limit: str) -> None:
+        self.quota_rejections.labels(self.consumer(consumer), self.word("limit", limit)).inc()
+
+    def quota_decision(self, consumer: str | None, kind: str, backend: str) -> None:
+        self.quota_decisions.labels(self.word("kind", kind), self.word("backend", backend)).inc()
+        if kind != "ok":
+            self.quota_rejected(consumer, kind)
+
+    def set_budget_remaining(self, consumer: str, tokens: float) -> None:
+        self.budget_remaining.labels(self.consumer(consumer)).set(tokens)
+
+    def guardrail_action(self, guardrail: str, action: str) -> None:
+        self.guardrail_actions.labels(self.word("guardrail", guardrail), self.word("action", action)).inc()
+
+    def chaos_injected(self, fault: str, provider: str) -> None:
+        self.chaos_injections.labels(self.word("fault", fault), self.provider(provider)).inc()
+
+    def state_store_failure(self, operation: str) -> None:
+        self.state_store_failures.labels(self.word("operation", operation)).inc()
+
+    # -- exposition --------------------------------------------------------------------------------------------
+
+    def exposition(self) -> bytes:
+        """The text format of a scrape: this registry, or every worker's values in multi-process mode."""
+        if self.multiprocess_dir and os.path.isdir(self.multiprocess_dir):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)

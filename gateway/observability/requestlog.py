@@ -1,0 +1,145 @@
+"""The request-log writer: JSONL of :meth:`gateway.requestlog.RequestRecord.to_dict`, one line per request.
+
+Off the hot path: :meth:`RequestLogWriter.submit` only enqueues; a task started by :meth:`start` drains the queue
+in batches (serialised with orjson, one ``write`` per batch). :meth:`stop` writes everything still queued, so a
+graceful shutdown loses nothing. Same records, same bytes.
+
+Rotation by size: when the active file would pass ``max_bytes`` it is renamed ``<path>.1``, ``<path>.2``, ...
+(oldest first, never deleted) and a new one is opened; :func:`read_records` reads the segments in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from gateway.requestlog import RequestRecord
+
+_STOP = None
+
+
+class RequestLogWriter:
+    def __init__(self, path: str | Path, *, max_bytes: int = 64 * 1024 * 1024, run_id: str | None = None) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.run_id = run_id
+        self.written = 0  # records written
+        self._queue: asyncio.Queue[RequestRecord | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._file: IO[bytes] | None = None
+        self._size = 0
+
+    def submit(self, rec: RequestRecord) -> None:
+        """Queue one finished request (stamped with the run id when it has none). Never blocks."""
+        if rec.run_id is None and self.run_id is not None:
+            rec.run_id = self.run_id
+        self._queue.put_nowait(rec)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._open()
+            self._task = asyncio.create_task(self._drain(), name="faultline-request-log")
+
+    async def stop(self) -> None:
+        """Write everything queued, flush and close."""
+        if self._task is not None:
+            self._queue.put_nowait(_STOP)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._write_batch(self._take_all())
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    async def _drain(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [] if first is _STOP else [first]
+            stop = first is _STOP
+            for rec in self._take_all():
+                if rec is _STOP:
+                    stop = True
+                else:
+                    batch.append(rec)
+            self._write_batch(batch)
+            if stop:
+                return
+
+    def _take_all(self) -> list[RequestRecord | None]:
+        out: list[RequestRecord | None] = []
+        while not self._queue.empty():
+            out.append(self._queue.get_nowait())
+        return out
+
+    def _write_batch(self, batch: Sequence[RequestRecord | None]) -> None:
+        lines = [encode(r) for r in batch if r is not None]
+        if not lines:
+            return
+        if self._file is None:
+            self._open()
+        chunk: list[bytes] = []
+        for line in lines:
+            if self._size + len(line) > self.max_bytes and (self._size or chunk):
+                self._flush(chunk)
+                chunk = []
+                self._rotate()
+            chunk.append(line)
+            self._size += len(line)
+        self._flush(chunk)
+        self.written += len(lines)
+
+    def _flush(self, chunk: list[bytes]) -> None:
+        if chunk and self._file is not None:
+            self._file.write(b"".join(chunk))
+            self._file.flush()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("ab")
+        self._size = self._file.tell()
+
+    def _rotate(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        n = 1
+        while _segment(self.path, n).exists():
+            n += 1
+        self.path.rename(_segment(self.path, n))
+        self._file = self.path.open("ab")
+        self._size = 0
+
+
+def encode(rec: RequestRecord) -> bytes:
+    return orjson.dumps(rec.to_dict()) + b"\n"
+
+
+def _segment(path: Path, n: int) -> Path:
+    return path.with_name(f"{path.name}.{n}")
+
+
+def segments(path: str | Path) -> list[Path]:
+    """The request-log files of ``path`` in write order: rotated segments oldest first, then the active file."""
+    p = Path(path)
+    out: list[Path] = []
+    n = 1
+    while _segment(p, n).exists():
+        out.append(_segment(p, n))
+        n += 1
+    if p.exists():
+        out.append(p)
+    return out
+
+
+def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Every record of the request log at ``path`` (all segments), in write order."""
+    for seg in segments(path):
+        with seg.open("rb") as f:
+            for line in f:
+                if line.strip():
+                    yield orjson.loads(line)

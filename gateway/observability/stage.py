@@ -1,0 +1,190 @@
+"""Pipeline stages of observability.
+
+:class:`TelemetryStage` (right after the request id): opens the request's span, hands its ``traceparent`` to the
+adapters (``call.attributes["upstream_headers"]``), times the request, and when the reply is complete (the end of
+a stream included) writes the log line, the metrics, the attempt spans and the request-log record.
+
+:class:`Traced` wraps another stage in a child span that ends when that stage hands over to the next one (or
+returns, or — for a stream — when the stream ends)::
+
+    Traced("auth", AuthStage(...), telemetry.tracing)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from gateway.call import Call, Handler, Reply, Stage, finish_with
+from gateway.errors import GatewayError
+from gateway.observability.telemetry import Telemetry
+from gateway.observability.tracing import UPSTREAM_HEADERS, Tracing, trace_ids
+
+
+def _outcome_for(status: int, code: str | None) -> str:
+    if code in ("rate_limit_exceeded", "insufficient_quota"):
+        return "quota_rejected"
+    if status >= 500:
+        return "error"
+    if status >= 400:
+        return "client_error"
+    return "ok"
+
+
+class TelemetryStage:
+    def __init__(self, telemetry: Telemetry) -> None:
+        self._t = telemetry
+        self._clock = telemetry.clock
+
+    async def __call__(self, call: Call, next_: Handler) -> Reply:
+        t = self._t
+        span = t.tracing.start_request(call.method, call.path, call.headers)
+        call.span = span
+        headers = call.attributes.setdefault(UPSTREAM_HEADERS, {})
+        headers.update(t.tracing.traceparent(span))
+        t.metrics.request_started()
+        rec = call.record
+        try:
+            reply = await next_(call)
+        except GatewayError as exc:
+            rec.status = exc.status
+            rec.error_type = rec.error_type or exc.code or exc.type
+            if rec.outcome == "ok":
+                rec.outcome = _outcome_for(exc.status, exc.code)
+            await self._finish(call)
+            raise
+        except BaseException as exc:
+            rec.status = rec.status or (499 if isinstance(exc, asyncio.CancelledError) else 500)
+            if rec.outcome == "ok":
+                rec.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+            rec.error_type = rec.error_type or type(exc).__name__
+            await self._finish(call)
+            raise
+        if not rec.status:
+            rec.status = reply.status
+        if rec.status >= 400 and rec.outcome == "ok":
+            rec.outcome = _outcome_for(rec.status, None)
+        if reply.stream is not None:
+            reply.stream = self._observe(call, reply.stream)
+
+        async def done() -> None:
+            await self._finish(call)
+
+        return await finish_with(reply, done)
+
+    async def _observe(self, call: Call, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Relay the stream, noting its first byte and how it ended."""
+        rec = call.record
+        try:
+            async for chunk in stream:
+                if rec.ts_first_byte is None:
+                    rec.ts_first_byte = self._clock.now()
+                yield chunk
+        except (GeneratorExit, asyncio.CancelledError):
+            if rec.outcome == "ok":
+                rec.outcome = "cancelled"
+            raise
+        except Exception as exc:
+            if rec.outcome == "ok":
+                rec.outcome, rec.error_type = "error", rec.error_type or type(exc).__name__
+            raise
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _finish(self, call: Call) -> None:
+        t = self._t
+        rec = call.record
+        now = self._clock.now()
+        duration = max(0.0, self._clock.monotonic() - call.started)
+        if rec.ts_end is None:
+            rec.ts_end = now
+        if rec.ts_first_byte is None and rec.status and rec.outcome != "cancelled":
+            rec.ts_first_byte = rec.ts_end  # a JSON reply: its first byte goes out with the whole body
+        ttft = None if rec.ts_first_byte is None else max(0.0, rec.ts_first_byte - rec.ts_arrival)
+        try:
+            t.metrics.request_ended()
+            t.metrics.request_finished(call.path, rec, duration_s=duration, ttft_s=ttft)
+            span: Span | None = call.span
+            trace_id = None
+            if span is not None:
+                parent = call.attributes.get("span.route") or span
+                t.tracing.record_attempts(parent, rec.attempts)
+                t.tracing.finish_request(span, rec)
+                trace_id = trace_ids(span)[0]
+            t.logs.request(rec, trace_id=trace_id, latency_s=duration, ttft_s=ttft, payload=call.payload)
+            if t.requestlog is not None:
+                t.requestlog.submit(rec)
+        except Exception as exc:  # observability must never fail a request
+            t.logs.event("telemetry_error", level="error", request_id=rec.request_id, error=type(exc).__name__)
+
+
+class Traced:
+    """A stage inside a child span of the request span, named ``name``. ``propagate``: make this span the
+    parent of upstream calls (for the routing stage)."""
+
+    def __init__(self, name: str, stage: Stage, tracing: Tracing, *, propagate: bool = False) -> None:
+        self.name = name
+        self._stage = stage
+        self._tracing = tracing
+        self._propagate = propagate
+
+    async def __call__(self, call: Call, next_: Handler) -> Reply:
+        root: Span | None = call.span
+        if root is None:
+            return await self._stage(call, next_)
+        tracing = self._tracing
+        span = tracing.start_child(root, self.name)
+        call.attributes[f"span.{self.name}"] = span
+        if self._propagate:
+            call.attributes.setdefault(UPSTREAM_HEADERS, {}).update(tracing.traceparent(span))
+        ended = False
+
+        def end() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                tracing.end(span)
+
+        async def handoff(c: Call) -> Reply:
+            end()
+            return await next_(c)
+
+        try:
+            reply = await self._stage(call, handoff)
+        except GatewayError as exc:
+            if not ended and span.is_recording():
+                span.set_attribute("error.type", exc.code or exc.type)
+                if exc.status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+            end()
+            raise
+        except BaseException:
+            end()
+            raise
+        if reply.stream is None:
+            end()
+            return reply
+
+        async def done() -> None:
+            end()
+
+        return await finish_with(reply, done)
+
+
+def traced_handler(name: str, handler: Handler, tracing: Tracing, *, propagate: bool = True) -> Handler:
+    """A terminal handler (e.g. the router) inside a child span named ``name``; by default that span is the
+    parent of the upstream calls."""
+
+    async def as_stage(call: Call, next_: Handler) -> Reply:
+        return await handler(call)
+
+    traced = Traced(name, as_stage, tracing, propagate=propagate)
+
+    async def run(call: Call) -> Reply:
+        return await traced(call, handler)
+
+    return run

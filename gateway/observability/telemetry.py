@@ -1,0 +1,159 @@
+"""The app's observability, assembled once per app: metrics, traces, JSON logs, the request log, the metrics
+listener. Implements every Protocol of :mod:`gateway.observability.events`.
+
+``Telemetry.from_settings(settings, clock=..., rng=...)`` in build_runtime; ``await start()`` / ``await stop()``
+in the app lifespan; ``TelemetryStage(telemetry)`` in the pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import IO
+
+from opentelemetry.sdk.trace import SpanProcessor
+
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.observability.logs import EventLog
+from gateway.observability.metrics import Metrics
+from gateway.observability.requestlog import RequestLogWriter
+from gateway.observability.server import MetricsServer
+from gateway.observability.tracing import Tracing, genai_provider
+from gateway.rng import Rng
+
+
+class Telemetry:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        metrics: Metrics,
+        tracing: Tracing,
+        logs: EventLog,
+        requestlog: RequestLogWriter | None = None,
+        server: MetricsServer | None = None,
+    ) -> None:
+        self.clock = clock
+        self.metrics = metrics
+        self.tracing = tracing
+        self.logs = logs
+        self.requestlog = requestlog
+        self.server = server
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock,
+        rng: Rng,
+        environ: Mapping[str, str] | None = None,
+        span_processors: Sequence[SpanProcessor] = (),
+        log_stream: IO[str] | None = None,
+    ) -> Telemetry:
+        """Build from configuration. ``environ`` (default ``os.environ``) may set $FAULTLINE_REQUEST_LOG,
+        $FAULTLINE_RUN_ID and $PROMETHEUS_MULTIPROC_DIR. ``span_processors`` are added to the OTLP one (tests pass
+        a SimpleSpanProcessor over an InMemorySpanExporter)."""
+        env = os.environ if environ is None else environ
+        obs = settings.observability
+        metrics = Metrics(
+            consumers=[c.name for c in settings.consumers],
+            models=[n for g in settings.models for n in (g.name, *g.aliases)],
+            providers=[p.name for p in settings.providers],
+            multiprocess_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        )
+        for p in settings.providers:
+            metrics.set_breaker_state(p.name, "closed")
+        processors = list(span_processors)
+        if obs.otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=obs.otlp_endpoint)))
+        tracing = Tracing(
+            clock=clock,
+            rng=rng.child("trace-ids"),
+            service_name=obs.service_name,
+            sample_ratio=obs.sample_ratio,
+            processors=processors,
+            provider_kinds={p.name: genai_provider(p.kind) for p in settings.providers},
+        )
+        logs = EventLog(clock, stream=log_stream, level=obs.log_level, log_payloads=obs.log_payloads)
+        path = env.get("FAULTLINE_REQUEST_LOG") or obs.request_log_path
+        run_id = env.get("FAULTLINE_RUN_ID") or obs.run_id
+        writer = RequestLogWriter(path, max_bytes=obs.request_log_max_bytes, run_id=run_id) if path else None
+        port = settings.server.metrics_port
+        server = None
+        if port:
+            multi = metrics.multiprocess_dir is not None
+            server = MetricsServer(metrics.exposition, host=settings.server.host, port=port, reuse_port=multi)
+        return cls(clock=clock, metrics=metrics, tracing=tracing, logs=logs, requestlog=writer, server=server)
+
+    async def start(self) -> None:
+        if self.requestlog is not None:
+            await self.requestlog.start()
+        if self.server is not None:
+            try:
+                await self.server.start()
+            except OSError as exc:  # serving requests matters more than serving metrics: say so loudly, go on
+                self.logs.event("metrics_listener_failed", level="error", port=self.server.port, error=str(exc))
+                self.server = None
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+        if self.requestlog is not None:
+            await self.requestlog.stop()
+        self.tracing.shutdown()
+        self.logs.close()
+
+    # -- events (gateway.observability.events) -----------------------------------------------------------------
+
+    def breaker_transition(self, provider: str, old: str, new: str) -> None:
+        self.metrics.breaker_transition(provider, old, new)
+        level = "warning" if new == "open" else "info"
+        self.logs.event("breaker_transition", level=level, provider=provider, from_state=old, to_state=new)
+
+    def retry_budget_exhausted(self, provider: str) -> None:
+        self.metrics.retry_budget_exhausted_for(provider)
+
+    def state_store_failure(self, operation: str, error: str) -> None:
+        self.metrics.state_store_failure(operation)
+        self.logs.event("state_store_failure", level="warning", operation=operation, error=error)
+
+    def quota_rejected(self, consumer: str | None, limit: str) -> None:
+        self.metrics.quota_rejected(consumer, limit)
+
+    def budget_remaining(self, consumer: str, tokens: float) -> None:
+        self.metrics.set_budget_remaining(consumer, tokens)
+
+    def shed(self, reason: str) -> None:
+        self.metrics.shed_request(reason)
+
+    def queue_depth(self, depth: int) -> None:
+        self.metrics.set_queue_depth(depth)
+
+    def chaos_injected(self, fault: str, provider: str) -> None:
+        self.metrics.chaos_injected(fault, provider)
+
+    def guardrail_action(self, guardrail: str, action: str) -> None:
+        self.metrics.guardrail_action(guardrail, action)
+
+    # gateway.quota.limiter.QuotaEvents
+    def decision(self, consumer: str, kind: str, backend: str) -> None:
+        self.metrics.quota_decision(consumer, kind, backend)
+
+    def settled(self, consumer: str, delta: int | None) -> None:
+        pass  # a lost settle is reported by store_error
+
+    def store_transition(self, healthy: bool, reason: str) -> None:
+        self.metrics.state_store_up.set(1.0 if healthy else 0.0)
+        level = "info" if healthy else "warning"
+        self.logs.event("state_store_transition", level=level, healthy=healthy, reason=reason)
+
+    def store_error(self, op: str, error: str) -> None:
+        self.state_store_failure(op, error)
+
+    def config_error(self, message: str) -> None:
+        self.logs.event("config_error", level="error", message=message)

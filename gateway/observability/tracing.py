@@ -1,0 +1,196 @@
+"""OpenTelemetry traces: a tracer provider per app (never the global one), ids from the seeded RNG, times from
+the injected clock, W3C ``traceparent`` accepted from clients and handed to the adapters.
+
+Span tree of one request::
+
+    POST /v1/chat/completions        SERVER   the request, arrival to last byte
+    ├── auth / quota / guardrail     INTERNAL each traced stage, until it hands over to the next one
+    └── route                        INTERNAL routing, retries and fallbacks, until the reply ends
+        └── chat <upstream model>    CLIENT   one per upstream attempt (from the request record)
+
+With no exporter configured nothing is recorded (spans are non-recording, ids still flow into logs and headers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, SamplingResult, TraceIdRatioBased
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from gateway.clock import Clock
+from gateway.requestlog import Attempt, RequestRecord
+from gateway.rng import Rng
+
+UPSTREAM_HEADERS = "upstream_headers"  # call.attributes key: dict of headers the adapters forward upstream
+# GenAI semantic conventions (well-known provider names); vLLM has none, so its kind is used as is.
+_GENAI_PROVIDER = {"openai": "openai", "vllm": "vllm"}
+
+
+class _Switch(Sampler):
+    """ALWAYS_OFF until a span processor is added, then the configured sampler."""
+
+    def __init__(self) -> None:
+        self.inner: Sampler = ALWAYS_OFF
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return self.inner.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return self.inner.get_description()
+
+
+class RngIdGenerator(IdGenerator):
+    """Trace and span ids drawn from a seeded :class:`Rng`: the same seed replays the same ids."""
+
+    def __init__(self, rng: Rng) -> None:
+        self._rng = rng
+
+    def generate_span_id(self) -> int:
+        return self._rng.getrandbits(64) or 1
+
+    def generate_trace_id(self) -> int:
+        return self._rng.getrandbits(128) or 1
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)
+
+
+class Tracing:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        rng: Rng,
+        service_name: str = "faultline-gateway",
+        sample_ratio: float = 1.0,
+        processors: Sequence[SpanProcessor] = (),
+        provider_kinds: Mapping[str, str] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._ratio = sample_ratio
+        self._sampler = _Switch()
+        self.provider = TracerProvider(
+            sampler=self._sampler,
+            resource=Resource({"service.name": service_name}),
+            shutdown_on_exit=False,
+            id_generator=RngIdGenerator(rng),
+        )
+        for p in processors:
+            self.add_processor(p)
+        self.tracer = self.provider.get_tracer("faultline.gateway")
+        self._propagator = TraceContextTextMapPropagator()
+        self._kinds = dict(provider_kinds or {})
+
+    def add_processor(self, processor: SpanProcessor) -> None:
+        """Export spans through ``processor`` too; the first one turns recording on (at the sampling ratio)."""
+        self.provider.add_span_processor(processor)
+        self._sampler.inner = ParentBased(TraceIdRatioBased(self._ratio))
+
+    # -- spans -------------------------------------------------------------------------------------------------
+
+    def start_request(self, method: str, path: str, headers: Mapping[str, str]) -> Span:
+        """The request's root span; its parent is the client's ``traceparent`` when valid."""
+        parent = self._propagator.extract(carrier=dict(headers)) if "traceparent" in headers else None
+        return self.tracer.start_span(
+            f"{method} {path}",
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": path},
+            start_time=_ns(self._clock.now()),
+        )
+
+    def start_child(self, parent: Span, name: str, *, kind: SpanKind = SpanKind.INTERNAL) -> Span:
+        return self.tracer.start_span(
+            name, context=trace_api.set_span_in_context(parent), kind=kind, start_time=_ns(self._clock.now())
+        )
+
+    def end(self, span: Span) -> None:
+        if span.is_recording():
+            span.end(end_time=_ns(self._clock.now()))
+
+    def traceparent(self, span: Span) -> dict[str, str]:
+        """The W3C headers that make ``span`` the parent of the receiver's spans."""
+        carrier: dict[str, str] = {}
+        self._propagator.inject(carrier, context=trace_api.set_span_in_context(span, Context()))
+        return carrier
+
+    def record_attempts(self, parent: Span, attempts: Sequence[Attempt]) -> None:
+        """One CLIENT span per upstream attempt, timed from the record (nothing is recorded when unsampled)."""
+        if not parent.get_span_context().trace_flags.sampled:
+            return
+        ctx = trace_api.set_span_in_context(parent)
+        for i, a in enumerate(attempts):
+            attrs: dict[str, Any] = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": a.model,
+                "gen_ai.provider.name": self._kinds.get(a.provider, a.provider),
+                "faultline.provider": a.provider,
+                "faultline.attempt": i,
+                "faultline.attempt.outcome": a.outcome,
+                "faultline.chaos.injected": a.injected,
+            }
+            if a.status is not None:
+                attrs["http.response.status_code"] = a.status
+            if a.outcome != "ok":
+                attrs["error.type"] = a.outcome
+            span = self.tracer.start_span(
+                f"chat {a.model}", context=ctx, kind=SpanKind.CLIENT, attributes=attrs, start_time=_ns(a.started)
+            )
+            if a.outcome != "ok":
+                span.set_status(Status(StatusCode.ERROR))
+            span.end(end_time=_ns(a.started + a.duration_s))
+
+    def finish_request(self, span: Span, rec: RequestRecord) -> None:
+        """GenAI and HTTP attributes from the record, status, end."""
+        if not span.is_recording():
+            return
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "http.response.status_code": rec.status,
+            "faultline.request_id": rec.request_id,
+            "faultline.outcome": rec.outcome,
+            "faultline.retries": rec.retries,
+            "faultline.stream": rec.stream,
+            "gen_ai.usage.input_tokens": rec.tokens_in,
+            "gen_ai.usage.output_tokens": rec.tokens_out,
+        }
+        if rec.model:
+            attrs["gen_ai.request.model"] = rec.model
+        if rec.provider:
+            attrs["gen_ai.provider.name"] = self._kinds.get(rec.provider, rec.provider)
+            attrs["faultline.provider"] = rec.provider
+        if rec.consumer:
+            attrs["faultline.consumer"] = rec.consumer
+        error_type = rec.error_type or (str(rec.status) if rec.status >= 400 else None)
+        if error_type:
+            attrs["error.type"] = error_type
+        span.set_attributes(attrs)
+        if rec.status >= 500 or rec.outcome == "error":
+            span.set_status(Status(StatusCode.ERROR))
+        self.end(span)
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+def genai_provider(kind: str) -> str:
+    return _GENAI_PROVIDER.get(kind, kind)
+
+
+def trace_ids(span: Span | None) -> tuple[str | None, str | None]:
+    """(trace_id, span_id) as lower-case hex, or Nones when there is no valid span."""
+    if span is None:
+        return None, None
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None, None
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"

@@ -1,0 +1,99 @@
+"""docker-compose.yml, checked offline (no Docker engine here): structure, references between services, files
+it mounts, the gateway configuration it runs, and the ports Prometheus scrapes."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import yaml
+
+from gateway.config import load_settings
+
+from .conftest import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+_SERVICE_KEYS = {
+    "build",
+    "image",
+    "command",
+    "environment",
+    "volumes",
+    "ports",
+    "expose",
+    "depends_on",
+    "healthcheck",
+    "tmpfs",
+}
+
+
+def _arg(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def test_services_and_keys() -> None:
+    assert set(SERVICES) == {"gateway", "openai-sim", "vllm-sim", "redis", "prometheus", "grafana"}
+    for name, svc in SERVICES.items():
+        assert set(svc) <= _SERVICE_KEYS, (name, set(svc) - _SERVICE_KEYS)
+        assert "image" in svc or "build" in svc
+        if "command" in svc:
+            assert isinstance(svc["command"], list) and all(isinstance(x, str) for x in svc["command"])
+        for port in svc.get("ports", []):
+            host, _, container = str(port).partition(":")
+            assert host.isdigit() and container.isdigit(), port
+        deps = svc.get("depends_on", [])
+        assert set(deps) <= set(SERVICES), name
+        for dep, cond in deps.items() if isinstance(deps, dict) else []:
+            assert cond["condition"] in {"service_started", "service_healthy", "service_completed_successfully"}
+            if cond["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dep]
+
+
+def test_published_host_ports_are_unique() -> None:
+    hosts = [str(p).split(":")[0] for svc in SERVICES.values() for p in svc.get("ports", [])]
+    assert len(hosts) == len(set(hosts))
+
+
+def test_bind_mounts_and_build_files_exist() -> None:
+    named = set(COMPOSE.get("volumes", {}))
+    for svc in SERVICES.values():
+        for vol in svc.get("volumes", []):
+            source = vol.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), source
+            else:
+                assert source in named, source
+        if "build" in svc:
+            assert (ROOT / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file()
+
+
+def test_gateway_config_points_at_the_compose_services() -> None:
+    gw = SERVICES["gateway"]
+    path = _arg(gw["command"], "--config")
+    assert path.startswith("/app/")  # the image copies the repository's deploy/ to /app/deploy
+    settings = load_settings(ROOT / path.removeprefix("/app/"))
+    sims = {name: int(_arg(SERVICES[name]["command"], "--port")) for name in ("openai-sim", "vllm-sim")}
+    for p in settings.providers:
+        url = urlparse(p.base_url)
+        assert (url.hostname, url.port) in sims.items()
+    for name in sims:
+        profile = _arg(SERVICES[name]["command"], "--profile")
+        assert (ROOT / "simulators" / "profiles" / f"{profile}.yaml").is_file()
+    assert urlparse(gw["environment"]["REDIS_URL"]).hostname == "redis"
+    assert f"{settings.server.port}:{settings.server.port}" in gw["ports"]
+    assert f"{settings.server.metrics_port}:{settings.server.metrics_port}" in gw["ports"]
+    # several workers: metrics in multi-process mode, in a directory emptied at each start
+    assert int(_arg(gw["command"], "--workers")) > 1
+    assert gw["environment"]["PROMETHEUS_MULTIPROC_DIR"] in gw["tmpfs"]
+
+
+def test_prometheus_scrapes_the_gateway_metrics_port_and_loads_the_rules() -> None:
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    settings = load_settings(ROOT / "deploy" / "gateway.compose.yaml")
+    targets = [t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    assert f"gateway:{settings.server.metrics_port}" in targets
+    for t in targets:
+        assert t.split(":")[0] in SERVICES
+    mounts = SERVICES["prometheus"]["volumes"]
+    assert any(m.startswith("./deploy/prometheus/slo-rules.yaml:/etc/prometheus/") for m in mounts)
+    assert prom["rule_files"] == ["slo-rules.yaml"]

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import io
+
+import orjson
+
+from gateway.clock import FakeClock
+from gateway.observability.logs import EventLog
+from gateway.requestlog import RequestRecord
+
+
+def _lines(buf: io.StringIO) -> list[dict[str, object]]:
+    return [orjson.loads(x) for x in buf.getvalue().splitlines()]
+
+
+def test_request_line_fields_and_clock_timestamp() -> None:
+    clock, buf = FakeClock(start=1000.0), io.StringIO()
+    log = EventLog(clock, stream=buf)
+    rec = RequestRecord(
+        "req_1", 999.0, consumer="alice", model="m", provider="p", status=200, tokens_in=3, tokens_out=4, run_id="r1"
+    )
+    log.request(rec, trace_id="ab" * 16, latency_s=1.0, ttft_s=0.25, payload={"messages": ["secret"]})
+    (line,) = _lines(buf)
+    assert line == {
+        "ts": 1000.0,
+        "level": "info",
+        "event": "request",
+        "request_id": "req_1",
+        "trace_id": "ab" * 16,
+        "consumer": "alice",
+        "model": "m",
+        "provider": "p",
+        "stream": False,
+        "status": 200,
+        "outcome": "ok",
+        "error_type": None,
+        "latency_s": 1.0,
+        "ttft_s": 0.25,
+        "attempts": 0,
+        "retries": 0,
+        "tokens_in": 3,
+        "tokens_out": 4,
+        "cost_usd": 0.0,
+        "run_id": "r1",
+    }
+
+
+def test_payload_only_with_the_debug_option() -> None:
+    clock, buf = FakeClock(), io.StringIO()
+    EventLog(clock, stream=buf, log_payloads=True).request(
+        RequestRecord("r", 0.0, status=200), trace_id=None, latency_s=0.0, ttft_s=None, payload={"m": "hello"}
+    )
+    assert _lines(buf)[0]["payload"] == {"m": "hello"}
+
+
+def test_levels_filter_and_errors_are_error_level() -> None:
+    clock, buf = FakeClock(), io.StringIO()
+    log = EventLog(clock, stream=buf, level="warning")
+    log.request(RequestRecord("ok", 0.0, status=200), trace_id=None, latency_s=0.0, ttft_s=None)
+    log.request(RequestRecord("bad", 0.0, status=503), trace_id=None, latency_s=0.0, ttft_s=None)
+    log.event("breaker_transition", level="warning", provider="p", from_state="closed", to_state="open")
+    assert [(x["event"], x["level"]) for x in _lines(buf)] == [("request", "error"), ("breaker_transition", "warning")]
+
+
+def test_two_logs_do_not_share_handlers() -> None:
+    a, b = io.StringIO(), io.StringIO()
+    EventLog(FakeClock(), stream=a).event("x")
+    EventLog(FakeClock(), stream=b).event("y")
+    assert [x["event"] for x in _lines(a)] == ["x"]
+    assert [x["event"] for x in _lines(b)] == ["y"]

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+from opentelemetry.trace import SpanKind, StatusCode
+
+from gateway.call import Call, Handler, Reply
+from gateway.errors import RateLimited, UpstreamFailed
+from gateway.observability.requestlog import read_records
+from gateway.observability.stage import TelemetryStage, Traced, traced_handler
+from gateway.observability.tracing import UPSTREAM_HEADERS
+from gateway.requestlog import Attempt
+
+from .conftest import make_settings
+from .helpers import Kit, chain, kit, make_call
+
+CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
+CLIENT_PARENT = "b7ad6b7169203331"
+
+
+class FakeRouter:
+    """Two attempts (a 503 then a fallback), 0.5 s and 1 s, on the fake clock; JSON or a 3-chunk stream."""
+
+    def __init__(self, k: Kit, *, stream: bool = False, fail: bool = False) -> None:
+        self.k, self.stream, self.fail = k, stream, fail
+        self.seen_headers: dict[str, str] = {}
+
+    async def __call__(self, call: Call) -> Reply:
+        clock, rec = self.k.clock, call.record
+        self.seen_headers = dict(call.attributes.get(UPSTREAM_HEADERS, {}))
+        rec.consumer, rec.model, rec.stream = "alice", "gpt-4o-mini", self.stream
+        rec.attempts.append(Attempt("openai-sim", "gpt-4o-mini", clock.now(), 0.5, "server_error", 503))
+        clock.advance(0.5)
+        if self.fail:
+            raise UpstreamFailed("boom")
+        rec.retries, rec.provider = 1, "vllm-sim"
+        rec.attempts.append(Attempt("vllm-sim", "llama-3-8b", clock.now(), 1.0, "ok", 200))
+        rec.tokens_in, rec.tokens_out = 11, 3
+        if not self.stream:
+            clock.advance(1.0)
+            return Reply(body=b'{"ok":true}')
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(3):
+                clock.advance(0.25)
+                yield f"data: {i}\n\n".encode()
+            clock.advance(0.25)
+
+        return Reply(stream=chunks(), media_type="text/event-stream")
+
+
+async def auth(call: Call, next_: Handler) -> Reply:
+    k_clock = call.attributes["clock"]
+    k_clock.advance(0.001)
+    return await next_(call)
+
+
+def pipeline(k: Kit, router: FakeRouter) -> Handler:
+    tracing = k.telemetry.tracing
+    return chain(
+        [TelemetryStage(k.telemetry), Traced("auth", auth, tracing)],
+        terminal=traced_handler("route", router, tracing),
+    )
+
+
+async def _drain(reply: Reply) -> bytes:
+    assert reply.stream is not None
+    return b"".join([c async for c in reply.stream])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_span_tree_genai_attributes_and_client_traceparent(stream: bool) -> None:
+    k = kit(make_settings())
+    router = FakeRouter(k, stream=stream)
+    call = make_call(k.clock, headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01"})
+    call.attributes["clock"] = k.clock
+    reply = await pipeline(k, router)(call)
+    if stream:
+        assert k.spans.get_finished_spans() == () or all(
+            s.name != "POST /v1/chat/completions" for s in k.spans.get_finished_spans()
+        )
+        assert await _drain(reply) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    spans = {s.name: s for s in k.spans.get_finished_spans()}
+    assert set(spans) == {"POST /v1/chat/completions", "auth", "route", "chat gpt-4o-mini", "chat llama-3-8b"}
+    root = spans["POST /v1/chat/completions"]
+    assert root.kind is SpanKind.SERVER
+    assert f"{root.context.trace_id:032x}" == CLIENT_TRACE
+    assert root.parent is not None and f"{root.parent.span_id:016x}" == CLIENT_PARENT
+    assert spans["auth"].parent.span_id == root.context.span_id
+    assert spans["route"].parent.span_id == root.context.span_id
+    for name in ("chat gpt-4o-mini", "chat llama-3-8b"):
+        assert spans[name].parent.span_id == spans["route"].context.span_id
+        assert spans[name].kind is SpanKind.CLIENT
+    assert root.attributes["gen_ai.operation.name"] == "chat"
+    assert root.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    assert root.attributes["gen_ai.provider.name"] == "vllm"
+    assert root.attributes["gen_ai.usage.input_tokens"] == 11
+    assert root.attributes["gen_ai.usage.output_tokens"] == 3
+    assert "error.type" not in root.attributes
+    failed = spans["chat gpt-4o-mini"]
+    assert failed.attributes["error.type"] == "server_error"
+    assert failed.attributes["gen_ai.provider.name"] == "openai"
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.end_time - failed.start_time == pytest.approx(5e8, abs=1e3)
+    # auth 1 ms + attempts 0.5 s + 1 s (JSON) or 4 x 0.25 s (stream); ns from float epoch seconds: ~µs precision
+    assert root.end_time - root.start_time == pytest.approx(1.501e9, abs=1e3)
+    # the route span is the parent of the upstream calls, in the client's trace
+    route_id = f"{spans['route'].context.span_id:016x}"
+    assert router.seen_headers["traceparent"] == f"00-{CLIENT_TRACE}-{route_id}-01"
+
+
+async def test_same_seed_same_ids() -> None:
+    ids = []
+    for _ in range(2):
+        k = kit(make_settings())
+        call = make_call(k.clock)
+        call.attributes["clock"] = k.clock
+        await pipeline(k, FakeRouter(k))(call)
+        ids.append(sorted((s.name, s.context.trace_id, s.context.span_id) for s in k.spans.get_finished_spans()))
+    assert ids[0] == ids[1]
+
+
+async def test_no_exporter_records_nothing_but_still_propagates() -> None:
+    from gateway.clock import FakeClock
+    from gateway.observability.telemetry import Telemetry
+    from gateway.rng import Rng
+
+    clock = FakeClock()
+    t = Telemetry.from_settings(make_settings(), clock=clock, rng=Rng(1), environ={})
+    k = Kit(t, clock, None, None)  # type: ignore[arg-type]
+    router = FakeRouter(k)
+    call = make_call(clock)
+    call.attributes["clock"] = clock
+    await pipeline(k, router)(call)
+    assert not call.span.is_recording()
+    assert router.seen_headers["traceparent"].endswith("-00")
+
+
+async def test_error_reply_logs_metrics_and_record(tmp_path: Path) -> None:
+    k = kit(make_settings(), request_log=tmp_path / "requests.jsonl")
+    await k.telemetry.start()
+    call = make_call(k.clock)
+    call.attributes["clock"] = k.clock
+    with pytest.raises(UpstreamFailed):
+        await pipeline(k, FakeRouter(k, fail=True))(call)
+    await k.telemetry.stop()
+    (rec,) = list(read_records(tmp_path / "requests.jsonl"))
+    assert (rec["status"], rec["outcome"], rec["error_type"], rec["run_id"]) == (
+        502,
+        "error",
+        "upstream_error",
+        "run-1",
+    )
+    assert rec["ts_end"] - rec["ts_arrival"] == pytest.approx(0.501)
+    (line,) = [orjson.loads(x) for x in k.log.getvalue().splitlines()]
+    assert line["event"] == "request" and line["level"] == "error" and line["status"] == 502
+    assert line["trace_id"] == f"{call.span.get_span_context().trace_id:032x}"
+    spans = {s.name: s for s in k.spans.get_finished_spans()}
+    assert spans["POST /v1/chat/completions"].attributes["error.type"] == "upstream_error"
+    assert spans["route"].attributes["error.type"] == "upstream_error"
+    assert spans["route"].status.status_code is StatusCode.ERROR
+
+
+async def test_quota_rejection_outcome() -> None:
+    k = kit(make_settings())
+
+    async def reject(call: Call) -> Reply:
+        raise RateLimited("slow down")
+
+    call = make_call(k.clock)
+    with pytest.raises(RateLimited):
+        await chain([TelemetryStage(k.telemetry)], terminal=reject)(call)
+    assert (call.record.status, call.record.outcome) == (429, "quota_rejected")
+
+
+async def test_stream_closed_by_client_is_cancelled_and_finished_once(tmp_path: Path) -> None:
+    k = kit(make_settings(), request_log=tmp_path / "r.jsonl")
+    await k.telemetry.start()
+    call = make_call(k.clock)
+    call.attributes["clock"] = k.clock
+    reply = await pipeline(k, FakeRouter(k, stream=True))(call)
+    assert reply.stream is not None
+    it = reply.stream.__aiter__()
+    assert await it.__anext__() == b"data: 0\n\n"
+    await reply.stream.aclose()  # type: ignore[attr-defined]
+    await k.telemetry.stop()
+    (rec,) = list(read_records(tmp_path / "r.jsonl"))
+    assert rec["outcome"] == "cancelled"
+    assert rec["ts_first_byte"] - rec["ts_arrival"] == pytest.approx(0.751)
+    assert len(k.log.getvalue().splitlines()) == 1
+    assert b"faultline_requests_in_flight 0.0" in k.telemetry.metrics.exposition()
