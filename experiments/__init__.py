@@ -1,0 +1,9 @@
+"""Named failure scenarios, run in real time (processes + locust) or replayed in virtual time (one process).
+
+* :mod:`experiments.scenario` — the scenario file schema (``experiments/scenarios/*.yaml``).
+* :mod:`experiments.resolve` — scenario -> gateway settings and simulator profiles.
+* :mod:`experiments.workload` — the seeded open-loop arrival process and request mix.
+* :mod:`experiments.replay` — virtual-time replay: byte-identical request log for a seed.
+* :mod:`experiments.real` — real processes on loopback, locust driving the load.
+* ``python -m experiments`` — the command line the Makefile calls.
+"""
