@@ -1,0 +1,84 @@
+"""A gateway in front of in-process simulators, for the gateway's own tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import fakeredis
+import httpx
+import openai
+import pytest
+
+from gateway.app import create_app
+from gateway.clock import SystemClock
+from gateway.config import Settings, hash_key, parse_settings
+from gateway.transport import AsgiTransport
+from simulators import create_app as create_simulator
+
+DEMO_KEY = "fl-test-demo-key"
+OTHER_KEY = "fl-test-other-key"
+
+
+def make_settings(**overrides: Any) -> Settings:
+    raw: dict[str, Any] = {
+        "seed": 3,
+        "consumers": [
+            {"name": "demo", "key_sha256": hash_key(DEMO_KEY), "permissions": ["chat", "models", "pin"]},
+            {"name": "other", "key_sha256": hash_key(OTHER_KEY), "limits": {"rpm": 2}},
+        ],
+        "providers": [
+            {"name": "openai", "kind": "openai", "base_url": "http://openai.sim/v1"},
+            {"name": "vllm", "kind": "vllm", "base_url": "http://vllm.sim/v1"},
+        ],
+        "models": [
+            {"name": "gpt-4o-mini", "routes": [{"provider": "openai", "model": "gpt-4o-mini"}]},
+            {"name": "llama", "routes": [{"provider": "vllm", "model": "meta-llama/Llama-3.1-8B-Instruct"}]},
+        ],
+    }
+    raw.update(overrides)
+    return parse_settings(raw)
+
+
+GatewayFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_gateway() -> AsyncIterator[GatewayFactory]:
+    """Build a gateway (and its simulators) inline: ``client = await make_gateway(settings, openai_profile=...)``."""
+    stack: list[Any] = []
+
+    async def build(
+        settings: Settings | None = None,
+        *,
+        openai_profile: str | dict[str, Any] = "instant",
+        vllm_profile: str | dict[str, Any] = "instant",
+    ) -> httpx.AsyncClient:
+        clock = SystemClock()
+        sims = {
+            "http://openai.sim": create_simulator(
+                flavour="openai", profile=openai_profile, seed=1, name="openai", clock=clock
+            ),
+            "http://vllm.sim": create_simulator(flavour="vllm", profile=vllm_profile, seed=1, name="vllm", clock=clock),
+        }
+        app = create_app(
+            settings or make_settings(),
+            clock=clock,
+            state=fakeredis.FakeAsyncRedis(),
+            upstream_transport=AsgiTransport(sims),
+        )
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+        stack.append((lifespan, client))
+        return client
+
+    yield build
+    for lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+def sdk(client: httpx.AsyncClient, key: str = DEMO_KEY) -> openai.AsyncOpenAI:
+    """The official SDK, pointed at the in-process gateway, with its own retries off."""
+    return openai.AsyncOpenAI(api_key=key, base_url="http://gateway/v1", http_client=client, max_retries=0)
