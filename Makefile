@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install serve test lint fmt bench lock clean
+.PHONY: help install serve test lint fmt bench lock clean experiment experiments scenarios loadtest report slo-check baseline incident
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,32 @@ fmt: $(STAMP) ## format the code
 
 bench: $(STAMP) ## throughput and added latency: simulator alone vs gateway in front of it
 	$(PY) -m experiments.bench
+
+SCENARIO ?= baseline
+
+experiment: $(STAMP) ## run one scenario: SCENARIO=<name> [MODE=real|replay] [SEED=n] [SCALE=f]
+	$(PY) -m experiments run $(SCENARIO) --mode $(or $(MODE),real) $(if $(SEED),--seed $(SEED)) $(if $(SCALE),--scale $(SCALE))
+
+experiments: $(STAMP) ## run every scenario (MODE=replay by default, MODE=real for real time)
+	$(PY) -m experiments all --mode $(or $(MODE),replay) $(if $(SCALE),--scale $(SCALE))
+
+scenarios: $(STAMP) ## list the scenarios with one-line descriptions
+	$(PY) -m experiments list
+
+loadtest: $(STAMP) ## locust against a gateway: [URL=http://127.0.0.1:8000] [KEY=...] [HEADLESS=1 USERS=n RATE=n TIME=60s]
+	$(PY) -m experiments.loadtest $(if $(URL),--url $(URL)) $(if $(KEY),--key $(KEY)) $(if $(HEADLESS),--headless) $(if $(USERS),--users $(USERS)) $(if $(RATE),--spawn-rate $(RATE)) $(if $(TIME),--run-time $(TIME))
+
+report: $(STAMP) ## regenerate a run's report: RUN=<run dir>
+	$(PY) -m reports $(RUN)
+
+slo-check: $(STAMP) ## replay every scenario and check it against its CI budgets and baseline
+	$(PY) -m experiments.slocheck
+
+baseline: $(STAMP) ## replay every scenario and rewrite experiments/baselines/ on purpose
+	$(PY) -m experiments.slocheck --write
+
+incident: $(STAMP) ## regenerate docs/INCIDENT.md and its charts from an openai-outage replay
+	$(PY) -m experiments.incident
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache runs
