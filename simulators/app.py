@@ -136,7 +136,7 @@ class SimulatorApp:
         sched = eng.scheduler
         if sched.must_refuse():
             eng.outcomes.append({"seq": d.seq, "status": "queue_full", "queue_wait": 0.0, "ttft": None})
-            return await self._error(send, ErrorInfo(kind="queue_full", model=req.model))
+            return await self._error(send, ErrorInfo(kind="queue_full", model=req.model), headers=[_request_id(d)])
         await sched.acquire()
         try:
             queue_wait = eng.clock.monotonic() - t_start
@@ -155,7 +155,7 @@ class SimulatorApp:
             await self._reset(send, started=False)
         if info.kind == "connection_reset":
             await self._reset(send, started=False)
-        await self._error(send, info, headers=d.headers)
+        await self._error(send, info, headers=[_request_id(d), *d.headers])
 
     async def _hang(self, receive: Receive, limit: float) -> bool:
         """Wait until the client disconnects (True) or ``limit`` (> 0) seconds pass on the clock (False)."""
@@ -180,7 +180,7 @@ class SimulatorApp:
         return t_gone in done
 
     def _headers(self, d: Decision, t_start: float) -> list[tuple[bytes, bytes]]:
-        h = [(b"x-request-id", f"req_{d.response_id}".encode()), *d.headers]
+        h = [_request_id(d), *d.headers]
         if self.flavour == "openai":
             ms = int((self.engine.clock.monotonic() - t_start) * 1000)
             h += [(b"openai-processing-ms", str(ms).encode()), (b"openai-version", b"2020-10-01")]
@@ -208,7 +208,7 @@ class SimulatorApp:
                 if d.cut_mode == "reset":
                     await self._reset(send, started=False)
                 if d.cut_mode == "error":
-                    return await self._error(send, ErrorInfo(kind="server_error"))
+                    return await self._error(send, ErrorInfo(kind="server_error"), headers=[_request_id(d)])
             content = "".join(tokens[:sent])
             body = completion(self.flavour, cid, created, req.model, content, finish, req.prompt_tokens, sent)
             if cut is None:
@@ -263,6 +263,10 @@ class SimulatorApp:
                 "e2e": queue + prefill + decode,
             }
         )
+
+
+def _request_id(d: Decision) -> tuple[bytes, bytes]:
+    return b"x-request-id", f"req_{d.response_id}".encode()
 
 
 def _gaps(d: Decision, lo: int, hi: int) -> float:

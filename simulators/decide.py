@@ -163,6 +163,24 @@ def _check_limit(lim: Limiter, t: float, cost: int, info: dict[str, Any]) -> Err
     return None
 
 
+SCRIPTED_RPM = 500  # the limit a scripted 429 names when the profile sets no rpm of its own
+
+
+def _scripted(kind: str, profile: Profile, base: dict[str, Any]) -> tuple[ErrorInfo, list[tuple[bytes, bytes]]]:
+    """A failure forced by a phase. A scripted 429 looks like a request limit that is fully used for one more
+    second: the profile's own ``rpm`` (else :data:`SCRIPTED_RPM`), with the headers OpenAI sends."""
+    if kind != "rate_limit":
+        return ErrorInfo(kind=kind, retry_after=1.0, **base), []
+    rpm = profile.rate_limits.rpm or SCRIPTED_RPM
+    info = ErrorInfo(kind=kind, limit_kind="requests", limit=rpm, used=rpm, requested=1, retry_after=1.0, **base)
+    headers = [
+        (b"x-ratelimit-limit-requests", str(rpm).encode()),
+        (b"x-ratelimit-remaining-requests", b"0"),
+        (b"x-ratelimit-reset-requests", b"1s"),
+    ]
+    return info, headers
+
+
 def decide(profile: Profile, req: Request, seq: int, t: float, rng: Rng, state: SimState) -> Decision:
     d = Decision(seq=seq, t=t, response_id=rng.hex_id(12))
     base: dict[str, Any] = {"model": req.model, "organization": profile.organization}
@@ -174,7 +192,8 @@ def decide(profile: Profile, req: Request, seq: int, t: float, rng: Rng, state: 
     if profile.served_models and req.model not in profile.served_models:
         d.error = ErrorInfo(kind="model_not_found", **base)
         return d
-    if req.prompt_tokens + (req.max_tokens or 0) > profile.max_model_len:
+    room = profile.max_model_len - req.prompt_tokens
+    if (req.max_tokens is None and room <= 0) or (req.max_tokens is not None and req.max_tokens > room):
         d.error = ErrorInfo(
             kind="context_length",
             prompt_tokens=req.prompt_tokens,
@@ -183,6 +202,8 @@ def decide(profile: Profile, req: Request, seq: int, t: float, rng: Rng, state: 
             **base,
         )
         return d
+    if req.max_tokens is None:
+        max_tokens = min(max_tokens, room)
 
     tau = t / profile.timeline.scale
     active: list[int] = []
@@ -195,7 +216,7 @@ def decide(profile: Profile, req: Request, seq: int, t: float, rng: Rng, state: 
     for _, ph in phases:
         down = isinstance(ph, Outage) or (isinstance(ph, Flapping) and ph.is_down(tau))
         if down and isinstance(ph, Outage | Flapping):
-            d.error = ErrorInfo(kind=ph.mode, retry_after=1.0, **base)
+            d.error, d.headers = _scripted(ph.mode, profile, base)
             d.hang_timeout = ph.hang_timeout
             return d
 
@@ -223,11 +244,11 @@ def decide(profile: Profile, req: Request, seq: int, t: float, rng: Rng, state: 
     for _, ph in phases:
         if isinstance(ph, Degradation) and rng.random() < ph.failure_injection_rate:
             kind = ph.failure_types[0] if len(ph.failure_types) == 1 else rng.choice(ph.failure_types)
-            info = dict(base)
             if kind == "context_length":
-                info.update(prompt_tokens=req.prompt_tokens, max_tokens=max_tokens)
-                info.update(max_model_len=profile.max_model_len)
-            d.error = ErrorInfo(kind=kind, retry_after=1.0, **info)
+                info = dict(base, prompt_tokens=req.prompt_tokens, max_tokens=max_tokens)
+                d.error = ErrorInfo(kind=kind, max_model_len=profile.max_model_len, **info)
+            else:
+                d.error, d.headers = _scripted(kind, profile, base)
             return d
 
     _success(profile, req, d, rng, max_tokens, phases)

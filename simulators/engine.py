@@ -80,10 +80,13 @@ class Engine:
         return [d.log() for d in self.decisions]
 
     def health_ok(self) -> bool:
-        """False while an outage (or a flapping phase's down half) with a server-side mode is in effect."""
+        """False while a full outage (or a flapping phase's down half) with a server-side mode is in effect:
+        a time window, toxicity 1, no request range."""
         t = self.elapsed() / self.profile.timeline.scale
         for ph in self.profile.timeline.phases:
-            if isinstance(ph, Outage | Flapping) and ph.covers(t, self.seq) and ph.from_request is None:
+            if not isinstance(ph, Outage | Flapping) or ph.toxicity < 1.0 or ph.from_request is not None:
+                continue  # a partial outage leaves the engine alive
+            if ph.covers(t, self.seq):
                 dead = isinstance(ph, Outage) or ph.is_down(t)
                 if dead and ph.mode in ("overloaded", "server_error", "connection_reset", "hang"):
                     return False

@@ -30,7 +30,7 @@ class ErrorInfo:
     requested: int = 0
     retry_after: float = 0.0  # seconds
     prompt_tokens: int = 0
-    max_tokens: int = 0
+    max_tokens: int = 0  # 0: the request set none (the prompt alone is too long)
     max_model_len: int = 0
     organization: str = "org-faultline-sim"
     detail: str = ""
@@ -100,6 +100,12 @@ def _openai(info: ErrorInfo) -> tuple[str, str | None, str | None]:
     if k == "invalid_api_key":
         msg = "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys."
         return msg, "invalid_request_error", "invalid_api_key"
+    if k == "context_length" and not info.max_tokens:
+        msg = (
+            f"This model's maximum context length is {info.max_model_len} tokens. However, your messages resulted "
+            f"in {info.prompt_tokens} tokens. Please reduce the length of the messages."
+        )
+        return msg, "invalid_request_error", "context_length_exceeded"
     if k == "context_length":
         total = info.prompt_tokens + info.max_tokens
         msg = (
@@ -128,6 +134,11 @@ def _openai(info: ErrorInfo) -> tuple[str, str | None, str | None]:
 
 def _vllm_message(info: ErrorInfo) -> str:
     k = info.kind
+    if k == "context_length" and not info.max_tokens:
+        return (
+            f"This model's maximum context length is {info.max_model_len} tokens. However, your request has "
+            f"{info.prompt_tokens} input tokens. Please reduce the length of the input messages."
+        )
     if k == "context_length":
         return (
             f"'max_tokens' or 'max_completion_tokens' is too large: {info.max_tokens}. This model's maximum "

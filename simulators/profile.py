@@ -249,10 +249,15 @@ def _resolve_base(raw: dict[str, Any], directory: Path, depth: int = 0) -> dict[
     if depth > 8:
         raise ProfileError("profile 'base' chain too deep")
     name = raw["base"]
+    known = list_profiles(directory)
+    if name not in known:
+        raise ProfileError(f"unknown base profile {name!r}; known: {', '.join(known)}")
     try:
         base = yaml.safe_load((directory / f"{name}.yaml").read_text())
-    except OSError:
-        raise ProfileError(f"unknown base profile {name!r}; known: {', '.join(list_profiles(directory))}") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ProfileError(f"base profile {name!r} cannot be read: {exc}") from None
+    if not isinstance(base, dict):
+        raise ProfileError(f"base profile {name!r} is not a mapping")
     base = _resolve_base(_kebab_keys(base), directory, depth + 1)
     base.pop("name", None)
     base.pop("description", None)

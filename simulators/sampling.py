@@ -68,7 +68,7 @@ def count_prompt_tokens(messages: object) -> tuple[int, str]:
             continue
         content = m.get("content")
         if isinstance(content, list):
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            content = "".join(t for p in content if isinstance(p, dict) and isinstance(t := p.get("text"), str))
         text = content if isinstance(content, str) else ""
         tokens += 3 + (len(text) + 3) // 4
         if m.get("role") == "user":

@@ -154,3 +154,89 @@ def test_hang_with_timeout_resets():
             return clock.monotonic() - t0
 
     assert run_virtual(main()) == pytest.approx(20)
+
+
+@pytest.mark.parametrize(
+    ("profile", "limit"),
+    [
+        (outage("429"), "500"),
+        ({"rate-limits": {"rpm": 60}, "timeline": [{"type": "degradation", "failure-injection-rate": 1.0,
+                                                    "failure-types": ["rate_limit"]}]}, "60"),
+    ],
+)  # fmt: skip
+async def test_scripted_429_names_a_limit_and_sends_its_headers(make_sim, profile, limit):
+    resp = await make_sim("openai", profile, clock=FakeClock()).chat()
+    assert resp.status_code == 429
+    err = resp.json()["error"]
+    assert err["type"] == "requests" and err["code"] == "rate_limit_exceeded"
+    assert (
+        f"on requests per min (RPM): Limit {limit}, Used {limit}, Requested 1. Please try again in 1s."
+        in (err["message"])
+    )
+    assert resp.headers["retry-after"] == "1"
+    assert resp.headers["x-ratelimit-limit-requests"] == limit
+    assert resp.headers["x-ratelimit-remaining-requests"] == "0"
+    assert resp.headers["x-ratelimit-reset-requests"] == "1s"
+
+
+async def test_error_responses_carry_a_request_id(make_sim):
+    resp = await make_sim("openai", outage(500)).chat()
+    assert resp.status_code == 500 and resp.headers["x-request-id"].startswith("req_")
+
+
+@pytest.mark.parametrize(
+    ("flavour", "message"),
+    [
+        ("vllm", "This model's maximum context length is 64 tokens. However, your request has {p} input tokens. "
+                 "Please reduce the length of the input messages."),
+        ("openai", "This model's maximum context length is 64 tokens. However, your messages resulted in {p} "
+                   "tokens. Please reduce the length of the messages."),
+    ],
+)  # fmt: skip
+async def test_prompt_alone_too_long(make_sim, flavour, message):
+    sim = make_sim(flavour, {"max-model-len": 64})
+    text = "x" * 400
+    resp = await sim.http.post(
+        "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": text}]}
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"]["message"] == message.format(p=3 + 3 + (len(text) + 3) // 4)
+
+
+async def test_without_max_tokens_the_answer_fits_the_context(make_sim):
+    sim = make_sim("vllm", {"max-model-len": 40, "output": {"output-tokens": 100}})
+    body = (await sim.chat()).json()  # prompt: 3 + 3 + 6 = 12 tokens, so 28 are left
+    assert body["usage"]["prompt_tokens"] == 12
+    assert body["usage"]["completion_tokens"] == 28 and body["choices"][0]["finish_reason"] == "length"
+
+
+BAD_BODIES = [
+    b"",
+    b"[]",
+    b"null",
+    b'"text"',
+    b'{"model": 5, "messages": [{"role": "user", "content": "hi"}]}',
+    b'{"model": "m"}',
+    b'{"model": "m", "messages": "hi"}',
+    b'{"model": "m", "messages": [1, null, "x"], "max_tokens": 4}',
+    b'{"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": 5}, 7, {"text": "ok"}]}]}',
+    b'{"model": "m", "messages": [{"role": "user", "content": {"a": 1}}]}',
+    b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}',
+    b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": true}',
+    b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "8"}',
+    b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1e99}',
+    b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true, "stream_options": 3}',
+    b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": "yes", "stream_options": []}',
+    b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 99999999999999999999}',
+]
+
+
+@pytest.mark.parametrize("flavour", ["openai", "vllm"])
+@pytest.mark.parametrize("body", BAD_BODIES)
+async def test_bad_input_never_gets_a_5xx(make_sim, flavour, body):
+    sim = make_sim(flavour, {"max-model-len": 4096})
+    resp = await sim.http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    assert resp.status_code < 500
+    if resp.status_code != 200:
+        err = resp.json()["error"]
+        assert set(err) == {"message", "type", "param", "code"} and err["message"]

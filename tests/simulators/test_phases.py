@@ -58,6 +58,30 @@ async def test_vllm_health_follows_outage(make_sim):
     assert (await sim.http.get("/health")).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "phase",
+    [
+        {"type": "outage", "toxicity": 0.5},
+        {"type": "outage", "from-request": 0, "to-request": 5},
+        {"type": "outage", "mode": 429},
+        {"type": "degradation", "failure-injection-rate": 1.0},
+    ],
+)
+async def test_vllm_health_stays_up_when_the_engine_is_not_dead(make_sim, phase):
+    sim = make_sim("vllm", tl(phase))
+    assert (await sim.http.get("/health")).status_code == 200
+
+
+async def test_vllm_health_follows_flapping(make_sim):
+    clock = FakeClock()
+    sim = make_sim("vllm", tl({"type": "flapping", "period": 10, "mode": 500}), clock=clock)
+    seen = []
+    for _ in range(4):
+        seen.append((await sim.http.get("/health")).status_code)
+        clock.advance(5)
+    assert seen == [503, 200, 503, 200]
+
+
 @pytest.mark.parametrize(("first", "pattern"), [("down", [503, 200, 503, 200]), ("up", [200, 503, 200, 503])])
 async def test_flapping(make_sim, first, pattern):
     clock = FakeClock()

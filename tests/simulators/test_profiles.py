@@ -52,6 +52,9 @@ def test_phase_types_may_be_kebab_case():
         {"timeline": [{"type": "nope"}]},
         {"unknown-knob": 1},
         {"base": "no-such-profile"},
+        {"base": "../simulators/profiles/instant"},
+        {"base": ["instant"]},
+        {"timeline": ["outage"]},
     ],
 )
 def test_invalid_profiles_are_refused_with_a_message(raw):
