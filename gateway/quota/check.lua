@@ -27,21 +27,32 @@ local tokens = tonumber(ARGV[2])
 local rpm, tpm, tpd, conc = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local window, lease, day_left = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local edge = now - window
+local BATCH = 1000  -- Lua's unpack() fails beyond ~8000 values: many entries expire at once after a lull
+
+-- HDEL the fields `names` from hash `key`; with `sum`, return the total of their values first
+local function drop(key, names, sum)
+  local total = 0
+  for i = 1, #names, BATCH do
+    local part = {unpack(names, i, math.min(i + BATCH - 1, #names))}
+    if sum then
+      local w = redis.call('HMGET', key, unpack(part))
+      for j = 1, #w do total = total + (tonumber(w[j]) or 0) end
+    end
+    redis.call('HDEL', key, unpack(part))
+  end
+  return total
+end
 
 -- expire what left the windows
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', edge)
 local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', edge)
 if #gone > 0 then
-  local w = redis.call('HMGET', KEYS[3], unpack(gone))
-  local freed = 0
-  for i = 1, #w do freed = freed + (tonumber(w[i]) or 0) end
-  redis.call('HDEL', KEYS[3], unpack(gone))
-  redis.call('HINCRBY', KEYS[3], '_sum', -freed)
+  redis.call('HINCRBY', KEYS[3], '_sum', -drop(KEYS[3], gone, true))
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', edge)
 end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)
 if #dead > 0 then
-  redis.call('HDEL', KEYS[6], unpack(dead))
+  drop(KEYS[6], dead, false)
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 end
 

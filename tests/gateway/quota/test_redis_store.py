@@ -73,3 +73,25 @@ async def test_a_script_missing_from_the_server_cache_is_loaded_again(state_stor
     remote._check.sha = "0" * 40
     d = await remote.check("a", 1_767_225_600_000, 1, Limits(rpm=1))
     assert d.admitted
+
+
+async def test_thousands_of_entries_expiring_at_once_after_a_lull(state_store: aioredis.Redis, prefix: str) -> None:
+    """A burst of 9,000 requests, then a quiet minute: the next check expires them all in one script run (more
+    values than Lua's unpack() takes at once) and answers normally."""
+    remote = RedisLimiter(state_store, prefix=prefix, lease_ms=30_000)
+    t0, n = 1_767_225_600_000, 9000
+    handles = {f"h{i}": t0 + i // 100 for i in range(n)}
+    weights = dict.fromkeys(handles, 2)
+    async with state_store.pipeline(transaction=False) as pipe:
+        pipe.zadd(remote.key("a", "tpm"), handles)
+        pipe.hset(remote.key("a", "tpmw"), mapping={**weights, "_sum": 2 * n})
+        pipe.zadd(remote.key("a", "lease"), {h: t0 + 2000 for h in handles})  # crashed holders' leases
+        pipe.hset(remote.key("a", "resv"), mapping=weights)
+        await pipe.execute()
+    limits = Limits(tpm=2 * n, max_concurrency=1)
+    full = await remote.check("a", t0 + 1000, 1, limits)
+    assert (full.admitted, full.kind, full.tok_used) == (False, "concurrency", 2 * n)
+    d = await remote.check("a", t0 + WINDOW_MS + 1000, 5, limits)
+    assert (d.admitted, d.tok_used, d.inflight) == (True, 5, 1)
+    assert await state_store.hlen(remote.key("a", "tpmw")) == 2  # "_sum" and the new handle
+    assert await state_store.hlen(remote.key("a", "resv")) == 1
