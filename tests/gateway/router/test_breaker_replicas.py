@@ -1,0 +1,178 @@
+"""Breaker sharing across replicas: two real uvicorn gateway processes, one real Redis, one simulator process.
+
+Replica A opens the breaker on its own failures; replica B, which never saw a failure, refuses the next request
+without calling the upstream. After the cool-off A's probes close the breaker and B adopts ``closed`` from the
+state store (it would otherwise still be half-open: it needs three probes of its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import yaml
+
+from gateway.config import hash_key
+
+pytestmark = pytest.mark.processes
+
+KEY, ADMIN = "fl-test-breaker-user", "fl-test-breaker-admin"
+ROOT = Path(__file__).resolve().parents[3]
+BREAKER = "openai/gpt-4o-mini"
+COOLOFF_S = 1.0
+PROBES = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def redis_server_url(redis_url: str | None) -> Iterator[str]:
+    """$REDIS_URL when set, else a private redis-server on a free port (never the shared one)."""
+    if redis_url:
+        yield redis_url
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs a real Redis: set REDIS_URL or install redis-server")
+    port = _free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+async def _wait_http(url: str) -> None:
+    async with httpx.AsyncClient() as c:
+        for _ in range(400):
+            try:
+                if (await c.get(url)).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)  # a real process is starting
+    raise AssertionError(f"{url} did not come up")
+
+
+def _start_processes(redis_url: str, profile: Path, sim_port: int, cfg: Path, ports: list[int]) -> list[Any]:
+    """The simulator (with its control API) and one gateway process per port; plain Popen, before any await."""
+    env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(ROOT), "GATEWAY_CONFIG": str(cfg)}
+    sim = [sys.executable, "-m", "simulators", "--profile", str(profile), "--port", str(sim_port), "--control"]
+    procs = [subprocess.Popen(sim, cwd=ROOT, env=env)]
+    app = "tests.gateway.router.replica_app:build"
+    for p in ports:
+        cmd = [sys.executable, "-m", "uvicorn", "--factory", app, "--port", str(p), "--log-level", "error"]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env))
+    return procs
+
+
+@dataclass
+class Cluster:
+    a: str
+    b: str
+    sim: str
+
+
+@pytest.fixture
+async def cluster(redis_server_url: str, tmp_path: Path, key_prefix: str) -> AsyncIterator[Cluster]:
+    prefix = key_prefix.replace("[", "-").replace("]", "-") + f":{os.getpid()}"
+    profile = tmp_path / "down.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {"description": "every request gets 503", "base": "instant", "timeline": [{"type": "outage", "start": 0}]}
+        )
+    )
+    sim_port, ports = _free_port(), [_free_port(), _free_port()]
+    config = {
+        "seed": 5,
+        "server": {"metrics_port": 0},
+        "admin_key_sha256": hash_key(ADMIN),
+        "consumers": [{"name": "app", "key_sha256": hash_key(KEY)}],
+        "providers": [{"name": "openai", "kind": "openai", "base_url": f"http://127.0.0.1:{sim_port}/v1"}],
+        "models": [{"name": "gpt-4o-mini", "routes": [{"provider": "openai", "model": "gpt-4o-mini"}]}],
+        "quota": {"key_prefix": prefix},
+        "router": {
+            "retry": {"max_attempts": 1},
+            "breaker": {
+                "consecutive_failures": 3,
+                "min_calls": 100,
+                "cooloff_s": COOLOFF_S,
+                "half_open_probes": PROBES,
+                "cache_s": 0.1,
+            },
+        },
+    }
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    procs = _start_processes(redis_server_url, profile, sim_port, cfg, ports)
+    store = aioredis.Redis.from_url(redis_server_url)
+    try:
+        urls = [f"http://127.0.0.1:{p}" for p in (sim_port, *ports)]
+        await _wait_http(f"{urls[0]}/_sim/profile")  # /health is 503 in an outage
+        for u in urls[1:]:
+            await _wait_http(f"{u}/v1/health")
+        yield Cluster(a=urls[1], b=urls[2], sim=urls[0])
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=20)
+        async for key in store.scan_iter(match=f"{prefix}:*"):
+            await store.delete(key)
+        await store.aclose()
+
+
+async def _chat(c: httpx.AsyncClient, url: str) -> httpx.Response:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    return await c.post(f"{url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {KEY}"})
+
+
+async def _breaker(c: httpx.AsyncClient, url: str) -> Any:
+    r = await c.get(f"{url}/admin/router", headers={"authorization": f"Bearer {ADMIN}"})
+    assert r.status_code == 200
+    return r.json()["breakers"].get(BREAKER)
+
+
+async def _upstream_calls(c: httpx.AsyncClient, sim: str) -> int:
+    return len((await c.get(f"{sim}/_sim/decisions")).json()["decisions"])
+
+
+async def test_a_breaker_opened_by_one_replica_opens_and_closes_on_the_other(cluster: Cluster) -> None:
+    async with httpx.AsyncClient(timeout=30.0) as c:
+        for _ in range(3):  # three consecutive failures on A
+            assert (await _chat(c, cluster.a)).status_code == 503
+        assert await _breaker(c, cluster.a) == "open"
+        assert await _upstream_calls(c, cluster.sim) == 3
+
+        r = await _chat(c, cluster.b)  # B's first request reads the shared state: open
+        assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
+        assert "circuit breakers open" in r.json()["error"]["message"]
+        assert await _upstream_calls(c, cluster.sim) == 3  # B did not call the upstream
+        assert await _breaker(c, cluster.b) == "open"
+
+        r = await c.post(f"{cluster.sim}/_sim/profile", json={"profile": "instant"})
+        assert r.status_code == 200
+        await asyncio.sleep(COOLOFF_S + 0.1)  # real processes: the cool-off is real time
+        for _ in range(PROBES):
+            assert (await _chat(c, cluster.a)).status_code == 200
+        assert await _breaker(c, cluster.a) == "closed"
+
+        await asyncio.sleep(0.2)  # longer than cache_s: B's next request reads the store again
+        assert (await _chat(c, cluster.b)).status_code == 200
+        assert await _breaker(c, cluster.b) == "closed"  # adopted; one probe of its own would leave it half_open
