@@ -8,7 +8,7 @@ from reports.markdown import header, num, pct, secs, slo_table, table
 
 
 def _fault_text(f: dict[str, Any]) -> str:
-    params = {k: v for k, v in f.items() if k not in ("upstream", "kind", "start_s", "end_s")}
+    params = {k: v for k, v in f.items() if k not in ("upstream", "kind", "start_s", "end_s") and v is not None}
     extra = ", ".join(f"{k}={v}" for k, v in params.items())
     end = f"{f['end_s']:g} s" if f["end_s"] is not None else "the end of the run"
     return f"{f.get('kind', 'fault')} on `{f.get('upstream', '?')}` from {f['start_s']:g} s to {end}" + (
@@ -39,7 +39,7 @@ def timeline(s: dict[str, Any]) -> list[tuple[float, str]]:
                     ev.append((stop, f"page alert {r['rule']} on {sli} clears"))
     if imp["recovered_at_s"] is not None:
         ev.append((imp["recovered_at_s"], "recovered: every later bucket meets the availability objective"))
-    return sorted(ev, key=lambda e: (e[0], e[1]))
+    return sorted(ev, key=lambda e: e[0])  # stable: same-instant breaker transitions keep their logged order
 
 
 def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:

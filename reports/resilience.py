@@ -10,7 +10,9 @@ Definitions (each takes an already filtered requests frame, so expectations can 
   attempt did not succeed (failed, or skipped by an open breaker): "when the first choice failed, how often
   did another provider save the request";
 - breaker state intervals: from the transitions (request log and ``events.jsonl``); before a provider's first
-  transition it is in that transition's ``from`` state (``closed`` if absent).
+  transition it is in that transition's ``from`` state (``closed`` if absent);
+- calls while open: upstream calls started strictly inside an open interval; a call starting within 1 ms of the
+  interval's start (the call that opened it) or end (the half-open probe) belongs to the boundary.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ FAILED_OVER = (
     & pl.col("provider").is_not_null()
     & (pl.col("provider") != pl.col("first_provider"))
 )
+BOUNDARY_S = 1e-3  # calls within 1 ms of an open interval's edges belong to the edge (see calls_while_open)
 NEEDED_FAILOVER = pl.col("first_outcome").is_not_null() & (pl.col("first_outcome") != "ok")
 
 
@@ -109,7 +112,13 @@ def breaker_figures(transitions: pl.DataFrame, intervals: pl.DataFrame) -> dict[
 
 
 def calls_while_open(attempts: pl.DataFrame, intervals: pl.DataFrame, provider: str, grace_s: float) -> int:
-    """Upstream calls to ``provider`` started inside one of its open intervals (after ``grace_s``)."""
+    """Upstream calls to ``provider`` started strictly inside one of its open intervals (after ``grace_s``).
+
+    A call that starts at the very instant the breaker opens is the call whose failure opened it; one that starts
+    at the instant the breaker leaves ``open`` is the half-open probe (when the probe fails at once, its
+    ``half_open`` interval has zero length and the next ``open`` interval starts at the same instant). Both are
+    attributed to the boundary, within ``BOUNDARY_S`` for timestamp rounding.
+    """
     iv = intervals.filter((pl.col("provider") == provider) & (pl.col("state") == "open"))
     calls = attempts.filter((pl.col("provider") == provider) & ~pl.col("outcome").is_in(("breaker_open", "shed")))
     if iv.height == 0 or calls.height == 0:
@@ -117,7 +126,7 @@ def calls_while_open(attempts: pl.DataFrame, intervals: pl.DataFrame, provider: 
     hits = (
         calls.select("t")
         .join(iv.select("start", "end"), how="cross")
-        .filter((pl.col("t") >= pl.col("start") + grace_s) & (pl.col("t") < pl.col("end")))
+        .filter((pl.col("t") > pl.col("start") + max(grace_s, BOUNDARY_S)) & (pl.col("t") < pl.col("end") - BOUNDARY_S))
     )
     return hits.height
 

@@ -132,3 +132,20 @@ def test_a_first_choice_skipped_by_an_open_breaker_counts_for_failover():
     assert r.select("first_provider", "first_outcome").rows() == [("openai", "breaker_open"), ("vllm", "ok")]
     f = failover(r)
     assert (f["failed_over"], f["first_attempt_failed"]) == (1, 1)
+
+
+def test_the_call_that_opens_the_breaker_and_instant_probes_are_not_calls_while_open():
+    """Virtual time: the failing call opens the breaker at its own start instant, and a probe that fails at once
+    sends the breaker open -> half_open -> open at one instant (a zero-length half-open interval)."""
+    tr = [("closed", "open", 10.0), ("open", "half_open", 20.0), ("half_open", "open", 20.0)]
+    tr += [("open", "half_open", 30.0), ("half_open", "closed", 31.0)]
+    events = [{"ts": T0 + t, "event": "breaker_transition", "provider": "openai", "from": a, "to": b} for a, b, t in tr]
+    starts = {"opener": 10.0, "probe1": 20.0, "leak": 25.0, "probe2": 30.0, "after": 40.0}
+    recs = [
+        rec(rid, t, "error", provider=None, attempts=[attempt("openai", t, "server_error", 503, 0.0)])
+        for rid, t in starts.items()
+    ]
+    run = from_lines(lines(recs), lines(events), meta={"started_at": T0})
+    iv = breaker_intervals(run.transitions, end_s=50)
+    assert iv.filter(iv["state"] == "open").select("start", "end").rows() == [(10.0, 20.0), (20.0, 30.0)]
+    assert calls_while_open(run.attempts, iv, "openai", grace_s=0) == 1  # only the call at t=25
