@@ -218,7 +218,7 @@ def run_replay(sc: Scenario, run_dir: Path, *, seed: int | None = None, scale: f
     wall = time.perf_counter() - wall
     request_log = run_dir / "requests.jsonl"
     sha = sha256_of(request_log)
-    records = sum(1 for _ in request_log.open("rb")) if request_log.exists() else 0
+    records = request_log.read_bytes().count(b"\n") if request_log.exists() else 0
     with log_path.open("rb") as f:
         events = events_from_log(f)
     write_events(run_dir / "events.jsonl", events + timeline_events(resolved, out["started_at"]))
