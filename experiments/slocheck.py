@@ -1,0 +1,149 @@
+"""``make slo-check`` and ``make baseline``: replay every scenario and hold it to its SLO budgets.
+
+``python -m experiments.slocheck [--write] [--scale F] [--keep DIR] [--baselines DIR] [--scenarios DIR] [NAME...]``
+
+For each scenario (all of ``experiments/scenarios/`` unless names are given): a virtual-time replay with the
+scenario's own seed at ``--scale`` (default 1), then ``reports.build.build(run_dir, charts=False)`` for its
+``summary.json``. The summaries are checked with :func:`reports.slocheck.check_slo` against the committed
+baselines ``experiments/baselines/<name>.json``: CI budgets, expectations, and each tracked figure within its
+tolerance of the baseline (rules in docs/REPORTS.md). The table (scenario, check, baseline, now, budget,
+verdict, note) goes to stdout, progress to stderr; exit 1 when any check fails or a scenario cannot be replayed.
+
+``--write`` replays the same way and rewrites the baselines from the new figures (on purpose: commit them with
+the change that moved them). CI budgets and expectations are not baselined, so the check that follows the write
+can still fail, and then the exit status is 1. Run directories go to a temporary directory, or to ``--keep DIR``
+(``DIR/<name>/``) to look at them afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from experiments.replay import run_replay
+from experiments.scenario import SCENARIOS_DIR, ScenarioError, list_scenarios, load_scenario, scaled
+from reports.build import build
+from reports.expectation_models import ExpectationError
+from reports.slocheck import Row, SloCheckResult, check_slo, load_baselines, write_baseline
+
+BASELINES_DIR = Path("experiments/baselines")
+
+Replayer = Callable[[str, Path], dict[str, Any]]
+
+
+@dataclass
+class Collected:
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def replay_summary(
+    name: str, run_dir: Path, *, scenarios_dir: Path = SCENARIOS_DIR, scale: float = 1.0
+) -> dict[str, Any]:
+    """Replay one scenario into ``run_dir`` (created) and return its ``summary.json`` dict."""
+    sc = scaled(load_scenario(name, scenarios_dir), scale)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_replay(sc, run_dir, scale=scale)
+    return build(run_dir, charts=False).summary
+
+
+def collect(names: Iterable[str], work_dir: Path, replay: Replayer, log: Callable[[str], None]) -> Collected:
+    """Replay each scenario into ``work_dir/<name>``; a scenario that cannot be replayed is an error, not a crash."""
+    out = Collected()
+    for name in names:
+        started = time.perf_counter()
+        try:
+            summary = replay(name, work_dir / name)
+        except (ScenarioError, ExpectationError, ValueError, OSError, RuntimeError) as exc:
+            out.errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log(f"{name}: cannot replay: {out.errors[name]}")
+            continue
+        out.summaries[name] = summary
+        f = summary["figures"]
+        log(
+            f"{name}: {f['requests']:,} requests, availability {_short(f['availability'])}, "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+    return out
+
+
+def _short(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def result_of(collected: Collected, baselines: dict[str, dict[str, Any]]) -> SloCheckResult:
+    result = check_slo(collected.summaries, baselines)
+    for name, err in sorted(collected.errors.items()):
+        result.rows.append(Row(name, "replay", "-", "-", "-", False, err))
+    return result
+
+
+def run(
+    names: list[str],
+    *,
+    baselines_dir: Path,
+    work_dir: Path,
+    replay: Replayer,
+    write: bool = False,
+    every_scenario: bool = False,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+) -> tuple[int, str]:
+    """Replay, (optionally) write the baselines, check; return (exit status, the table).
+
+    ``every_scenario``: every scenario was replayed, so a baseline with no scenario is reported as an orphan.
+    """
+    collected = collect(names, work_dir, replay, log)
+    if write:
+        for name, summary in sorted(collected.summaries.items()):
+            log(f"wrote {write_baseline(name, summary, baselines_dir)}")
+    result = result_of(collected, load_baselines(baselines_dir, collected.summaries))
+    orphans = sorted(p.stem for p in baselines_dir.glob("*.json") if p.stem not in names) if every_scenario else []
+    text = result.table()
+    if orphans:
+        text += "\nnote: baselines without a scenario (delete them?): " + ", ".join(orphans)
+    if write and not result.passed:
+        text += "\nbaselines written, but CI budgets and expectations are not baselined: the failures above remain"
+    return (0 if result.passed else 1), text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.slocheck", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help="scenarios to check (default: all)")
+    parser.add_argument("--write", action="store_true", help="rewrite the baselines from this replay")
+    parser.add_argument("--scale", type=float, default=1.0, help="time scale of the replays (default 1)")
+    parser.add_argument("--baselines", type=Path, default=BASELINES_DIR)
+    parser.add_argument("--scenarios", type=Path, default=SCENARIOS_DIR)
+    parser.add_argument("--keep", type=Path, default=None, help="keep the run directories under DIR/<name>/")
+    args = parser.parse_args(argv)
+    names = args.names or list_scenarios(args.scenarios)
+    if not names:
+        print(f"no scenarios in {args.scenarios}", file=sys.stderr)
+        return 2
+
+    def replay(name: str, run_dir: Path) -> dict[str, Any]:
+        return replay_summary(name, run_dir, scenarios_dir=args.scenarios, scale=args.scale)
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="slo-check-") as tmp:
+        work_dir = args.keep or Path(tmp)
+        status, text = run(
+            names,
+            baselines_dir=args.baselines,
+            work_dir=work_dir,
+            replay=replay,
+            write=args.write,
+            every_scenario=not args.names,
+        )
+    print(text)
+    print(f"{len(names)} scenario(s) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

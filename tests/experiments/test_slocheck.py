@@ -1,0 +1,111 @@
+"""make slo-check: fails with a readable table on a broken budget, a regressed baseline or a replay error.
+
+The replay is injected, so most tests use a summary computed from a small hand-made log; one test replays a
+copy of the baseline scenario at a tenth of its length with an impossible budget, end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from experiments.scenario import SCENARIOS_DIR, ScenarioError
+from experiments.slocheck import main, run
+from reports.load import from_lines
+from reports.summary import compute
+from tests.reports.factory import T0, lines, outage_events, outage_run, outage_scenario
+
+
+@pytest.fixture(scope="module")
+def summary():
+    run_data = from_lines(
+        lines(outage_run(rate=5, seed=3)), lines(outage_events()), outage_scenario(), {"started_at": T0}
+    )
+    return compute(run_data).summary
+
+
+def _failing(text):
+    """The table rows whose verdict column says FAIL (columns are separated by two spaces or more)."""
+    return [line for line in text.splitlines() if re.search(r"\s{2}FAIL(\s{2}|$)", line)]
+
+
+def _replayer(summaries):
+    def replay(name, run_dir):
+        if name not in summaries:
+            raise ScenarioError(f"no scenario {name!r}")
+        return summaries[name]
+
+    return replay
+
+
+def _run(tmp_path, summaries, names, **kw):
+    return run(
+        names,
+        baselines_dir=tmp_path / "bl",
+        work_dir=tmp_path / "w",
+        replay=_replayer(summaries),
+        log=lambda m: None,
+        **kw,
+    )
+
+
+def test_write_then_check_passes(tmp_path, summary):
+    status, text = _run(tmp_path, {"openai-outage": summary}, ["openai-outage"], write=True)
+    assert status == 0, text
+    saved = json.loads((tmp_path / "bl" / "openai-outage.json").read_text())
+    assert saved["figures"]["availability"] == summary["figures"]["availability"]
+    status, text = _run(tmp_path, {"openai-outage": summary}, ["openai-outage"])
+    assert status == 0 and text.splitlines()[-1] == "slo-check: PASS"
+
+
+def test_a_tampered_baseline_fails_with_a_readable_table(tmp_path, summary):
+    _run(tmp_path, {"openai-outage": summary}, ["openai-outage"], write=True)
+    path = tmp_path / "bl" / "openai-outage.json"
+    base = json.loads(path.read_text())
+    base["figures"]["upstream_calls_per_request"] = summary["figures"]["upstream_calls_per_request"] - 0.3
+    path.write_text(json.dumps(base))
+    status, text = _run(tmp_path, {"openai-outage": summary}, ["openai-outage"])
+    assert status == 1
+    header, _rule, *body = text.splitlines()
+    assert header.split() == ["scenario", "check", "baseline", "now", "budget", "verdict", "note"]
+    (failing,) = _failing("\n".join(body))
+    assert failing.split()[:2] == ["openai-outage", "upstream_calls_per_request"]
+    assert "worse than baseline by 0.3" in failing
+    assert text.splitlines()[-1] == "slo-check: FAIL (1 failing check(s))"
+
+
+def test_a_scenario_that_cannot_replay_fails_and_orphan_baselines_are_named(tmp_path, summary):
+    _run(tmp_path, {"gone": summary}, ["gone"], write=True)
+    status, text = _run(tmp_path, {}, ["missing"], every_scenario=True)
+    assert status == 1
+    assert any(line.split()[:2] == ["missing", "replay"] and "FAIL" in line for line in text.splitlines())
+    assert "baselines without a scenario (delete them?): gone" in text
+
+
+def test_write_with_a_broken_budget_still_fails(tmp_path, summary):
+    broken = json.loads(json.dumps(summary))
+    broken["ci_budgets"][0] |= {"limit": 0.99999, "held": False}
+    status, text = _run(tmp_path, {"openai-outage": broken}, ["openai-outage"], write=True)
+    assert status == 1 and "CI budget broken" in text and "not baselined" in text
+
+
+def test_end_to_end_replay_with_an_impossible_budget(tmp_path, capsys):
+    raw = yaml.safe_load((SCENARIOS_DIR / "baseline.yaml").read_text())
+    raw["ci_budgets"] = {"max_upstream_calls_per_request": 0.5}  # every admitted request makes at least one call
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "baseline.yaml").write_text(yaml.safe_dump(raw))
+    args = ["--scenarios", str(scenarios), "--baselines", str(tmp_path / "bl"), "--scale", "0.1"]
+    assert main([*args, "--write", "--keep", str(tmp_path / "runs")]) == 1
+    assert (tmp_path / "bl" / "baseline.json").exists()
+    assert (tmp_path / "runs" / "baseline" / "summary.json").exists()
+    out = capsys.readouterr().out
+    failing = _failing(out)
+    assert len(failing) == 1, out
+    assert failing[0].split()[:2] == ["baseline", "upstream_calls_per_request"]
+    assert "<= 0.5" in failing[0] and "CI budget broken" in failing[0]
+    assert Path(tmp_path / "bl" / "baseline.json").read_text().endswith("\n")
