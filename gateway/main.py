@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 
 from fastapi import FastAPI
 
 from gateway.app import create_app
+from gateway.clock import SystemClock
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.observability.logs import EventLog
+from gateway.rng import Rng
 
 
 def settings_from_env(path: str | None = None) -> Settings:
@@ -28,8 +32,13 @@ def settings_from_env(path: str | None = None) -> Settings:
 
 
 def app_from_env() -> FastAPI:
-    """uvicorn factory (``uvicorn --factory gateway.main:app_from_env``); each worker builds its own app."""
-    return create_app(settings_from_env(), run_id=os.environ.get("FAULTLINE_RUN_ID") or None)
+    """uvicorn factory (``uvicorn --factory gateway.main:app_from_env``); each worker builds its own app.
+
+    Each process draws from the seed's stream named after this instance (host name and process id), so two
+    workers or replicas sharing one configuration never draw the same request or trace ids."""
+    settings = settings_from_env()
+    rng = Rng(settings.seed).child(f"instance-{socket.gethostname()}-{os.getpid()}")
+    return create_app(settings, rng=rng, run_id=os.environ.get("FAULTLINE_RUN_ID") or None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = settings_from_env(args.config)
-    except ConfigError as exc:
-        print(f"faultline: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # one JSON event line, like every other log line of the gateway
+        EventLog(SystemClock(), stream=sys.stderr).event("config_error", level="error", message=str(exc))
         return 2
     if args.config:
         os.environ["GATEWAY_CONFIG"] = args.config

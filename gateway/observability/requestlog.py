@@ -6,12 +6,18 @@ graceful shutdown loses nothing. Same records, same bytes.
 
 Rotation by size: when the active file would pass ``max_bytes`` it is renamed ``<path>.1``, ``<path>.2``, ...
 (oldest first, never deleted) and a new one is opened; :func:`read_records` reads the segments in order.
+
+Several workers may share one path: each batch is appended under an exclusive ``flock`` of ``<path>.lock``, after
+checking that the path is still the file this writer holds (another worker may have rotated it) and taking the
+file's real size, so lines never interleave, rotation happens once, and no segment passes ``max_bytes``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +38,7 @@ class RequestLogWriter:
         self._queue: asyncio.Queue[RequestRecord | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._file: IO[bytes] | None = None
+        self._lock: IO[bytes] | None = None
         self._size = 0
 
     def submit(self, rec: RequestRecord) -> None:
@@ -53,9 +60,7 @@ class RequestLogWriter:
                 await self._task
             self._task = None
         self._write_batch(self._take_all())
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._close()
 
     async def _drain(self) -> None:
         while True:
@@ -83,15 +88,21 @@ class RequestLogWriter:
             return
         if self._file is None:
             self._open()
-        chunk: list[bytes] = []
-        for line in lines:
-            if self._size + len(line) > self.max_bytes and (self._size or chunk):
-                self._flush(chunk)
-                chunk = []
-                self._rotate()
-            chunk.append(line)
-            self._size += len(line)
-        self._flush(chunk)
+        assert self._lock is not None
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            self._sync()
+            chunk: list[bytes] = []
+            for line in lines:
+                if self._size + len(line) > self.max_bytes and (self._size or chunk):
+                    self._flush(chunk)
+                    chunk = []
+                    self._rotate()
+                chunk.append(line)
+                self._size += len(line)
+            self._flush(chunk)
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
         self.written += len(lines)
 
     def _flush(self, chunk: list[bytes]) -> None:
@@ -101,8 +112,28 @@ class RequestLogWriter:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._lock is None:
+            self._lock = self.path.with_name(f"{self.path.name}.lock").open("ab")
         self._file = self.path.open("ab")
         self._size = self._file.tell()
+
+    def _sync(self) -> None:
+        """Under the lock: reopen when another writer rotated the path away; take the file's real size."""
+        assert self._file is not None
+        try:
+            same = os.stat(self.path).st_ino == os.fstat(self._file.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            self._file.close()
+            self._file = self.path.open("ab")
+        self._size = os.fstat(self._file.fileno()).st_size
+
+    def _close(self) -> None:
+        for f in (self._file, self._lock):
+            if f is not None:
+                f.close()
+        self._file = self._lock = None
 
     def _rotate(self) -> None:
         if self._file is not None:

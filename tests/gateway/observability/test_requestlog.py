@@ -90,3 +90,24 @@ async def test_stop_without_start_still_writes(tmp_path: Path) -> None:
     w.submit(_rec(3))
     await w.stop()
     assert [r["tokens_in"] for r in read_records(tmp_path / "sub" / "r.jsonl")] == [3]
+
+
+async def test_two_writers_on_one_path_rotate_once_and_lose_nothing(tmp_path: Path) -> None:
+    """Two workers share a request-log path: a rotation by one is seen by the other, sizes stay bounded."""
+    path = tmp_path / "r.jsonl"
+    line = len(encode(_rec(0)))
+    a, b = RequestLogWriter(path, max_bytes=4096), RequestLogWriter(path, max_bytes=4096)
+    await a.start()
+    await b.start()
+    n = 4 * (4096 // line)
+    for i in range(n):
+        (a if i % 2 == 0 else b).submit(_rec(i))
+        await asyncio.sleep(0)  # each writer drains its own queue, in turn
+    await a.stop()
+    await b.stop()
+    segs = segments(path)
+    assert len(segs) >= 4
+    assert all(0 < s.stat().st_size <= 4096 for s in segs)
+    got = [r["request_id"] for r in read_records(path)]
+    assert sorted(got) == [f"req_{i:04d}" for i in range(n)]
+    assert (a.written, b.written) == (n // 2, n // 2)

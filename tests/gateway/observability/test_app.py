@@ -1,0 +1,167 @@
+"""The whole gateway (create_app) in front of an echoing upstream: no prompt or answer text in any log line, metric,
+span or request-log record unless the debug option is on; W3C trace context from the client to the upstream."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import httpx
+import orjson
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from gateway.app import create_app
+from gateway.clock import SystemClock
+from gateway.observability.requestlog import read_records
+from gateway.rng import Rng
+from gateway.runtime import Runtime
+from gateway.transport import AsgiTransport
+
+from .conftest import make_settings
+from .echo import EchoUpstream
+
+MARKER = "zq-private-7f3a9c1e-marker"
+KEY = {"authorization": "Bearer sk-alice"}
+CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLIENT_SPAN = "00f067aa0ba902b7"
+
+
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    runtime: Runtime
+    upstream: EchoUpstream
+    log: io.StringIO
+    spans: InMemorySpanExporter
+    request_log: Path
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    started: list[tuple[Any, httpx.AsyncClient]] = []
+
+    async def build(**observability: Any) -> Gateway:
+        path = tmp_path / "requests.jsonl"
+        settings = make_settings(observability={"request_log_path": str(path), **observability})
+        upstream = EchoUpstream()
+        app = create_app(
+            settings,
+            clock=SystemClock(),
+            rng=Rng(11),
+            state=fakeredis.FakeAsyncRedis(),
+            upstream_transport=AsgiTransport({"http://openai.sim": upstream}),
+        )
+        rt: Runtime = app.state.runtime
+        log, spans = io.StringIO(), InMemorySpanExporter()
+        rt.telemetry.logs.set_stream(log)
+        rt.telemetry.tracing.add_processor(SimpleSpanProcessor(spans))
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+        started.append((lifespan, client))
+        return Gateway(client, rt, upstream, log, spans, path)
+
+    yield build
+    for lifespan, client in started:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+async def _stop(gw: Gateway) -> None:
+    """Stop the runtime now (the request log is flushed on stop); the fixture's second stop is a no-op."""
+    await gw.runtime.telemetry.stop()
+
+
+def _body(stream: bool) -> dict[str, Any]:
+    return {
+        "model": "gpt-4o-mini",
+        "stream": stream,
+        "messages": [{"role": "system", "content": f"system {MARKER}"}, {"role": "user", "content": MARKER}],
+    }
+
+
+def _span_text(spans: InMemorySpanExporter) -> str:
+    out = []
+    for s in spans.get_finished_spans():
+        out.append(s.name)
+        out.append(repr(dict(s.attributes or {})))
+        out.extend(repr(e.attributes) for e in s.events)
+    return "\n".join(out)
+
+
+async def test_prompt_and_answer_text_appear_in_no_log_metric_span_or_record(gateway: Callable[..., Any]) -> None:
+    gw: Gateway = await gateway()
+    plain = await gw.client.post("/v1/chat/completions", json=_body(False), headers=KEY)
+    assert plain.status_code == 200
+    assert MARKER in plain.json()["choices"][0]["message"]["content"]  # the text did go through, both ways
+    async with gw.client.stream("POST", "/v1/chat/completions", json=_body(True), headers=KEY) as streamed:
+        assert streamed.status_code == 200
+        text = (await streamed.aread()).decode()
+    assert MARKER in text and text.endswith("data: [DONE]\n\n")
+    scrape = gw.runtime.telemetry.metrics.exposition().decode()
+    await _stop(gw)
+
+    lines = [orjson.loads(x) for x in gw.log.getvalue().splitlines()]
+    requests = [x for x in lines if x["event"] == "request"]
+    assert [(x["status"], x["stream"]) for x in requests] == [(200, False), (200, True)]
+    records = list(read_records(gw.request_log))
+    assert [(r["status"], r["stream"], r["tokens_out"]) for r in records] == [(200, False, 5), (200, True, 5)]
+    assert 'faultline_requests_total{consumer="alice",model="gpt-4o-mini"' in scrape
+    assert len(gw.spans.get_finished_spans()) >= 2 * 3  # request, auth, quota, route, attempt per request
+
+    assert MARKER not in gw.log.getvalue()
+    assert MARKER not in scrape
+    assert MARKER not in gw.request_log.read_text()
+    assert MARKER not in _span_text(gw.spans)
+
+
+async def test_the_debug_option_puts_the_payload_in_the_request_line(gateway: Callable[..., Any]) -> None:
+    gw: Gateway = await gateway(log_payloads=True)
+    assert (await gw.client.post("/v1/chat/completions", json=_body(False), headers=KEY)).status_code == 200
+    await _stop(gw)
+    (line,) = [orjson.loads(x) for x in gw.log.getvalue().splitlines() if '"event":"request"' in x]
+    assert line["payload"]["messages"][1]["content"] == MARKER
+    assert MARKER not in gw.request_log.read_text()  # the request log never holds text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_client_traceparent_is_the_parent_and_the_route_span_reaches_the_upstream(
+    gateway: Callable[..., Any], stream: bool
+) -> None:
+    gw: Gateway = await gateway()
+    headers = {**KEY, "traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"}
+    r = await gw.client.post("/v1/chat/completions", json=_body(stream), headers=headers)
+    assert r.status_code == 200
+    await _stop(gw)
+    spans = {s.name: s for s in gw.spans.get_finished_spans()}
+    assert {"POST /v1/chat/completions", "auth", "quota", "route", "chat gpt-4o-mini"} <= set(spans)
+    root = spans["POST /v1/chat/completions"]
+    assert f"{root.context.trace_id:032x}" == CLIENT_TRACE
+    assert root.parent is not None and f"{root.parent.span_id:016x}" == CLIENT_SPAN
+    for child in ("auth", "quota", "route"):
+        assert spans[child].parent is not None and spans[child].parent.span_id == root.context.span_id
+    route = spans["route"]
+    assert spans["chat gpt-4o-mini"].parent.span_id == route.context.span_id
+    (sent,) = gw.upstream.headers
+    assert sent["traceparent"] == f"00-{CLIENT_TRACE}-{route.context.span_id:016x}-01"
+    (line,) = [orjson.loads(x) for x in gw.log.getvalue().splitlines() if '"event":"request"' in x]
+    assert line["trace_id"] == CLIENT_TRACE
+    assert root.attributes["gen_ai.usage.input_tokens"] == 7
+    assert root.attributes["gen_ai.usage.output_tokens"] == 5
+    assert root.attributes["gen_ai.provider.name"] == "openai"
+
+
+async def test_without_a_client_traceparent_the_gateway_starts_the_trace(gateway: Callable[..., Any]) -> None:
+    gw: Gateway = await gateway()
+    assert (await gw.client.post("/v1/chat/completions", json=_body(False), headers=KEY)).status_code == 200
+    await _stop(gw)
+    root = next(s for s in gw.spans.get_finished_spans() if s.name == "POST /v1/chat/completions")
+    assert root.parent is None
+    (sent,) = gw.upstream.headers
+    assert sent["traceparent"].startswith(f"00-{root.context.trace_id:032x}-")
