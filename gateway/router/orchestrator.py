@@ -342,7 +342,7 @@ class Router:
         self.note(call, await self.breakers.record(key, True))
 
     async def attempt_failed(self, call: Call, route: Route, key: str, exc: ue.UpstreamError) -> None:
-        if isinstance(exc, ue.UpstreamClientError):
+        if isinstance(exc, ue.UpstreamClientError) and not retry.provider_refused(exc):
             self.breakers.release(key)  # the request's fault, not the provider's
             return
         if isinstance(exc, ue.UpstreamQuotaExhausted):

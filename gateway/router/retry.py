@@ -9,6 +9,8 @@ Rules, in order:
 2. Not retryable (4xx client errors): give up. A stream cut or stall before any byte reached the client is
    retryable, like a timeout.
    ``insufficient_quota`` is the exception: fail over at once (the provider is skipped for a cool-off).
+   So is an upstream 401 / 403 (:func:`provider_refused`): the provider refused the gateway's credentials or
+   access, not the request, so another provider may serve it; the same one never will.
 3. The attempt cap (``max_attempts``, failovers included) ends it.
 4. Another untried provider is available: fail over, no wait.
 5. Else retry a provider already tried after a wait: the upstream ``retry-after`` when it said one (up to
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gateway.adapters.errors import (
+    UpstreamClientError,
     UpstreamError,
     UpstreamQuotaExhausted,
     UpstreamRateLimited,
@@ -47,6 +50,11 @@ def backoff(settings: RetrySettings, retry_no: int, rng: random.Random) -> float
     return rng.uniform(0.0, ceiling)
 
 
+def provider_refused(error: UpstreamError) -> bool:
+    """An upstream 401 / 403: the gateway's key or access at that provider is wrong (a provider fault)."""
+    return isinstance(error, UpstreamClientError) and error.status in (401, 403)
+
+
 def decide(
     error: UpstreamError,
     *,
@@ -63,6 +71,10 @@ def decide(
         if attempts_made < settings.max_attempts and failover_available:
             return RetryDecision("failover", reason="insufficient_quota")
         return RetryDecision("give_up", reason="insufficient_quota")
+    if provider_refused(error):
+        if attempts_made < settings.max_attempts and failover_available:
+            return RetryDecision("failover", reason="provider_refused")
+        return RetryDecision("give_up", reason="provider_refused")
     # Nothing reached the client yet, so a stream cut or stall before the first chunk is as safe as a timeout.
     if not (error.retryable or isinstance(error, UpstreamStreamCut | UpstreamStreamTimeout)):
         return RetryDecision("give_up", reason="not_retryable")

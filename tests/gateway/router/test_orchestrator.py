@@ -177,6 +177,23 @@ def test_insufficient_quota_fails_over_and_skips_the_provider() -> None:
     run_virtual(main())
 
 
+def test_upstream_auth_failure_fails_over_and_opens_the_breaker() -> None:
+    wrong_key = profile(api_keys=["sk-sim-only-this-key-0001"])  # the gateway sends no such key: every call 401
+
+    async def main() -> None:
+        rt, tr = runtime(settings({"breaker": FAST_BREAKER}), openai=wrong_key)
+        calls = [make_call(rt, n=i) for i in range(30)]
+        for call in calls:
+            r, _ = await _send(rt, call)
+            assert isinstance(r, Reply) and r.status == 200 and call.record.provider == "vllm"
+        refused = [a for c in calls for a in c.record.attempts if a.provider == "openai"]
+        assert refused and all((a.outcome, a.status) == ("client_error", 401) for a in refused)
+        assert any(e["to"] == "open" for c in calls for e in c.record.decisions.get("breaker", ()))
+        assert tr.calls["openai.sim"] == 4  # min_calls, then the breaker keeps the broken route out
+
+    run_virtual(main())
+
+
 def test_chaos_injections_are_tagged() -> None:
     chaos = {"enabled": True, "rules": [{"fault": "error", "percent": 100, "provider": "openai", "status": 500}]}
 
