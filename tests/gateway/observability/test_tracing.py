@@ -1,0 +1,111 @@
+"""Trace export and sampling: OTLP/HTTP when an endpoint is configured (a real export to a local collector
+stand-in), head sampling at the configured ratio, a client's sampling decision respected."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from gateway.observability.tracing import UPSTREAM_HEADERS
+
+from .conftest import make_settings
+from .helpers import kit, make_call
+from .test_stage import FakeRouter, pipeline
+
+
+class _Collector(BaseHTTPRequestHandler):
+    received: list[tuple[str, str, bytes]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.received.append((self.path, self.headers["content-type"], body))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def collector() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+    received: list[tuple[str, str, bytes]] = []
+    handler = type("Handler", (_Collector,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def test_otlp_exporter_sends_the_span_tree_when_configured(
+    collector: tuple[str, list[tuple[str, str, bytes]]],
+) -> None:
+    endpoint, received = collector
+    from gateway.clock import FakeClock
+    from gateway.observability.telemetry import Telemetry
+    from gateway.rng import Rng
+
+    clock = FakeClock()
+    settings = make_settings(observability={"otlp_endpoint": endpoint, "service_name": "fl-test"})
+    t = Telemetry.from_settings(settings, clock=clock, rng=Rng(1), environ={})
+    k = type("K", (), {"telemetry": t, "clock": clock})()
+    call = make_call(clock)
+    call.attributes["clock"] = clock
+    await pipeline(k, FakeRouter(k))(call)  # type: ignore[arg-type]
+    await t.stop()  # shutdown flushes the batch processor: the export happens here
+    assert [(p, c) for p, c, _ in received] == [("/v1/traces", "application/x-protobuf")]
+    req = ExportTraceServiceRequest()
+    req.ParseFromString(received[0][2])
+    (resource,) = req.resource_spans
+    service = {a.key: a.value.string_value for a in resource.resource.attributes}["service.name"]
+    assert service == "fl-test"
+    names = sorted(s.name for scope in resource.scope_spans for s in scope.spans)
+    assert names == sorted(["POST /v1/chat/completions", "auth", "route", "chat gpt-4o-mini", "chat llama-3-8b"])
+
+
+async def test_sample_ratio_zero_records_nothing_but_ids_still_flow() -> None:
+    k = kit(make_settings(observability={"sample_ratio": 0.0}))
+    router = FakeRouter(k)
+    call = make_call(k.clock)
+    call.attributes["clock"] = k.clock
+    await pipeline(k, router)(call)
+    assert k.spans.get_finished_spans() == ()
+    assert router.seen_headers["traceparent"].endswith("-00")  # not sampled: the upstream is told so
+    assert (
+        call.attributes[UPSTREAM_HEADERS]["traceparent"].split("-")[1]
+        == f"{call.span.get_span_context().trace_id:032x}"
+    )
+
+
+async def test_a_sampled_client_trace_is_recorded_whatever_the_ratio() -> None:
+    k = kit(make_settings(observability={"sample_ratio": 0.0}))
+    call = make_call(k.clock, headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+    call.attributes["clock"] = k.clock
+    await pipeline(k, FakeRouter(k))(call)
+    assert "POST /v1/chat/completions" in {s.name for s in k.spans.get_finished_spans()}
+
+
+async def test_sample_ratio_keeps_about_that_share_of_root_traces() -> None:
+    k = kit(make_settings(observability={"sample_ratio": 0.25}))
+    n = 400
+    for i in range(n):
+        call = make_call(k.clock, rid=f"req_{i}")
+        call.attributes["clock"] = k.clock
+        await pipeline(k, FakeRouter(k))(call)
+    roots = [s for s in k.spans.get_finished_spans() if s.name == "POST /v1/chat/completions"]
+    assert 0.15 * n < len(roots) < 0.35 * n  # ids are seeded: the same share on every run
+    sampled = {s.context.trace_id for s in roots}
+    # every span of a sampled trace is kept, none of an unsampled one
+    assert {s.context.trace_id for s in k.spans.get_finished_spans()} == sampled
+    assert len(k.spans.get_finished_spans()) == 5 * len(roots)
