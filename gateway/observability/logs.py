@@ -1,12 +1,15 @@
-"""Structured logs: JSON lines through a stdlib logger owned by the app (not registered globally, no config at
+"""Structured logs: JSON lines written by a log object the app owns (nothing registered globally, no config at
 import). One ``request`` line per finished request, plus event lines (``breaker_transition``, ``config_error``,
 ``state_store_failure``, ...). Timestamps come from the injected clock. No prompt or response text, unless
 ``log_payloads`` is set (debug only).
+
+Each line is serialised with orjson and written (and flushed) straight to the stream: the stdlib ``logging``
+machinery (a LogRecord, handler locks, a formatter) cost several times more per request and bought nothing here.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import sys
 from typing import IO, Any
 
@@ -15,17 +18,7 @@ import orjson
 from gateway.clock import Clock
 from gateway.requestlog import RequestRecord
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-
-
-class JsonFormatter(logging.Formatter):
-    """Renders ``record.fields`` (a dict) as one JSON object; other records as {ts?, level, event, message}."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] | None = getattr(record, "fields", None)
-        if fields is None:
-            fields = {"level": record.levelname.lower(), "event": "log", "message": record.getMessage()}
-        return orjson.dumps(fields, default=str).decode()
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
 class EventLog:
@@ -42,23 +35,30 @@ class EventLog:
     ) -> None:
         self._clock = clock
         self.log_payloads = log_payloads
-        self.logger = logging.Logger(name, _LEVELS[level])  # a private logger: no global registry, no propagation
-        self.logger.propagate = False
-        self._handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-        self._handler.setFormatter(JsonFormatter())
-        self.logger.addHandler(self._handler)
+        self.name = name
+        self._threshold = _LEVELS[level]
+        self._stream: IO[str] = stream if stream is not None else sys.stderr
 
     def set_stream(self, stream: IO[str]) -> None:
         """Write to ``stream`` from now on (tests capture the lines this way)."""
-        self._handler.setStream(stream)
+        self._stream = stream
+
+    def enabled(self, level: str) -> bool:
+        return _LEVELS[level] >= self._threshold
 
     def event(self, event: str, *, level: str = "info", **fields: Any) -> None:
-        lvl = _LEVELS[level]
-        if not self.logger.isEnabledFor(lvl):
+        if _LEVELS[level] < self._threshold:
             return
         line: dict[str, Any] = {"ts": round(self._clock.now(), 6), "level": level, "event": event}
         line.update(fields)
-        self.logger.log(lvl, event, extra={"fields": line})
+        self._write(line)
+
+    def _write(self, line: dict[str, Any]) -> None:
+        try:
+            self._stream.write(orjson.dumps(line, default=str, option=orjson.OPT_APPEND_NEWLINE).decode())
+            self._stream.flush()
+        except (OSError, ValueError):  # a closed or broken log stream must never fail a request
+            pass
 
     def request(
         self,
@@ -71,7 +71,12 @@ class EventLog:
     ) -> None:
         """The request's line: ids, who, what, where, how it went, how long, how many tokens."""
         level = "error" if rec.status >= 500 else "warning" if rec.status >= 400 else "info"
+        if _LEVELS[level] < self._threshold:
+            return
         fields: dict[str, Any] = {
+            "ts": round(self._clock.now(), 6),
+            "level": level,
+            "event": "request",
             "request_id": rec.request_id,
             "trace_id": trace_id,
             "consumer": rec.consumer,
@@ -93,9 +98,8 @@ class EventLog:
             fields["run_id"] = rec.run_id
         if self.log_payloads and payload is not None:
             fields["payload"] = payload
-        self.event("request", level=level, **fields)
+        self._write(fields)
 
     def close(self) -> None:
-        for h in list(self.logger.handlers):
-            h.flush()
-            self.logger.removeHandler(h)
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()

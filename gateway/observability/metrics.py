@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -86,6 +87,7 @@ class Metrics:
         self.provider = _Bounded(providers, fallback=UNKNOWN)
         self.route = _Bounded(ROUTES)
         self._words: dict[str, _Bounded] = {}  # per label: outcomes, reasons, limits, actions, faults, ...
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # bounded: every label value is bounded
         r = self.registry
         self.requests = Counter(
             "faultline_requests",
@@ -221,36 +223,45 @@ class Metrics:
             bounded = self._words[label] = _Bounded()
         return bounded(value)
 
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, cached: the hot path pays a dict lookup instead of label validation."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     # -- per request -------------------------------------------------------------------------------------------
 
     def request_finished(self, route: str, rec: RequestRecord, *, duration_s: float, ttft_s: float | None) -> None:
         """Everything a finished request contributes, read from its record."""
+        child = self._child
         consumer, model = self.consumer(rec.consumer), self.model(rec.model)
         route = self.route(route)
         stream = "true" if rec.stream else "false"
-        self.requests.labels(route, str(rec.status), consumer, model).inc()
-        self.request_duration.labels(route, consumer, model, stream).observe(duration_s)
+        child(self.requests, route, str(rec.status), consumer, model).inc()
+        child(self.request_duration, route, consumer, model, stream).observe(duration_s)
         if ttft_s is not None and rec.status < 400:
-            self.ttft.labels(consumer, model, stream).observe(ttft_s)
+            child(self.ttft, consumer, model, stream).observe(ttft_s)
         upstream = 0.0
         previous: str | None = None
         for a in rec.attempts:
             provider = self.provider(a.provider)
             outcome = self.word("outcome", a.outcome)
-            self.attempts.labels(provider, outcome).inc()
-            self.attempt_duration.labels(provider, outcome).observe(a.duration_s)
+            child(self.attempts, provider, outcome).inc()
+            child(self.attempt_duration, provider, outcome).observe(a.duration_s)
             upstream += a.duration_s
             if previous is not None and provider != previous:
-                self.fallbacks.labels(previous, provider).inc()
+                child(self.fallbacks, previous, provider).inc()
             previous = provider
-        self.overhead.labels(route).observe(max(0.0, duration_s - upstream))
+        child(self.overhead, route).observe(max(0.0, duration_s - upstream))
         if rec.retries:
-            self.retries.labels(model).inc(rec.retries)
+            child(self.retries, model).inc(rec.retries)
         if rec.tokens_in or rec.tokens_out or rec.cost_usd:
             provider = self.provider(rec.provider)
-            self.tokens.labels(consumer, provider, model, "input").inc(rec.tokens_in)
-            self.tokens.labels(consumer, provider, model, "output").inc(rec.tokens_out)
-            self.cost.labels(consumer, provider, model).inc(rec.cost_usd)
+            child(self.tokens, consumer, provider, model, "input").inc(rec.tokens_in)
+            child(self.tokens, consumer, provider, model, "output").inc(rec.tokens_out)
+            child(self.cost, consumer, provider, model).inc(rec.cost_usd)
 
     def request_started(self) -> None:
         self.in_flight.inc()
