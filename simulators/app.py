@@ -236,7 +236,7 @@ class SimulatorApp:
             self._finished(d, req, queue_wait, prefill, decode, cut, "abort")
             if d.cut_mode == "reset":
                 await self._reset(send, started=True)
-            tail = Chunker.error(render_error(self.flavour, ErrorInfo(kind="server_error"))[1])
+            tail = ch.error(render_error(self.flavour, ErrorInfo(kind="server_error"))[1])
             await send({"type": "http.response.body", "body": tail if d.cut_mode == "error" else b""})
             return
         if d.stall_after is not None and d.stall_after >= n and d.stall_seconds > 0:

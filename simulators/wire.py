@@ -57,7 +57,14 @@ def completion(
 
 
 class Chunker:
-    """Builds ``data: {...}\\n\\n`` SSE events of one stream; every chunk carries the same id and created."""
+    """Builds ``data: {...}\\n\\n`` SSE events of one stream; every chunk carries the same id and created.
+
+    OpenAI: the role chunk's delta is ``{"role", "content": "", "refusal": null}``; with ``include_usage`` every
+    chunk has ``"usage": null``; the finish chunk's delta is ``{}``. vLLM (pydantic ``exclude_unset``): the role
+    delta is ``{"role", "content": ""}``, chunks have no ``usage`` key, the finish chunk carries the end-of-sequence
+    token's empty text and ``stop_reason: null``, the usage chunk has no details, and an error event is followed
+    by ``[DONE]``.
+    """
 
     __slots__ = ("_head", "_tail", "flavour", "include_usage")
 
@@ -69,14 +76,16 @@ class Chunker:
             head["service_tier"] = "default"
             head["system_fingerprint"] = FINGERPRINT
         self._head = b"data: " + orjson.dumps(head)[:-1] + b',"choices":'
-        self._tail = b',"usage":null}\n\n' if include_usage else b"}\n\n"
+        self._tail = b',"usage":null}\n\n' if include_usage and flavour == "openai" else b"}\n\n"
 
-    def _choice(self, delta: dict[str, Any], finish: str | None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def _choice(self, choice: dict[str, Any]) -> bytes:
         return self._head + orjson.dumps([choice]) + self._tail
 
     def role(self) -> bytes:
-        return self._choice({"role": "assistant", "content": "", "refusal": None}, None)
+        delta: dict[str, Any] = {"role": "assistant", "content": ""}
+        if self.flavour == "openai":
+            delta["refusal"] = None
+        return self._choice({"index": 0, "delta": delta, "logprobs": None, "finish_reason": None})
 
     def token(self, text: str) -> bytes:
         return (
@@ -89,15 +98,21 @@ class Chunker:
         )
 
     def finish(self, reason: str) -> bytes:
-        return self._choice({}, reason)
+        if self.flavour == "openai":
+            return self._choice({"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason})
+        choice = {"index": 0, "delta": {"content": ""}, "logprobs": None, "finish_reason": reason, "stop_reason": None}
+        return self._choice(choice)
 
     def usage(self, prompt: int, completion: int) -> bytes:
-        u = orjson.dumps(usage(prompt, completion, self.flavour))
-        return self._head + b'[],"usage":' + u + b"}\n\n"
+        if self.flavour == "openai":
+            u = usage(prompt, completion, self.flavour)
+        else:
+            u = {"prompt_tokens": prompt, "total_tokens": prompt + completion, "completion_tokens": completion}
+        return self._head + b'[],"usage":' + orjson.dumps(u) + b"}\n\n"
 
-    @staticmethod
-    def error(body: dict[str, Any]) -> bytes:
-        return b"data: " + orjson.dumps(body) + b"\n\n"
+    def error(self, body: dict[str, Any]) -> bytes:
+        event = b"data: " + orjson.dumps(body) + b"\n\n"
+        return event + self.done() if self.flavour == "vllm" else event
 
     @staticmethod
     def done() -> bytes:

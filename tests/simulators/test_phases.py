@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import openai
 import pytest
 
 from gateway.clock import FakeClock
@@ -149,6 +150,29 @@ async def test_slow_stream_cut_error_event(make_sim):
     assert json.loads(events[-1])["error"]["type"] == "server_error"
     tokens = [json.loads(e)["choices"][0]["delta"].get("content") for e in events[1:-1]]
     assert len(tokens) == 5 and all(tokens)
+
+
+async def test_slow_stream_cut_error_event_vllm_ends_with_done(make_sim):
+    sim = make_sim("vllm", tl({"type": "slow_stream", "cut-after-tokens": 2, "cut-mode": "error"}))
+    events = sim.events(await sim.chat(stream=True))
+    assert events[-1] == "[DONE]"
+    assert json.loads(events[-2])["error"] == {
+        "message": "Internal server error (EngineCore encountered an issue).",
+        "type": "InternalServerError",
+        "param": None,
+        "code": 500,
+    }
+    assert len(events) == 5  # role, two tokens, the error, [DONE]
+
+
+async def test_slow_stream_cut_error_event_raises_apierror_in_the_sdk(make_sim):
+    sim = make_sim("openai", tl({"type": "slow_stream", "cut-after-tokens": 3, "cut-mode": "error"}))
+    stream = await sim.sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
+    tokens = 0
+    with pytest.raises(openai.APIError, match="The server had an error"):
+        async for chunk in stream:
+            tokens += bool(chunk.choices[0].delta.content)
+    assert tokens == 3
 
 
 async def test_slow_stream_cut_eof_is_a_silent_truncation(make_sim):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from gateway.clock import FakeClock
 from simulators.errors import go_duration
 
 
@@ -51,14 +52,58 @@ async def test_stream_chunks_usage_and_done(make_sim, flavour):
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     body = chunks[:-1]
-    assert all(c["usage"] is None for c in body)
     tokens = [c["choices"][0]["delta"].get("content") for c in body[1:-1]]
     assert len(tokens) == 16 and all(tokens)
-    assert body[-1]["choices"][0]["delta"] == {} and body[-1]["choices"][0]["finish_reason"] == "stop"
+    assert body[-1]["choices"][0]["finish_reason"] == "stop"
+    assert not body[-1]["choices"][0]["delta"].get("content")
     last = chunks[-1]
     assert last["choices"] == []
     assert last["usage"]["completion_tokens"] == 16
     assert last["usage"]["total_tokens"] == last["usage"]["prompt_tokens"] + 16
+
+
+HEAD = {
+    "openai": '"object":"chat.completion.chunk","created":1767225600,"model":"m","service_tier":"default",'
+    '"system_fingerprint":"fp_f4ul7l1n3","choices":',
+    "vllm": '"object":"chat.completion.chunk","created":1767225600,"model":"m","choices":',
+}
+EXPECTED = {
+    "openai": [
+        '[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]'
+        ',"usage":null}',
+        '[{"index":0,"delta":{"content":"hi"},"logprobs":null,"finish_reason":null}],"usage":null}',
+        '[{"index":0,"delta":{"content":" there"},"logprobs":null,"finish_reason":null}],"usage":null}',
+        '[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}',
+        '[],"usage":{"prompt_tokens":8,"completion_tokens":2,"total_tokens":10,'
+        '"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
+        '{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}',
+    ],
+    "vllm": [
+        '[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}',
+        '[{"index":0,"delta":{"content":"hi"},"logprobs":null,"finish_reason":null}]}',
+        '[{"index":0,"delta":{"content":" there"},"logprobs":null,"finish_reason":null}]}',
+        '[{"index":0,"delta":{"content":""},"logprobs":null,"finish_reason":"stop","stop_reason":null}]}',
+        '[],"usage":{"prompt_tokens":8,"total_tokens":10,"completion_tokens":2}}',
+    ],
+}
+
+
+@pytest.mark.parametrize("flavour", ["openai", "vllm"])
+async def test_stream_bytes_exactly(make_sim, flavour):
+    """The whole SSE body, byte for byte: OpenAI's chunk layout, and vLLM's (its pydantic ``exclude_unset``)."""
+    sim = make_sim(flavour, {"output": {"mode": "echo"}}, clock=FakeClock())
+    resp = await sim.http.post(
+        "/v1/chat/completions",
+        json={
+            "model": "m",
+            "messages": [{"role": "user", "content": "hi there"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
+    cid = json.loads(sim.events(resp)[0])["id"]
+    head = f'data: {{"id":"{cid}",' + HEAD[flavour]
+    assert resp.text == "".join(f"{head}{e}\n\n" for e in EXPECTED[flavour]) + "data: [DONE]\n\n"
 
 
 async def test_stream_without_include_usage_has_no_usage_key(make_sim):
