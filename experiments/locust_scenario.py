@@ -1,0 +1,161 @@
+"""The scenario runner's locustfile: replays a scenario's seeded arrival schedule against a gateway.
+
+Started by :mod:`experiments.realtime` (not meant to be run by hand) with ``$FAULTLINE_SCHEDULE`` naming a JSON
+file it wrote: the time-origin file, the client log path, the duration and drain grace, the user-count plan and
+every arrival (time, consumer, key and headers, body, streaming, the consumer's client retry behaviour), all
+drawn by :mod:`experiments.workload` from the scenario and the seed.
+
+Open loop: users take the next arrival from one shared feed, sleep until its time and send it, so the arrival
+times follow the schedule (not the users' response times) as long as a user is free. :class:`ScenarioShape` keeps
+enough users: the plan is ``ceil(rate x load.pacing_s)`` over the rate of the next seconds, never decreasing (a
+user stopped mid-wait would drop its arrival). The clock starts when the runner writes the origin (epoch seconds)
+into the time-origin file; the test stops once the duration has passed and nothing is in flight, or after the
+grace. Each attempt (retries included, ids ``c<idx>-<attempt>`` as in replay) is a line of ``client.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+import requests
+from locust import LoadTestShape, User, constant, events, task
+
+from experiments.locustfile import chat_call
+
+
+class Feed:
+    """The shared arrival schedule of one locust process."""
+
+    def __init__(self, schedule: dict[str, Any]) -> None:
+        self.arrivals: list[dict[str, Any]] = schedule["arrivals"]
+        self.plan: list[list[float]] = schedule["users"]
+        self.duration_s = float(schedule["duration_s"])
+        self.grace_s = float(schedule["grace_s"])
+        self.t0_file = Path(schedule["t0_file"])
+        self.ready_file = Path(schedule["ready_file"])
+        self.log = Path(schedule["client_log"]).open("a")  # noqa: SIM115 - closed at quit
+        self.next = 0
+        self.in_flight = 0
+        self.t0: float | None = None
+
+    def origin(self) -> float | None:
+        if self.t0 is None and self.t0_file.exists():
+            text = self.t0_file.read_text().strip()
+            self.t0 = float(text) if text else None
+        return self.t0
+
+    def take(self) -> dict[str, Any] | None:
+        if self.next >= len(self.arrivals):
+            return None
+        a = self.arrivals[self.next]
+        self.next += 1
+        return a
+
+    def exhausted(self) -> bool:
+        return self.next >= len(self.arrivals)
+
+    def users_at(self, elapsed: float) -> int:
+        n = 1
+        for t, users in self.plan:
+            if t <= elapsed:
+                n = int(users)
+        return n
+
+    def record(self, row: dict[str, Any]) -> None:
+        self.log.write(json.dumps(row, sort_keys=True) + "\n")
+        self.log.flush()
+
+
+@events.init.add_listener
+def _init(environment: Any, **_kw: Any) -> None:
+    path = os.environ.get("FAULTLINE_SCHEDULE")
+    if not path:
+        raise SystemExit("locust_scenario.py needs $FAULTLINE_SCHEDULE (it is started by experiments.realtime)")
+    environment.faultline_feed = Feed(json.loads(Path(path).read_text()))
+
+
+@events.test_start.add_listener
+def _ready(environment: Any, **_kw: Any) -> None:
+    environment.faultline_feed.ready_file.write_text(str(time.time()))
+
+
+@events.quitting.add_listener
+def _close(environment: Any, **_kw: Any) -> None:
+    feed = getattr(environment, "faultline_feed", None)
+    if feed is not None:
+        feed.log.close()
+
+
+class ScenarioUser(User):
+    wait_time = constant(0)
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.feed: Feed = environment.faultline_feed
+        self.session = requests.Session()
+
+    @task
+    def arrival(self) -> None:
+        feed = self.feed
+        t0 = feed.origin()
+        if t0 is None:
+            gevent.sleep(0.02)
+            return
+        a = feed.take()
+        if a is None:
+            gevent.sleep(0.5)
+            return
+        feed.in_flight += 1
+        try:
+            gevent.sleep(max(0.0, t0 + a["t"] - time.time()))
+            self._send(a, t0)
+        finally:
+            feed.in_flight -= 1
+
+    def _send(self, a: dict[str, Any], t0: float) -> None:
+        for attempt in range(a["retries"] + 1):
+            rid = f"c{a['i']:06d}-{attempt}"
+            out = chat_call(self, self.session, {**a["headers"], "x-request-id": rid}, a["body"], a["stream"])
+            self.feed.record(
+                {
+                    "id": rid,
+                    "t": round(time.time() - t0, 6),
+                    "consumer": a["consumer"],
+                    "stream": a["stream"],
+                    "status": out.status,
+                    "ttft_s": round(out.ttft_s, 6) if out.ttft_s is not None else None,
+                    "stream_error": out.stream_error,
+                    "error": out.error,
+                }
+            )
+            if out.status not in a["retry_on"] or attempt == a["retries"]:
+                return
+            if a["backoff_s"]:
+                gevent.sleep(a["backoff_s"] * 2**attempt)
+
+    def on_stop(self) -> None:
+        self.session.close()
+
+
+class ScenarioShape(LoadTestShape):
+    """User count from the feed's plan; stops after the duration once idle, or after the grace."""
+
+    spawn_rate = 100.0
+
+    def tick(self) -> tuple[int, float] | None:
+        feed: Feed = self.runner.environment.faultline_feed  # type: ignore[union-attr]
+        t0 = feed.origin()
+        if t0 is None:
+            return feed.users_at(0.0), self.spawn_rate
+        elapsed = time.time() - t0
+        if elapsed > feed.duration_s + feed.grace_s:
+            return None
+        if elapsed >= feed.duration_s and feed.exhausted() and feed.in_flight == 0:
+            return None
+        return max(1, math.ceil(feed.users_at(elapsed))), self.spawn_rate

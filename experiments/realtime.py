@@ -1,0 +1,407 @@
+"""Real-time runs: a scenario against real processes on loopback, locust driving the load.
+
+Processes (each in its own process group, see :mod:`experiments.procs`): the state store (a private
+``redis-server``, the server at ``$REDIS_URL`` under a unique key prefix, or a fakeredis TCP server), one simulator
+per reachable upstream (``python -m simulators`` with the upstream's profile and fault timeline, seeded with the
+run's seed and the upstream's name, as in replay), the gateway (``python -m gateway --workers 2``, configured by
+:func:`experiments.resolve.gateway_dict`, sharing the store) and locust (headless, ``locust_scenario.py``) sending
+the seeded arrival schedule of :mod:`experiments.workload`.
+
+Time origin: when every process is up and locust is ready, the runner picks ``started_at`` (epoch seconds, the
+``t = 0`` of the scenario, as ``run.json`` records it in replay), restarts every simulator's timeline then
+(``POST /_sim/profile``), and locust sends each arrival at ``started_at + t``. A state-store fault kills the
+private store at its start and restarts it (empty, same port) at its end. The gateway's metrics are scraped into
+``metrics/t<seconds>.prom`` every few seconds. At the end, on an error, on Ctrl-C or SIGTERM every process is
+stopped (SIGTERM to its group, then SIGKILL); a graceful gateway stop flushes the request log.
+
+Determinism: the arrivals, the request mix and each simulator's decisions follow the seed; what the gateway sees
+(and so the outcomes) depends on OS scheduling and timing, so two runs tell the same story, not the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from experiments.procs import Proc, Procs, StartupError, Store, StoreKind, free_port, spawn, start_store, wait_http
+from experiments.progress import ClientTail, Progress, status_line
+from experiments.resolve import gateway_dict, merge, profile_dict
+from experiments.rundir import events_from_log, timeline_events, write_events, write_json
+from experiments.scenario import STATE_STORE, Scenario
+from experiments.workload import arrivals, request_body, request_headers
+from gateway.config import Settings, parse_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILE = Path(__file__).resolve().parent / "locust_scenario.py"
+WORKERS = 2
+LEAD_S = 0.5  # the origin is announced this long before it, so locust's users are waiting for it
+DETERMINISM = (
+    "real time: the arrival schedule, the request mix and the simulators' decisions follow the seed; "
+    "outcomes vary with OS timing (the same story, not the same bytes)"
+)
+
+
+@dataclass
+class RealtimeResult:
+    scenario: str
+    seed: int
+    run_dir: Path
+    records: int
+    client_status: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+    client_requests: int = 0
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGTERM during a run (Ctrl-C raises KeyboardInterrupt itself)."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise RunInterrupted(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """While processes are being stopped, a second Ctrl-C must not abandon them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def user_plan(sc: Scenario, *, lookahead_s: float = 2.0, minimum: int = 2) -> list[list[float]]:
+    """[t, users] steps: ``ceil(peak rate over [t, t + lookahead] x pacing_s)``, never decreasing."""
+    plan: list[list[float]] = []
+    users = 0
+    for t in range(math.ceil(sc.duration_s) + 1):
+        samples = [t + lookahead_s * k / 8 for k in range(9)]
+        rate = max(sc.load.rate_at(s) for s in samples if s < sc.duration_s) if t < sc.duration_s else 0.0
+        need = max(minimum, math.ceil(rate * sc.load.pacing_s))
+        if need > users:
+            users = need
+            plan.append([float(t), float(users)])
+    return plan
+
+
+def schedule(sc: Scenario, seed: int, settings: Settings, run_dir: Path) -> dict[str, Any]:
+    """The locust side's input: every arrival with its body, headers and client behaviour."""
+    mix = sc.request_mix
+    header = settings.router.timeouts.deadline_header
+    rows = []
+    for a in arrivals(sc, seed):
+        headers = request_headers(mix, a.consumer.key, "-", header)
+        headers.pop("x-request-id")
+        rows.append(
+            {
+                "i": a.idx,
+                "t": round(a.t, 6),
+                "consumer": a.consumer.name,
+                "stream": a.stream,
+                "headers": headers,
+                "body": request_body(mix, a.stream, a.prompt_tokens, a.max_tokens, a.idx).decode(),
+                "retries": a.consumer.client.retries,
+                "retry_on": list(a.consumer.client.retry_on),
+                "backoff_s": a.consumer.client.backoff_s,
+            }
+        )
+    return {
+        "duration_s": sc.duration_s,
+        "grace_s": settings.router.timeouts.request_deadline_s + 5.0,
+        "users": user_plan(sc),
+        "t0_file": str(run_dir / ".t0"),
+        "ready_file": str(run_dir / ".locust-ready"),
+        "client_log": str(run_dir / "client.jsonl"),
+        "arrivals": rows,
+    }
+
+
+def child_env(run_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of every child: ``$FAULTLINE_RUN_DIR`` marks a run's processes (tests look for it)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FAULTLINE_REQUEST_LOG", "PROMETHEUS_MULTIPROC_DIR")}
+    env["FAULTLINE_RUN_DIR"] = str(run_dir.resolve())
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
+
+def _post_json(url: str, body: dict[str, Any]) -> None:
+    req = urllib.request.Request(url, data=orjson.dumps(body), headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5.0) as r:
+        r.read()
+
+
+def _scrape(url: str, path: Path) -> None:
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2.0) as r:
+        path.write_bytes(r.read())
+
+
+class _Run:
+    def __init__(self, sc: Scenario, run_dir: Path, seed: int, run_id: str, store_kind: StoreKind, prog: Progress):
+        self.sc, self.run_dir, self.seed, self.run_id = sc, run_dir, seed, run_id
+        self.store_kind = store_kind
+        self.prog = prog
+        self.procs = Procs()
+        self.sims: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.started_at: float | None = None
+        self.store: Store | None = None
+        self.store_events: list[dict[str, Any]] = []
+
+    def start(self) -> tuple[Proc, str]:
+        """Start every process; return locust's and the gateway's metrics URL once all are ready."""
+        sc, run_dir = self.sc, self.run_dir
+        needs_stop = any(f.upstream == STATE_STORE for f in sc.faults)
+        self.prog.message(f"[{sc.name}] starting the state store, {len(sc.upstreams)} upstream(s), the gateway")
+        self.store = start_store(
+            self.store_kind, run_dir, self.procs, run_id=self.run_id, needs_stop=needs_stop, env=child_env(run_dir)
+        )
+        waits: list[tuple[str, Proc, Path]] = []
+        for u in sc.upstreams:
+            if u.unreachable:
+                continue
+            port, prof = free_port(), profile_dict(u)
+            prof_path = run_dir / f"sim-{u.name}.profile.yaml"
+            prof_path.write_text(yaml.safe_dump(prof, sort_keys=False))
+            log = run_dir / f"sim-{u.name}.log"
+            args = ["--flavour", u.flavour, "--profile", str(prof_path), "--seed", str(self.seed), "--name", u.name]
+            cmd = [sys.executable, "-m", "simulators", *args, "--port", str(port), "--control"]
+            p = self.procs.add(spawn(f"simulator {u.name}", cmd, log_path=log, env=child_env(run_dir), cwd=ROOT))
+            self.sims[u.name] = (port, prof)
+            waits.append((f"http://127.0.0.1:{port}/v1/models", p, log))
+        gw_port, metrics_port = free_port(), free_port()
+        raw = gateway_dict(
+            sc,
+            base_urls={name: f"http://127.0.0.1:{port}" for name, (port, _) in self.sims.items()},
+            seed=self.seed,
+            request_log=str(run_dir / "requests.jsonl"),
+            run_id=self.run_id,
+            metrics_port=metrics_port,
+            port=gw_port,
+        )
+        raw = merge(raw, {"state": {"redis_url": self.store.url}})
+        if self.store.key_prefix:
+            raw = merge(raw, {"quota": {"key_prefix": self.store.key_prefix}})
+        (run_dir / "gateway.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        self.settings = parse_settings(raw, source=f"scenario {sc.name} (gateway)")
+        self.prom_dir = tempfile.mkdtemp(prefix="faultline-prom-")
+        env = child_env(
+            run_dir, REDIS_URL=self.store.url, FAULTLINE_RUN_ID=self.run_id, PROMETHEUS_MULTIPROC_DIR=self.prom_dir
+        )
+        cmd = [sys.executable, "-m", "gateway", "--config", str(run_dir / "gateway.yaml")]
+        cmd += ["--host", "127.0.0.1", "--port", str(gw_port), "--workers", str(WORKERS)]
+        log = run_dir / "gateway.log"
+        gw = self.procs.add(spawn("gateway", cmd, log_path=log, env=env, cwd=ROOT))
+        self.gateway = gw
+        gateway_url = f"http://127.0.0.1:{gw_port}"
+        locust = self._spawn_locust(gateway_url)  # starts while the gateway imports: both take seconds
+        for url, p, lp in waits:
+            wait_http(url, p, lp)
+        wait_http(f"{gateway_url}/v1/health", gw, log, within_s=60.0)
+        self._wait_locust(locust)
+        return locust, f"http://127.0.0.1:{metrics_port}/metrics"
+
+    def _spawn_locust(self, gateway_url: str) -> Proc:
+        sched = schedule(self.sc, self.seed, self.settings, self.run_dir)
+        self.grace_s = float(sched["grace_s"])
+        path = self.run_dir / ".schedule.json"
+        path.write_bytes(orjson.dumps(sched))
+        cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", gateway_url]
+        cmd += [
+            "--csv",
+            str(self.run_dir / "locust"),
+            "--csv-full-history",
+            "--html",
+            str(self.run_dir / "locust.html"),
+        ]
+        cmd += ["--exit-code-on-error", "0", "--loglevel", "WARNING", "--only-summary"]
+        log = self.run_dir / "locust.log"
+        env = child_env(self.run_dir, FAULTLINE_SCHEDULE=str(path))
+        self.ready_file = Path(sched["ready_file"])
+        return self.procs.add(spawn("locust", cmd, log_path=log, env=env, cwd=ROOT))
+
+    def _wait_locust(self, p: Proc) -> None:
+        ready, log = self.ready_file, self.run_dir / "locust.log"
+        deadline = time.monotonic() + 60.0
+        while not ready.exists():
+            if not p.running():
+                raise StartupError(f"locust exited with {p.popen.returncode}; see {log}")
+            if time.monotonic() > deadline:
+                raise StartupError(f"locust did not start within 60 s; see {log}")
+            time.sleep(0.05)
+
+    def go(self) -> float:
+        """Announce the origin, restart the simulators' timelines at it; return it (epoch seconds)."""
+        t0 = time.time() + LEAD_S
+        tmp = self.run_dir / ".t0.tmp"
+        tmp.write_text(repr(t0))
+        tmp.replace(self.run_dir / ".t0")
+        time.sleep(max(0.0, t0 - time.time()))
+        for port, prof in self.sims.values():
+            _post_json(f"http://127.0.0.1:{port}/_sim/profile", {"profile": prof})
+        self.started_at = t0
+        return t0
+
+    def drive(self, locust: Proc, metrics_url: str, scrape_every_s: float) -> None:
+        sc, t0 = self.sc, self.started_at
+        assert t0 is not None and self.store is not None
+        tail = ClientTail(self.run_dir / "client.jsonl")
+        windows = [(f.start_s, f.end_s or sc.duration_s) for f in sc.faults if f.upstream == STATE_STORE]
+        down = False
+        next_scrape = 0.0
+        hard_stop = sc.duration_s + self.grace_s + 30.0
+        (self.run_dir / "metrics").mkdir(exist_ok=True)
+        while locust.running():
+            elapsed = time.time() - t0
+            if self.store.stoppable:
+                want_down = any(a <= elapsed < b for a, b in windows)
+                if want_down != down:
+                    (self.store.stop if want_down else self.store.start)()
+                    down = want_down
+                    event = "store_stopped" if down else "store_restarted"
+                    self.store_events.append({"event": event, "ts": time.time(), "kind": self.store.kind})
+                    self.prog.message(f"[{sc.name}] {elapsed:5.1f} s: state store {'stopped' if down else 'restarted'}")
+            if elapsed >= next_scrape:
+                _scrape(metrics_url, self.run_dir / "metrics" / f"t{max(0.0, elapsed):07.1f}.prom")
+                next_scrape += scrape_every_s
+            if not self.gateway.running():
+                raise StartupError(f"the gateway exited with {self.gateway.popen.returncode}; see gateway.log")
+            tail.poll()
+            self.prog.update(status_line(sc, elapsed, tail), elapsed)
+            if elapsed > hard_stop:
+                self.prog.message(f"[{sc.name}] locust still running {hard_stop:g} s in: stopping it")
+                break
+            time.sleep(0.25)
+        if down:
+            self.store.start()
+        _scrape(metrics_url, self.run_dir / "metrics" / "final.prom")
+        locust.stop(timeout_s=30.0)
+        tail.poll()
+        self.tail = tail
+
+    def stop(self) -> None:
+        with _no_interrupts():
+            self.procs.stop_all(timeout_s=15.0)
+        prom_dir = getattr(self, "prom_dir", None)
+        if prom_dir:
+            shutil.rmtree(prom_dir, ignore_errors=True)
+        for name in (".t0", ".t0.tmp", ".locust-ready", ".schedule.json"):
+            (self.run_dir / name).unlink(missing_ok=True)
+
+
+def run_realtime(
+    sc: Scenario,
+    run_dir: Path,
+    *,
+    seed: int | None = None,
+    scale: float = 1.0,
+    progress: bool = True,
+    store: StoreKind = "auto",
+    scrape_every_s: float | None = None,
+) -> RealtimeResult:
+    """Run ``sc`` (already scaled by ``scale``, as :func:`experiments.replay.run_replay` takes it) in real time
+    into ``run_dir``. Raises :class:`experiments.procs.StartupError` when a process does not come up, and
+    KeyboardInterrupt on Ctrl-C or SIGTERM; every process is stopped before it returns or raises."""
+    seed = sc.seed if seed is None else seed
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_id = f"{sc.name}-real-s{seed}" + (f"-x{scale:g}" if scale != 1.0 else "")
+    resolved = sc.resolved(scale=scale, mode="real", seed=seed)
+    write_json(run_dir / "resolved_scenario.json", resolved)
+    prog = Progress(enabled=progress)
+    every = scrape_every_s if scrape_every_s is not None else max(1.0, min(5.0, sc.duration_s / 30))
+    wall = time.perf_counter()
+    run = _Run(sc, run_dir, seed, run_id, store, prog)
+    interrupted = False
+    try:
+        with _sigterm_interrupts():
+            locust, metrics_url = run.start()
+            t0 = run.go()
+            up = time.perf_counter() - wall
+            clock = time.strftime("%H:%M:%S", time.localtime(t0))
+            prog.message(f"[{sc.name}] processes up in {up:.1f} s; load started at {clock}; files in {run_dir}")
+            run.drive(locust, metrics_url, every)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        prog.done()
+        prog.message(f"[{sc.name}] stopping every process" + (" (interrupted)" if interrupted else ""))
+        stopping = time.perf_counter()
+        run.stop()
+        prog.message(f"[{sc.name}] stopped in {time.perf_counter() - stopping:.1f} s")
+        _finish(run, resolved, run_dir, seed, scale, interrupted, time.perf_counter() - wall)
+    tail = run.tail
+    records = _count_lines(run_dir / "requests.jsonl")
+    prog.message(f"[{sc.name}] done: {records} request records, {tail.total} client calls in {run_dir}")
+    return RealtimeResult(sc.name, seed, run_dir, records, dict(tail.status), time.perf_counter() - wall, tail.total)
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as f:
+        return sum(1 for _ in f)
+
+
+def _finish(
+    run: _Run, resolved: dict[str, Any], run_dir: Path, seed: int, scale: float, interrupted: bool, wall: float
+) -> None:
+    """events.jsonl and run.json, whatever happened (a partial run is still a run directory)."""
+    started_at = run.started_at
+    events: list[dict[str, Any]] = []
+    log = run_dir / "gateway.log"
+    if log.exists():
+        with log.open("rb") as f:
+            events = events_from_log(f)
+    if started_at is not None:
+        events += timeline_events(resolved, started_at)
+    write_events(run_dir / "events.jsonl", events + run.store_events)
+    tail = getattr(run, "tail", None)
+    meta = {
+        "scenario": run.sc.name,
+        "mode": "real",
+        "run_id": run.run_id,
+        "seed": seed,
+        "scale": scale,
+        "started_at": started_at,
+        "duration_s": run.sc.duration_s,
+        "wall_s": round(wall, 3),
+        "records": _count_lines(run_dir / "requests.jsonl"),
+        "client_status": dict(tail.status) if tail is not None else {},
+        "workers": WORKERS,
+        "process_groups": [p.pid for p in run.procs.items],
+        "state_store": run.store.kind if run.store is not None else None,
+        "interrupted": interrupted,
+        "determinism": DETERMINISM,
+    }
+    write_json(run_dir / "run.json", meta)
