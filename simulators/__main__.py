@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=None, help="timeline scale (windows and periods)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8100)
-    ap.add_argument("--control", action="store_true", help="enable POST /_sim/profile and GET /_sim/decisions")
+    ap.add_argument("--control", action="store_true", help="enable /_sim/profile, /_sim/reset and /_sim/decisions")
     ap.add_argument("--log-limit", type=int, default=100_000, help="decisions kept in memory")
     ap.add_argument("--log-level", default="warning")
     ap.add_argument("--list-profiles", action="store_true")

@@ -1,7 +1,7 @@
 """The simulator as a raw ASGI app (no framework on the hot path).
 
 Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (vLLM flavour),
-and with ``control=True`` ``POST|GET /_sim/profile`` and ``GET /_sim/decisions``.
+and with ``control=True`` ``POST|GET /_sim/profile``, ``POST /_sim/reset`` and ``GET /_sim/decisions``.
 
 Transport faults: ``connection_reset`` raises :class:`SimulatedConnectionReset` from the app. With
 ``reset_style="raise"`` (in-process) it is raised before any response; with ``"partial"`` (a real server) a

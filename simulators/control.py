@@ -2,7 +2,9 @@
 
 * ``POST /_sim/profile`` ``{"profile": "<name>" | {...profile...}, "scale": 0.5?}`` switches profile now.
 * ``GET /_sim/profile`` returns the active profile.
-* ``GET /_sim/decisions`` returns the decision log (``?`` none; the whole bounded log).
+* ``POST /_sim/reset`` ``{"seed": 8}?`` starts afresh under the same profile: request numbers from 0, logs,
+  counters and metrics cleared, timeline restarted; optionally with another seed.
+* ``GET /_sim/decisions`` returns the decision log (the whole bounded log).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ if TYPE_CHECKING:
     from simulators.engine import Engine
 
 
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _err(status: int, message: str) -> tuple[int, bytes]:
     body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
     return status, orjson.dumps(body)
@@ -27,6 +33,16 @@ async def handle_control(engine: Engine, method: str, path: str, body: bytes) ->
         return 200, orjson.dumps({"seed": engine.seed, "name": engine.name, "decisions": engine.decision_log()})
     if path == "/_sim/profile" and method == "GET":
         return 200, orjson.dumps(engine.profile.model_dump(mode="json", by_alias=True))
+    if path == "/_sim/reset" and method == "POST":
+        try:
+            payload = orjson.loads(body) if body.strip() else {}
+        except orjson.JSONDecodeError:
+            return _err(400, "The body is not valid JSON.")
+        seed = payload.get("seed") if isinstance(payload, dict) else None
+        if not isinstance(payload, dict) or not (seed is None or isinstance(seed, str) or _is_int(seed)):
+            return _err(400, "expected an empty body or {'seed': <integer or string>}")
+        engine.reset(seed)
+        return 200, orjson.dumps({"profile": engine.profile.name, "seed": engine.seed, "seq": engine.seq})
     if path == "/_sim/profile" and method == "POST":
         try:
             payload = orjson.loads(body)

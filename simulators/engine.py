@@ -69,6 +69,16 @@ class Engine:
         self._install(profile)
         self.start()
 
+    def reset(self, seed: int | str | None = None) -> None:
+        """Back to a fresh start under the same profile (or a new seed): request numbers from 0, empty logs,
+        counters and metrics cleared, the timeline restarted now. In-flight requests finish on the old queue."""
+        if seed is not None:
+            self.seed = seed
+        self.seq = 0
+        self.decisions.clear()
+        self.outcomes.clear()
+        self.set_profile(self.profile)
+
     def decide(self, req: Request) -> Decision:
         seq = self.seq
         self.seq += 1

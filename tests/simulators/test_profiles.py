@@ -92,3 +92,31 @@ async def test_control_endpoint_switches_profile_and_restarts_the_timeline(make_
     assert bad.status_code == 400
     bad = await sim.http.post("/_sim/profile", json={"profile": {"latency": {"inter-token-latency": "x"}}})
     assert bad.status_code == 400 and "inter-token-latency" in bad.json()["error"]["message"]
+
+
+async def test_control_reset_starts_afresh(make_sim):
+    clock = FakeClock()
+    prof = {
+        "base": "instant",
+        "timeline": [{"type": "outage", "start": 10, "end": 20}, {"type": "rate_limit", "rpm": 2}],
+    }
+    sim = make_sim("vllm", prof, control=True, clock=clock, seed=4)
+    first = (await sim.chat()).json()
+    assert (await sim.chat()).status_code == 200
+    assert (await sim.chat()).status_code == 429  # the rpm bucket is empty
+    clock.advance(12)
+    assert (await sim.chat()).status_code == 503
+    resp = await sim.http.post("/_sim/reset")
+    assert resp.status_code == 200 and resp.json() == {"profile": "custom", "seed": 4, "seq": 0}
+    again = (await sim.chat()).json()  # t = 0 again, seq 0 again, a full bucket
+    assert again["id"] == first["id"] and again["choices"] == first["choices"]
+    assert [d["seq"] for d in (await sim.http.get("/_sim/decisions")).json()["decisions"]] == [0]
+    assert (
+        'vllm:request_success_total{model_name="sim-instant",finished_reason="stop"} 1'
+        in (await sim.http.get("/metrics")).text
+    )
+    assert (await sim.http.post("/_sim/reset", json={"seed": 5})).json()["seed"] == 5
+    assert (await sim.chat()).json()["id"] != first["id"]
+    for bad in ({"seed": 1.5}, {"seed": True}, [1]):
+        assert (await sim.http.post("/_sim/reset", json=bad)).status_code == 400
+    assert (await sim.http.post("/_sim/reset", content=b"{")).status_code == 400
