@@ -12,7 +12,7 @@ workers with ``MultiProcessCollector``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -78,8 +78,12 @@ class Metrics:
         consumers: Iterable[str] = (),
         models: Iterable[str] = (),
         providers: Iterable[str] = (),
+        daily_budgets: Mapping[str, int] | None = None,
         multiprocess_dir: str | None = None,
     ) -> None:
+        """``daily_budgets``: consumer -> tokens per day, for the remaining-budget gauge (read from each request's
+        quota decision, ``decisions.quota.day_used``)."""
+        self._budgets = dict(daily_budgets or {})
         self.registry = CollectorRegistry(auto_describe=True)
         self.multiprocess_dir = multiprocess_dir
         self.consumer = _Bounded(consumers, fallback=UNKNOWN)
@@ -262,6 +266,17 @@ class Metrics:
             child(self.tokens, consumer, provider, model, "input").inc(rec.tokens_in)
             child(self.tokens, consumer, provider, model, "output").inc(rec.tokens_out)
             child(self.cost, consumer, provider, model).inc(rec.cost_usd)
+        if self._budgets and rec.consumer in self._budgets:
+            self._budget_after(rec.consumer, rec.decisions.get("quota"))
+
+    def _budget_after(self, consumer: str, quota: dict[str, Any] | None) -> None:
+        """Tokens left today: the use seen by this request's check, its reservation replaced by its charge."""
+        if not quota or "day_used" not in quota:
+            return
+        used = int(quota["day_used"])
+        if quota.get("decision") == "ok" and "charged" in quota:
+            used += int(quota["charged"]) - int(quota.get("reserved", 0))
+        self.budget_remaining.labels(self.consumer(consumer)).set(max(0, self._budgets[consumer] - used))
 
     def request_started(self) -> None:
         self.in_flight.inc()

@@ -61,6 +61,7 @@ class Telemetry:
             consumers=[c.name for c in settings.consumers],
             models=[n for g in settings.models for n in (g.name, *g.aliases)],
             providers=[p.name for p in settings.providers],
+            daily_budgets={c.name: tpd for c in settings.consumers if (tpd := settings.limits_for(c).tpd)},
             multiprocess_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )
         for p in settings.providers:

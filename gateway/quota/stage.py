@@ -36,6 +36,8 @@ class QuotaStage:
         est = estimate(call.payload, self._settings.quota)
         decision, reservation = await self._limiter.check(consumer.name, est.total, limits)
         call.record.decisions["quota"] = {"decision": decision.kind, "reserved": est.total}
+        if limits.tpd is not None:  # the daily budget's use after this check (observability: budget remaining)
+            call.record.decisions["quota"]["day_used"] = decision.day_used
         if reservation is None:
             model = call.payload.get("model")
             raise rejection(

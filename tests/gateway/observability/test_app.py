@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from gateway.app import create_app
 from gateway.clock import SystemClock
+from gateway.config import hash_key
 from gateway.observability.requestlog import read_records
 from gateway.rng import Rng
 from gateway.runtime import Runtime
@@ -46,9 +47,10 @@ class Gateway:
 async def gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[tuple[Any, httpx.AsyncClient]] = []
 
-    async def build(**observability: Any) -> Gateway:
+    async def build(*, consumers: Any = None, **observability: Any) -> Gateway:
         path = tmp_path / "requests.jsonl"
-        settings = make_settings(observability={"request_log_path": str(path), **observability})
+        extra = {} if consumers is None else {"consumers": consumers}
+        settings = make_settings(observability={"request_log_path": str(path), **observability}, **extra)
         upstream = EchoUpstream()
         app = create_app(
             settings,
@@ -165,3 +167,13 @@ async def test_without_a_client_traceparent_the_gateway_starts_the_trace(gateway
     assert root.parent is None
     (sent,) = gw.upstream.headers
     assert sent["traceparent"].startswith(f"00-{root.context.trace_id:032x}-")
+
+
+async def test_remaining_daily_budget_per_consumer(gateway: Callable[..., Any]) -> None:
+    alice = {"name": "alice", "key_sha256": hash_key("sk-alice"), "limits": {"tpd": 1000}}
+    gw: Gateway = await gateway(consumers=[alice])
+    for stream in (False, True):
+        assert (await gw.client.post("/v1/chat/completions", json=_body(stream), headers=KEY)).status_code == 200
+    scrape = gw.runtime.telemetry.metrics.exposition().decode()
+    # the echo upstream reports 7 + 5 tokens per answer: two answers charged against the day
+    assert 'faultline_consumer_budget_remaining_tokens{consumer="alice"} 976.0' in scrape

@@ -139,3 +139,19 @@ def test_promtool_check_metrics_is_clean() -> None:
     m.set_budget_remaining("alice", 1)
     out = subprocess.run([tool, "check", "metrics"], input=m.exposition(), capture_output=True, check=False)
     assert (out.returncode, out.stdout, out.stderr) == (0, b"", b"")
+
+
+def test_budget_remaining_from_the_quota_decision_with_the_charge_in_place_of_the_reservation() -> None:
+    m = Metrics(consumers=["alice", "bob"], models=["m"], daily_budgets={"alice": 1000})
+    ok = {"decision": "ok", "reserved": 50, "day_used": 300, "charged": 20, "settled": True}
+    m.request_finished("/v1/chat/completions", _record(decisions={"quota": ok}), duration_s=0.1, ttft_s=None)
+    assert _samples(m)[("faultline_consumer_budget_remaining_tokens", (("consumer", "alice"),))] == 1000 - 270
+    rejected = {"decision": "day", "reserved": 50, "day_used": 990}
+    m.request_finished("/v1/chat/completions", _record(decisions={"quota": rejected}), duration_s=0.1, ttft_s=None)
+    assert _samples(m)[("faultline_consumer_budget_remaining_tokens", (("consumer", "alice"),))] == 10
+    # no daily budget, or no decision: no gauge
+    m.request_finished(
+        "/v1/chat/completions", _record(consumer="bob", decisions={"quota": ok}), duration_s=0.1, ttft_s=None
+    )
+    m.request_finished("/v1/chat/completions", _record(decisions={}), duration_s=0.1, ttft_s=None)
+    assert 'consumer="bob"' not in m.exposition().decode().split("faultline_consumer_budget_remaining_tokens")[-1]
