@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from gateway.clock import LoopClock, run_virtual
 from simulators import create_app
@@ -58,3 +59,52 @@ def test_a_requests_draws_do_not_depend_on_earlier_requests():
     short, long = run(3, concurrency=2, rounds=1), run(3, concurrency=8, rounds=1)
     for x, y in zip(short, long, strict=False):
         assert x["id"] == y["id"]
+
+
+BYTES_PROFILE = {
+    "base": "openai-gpt-4o-mini",
+    "rate-limits": {"rpm": 600, "tpm": 400_000},
+    "capacity": {"max-num-seqs": 4, "time-factor-under-load": 2.0},
+    "timeline": [
+        {"type": "degradation", "failure-injection-rate": 0.15, "failure-types": ["server_error", "overloaded", "429"]},
+        {"type": "latency_spike", "start": 1, "end": 3, "factor": 3, "jitter": 40, "latency": 100},
+        {"type": "slow_stream", "toxicity": 0.2, "cut-after-tokens": 4, "cut-mode": "error"},
+        {"type": "slow_stream", "toxicity": 0.2, "stall-after-tokens": 2, "stall-seconds": 0.5},
+    ],
+}
+
+
+def responses(flavour: str, seed: int) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
+    """Status, raw headers and body bytes of every response, in request order, under virtual time."""
+
+    async def main() -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
+        app = create_app(flavour, BYTES_PROFILE, seed=seed, name="up", clock=LoopClock())  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
+
+            async def one(i: int) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+                body = {
+                    "model": "gpt-4o-mini",
+                    "messages": [{"role": "user", "content": "word " * (i % 7 + 1)}],
+                    "max_tokens": 5 + i % 40,
+                    "stream": i % 3 == 0,
+                    "stream_options": {"include_usage": i % 2 == 0},
+                }
+                r = await c.post("/v1/chat/completions", json=body)
+                return r.status_code, list(r.headers.raw), r.content
+
+            out = []
+            for wave in range(8):
+                out += await asyncio.gather(*(one(wave * 10 + i) for i in range(10)))
+        return out
+
+    return run_virtual(main())
+
+
+@pytest.mark.parametrize("flavour", ["openai", "vllm"])
+def test_same_seed_same_requests_same_bytes(flavour):
+    a, b = responses(flavour, 21), responses(flavour, 21)
+    assert a == b
+    assert {s for s, _, _ in a} >= {200, 429, 500, 503}  # the faults really fired
+    assert any(b"data: [DONE]" in body for _, _, body in a) and any(b'data: {"error"' in body for _, _, body in a)
+    other = responses(flavour, 22)
+    assert [body for _, _, body in other] != [body for _, _, body in a]

@@ -109,6 +109,24 @@ async def test_latency_spike_multiplies_and_adds(make_sim):
     assert clock.sleeps == [pytest.approx(0.14), pytest.approx(0.47)]
 
 
+@pytest.mark.parametrize(("applies_to", "ttft", "decode"), [("ttft", 300.0, 40.0), ("itl", 100.0, 120.0)])
+async def test_latency_spike_applies_to(make_sim, applies_to, ttft, decode):
+    base = {"latency": {"time-to-first-token": 100, "inter-token-latency": 10}, "output": {"output-tokens": 5}}
+    sim = make_sim("openai", tl({"type": "latency_spike", "factor": 3, "applies-to": applies_to}, **base))
+    await sim.chat()
+    log = sim.engine.decision_log()[0]
+    assert (log["ttft_ms"], log["decode_ms"]) == (ttft, decode)
+
+
+async def test_a_stream_sleeps_ttft_then_one_gap_per_token(make_sim):
+    clock = FakeClock()
+    base = {"latency": {"time-to-first-token": 100, "inter-token-latency": 10}, "output": {"output-tokens": 4}}
+    sim = make_sim("openai", tl(**base), clock=clock)
+    events = sim.events(await sim.chat(stream=True))
+    assert len(events) == 1 + 4 + 1 + 1  # role, tokens, finish, [DONE]
+    assert clock.sleeps == [pytest.approx(x) for x in (0.1, 0.01, 0.01, 0.01)]
+
+
 async def test_degradation_fails_about_p_with_the_chosen_types(make_sim):
     ph = {"type": "degradation", "failure-injection-rate": 0.3, "failure-types": ["server_error", "503"]}
     sim = make_sim("openai", tl(ph), seed=11)
