@@ -4,9 +4,10 @@ the injected clock, W3C ``traceparent`` accepted from clients and handed to the 
 Span tree of one request::
 
     POST /v1/chat/completions        SERVER   the request, arrival to last byte
-    ├── auth / quota / guardrail     INTERNAL each traced stage, until it hands over to the next one
-    └── route                        INTERNAL routing, retries and fallbacks, until the reply ends
-        └── chat <upstream model>    CLIENT   one per upstream attempt (from the request record)
+    ├── auth / quota                 INTERNAL each traced stage, until it hands over to the next one
+    ├── route                        INTERNAL routing, retries and fallbacks, until the reply ends
+    │   └── chat <upstream model>    CLIENT   one per upstream attempt (from the request record)
+    └── guardrail                    INTERNAL when a guardrail acted (from the request record)
 
 With no exporter configured nothing is recorded: the request gets a non-recording span whose ids (drawn from the
 same seeded generator, in the same order as the SDK would) still flow into logs and the upstream ``traceparent``,
@@ -197,7 +198,29 @@ class Tracing:
         span.set_attributes(attrs)
         if rec.status >= 500 or rec.outcome == "error":
             span.set_status(Status(StatusCode.ERROR))
+        if "guardrail" in rec.decisions or (rec.error_type == "content_filter" and not rec.attempts):
+            self._guardrail(span, rec)
         self.end(span)
+
+    def _guardrail(self, parent: Span, rec: RequestRecord) -> None:
+        """A ``guardrail`` child span when a guardrail acted: the input check refusing the request (an instant,
+        just before the request ended), or actions on the answer (from its first byte to its end)."""
+        now = self._clock.now()
+        actions = rec.decisions.get("guardrail")
+        if actions:
+            start, end = rec.ts_first_byte or now, rec.ts_end or now
+            attrs: dict[str, Any] = {"faultline.guardrail.stage": "output", "faultline.guardrail.actions": actions}
+        else:
+            start = end = rec.ts_end or now
+            attrs = {
+                "faultline.guardrail.stage": "input",
+                "faultline.guardrail.actions": ["input_check.block"],
+                "error.type": "content_filter",
+            }
+        child = self.tracer.start_span(
+            "guardrail", context=trace_api.set_span_in_context(parent), attributes=attrs, start_time=_ns(start)
+        )
+        child.end(end_time=_ns(max(start, end)))
 
     def shutdown(self) -> None:
         self.provider.shutdown()

@@ -47,9 +47,11 @@ class Gateway:
 async def gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[tuple[Any, httpx.AsyncClient]] = []
 
-    async def build(*, consumers: Any = None, **observability: Any) -> Gateway:
+    async def build(*, consumers: Any = None, router: Any = None, **observability: Any) -> Gateway:
         path = tmp_path / "requests.jsonl"
         extra = {} if consumers is None else {"consumers": consumers}
+        if router is not None:
+            extra["router"] = router
         settings = make_settings(observability={"request_log_path": str(path), **observability}, **extra)
         upstream = EchoUpstream()
         app = create_app(
@@ -177,3 +179,43 @@ async def test_remaining_daily_budget_per_consumer(gateway: Callable[..., Any]) 
     scrape = gw.runtime.telemetry.metrics.exposition().decode()
     # the echo upstream reports 7 + 5 tokens per answer: two answers charged against the day
     assert 'faultline_consumer_budget_remaining_tokens{consumer="alice"} 976.0' in scrape
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_guardrail_span_when_the_answer_is_redacted(gateway: Callable[..., Any], stream: bool) -> None:
+    gw: Gateway = await gateway(router={"guardrails": {"banned_words": [MARKER], "banned_action": "redact"}})
+    r = await gw.client.post("/v1/chat/completions", json=_body(stream), headers=KEY)
+    assert r.status_code == 200 and MARKER not in r.text
+    await _stop(gw)
+    spans = {s.name: s for s in gw.spans.get_finished_spans()}
+    guard, root = spans["guardrail"], spans["POST /v1/chat/completions"]
+    assert guard.parent is not None and guard.parent.span_id == root.context.span_id
+    assert guard.attributes["faultline.guardrail.stage"] == "output"
+    (action,) = guard.attributes["faultline.guardrail.actions"]
+    rule, _, what = action.rpartition(".")
+    assert what == "redact"
+    key = f'faultline_guardrail_actions_total{{action="redact",guardrail="{rule}"}} 1.0'
+    assert key in gw.runtime.telemetry.metrics.exposition().decode()
+
+
+async def test_guardrail_span_when_the_input_check_refuses(gateway: Callable[..., Any]) -> None:
+    rails = {"banned_words": [MARKER], "check_input": True}
+    gw: Gateway = await gateway(router={"guardrails": rails})
+    r = await gw.client.post("/v1/chat/completions", json=_body(False), headers=KEY)
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "content_filter")
+    await _stop(gw)
+    assert gw.upstream.headers == []
+    spans = {s.name: s for s in gw.spans.get_finished_spans()}
+    guard = spans["guardrail"]
+    assert guard.parent is not None and guard.parent.span_id == spans["POST /v1/chat/completions"].context.span_id
+    assert guard.attributes["faultline.guardrail.stage"] == "input"
+    assert guard.attributes["error.type"] == "content_filter"
+    (record,) = read_records(gw.request_log)
+    assert (record["status"], record["error_type"]) == (400, "content_filter")
+
+
+async def test_no_guardrail_span_when_no_guardrail_acted(gateway: Callable[..., Any]) -> None:
+    gw: Gateway = await gateway(router={"guardrails": {"banned_words": ["never-said"], "check_input": True}})
+    assert (await gw.client.post("/v1/chat/completions", json=_body(False), headers=KEY)).status_code == 200
+    await _stop(gw)
+    assert "guardrail" not in {s.name for s in gw.spans.get_finished_spans()}
