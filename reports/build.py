@@ -10,6 +10,7 @@ from reports.charts import render_all
 from reports.load import load_run
 from reports.locust import locust_summary
 from reports.markdown import render_report
+from reports.metrics import metrics_summary
 from reports.postmortem import render_postmortem
 from reports.summary import Computed, compute
 
@@ -27,6 +28,7 @@ def build(run_dir: Path, *, bucket_s: float | None = None, charts: bool = True) 
     """Read ``run_dir``, compute, write the outputs next to the inputs; return the computation."""
     run = load_run(run_dir)
     run.meta["locust"] = locust_summary(run_dir)
+    run.meta["metrics"] = metrics_summary(run_dir)
     computed = compute(run, bucket_s)
     summary = computed.summary
     (run_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")

@@ -55,7 +55,10 @@ def traffic(c: Computed, path: Path) -> None:
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     x = _arr(b, "t_start")
     _step(ax1, x, _arr(b, "rps"), label="requests/s", color=PALETTE[0])
-    _step(ax1, x, (b["bad"] / c.summary["run"]["bucket_s"]).to_numpy(), label="failed/s", color=PALETTE[3])
+    bucket_s = c.summary["run"]["bucket_s"]
+    _step(ax1, x, (b["bad"] / bucket_s).to_numpy(), label="failed/s (client)", color=PALETTE[3])
+    if "upstream_failed" in b.columns:
+        _step(ax1, x, (b["upstream_failed"] / bucket_s).to_numpy(), label="failed upstream calls/s", color=PALETTE[1])
     ax1.set_ylabel("rate (1/s)")
     ax1.legend(loc="upper right")
     ax1.set_title(f"{c.summary['scenario']['name']}: traffic and errors (fault windows shaded)")

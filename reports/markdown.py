@@ -213,6 +213,45 @@ def locust_section(s: dict[str, Any]) -> str:
     )
 
 
+def metrics_section(s: dict[str, Any]) -> str:
+    """The gateway's own counters (real-time runs) next to the same figures from the request log."""
+    m = s.get("metrics")
+    if not m:
+        return ""
+    r = s["resilience"]
+    rows = [
+        ["client requests", num(m["requests"]), num(s["run"]["records"])],
+        ["shed", num(sum(m["shed_by_reason"].values())), num(r["shed"])],
+        ["quota rejections", num(m["quota_rejections"]), num(r["quota_rejected"])],
+        ["breaker transitions", num(sum(m["breaker_transitions"].values())), num(len(r["breaker_transitions"]))],
+        [
+            "upstream attempts",
+            num(sum(m["upstream_attempts_by_outcome"].values())),
+            num(sum(r["attempts_by_outcome"].values())),
+        ],
+        ["retries", num(m["retries"]), num(r["retries"])],
+        ["cost USD", f"{m['cost_usd']:.4f}", f"{s['overall']['cost_usd']:.4f}"],
+    ]
+    extra = [
+        ("requests by status", _kv(m["requests_by_status"]) or "none"),
+        ("upstream attempts by outcome", _kv(m["upstream_attempts_by_outcome"]) or "none"),
+        ("breaker transitions (provider/to)", _kv(m["breaker_transitions"]) or "none"),
+        ("peak requests in flight", num(m["peak_in_flight"])),
+        ("peak admission queue depth", num(m["peak_queue_depth"])),
+        ("lowest state_store_up", num(m["min_state_store_up"])),
+        ("state store failures", num(m["state_store_failures"])),
+    ]
+    return (
+        f"## Gateway metrics (Prometheus snapshots)\n\nCounters from `metrics/{m['source']}`, gauges over "
+        f"{m['snapshots']} snapshot(s). The request log column is the same figure computed by this report; a "
+        "difference means lost records or traffic outside the run.\n\n"
+        + table(["figure", "metrics", "request log"], rows)
+        + "\n\n"
+        + table(["figure", "value"], [[a, b] for a, b in extra])
+        + "\n"
+    )
+
+
 def header(s: dict[str, Any], title: str) -> str:
     sc, run = s["scenario"], s["run"]
     started = datetime.fromtimestamp(run["t0"], tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -240,9 +279,7 @@ def render_report(s: dict[str, Any], charts: list[str]) -> str:
         "## Per provider (serving provider)\n\n" + group_section(s["by_provider"], "provider"),
         "## Per model\n\n" + group_section(s["by_model"], "model"),
     ]
-    loc = locust_section(s)
-    if loc:
-        parts.append(loc.rstrip())
+    parts += [extra.rstrip() for extra in (locust_section(s), metrics_section(s)) if extra]
     if charts:
         parts.append("## Charts\n\n" + "\n\n".join(f"![{c[:-4]}]({c})" for c in charts))
     return "\n\n".join(parts) + "\n"

@@ -75,6 +75,11 @@ def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
             )
         elif any(r["verdict"] == "broken" for r in s["slos"]):
             wrong.append("No page alert would have fired although an SLO broke: a detection gap.")
+        elif _masked(s):
+            well.append(
+                "Clients saw no failures, so the SLO burn-rate alerts rightly stayed silent; the fault showed only "
+                "behind the gateway (failed upstream calls, breaker state)."
+            )
         else:
             lucky.append(
                 "No page alert would have fired: the burn stayed under the paging thresholds. The same "
@@ -101,6 +106,39 @@ def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
     return well, wrong, lucky or ["Nothing identified from the figures."]
 
 
+def _never_below(s: dict[str, Any]) -> bool:
+    faults = s["scenario"]["faults"]
+    start = faults[0]["start_s"] if faults else 0.0
+    objective = s["slo"]["availability"]
+    return all(
+        b["availability"] is None or b["availability"] >= objective for b in s["buckets"] if b["t_start"] >= start
+    )
+
+
+def _masked(s: dict[str, Any]) -> bool:
+    """The fault hit the upstreams but no client request failed."""
+    return s["impact"]["failed_requests"] == 0 and s["resilience"]["first_attempt_failed"] > 0
+
+
+def gateway_detection(s: dict[str, Any]) -> list[str]:
+    """When the gateway itself noticed: each breaker's first opening and the first failover, after the fault."""
+    faults = s["scenario"]["faults"]
+    if not faults:
+        return []
+    start = faults[0]["start_s"]
+    out = []
+    for tr in s["resilience"]["breaker_transitions"]:
+        if tr["to"] == "open" and tr["t"] >= start and not any(tr["provider"] in line for line in out):
+            out.append(
+                f"- The `{tr['provider']}` breaker opened at {secs(tr['t'])}, {secs(tr['t'] - start)} after the "
+                "first fault started: from then on the gateway skipped the provider without calling it."
+            )
+    first = s["resilience"]["first_failover_at_s"]
+    if first is not None and first >= start:
+        out.append(f"- The first request was served by failover at {secs(first)} ({secs(first - start)} after).")
+    return out
+
+
 def action_items(s: dict[str, Any]) -> list[list[str]]:
     items: list[list[str]] = [
         [f"Bring {r['title']} back within its objective under this fault", "mitigate"]
@@ -114,7 +152,16 @@ def action_items(s: dict[str, Any]) -> list[list[str]]:
     ]
     rules = s["alerts"]["availability"]["rules"]
     if s["scenario"]["faults"] and not any(r["time_to_detect_s"] is not None for r in rules):
-        items.append(["Check that burn-rate alerting catches this failure mode at a longer duration", "detect"])
+        if _masked(s):
+            items.append(
+                [
+                    "Alert (ticket, not page) on provider health - breaker open, upstream failure ratio - so a "
+                    "provider outage that failover hides from the SLOs is still seen",
+                    "detect",
+                ]
+            )
+        else:
+            items.append(["Check that burn-rate alerting catches this failure mode at a longer duration", "detect"])
     if any(r["fired_before_fault"] for r in rules):
         items.append(["Find why a page fired with no fault injected (false page)", "detect"])
     items += [
@@ -126,7 +173,46 @@ def action_items(s: dict[str, Any]) -> list[list[str]]:
     return [[text, kind, "gateway on-call", "-"] for text, kind in items]
 
 
-def render_postmortem(s: dict[str, Any], charts: list[str]) -> str:
+def _upstream_impact(s: dict[str, Any]) -> list[str]:
+    res = s["resilience"]
+    if not res["first_attempt_failed"]:
+        return []
+    return [
+        f"- Behind the gateway: {res['first_attempt_failed']:,} requests' first-choice provider failed or was skipped "
+        f"by an open breaker; {res['failed_over']:,} of them were served by another provider (failover share "
+        f"{pct(res['failover_share'], 1)}). Upstream calls per client request: "
+        f"{num(res['upstream_calls_per_request'])}."
+    ]
+
+
+def _window_table(s: dict[str, Any]) -> list[str]:
+    fw = s.get("fault_windows")
+    if not fw:
+        return []
+    rows = [
+        [
+            label,
+            f"{r['requests']:,}",
+            pct(r["availability"]),
+            f"{r['bad']:,}",
+            secs(r["ttft_p50"]),
+            secs(r["ttft_p95"]),
+            secs(r["e2e_p99"]),
+        ]
+        for label, r in (("during fault windows", fw["during_faults"]), ("outside fault windows", fw["outside_faults"]))
+    ]
+    return [
+        "",
+        "Requests by arrival inside or outside the fault windows:",
+        "",
+        table(["requests arriving", "requests", "availability", "failed", "TTFT p50", "TTFT p95", "e2e p99"], rows),
+    ]
+
+
+def render_postmortem(
+    s: dict[str, Any], charts: list[str], *, link_prefix: str = "", supporting: str = "`report.md`, `summary.json`"
+) -> str:
+    """The postmortem; charts are linked as ``link_prefix + name`` and ``supporting`` names the full figures."""
     sc, f, imp = s["scenario"], s["figures"], s["impact"]
     faults = sc["faults"]
     slo_broken = [r["title"] for r in s["slos"] if r["verdict"] == "broken"]
@@ -136,6 +222,12 @@ def render_postmortem(s: dict[str, Any], charts: list[str]) -> str:
         f"{pct(f['error_budget_consumed'], 1)} of the availability error budget; "
         f"{imp['failed_requests']:,} requests failed. "
         + (f"SLOs broken: {', '.join(slo_broken)}." if slo_broken else "Every SLO was met.")
+        + (
+            f" Failover served {s['resilience']['failed_over']:,} of the {s['resilience']['first_attempt_failed']:,} "
+            "requests whose first-choice provider failed."
+            if s["resilience"]["first_attempt_failed"]
+            else ""
+        )
     )
     duration = (
         secs(imp["last_failure_at_s"] - imp["first_failure_at_s"]) if imp["first_failure_at_s"] is not None else "0 s"
@@ -146,8 +238,10 @@ def render_postmortem(s: dict[str, Any], charts: list[str]) -> str:
         f"- Consumers affected: {', '.join(imp['consumers_affected']) or 'none'}.",
         f"- Duration of impact (first to last failed request): {duration}.",
         f"- Quota rejections (consumers over their own limits, not counted as failures): {f['quota_rejected']:,}.",
+        *_upstream_impact(s),
         "",
         slo_table(s),
+        *_window_table(s),
     ]
     rules = [r for r in s["alerts"]["availability"]["rules"]]
     detection = [
@@ -167,6 +261,9 @@ def render_postmortem(s: dict[str, Any], charts: list[str]) -> str:
             ],
         ),
     ]
+    own = gateway_detection(s)
+    if own:
+        detection += ["", "The gateway's own detection (request log and breaker events):", "", *own]
     res = s["resilience"]
     closes = [tr for tr in res["breaker_transitions"] if tr["to"] == "closed"]
     resolution = [
@@ -176,7 +273,15 @@ def render_postmortem(s: dict[str, Any], charts: list[str]) -> str:
         "- Breakers closed again at: "
         + (", ".join(f"{secs(t['t'])} ({t['provider']})" for t in closes) or "n/a")
         + ".",
-        f"- Recovery (every later bucket meets the availability objective): {secs(imp['recovered_at_s'])}.",
+        "- Recovery (every later bucket meets the availability objective): "
+        + (
+            secs(imp["recovered_at_s"])
+            if imp["recovered_at_s"] is not None
+            else "not needed: no bucket after the fault fell below the objective"
+            if not imp["failed_requests"] or _never_below(s)
+            else "not reached by the end of the run"
+        )
+        + ".",
     ]
     well, wrong, lucky = lessons(s)
     parts = [
@@ -200,7 +305,7 @@ def render_postmortem(s: dict[str, Any], charts: list[str]) -> str:
         + "\n\n### Where we got lucky\n\n"
         + "\n".join(f"- {x}" for x in lucky),
         "## Action items\n\n" + table(["action", "type", "owner", "tracking"], action_items(s)),
-        "## Supporting information\n\n- Full figures: `report.md`, `summary.json`.\n"
-        + "\n".join(f"- ![{c[:-4]}]({c})" for c in charts),
+        f"## Supporting information\n\n- Full figures: {supporting}.\n"
+        + "\n".join(f"- ![{c[:-4]}]({link_prefix}{c})" for c in charts),
     ]
     return "\n\n".join(parts) + "\n"

@@ -84,6 +84,20 @@ def _impact(requests: pl.DataFrame, buckets: pl.DataFrame, spec: SloSpec, fault_
     }
 
 
+def _fault_split(requests: pl.DataFrame, faults: list[dict[str, Any]], end_s: float) -> dict[str, Any] | None:
+    """The overall SLI row for requests arriving inside any fault window ``[start_s, end_s)`` and outside."""
+    if not faults:
+        return None
+    inside = pl.lit(False)
+    for f in faults:
+        end = f["end_s"] if f["end_s"] is not None else end_s
+        inside = inside | ((pl.col("t") >= f["start_s"]) & (pl.col("t") < end))
+    return {
+        "during_faults": overall_table(requests.filter(inside)).row(0, named=True),
+        "outside_faults": overall_table(requests.filter(~inside)).row(0, named=True),
+    }
+
+
 def _ci_budgets(budgets: CiBudgets, figures: dict[str, Any]) -> list[dict[str, Any]]:
     checks = (
         ("min_availability", "availability", lambda x, lim: x >= lim),
@@ -117,7 +131,7 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
     faults = _faults(sc)
     fault_start = faults[0]["start_s"] if faults else None
 
-    buckets = bucket_series(req, spec, duration, bucket_s, run.t0)
+    buckets = bucket_series(req, spec, duration, bucket_s, run.t0, run.attempts)
     shares = provider_share(req, duration, bucket_s)
     intervals = breaker_intervals(run.transitions, end_s)
     slo_rows = slo_results(req, spec)
@@ -175,11 +189,13 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
         "alerts": alerts,
         "resilience": res,
         "impact": _impact(req, buckets, spec, fault_start),
+        "fault_windows": _fault_split(req, faults, end_s),
         "expectations": results,
         "ci_budgets": _ci_budgets(budgets, figures),
         "ci_tolerances": budgets.tolerances,
         "buckets": buckets.drop("bucket_start").to_dicts(),
         "locust": run.meta.get("locust"),
+        "metrics": run.meta.get("metrics"),
     }
     return Computed(clean(summary), buckets, shares, intervals, spec, run)
 

@@ -12,6 +12,7 @@ import math
 
 import polars as pl
 
+from reports.load import NOT_A_CALL
 from reports.slo import GOOD, VALID, SloSpec, sli_aggs, sli_events, slis, with_availability
 
 NICE_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
@@ -60,11 +61,17 @@ def _bucketed(df: pl.DataFrame, bucket_s: float) -> pl.DataFrame:
 
 
 def bucket_series(
-    requests: pl.DataFrame, spec: SloSpec, duration_s: float, bucket_s: float, t0: float = 0.0
+    requests: pl.DataFrame,
+    spec: SloSpec,
+    duration_s: float,
+    bucket_s: float,
+    t0: float = 0.0,
+    attempts: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """One row per bucket over the whole run, gaps included.
 
     Columns: bucket, t_start, bucket_start, the counts of ``reports.slo.sli_aggs`` (0 in empty buckets),
+    ``upstream_calls`` / ``upstream_failed`` (when ``attempts`` is given, see :func:`call_series`),
     latency percentiles, ``availability``, ``rps``, ``error_ratio``, ``burn_<slo>`` (bucket error ratio /
     (1 - objective)) and ``budget_consumed_cum`` (availability budget used so far, as a share of the run's
     whole budget: cumulative bad / (all valid x (1 - objective))).
@@ -73,6 +80,8 @@ def bucket_series(
     full = bucket_range(nb, bucket_s, t0)
     agg = _bucketed(requests, bucket_s).group_by("bucket").agg(sli_aggs())
     out = full.join(agg, on="bucket", how="left").with_columns([pl.col(c).fill_null(0) for c in COUNT_COLUMNS])
+    if attempts is not None:
+        out = out.join(call_series(attempts, nb, bucket_s), on="bucket", how="left")
     out = with_availability(out).with_columns(
         rps=pl.col("requests") / bucket_s,
         error_ratio=pl.when(pl.col("valid") > 0).then(pl.col("bad") / pl.col("valid")).otherwise(None),
@@ -125,4 +134,20 @@ def provider_share(requests: pl.DataFrame, duration_s: float, bucket_s: float) -
     total = pl.col("served").sum().over("bucket")
     return out.with_columns(share=pl.when(total > 0).then(pl.col("served") / total).otherwise(None)).sort(
         "bucket", "provider"
+    )
+
+
+def call_series(attempts: pl.DataFrame, nb: int, bucket_s: float) -> pl.DataFrame:
+    """Upstream calls per bucket (by the attempt's start; ``breaker_open``/``shed`` skips are not calls).
+
+    Columns: bucket, upstream_calls, upstream_failed (calls whose outcome is not ``ok``); 0 in empty buckets.
+    """
+    calls = _bucketed(attempts.filter(~pl.col("outcome").is_in(NOT_A_CALL)), bucket_s)
+    per = calls.group_by("bucket").agg(
+        pl.len().cast(pl.Int64).alias("upstream_calls"),
+        (pl.col("outcome") != "ok").sum().cast(pl.Int64).alias("upstream_failed"),
+    )
+    full = pl.DataFrame(pl.int_range(0, nb, eager=True, dtype=pl.Int64).alias("bucket"))
+    return full.join(per, on="bucket", how="left").with_columns(
+        pl.col("upstream_calls").fill_null(0), pl.col("upstream_failed").fill_null(0)
     )

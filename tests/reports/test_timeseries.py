@@ -7,7 +7,7 @@ import pytest
 from reports.load import from_lines
 from reports.slo import SloSpec
 from reports.timeseries import bucket_series, bucket_width, provider_share
-from tests.reports.factory import T0, lines, rec
+from tests.reports.factory import T0, attempt, lines, rec
 
 
 def _requests():
@@ -36,3 +36,15 @@ def test_provider_share_fills_empty_buckets():
 @pytest.mark.parametrize(("duration", "step"), [(60, 1.0), (180, 2.0), (600, 10.0), (3600, 60.0)])
 def test_bucket_width(duration, step):
     assert bucket_width(duration) == step
+
+
+def test_upstream_calls_per_bucket_skip_breaker_open_and_fill_empty_buckets():
+    recs = [
+        rec("a", 1, "ok", attempts=[attempt("openai", 1, "server_error", 503), attempt("vllm", 1.2)]),
+        rec("b", 2, "ok", provider="vllm", attempts=[attempt("openai", 2, "breaker_open", None), attempt("vllm", 2)]),
+        rec("c", 25, "ok"),
+    ]
+    run = from_lines(lines(recs), meta={"started_at": T0})
+    b = bucket_series(run.requests, SloSpec(), duration_s=30, bucket_s=10, t0=T0, attempts=run.attempts)
+    assert b["upstream_calls"].to_list() == [3, 0, 1]
+    assert b["upstream_failed"].to_list() == [1, 0, 0]
