@@ -45,6 +45,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Called once by the app's lifespan after the last request."""
+        await self.quota.stop()
         await self.transport.aclose()
         await self.telemetry.stop()
 

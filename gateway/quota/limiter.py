@@ -5,13 +5,19 @@
   go straight to the policy's answer, then one request probes Redis again; success ends the outage (logged and
   counted). Policy ``open``: an in-process :class:`~gateway.quota.core.LocalLimiter` enforcing this replica's
   share of each limit (``limit // replicas``, at least 1). Policy ``closed``: 503 ``service_unavailable``.
-* A settle that fails is logged and counted, never raised: the reservation (the estimate) then stands.
+* A settle that fails (or comes during an outage) is logged and counted, never raised, and kept in a bounded
+  queue (``quota.max_unsettled``); after the next successful call to the store a background task replays the
+  queue. Settling is idempotent per reservation, so a settle that did reach Redis before its reply was lost is
+  not charged twice on replay. Until then the reservation (the estimate) and its in-flight lease stand; a settle
+  dropped from a full queue, or replayed after its lease expired, leaves the estimate charged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -46,7 +52,7 @@ class QuotaCounters:
 
     decisions: dict[tuple[str, str], int] = field(default_factory=dict)
     settles: int = 0
-    settles_lost: int = 0
+    settles_lost: int = 0  # applied nothing: already settled, lease expired, or dropped from a full replay queue
     outages: int = 0
     recoveries: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -105,6 +111,8 @@ class QuotaLimiter:
         self._retry_at = 0.0
         self._probing = False
         self._slots = asyncio.Semaphore(settings.max_store_calls)
+        self._unsettled: deque[tuple[Reservation, int]] = deque()
+        self._replay: asyncio.Task[None] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -117,6 +125,22 @@ class QuotaLimiter:
                 await self._remote.load()
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed("load", exc)
+
+    async def stop(self) -> None:
+        """Stop a replay in progress; what is still queued is reported lost (its estimates stand)."""
+        if self._replay is not None:
+            self._replay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replay
+            self._replay = None
+        while self._unsettled:
+            r, _ = self._unsettled.popleft()
+            self._events.settled(r.consumer, None)
+
+    @property
+    def unsettled(self) -> int:
+        """Settles waiting for the store to come back."""
+        return len(self._unsettled)
 
     def now_ms(self) -> int:
         return int(self._clock.now() * 1000)
@@ -148,19 +172,51 @@ class QuotaLimiter:
         return decision, Reservation(consumer, decision.handle, day_index(now_ms), backend)
 
     async def settle(self, r: Reservation, actual: int) -> int | None:
-        """Charge ``actual`` tokens instead of the reservation; release the lease. Never raises."""
-        delta: int | None = None
+        """Charge ``actual`` tokens instead of the reservation; release the lease. Never raises. Returns the
+        token delta applied, or ``None`` when nothing was applied now (already settled, lease expired, or queued
+        for replay because the store is unreachable)."""
         if r.backend == "local":
             delta = self._local.settle(r.consumer, r.handle, actual, r.day)
+        elif not self._healthy:
+            self._defer(r, actual)
+            return None
         else:
             try:
-                async with self._slots, asyncio.timeout(self._settings.redis_timeout_s):
-                    delta = await self._remote.settle(r.consumer, r.handle, actual, r.day)
+                delta = await self._remote_settle(r, actual)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._events.store_error("settle", type(exc).__name__)
-                log.warning("quota settle failed for %s: %r; the estimate stands", r.consumer, exc)
+                log.warning("quota settle failed for %s: %r; queued for replay", r.consumer, exc)
+                self._defer(r, actual)
+                return None
+            self._replay_soon()
         self._events.settled(r.consumer, delta)
         return delta
+
+    async def _remote_settle(self, r: Reservation, actual: int) -> int | None:
+        async with self._slots, asyncio.timeout(self._settings.redis_timeout_s):
+            return await self._remote.settle(r.consumer, r.handle, actual, r.day)
+
+    def _defer(self, r: Reservation, actual: int) -> None:
+        self._unsettled.append((r, actual))
+        if len(self._unsettled) > self._settings.max_unsettled:
+            lost, _ = self._unsettled.popleft()
+            self._events.settled(lost.consumer, None)
+
+    def _replay_soon(self) -> None:
+        """After a successful store call: replay queued settles in the background, one at a time."""
+        if self._unsettled and (self._replay is None or self._replay.done()):
+            self._replay = asyncio.get_running_loop().create_task(self._replay_unsettled())
+
+    async def _replay_unsettled(self) -> None:
+        while self._unsettled and self._healthy:
+            r, actual = self._unsettled.popleft()
+            try:
+                delta = await self._remote_settle(r, actual)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._unsettled.appendleft((r, actual))
+                self._events.store_error("settle", type(exc).__name__)
+                return  # the next successful call starts another replay
+            self._events.settled(r.consumer, delta)
 
     async def _remote_check(self, consumer: str, now_ms: int, tokens: int, limits: Limits) -> Decision | None:
         probing = not self._healthy
@@ -178,6 +234,7 @@ class QuotaLimiter:
             self._healthy = True
             self._events.store_transition(True, "probe succeeded")
             log.warning("quota state store reachable again; shared limits enforced")
+        self._replay_soon()
         return decision
 
     def _failed(self, op: str, exc: BaseException) -> None:

@@ -43,5 +43,11 @@ class QuotaSettings(BaseModel):
         description="quota calls to the state store in flight at once per replica; more wait their turn "
         "(outside redis_timeout_s, which bounds only the round trip)",
     )
+    max_unsettled: int = Field(
+        default=10_000,
+        ge=0,
+        description="settles kept for replay while the state store is unreachable; beyond it the oldest is "
+        "dropped and its estimate stands",
+    )
     chars_per_token: float = Field(default=4.0, gt=0, description="prompt estimate: characters per token")
     message_overhead_tokens: int = Field(default=4, ge=0, description="prompt estimate: tokens added per message")

@@ -1,0 +1,135 @@
+"""Settles that cannot reach the state store: queued, replayed once it answers again, never charged twice."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.clock import FakeClock
+from gateway.quota.limiter import QuotaCounters, QuotaLimiter, Reservation
+from gateway.quota.settings import Limits, QuotaSettings
+
+pytestmark = pytest.mark.redis
+
+LIMITS = Limits(tpm=1000, tpd=10_000, max_concurrency=1)
+
+
+@pytest.fixture
+async def dead() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    yield client
+    await client.aclose()
+
+
+def make(state: Any, prefix: str, **quota: Any) -> tuple[QuotaLimiter, QuotaCounters, FakeClock]:
+    events, clock = QuotaCounters(), FakeClock()
+    qs = QuotaSettings(key_prefix=prefix, redis_timeout_s=0.5, **quota)
+    return QuotaLimiter(state, qs, clock=clock, events=events), events, clock
+
+
+def point_at(lim: QuotaLimiter, client: Any) -> None:
+    """The limiter's scripts now talk to ``client``: the store goes away, or comes back."""
+    remote = lim._remote
+    remote._redis = client
+    remote._check.registered_client = client
+    remote._settle.registered_client = client
+
+
+async def replayed(lim: QuotaLimiter) -> None:
+    if lim._replay is not None:
+        await lim._replay
+
+
+async def used(lim: QuotaLimiter) -> tuple[int, int, int]:
+    """(tokens in the TPM window, tokens today, requests in flight) before a 1-token probe check."""
+    d, r = await lim.check("a", 1, Limits(tpm=10**9, tpd=10**9))
+    assert r is not None
+    await lim.settle(r, 0)
+    return d.tok_used - 1, d.day_used - 1, d.inflight - 1
+
+
+async def reserve(lim: QuotaLimiter, tokens: int) -> Reservation:
+    d, r = await lim.check("a", tokens, LIMITS)
+    assert d.admitted and r is not None and r.backend == "redis"
+    return r
+
+
+async def test_a_failed_settle_is_replayed_after_the_next_successful_call(
+    state_store: aioredis.Redis, prefix: str, dead: aioredis.Redis
+) -> None:
+    lim, events, _ = make(state_store, prefix)
+    r = await reserve(lim, 100)
+    point_at(lim, dead)  # the store goes away mid-request
+    assert await lim.settle(r, 30) is None
+    assert (events.errors, events.settles, events.settles_lost, lim.unsettled) == ({"settle": 1}, 0, 0, 1)
+    point_at(lim, state_store)  # back: the first call that succeeds starts the replay
+    rejected, _ = await lim.check("a", 1, LIMITS)
+    assert (rejected.kind, rejected.inflight) == ("concurrency", 1)  # the unsettled request still holds its lease
+    await replayed(lim)
+    assert (events.settles, lim.unsettled) == (1, 0)
+    assert await used(lim) == (30, 30, 0)  # charged its usage, not its estimate; lease released
+
+
+async def test_a_settle_that_reached_the_store_is_not_charged_again_on_replay(
+    state_store: aioredis.Redis, prefix: str
+) -> None:
+    """A settle applied by Redis whose reply was lost (a timeout) is replayed: the replay changes nothing."""
+    lim, events, _ = make(state_store, prefix)
+    r = await reserve(lim, 100)
+    assert await lim._remote.settle(r.consumer, r.handle, 30, r.day) == -70  # applied; the reply "never came"
+    lim._defer(r, 30)
+    await lim.check("b", 1, LIMITS)
+    await replayed(lim)
+    assert (events.settles, events.settles_lost, lim.unsettled) == (0, 1, 0)  # the replay applied nothing
+    assert await used(lim) == (30, 30, 0)
+
+
+async def test_during_an_outage_settles_queue_without_calling_the_store(
+    state_store: aioredis.Redis, prefix: str, dead: aioredis.Redis
+) -> None:
+    lim, events, clock = make(state_store, prefix)
+    r1 = await reserve(lim, 100)
+    point_at(lim, dead)
+    _, r2 = await lim.check("a", 10, LIMITS)  # fails over to the local limiter (fail-open)
+    assert r2 is not None and r2.backend == "local" and events.errors == {"check": 1}
+    assert await lim.settle(r1, 40) is None
+    assert events.errors == {"check": 1}  # no settle was attempted against the dead store
+    assert await lim.settle(r2, 8) == -2  # the local reservation settles locally
+    point_at(lim, state_store)
+    clock.advance(1.0)  # the probe interval passed: the next check probes the store, succeeds, replays
+    await lim.check("b", 1, LIMITS)
+    await replayed(lim)
+    assert (lim.healthy, lim.unsettled, events.recoveries) == (True, 0, 1)
+    assert await used(lim) == (40, 40, 0)
+
+
+async def test_a_full_queue_drops_the_oldest_and_counts_it_lost(
+    state_store: aioredis.Redis, prefix: str, dead: aioredis.Redis
+) -> None:
+    lim, events, _ = make(state_store, prefix, max_unsettled=1)
+    first = await reserve(lim, 100)
+    second, _ = await lim.check("b", 50, Limits(tpd=10_000))
+    assert second.handle is not None
+    point_at(lim, dead)
+    await lim.settle(first, 10)
+    await lim.settle(Reservation("b", second.handle, first.day, "redis"), 5)
+    assert (events.settles_lost, lim.unsettled) == (1, 1)
+    point_at(lim, state_store)
+    await lim.check("b", 1, Limits(tpd=10_000))
+    await replayed(lim)
+    assert await used(lim) == (100, 100, 1)  # "a" keeps its estimate and its lease (until the lease expires)
+    await lim.stop()
+
+
+async def test_stop_reports_what_is_still_queued_as_lost(
+    state_store: aioredis.Redis, prefix: str, dead: aioredis.Redis
+) -> None:
+    lim, events, _ = make(state_store, prefix)
+    r = await reserve(lim, 100)
+    point_at(lim, dead)
+    await lim.settle(r, 10)
+    await lim.stop()
+    assert (events.settles_lost, lim.unsettled) == (1, 0)
