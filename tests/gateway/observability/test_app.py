@@ -3,83 +3,25 @@ span or request-log record unless the debug option is on; W3C trace context from
 
 from __future__ import annotations
 
-import io
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import fakeredis
-import httpx
 import orjson
 import pytest
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway.app import create_app
-from gateway.clock import SystemClock
 from gateway.config import hash_key
 from gateway.observability.requestlog import read_records
-from gateway.rng import Rng
-from gateway.runtime import Runtime
-from gateway.transport import AsgiTransport
 
-from .conftest import make_settings
-from .echo import EchoUpstream
+from .conftest import KEY, Gateway
 
 MARKER = "zq-private-7f3a9c1e-marker"
-KEY = {"authorization": "Bearer sk-alice"}
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 
 
-@dataclass
-class Gateway:
-    client: httpx.AsyncClient
-    runtime: Runtime
-    upstream: EchoUpstream
-    log: io.StringIO
-    spans: InMemorySpanExporter
-    request_log: Path
-
-
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    started: list[tuple[Any, httpx.AsyncClient]] = []
-
-    async def build(*, consumers: Any = None, router: Any = None, **observability: Any) -> Gateway:
-        path = tmp_path / "requests.jsonl"
-        extra = {} if consumers is None else {"consumers": consumers}
-        if router is not None:
-            extra["router"] = router
-        settings = make_settings(observability={"request_log_path": str(path), **observability}, **extra)
-        upstream = EchoUpstream()
-        app = create_app(
-            settings,
-            clock=SystemClock(),
-            rng=Rng(11),
-            state=fakeredis.FakeAsyncRedis(),
-            upstream_transport=AsgiTransport({"http://openai.sim": upstream}),
-        )
-        rt: Runtime = app.state.runtime
-        log, spans = io.StringIO(), InMemorySpanExporter()
-        rt.telemetry.logs.set_stream(log)
-        rt.telemetry.tracing.add_processor(SimpleSpanProcessor(spans))
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
-        started.append((lifespan, client))
-        return Gateway(client, rt, upstream, log, spans, path)
-
-    yield build
-    for lifespan, client in started:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-
-
 async def _stop(gw: Gateway) -> None:
-    """Stop the runtime now (the request log is flushed on stop); the fixture's second stop is a no-op."""
-    await gw.runtime.telemetry.stop()
+    await gw.stop()
 
 
 def _body(stream: bool) -> dict[str, Any]:
