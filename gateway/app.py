@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.asgi import CallFactory, FastPath
+from gateway.asgi import CallFactory, FastPath, Receive, Scope, Send
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
@@ -23,6 +23,18 @@ from gateway.router.admin import admin_router
 from gateway.runtime import build_runtime
 from gateway.state import connect_state
 from gateway.transport import AiohttpTransport, Transport
+
+
+class GatewayApp(FastAPI):
+    """FastAPI for the edges (health, readiness, admin, 404/405); the hot routes go straight to the pipelines."""
+
+    fast_path: FastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and await fast.serve(scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -66,7 +78,7 @@ def create_app(
         finally:
             await rt.stop()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Faultline",
         version="0.1.0",
         lifespan=lifespan,
@@ -76,9 +88,9 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = rt
-    # The pipelines are served by FastPath, ahead of FastAPI's per-request machinery (gateway/asgi.py).
-    app.add_middleware(
-        FastPath, routes={"/v1/chat/completions": ("POST", chat), "/v1/models": ("GET", models)}, calls=calls
+    # The pipelines are served by FastPath, ahead of FastAPI's middleware and per-request machinery.
+    app.fast_path = FastPath(
+        routes={"/v1/chat/completions": ("POST", chat), "/v1/models": ("GET", models)}, calls=calls
     )
     app.add_route("/v1/chat/completions", _method_not_allowed, methods=["GET", "PUT", "DELETE", "PATCH"])
     app.add_route("/v1/models", _method_not_allowed, methods=["POST", "PUT", "DELETE", "PATCH"])

@@ -1,7 +1,8 @@
 """The raw ASGI edge of the hot path: scope in, ``Call`` through a pipeline, bytes out.
 
-``POST /v1/chat/completions`` is served here without Starlette's Request/Response objects or FastAPI's
-per-request machinery; streams still go through Starlette's ``StreamingResponse`` for its client-disconnect
+``POST /v1/chat/completions`` and ``GET /v1/models`` are served here, ahead of every middleware, without
+Starlette's Request/Response objects or FastAPI's per-request machinery (the pipeline turns every failure into an
+OpenAI-shaped reply itself); streams still go through Starlette's ``StreamingResponse`` for its client-disconnect
 handling. Everything else falls through to the FastAPI app.
 """
 
@@ -88,18 +89,18 @@ async def send_reply(reply: Reply, scope: Scope, receive: Receive, send: Send) -
 
 
 class FastPath:
-    """ASGI middleware: serves ``routes`` (path -> (method, pipeline)) directly; the rest goes to ``app``."""
+    """Serves ``routes`` (path -> (method, pipeline)) directly. :meth:`serve` answers True when it served."""
 
-    def __init__(self, app: ASGIApp, *, routes: dict[str, tuple[str, Handler]], calls: CallFactory) -> None:
-        self.app = app
+    def __init__(self, *, routes: dict[str, tuple[str, Handler]], calls: CallFactory) -> None:
         self._routes = routes
         self._calls = calls
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            route = self._routes.get(scope["path"])
-            if route is not None and route[0] == scope["method"]:
-                reply = await route[1](self._calls(scope, receive))
-                await send_reply(reply, scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        if scope["type"] != "http":
+            return False
+        route = self._routes.get(scope["path"])
+        if route is None or route[0] != scope["method"]:
+            return False
+        reply = await route[1](self._calls(scope, receive))
+        await send_reply(reply, scope, receive, send)
+        return True
