@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from gateway.quota.settings import Limits
 
@@ -28,12 +28,12 @@ DAY_MS = 86_400_000
 Kind = Literal["ok", "day", "concurrency", "requests", "tokens", "too_large"]
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """The outcome of one check. ``*_used`` are the counts after the check (after admission if admitted).
 
     ``retry_ms``: when a rejected request would fit (0 if admitted; -1 if it never can, e.g. ``too_large``).
     ``*_reset_ms``: time until that window is empty again (OpenAI's "resets to its initial state").
+    A named tuple: one is built per request on the hot path, and a tuple is the cheapest immutable record.
     """
 
     admitted: bool
@@ -48,13 +48,21 @@ class Decision:
     inflight: int = 0
 
     @classmethod
-    def from_wire(cls, raw: list[object]) -> Decision:
-        """Parse the array returned by check.lua."""
-        vals = [x.decode() if isinstance(x, bytes) else x for x in raw]
-        kind = str(vals[1])
-        handle = str(vals[2]) if vals[2] not in (0, "0", "", None) else None
-        nums = [int(str(v)) for v in vals[3:10]]
-        return cls(int(str(vals[0])) == 1, kind, handle, *nums)  # type: ignore[arg-type]
+    def from_wire(cls, raw: list[Any]) -> Decision:
+        """Parse the array returned by check.lua: Lua numbers arrive as ints, strings as bytes (or str)."""
+        admitted, kind, handle, retry, req, req_reset, tok, tok_reset, day, inflight = raw
+        return cls(
+            admitted == 1,
+            kind.decode() if isinstance(kind, bytes) else kind,  # type: ignore[arg-type]
+            None if handle == 0 else (handle.decode() if isinstance(handle, bytes) else str(handle)),
+            int(retry),
+            int(req),
+            int(req_reset),
+            int(tok),
+            int(tok_reset),
+            int(day),
+            int(inflight),
+        )
 
 
 def day_index(now_ms: int) -> int:

@@ -28,14 +28,25 @@ class Estimate:
         return self.prompt + self.completion
 
 
+_SKIP = frozenset(("role", "type", "image_url"))
+
+
 def _chars(value: Any) -> int:
-    if isinstance(value, str):
+    """Characters of every string in a parsed JSON value (dicts, lists, strings), skipping ``_SKIP`` keys."""
+    if type(value) is str:
         return len(value)
-    if isinstance(value, Mapping):
-        return sum(_chars(v) for k, v in value.items() if k not in ("role", "type", "image_url"))
-    if isinstance(value, list):
-        return sum(_chars(v) for v in value)
-    return 0
+    n = 0
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if type(v) is str:
+                if k not in _SKIP:
+                    n += len(v)
+            elif k not in _SKIP:
+                n += _chars(v)
+    elif isinstance(value, list):
+        for v in value:
+            n += _chars(v)
+    return n
 
 
 def estimate(payload: Mapping[str, Any] | None, settings: QuotaSettings) -> Estimate:
@@ -43,8 +54,9 @@ def estimate(payload: Mapping[str, Any] | None, settings: QuotaSettings) -> Esti
     messages = payload.get("messages")
     prompt = _REPLY_PRIMING
     if isinstance(messages, list):
+        overhead, per_token = settings.message_overhead_tokens, settings.chars_per_token
         for m in messages:
-            prompt += settings.message_overhead_tokens + math.ceil(_chars(m) / settings.chars_per_token)
+            prompt += overhead + math.ceil(_chars(m) / per_token)
     limit = payload.get("max_completion_tokens")
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         limit = payload.get("max_tokens")

@@ -17,6 +17,11 @@ class Limits(BaseModel):
     tpd: int | None = Field(default=None, ge=1, description="tokens per day (UTC day)")
     max_concurrency: int | None = Field(default=None, ge=1, description="requests in flight at once")
 
+    @property
+    def unlimited(self) -> bool:
+        """No limit on any axis: the quota stage does nothing for this consumer."""
+        return self.rpm is None and self.tpm is None and self.tpd is None and self.max_concurrency is None
+
 
 class QuotaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -15,7 +15,6 @@ from gateway.call import Call, Handler, Reply, finish_with
 from gateway.quota.estimate import Estimate, actual_charge, estimate
 from gateway.quota.limiter import QuotaLimiter, Reservation
 from gateway.quota.replies import ratelimit_headers, rejection
-from gateway.quota.settings import Limits
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -31,7 +30,7 @@ class QuotaStage:
         if consumer is None or call.payload is None:  # not a model call (e.g. /v1/models)
             return await next_(call)
         limits = self._settings.limits_for(consumer)
-        if limits == _UNLIMITED:
+        if limits.unlimited:
             return await next_(call)
         est = estimate(call.payload, self._settings.quota)
         decision, reservation = await self._limiter.check(consumer.name, est.total, limits)
@@ -67,6 +66,3 @@ class QuotaStage:
         delta = await self._limiter.settle(reservation, actual)
         call.record.decisions["quota"]["charged"] = actual
         call.record.decisions["quota"]["settled"] = delta is not None
-
-
-_UNLIMITED = Limits()
