@@ -149,6 +149,11 @@ class LocalLimiter:
         st.reserved[handle] = tokens
         return Decision(True, "ok", handle, 0, *_usage(st, now_ms), day_used + tokens, len(st.leases))
 
+    def seed_day(self, consumer: str, day: int, used: int) -> None:
+        """Count at least ``used`` tokens on ``day`` (the share of the day's use known from elsewhere)."""
+        st = self._state.setdefault(consumer, _Consumer())
+        st.days[day] = max(st.days.get(day, 0), used)
+
     def settle(self, consumer: str, handle: str, actual: int, day: int) -> int | None:
         """Replace the reservation with the real usage, once. Returns the token delta applied, or ``None``
         when the handle is unknown (already settled, or its lease expired: the estimate then stands)."""

@@ -4,7 +4,9 @@
 * Redis fails (error or timeout): the transition is logged and counted; for ``quota.probe_interval_s`` requests
   go straight to the policy's answer, then one request probes Redis again; success ends the outage (logged and
   counted). Policy ``open``: an in-process :class:`~gateway.quota.core.LocalLimiter` enforcing this replica's
-  share of each limit (``limit // replicas``, at least 1). Policy ``closed``: 503 ``service_unavailable``.
+  share of each limit (``limit // replicas``, at least 1), its day counter starting from this replica's share
+  of the day's use last seen on Redis (so an outage does not hand out a fresh daily budget). Policy
+  ``closed``: 503 ``service_unavailable``.
 * A settle that fails (or comes during an outage) is logged and counted, never raised, and kept in a bounded
   queue (``quota.max_unsettled``); after the next successful call to the store a background task replays the
   queue. Settling is idempotent per reservation, so a settle that did reach Redis before its reply was lost is
@@ -112,6 +114,7 @@ class QuotaLimiter:
         self._probing = False
         self._slots = asyncio.Semaphore(settings.max_store_calls)
         self._unsettled: deque[tuple[Reservation, int]] = deque()
+        self._day_seen: dict[str, tuple[int, int]] = {}  # consumer -> (UTC day, tokens used) last seen on Redis
         self._replay: asyncio.Task[None] | None = None
 
     @property
@@ -156,7 +159,10 @@ class QuotaLimiter:
         elif not self._probing and self._clock.monotonic() >= self._retry_at:
             now_ms = self.now_ms()
             decision = await self._remote_check(consumer, now_ms, tokens, limits)
-        if decision is None:
+        if decision is not None:
+            if limits.tpd is not None:
+                self._day_seen[consumer] = (day_index(now_ms), decision.day_used)
+        else:
             if self._settings.failure_policy == "closed":
                 self._events.decision(consumer, "unavailable", "none")
                 raise Unavailable(
@@ -165,7 +171,11 @@ class QuotaLimiter:
                 )
             backend = "local"
             now_ms = self.now_ms()
-            decision = self._local.check(consumer, now_ms, tokens, replica_share(limits, self._settings.replicas))
+            replicas = self._settings.replicas
+            seen = self._day_seen.pop(consumer, None)
+            if seen is not None and seen[0] == day_index(now_ms):
+                self._local.seed_day(consumer, seen[0], -(-seen[1] // replicas))
+            decision = self._local.check(consumer, now_ms, tokens, replica_share(limits, replicas))
         self._events.decision(consumer, decision.kind, backend)
         if not decision.admitted or decision.handle is None:
             return decision, None

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+
+from gateway.quota.limiter import QuotaLimiter
+
+
+def point_at(lim: QuotaLimiter, client: Any) -> None:
+    """The limiter's scripts now talk to ``client``: the store goes away (a dead port), or comes back."""
+    remote = lim._remote
+    remote._redis = client
+    remote._check.registered_client = client
+    remote._settle.registered_client = client
 
 
 @pytest.fixture

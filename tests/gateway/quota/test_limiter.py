@@ -15,6 +15,7 @@ from gateway.clock import FakeClock
 from gateway.errors import Unavailable
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter, replica_share
 from gateway.quota.settings import Limits, QuotaSettings
+from tests.gateway.quota.conftest import point_at
 
 DEAD = "redis://127.0.0.1:1/0"
 
@@ -91,6 +92,23 @@ async def test_a_store_that_never_answers_times_out() -> None:
             w.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.redis
+async def test_fail_open_keeps_the_days_use_seen_on_the_store(
+    state_store: aioredis.Redis, prefix: str, dead: aioredis.Redis
+) -> None:
+    """An outage does not hand out a fresh daily budget: this replica starts from its share of the day's use."""
+    lim, events, _ = limiter(state_store, "open", replicas=2, prefix=prefix)
+    limits = Limits(tpd=1000)
+    d, _ = await lim.check("a", 600, limits)
+    assert (d.admitted, d.day_used) == (True, 600)
+    point_at(lim, dead)
+    # this replica's share: 1000 // 2 = 500 a day, of which 600 / 2 = 300 already used
+    a, _ = await lim.check("a", 150, limits)
+    b, _ = await lim.check("a", 100, limits)
+    assert [(x.admitted, x.kind, x.day_used) for x in (a, b)] == [(True, "ok", 450), (False, "day", 450)]
+    assert events.decisions == {("ok", "redis"): 1, ("ok", "local"): 1, ("day", "local"): 1}
 
 
 def _free_port() -> int:

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from gateway.clock import FakeClock
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter, Reservation
 from gateway.quota.settings import Limits, QuotaSettings
+from tests.gateway.quota.conftest import point_at
 
 pytestmark = pytest.mark.redis
 
@@ -28,14 +29,6 @@ def make(state: Any, prefix: str, **quota: Any) -> tuple[QuotaLimiter, QuotaCoun
     events, clock = QuotaCounters(), FakeClock()
     qs = QuotaSettings(key_prefix=prefix, redis_timeout_s=0.5, **quota)
     return QuotaLimiter(state, qs, clock=clock, events=events), events, clock
-
-
-def point_at(lim: QuotaLimiter, client: Any) -> None:
-    """The limiter's scripts now talk to ``client``: the store goes away, or comes back."""
-    remote = lim._remote
-    remote._redis = client
-    remote._check.registered_client = client
-    remote._settle.registered_client = client
 
 
 async def replayed(lim: QuotaLimiter) -> None:
