@@ -1,4 +1,5 @@
-"""Summary of locust's CSVs (real-time runs): ``locust_stats.csv`` and ``locust_stats_history.csv``."""
+"""Summary of locust's CSVs (real-time runs): ``locust_stats.csv``, ``locust_stats_history.csv`` and
+``locust_failures.csv`` (the errors locust saw, most frequent first)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+MAX_FAILURES = 10
 _STATS = {
     "Request Count": "requests",
     "Failure Count": "failures",
@@ -53,4 +55,13 @@ def locust_summary(run_dir: Path) -> dict[str, Any] | None:
                 values = [v for v in (_num(x) for x in agg[src].to_list()) if v is not None]
                 peak[dst] = max(values) if values else None
         out["history"] = {"samples": agg.height, **peak}
+    failures_path = run_dir / "locust_failures.csv"
+    if failures_path.exists():
+        fails = pl.read_csv(failures_path, infer_schema=False)
+        rows = [
+            {"method": r.get("Method") or "", "name": r.get("Name") or "", "error": r.get("Error") or "", "count": n}
+            for r in fails.iter_rows(named=True)
+            if (n := _num(r.get("Occurrences"))) is not None
+        ]
+        out["failures"] = sorted(rows, key=lambda r: (-r["count"], r["error"]))[:MAX_FAILURES]
     return out

@@ -31,7 +31,7 @@ def secs(x: float | None) -> str:
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
+    out += ["| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in rows]
     return "\n".join(out)
 
 
@@ -205,6 +205,11 @@ def locust_section(s: dict[str, Any]) -> str:
         if hist
         else ""
     )
+    fails = lo.get("failures") or []
+    if fails:
+        extra += "\n\nErrors locust saw (most frequent first):\n\n" + table(
+            ["method", "name", "error", "count"], [[f["method"], f["name"], f["error"], num(f["count"])] for f in fails]
+        )
     return (
         "## Load generator (locust)\n\n"
         + table(["type", "name", "requests", "failures", "median ms", "p95 ms", "p99 ms", "RPS"], rows)

@@ -78,10 +78,19 @@ def test_locust_csvs_are_summarised(tmp_path):
     (run_dir / "locust_stats_history.csv").write_text(
         "Timestamp,User Count,Type,Name,Requests/s,95%\n1,5,,Aggregated,4.0,200\n2,10,,Aggregated,9.0,350\n"
     )
+    (run_dir / "locust_failures.csv").write_text(
+        "Method,Name,Error,Occurrences\nPOST,/v1/chat/completions,HTTPError('503'),2\n"
+        "POST,/v1/chat/completions,HTTPError('429'),5\n"
+    )
     s = build(run_dir, charts=False).summary
+    assert [(f["error"], f["count"]) for f in s["locust"]["failures"]] == [
+        ("HTTPError('429')", 5),
+        ("HTTPError('503')", 2),
+    ]
     assert s["locust"]["aggregated"]["requests"] == 100 and s["locust"]["aggregated"]["p95_ms"] == 300
     assert s["locust"]["history"] == {"samples": 2, "peak_users": 10.0, "peak_rps": 9.0, "peak_p95_ms": 350.0}
-    assert "## Load generator (locust)" in (run_dir / "report.md").read_text()
+    report = (run_dir / "report.md").read_text()
+    assert "## Load generator (locust)" in report and "| POST | /v1/chat/completions | HTTPError('429') | 5 |" in report
 
 
 def test_cli(tmp_path, capsys):
