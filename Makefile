@@ -36,8 +36,9 @@ fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format gateway simulators experiments reports tests
 	$(BIN)/ruff check --fix gateway simulators experiments reports tests
 
-bench: $(STAMP) ## throughput and added latency: simulator alone vs gateway in front of it
+bench: $(STAMP) ## throughput and added latency: simulator alone vs gateway in front of it; the quota check (REDIS_URL)
 	$(PY) -m experiments.bench
+	$(PY) -m pytest -q -m bench --benchmark-only tests/gateway/quota/test_bench.py
 
 SCENARIO ?= baseline
 
