@@ -25,7 +25,7 @@ from gateway.config import hash_key
 
 pytestmark = pytest.mark.processes
 
-RPM_KEY, TOK_KEY = "fl-test-replica-rpm", "fl-test-replica-tok"
+RPM_KEY, TOK_KEY, DAY_KEY = "fl-test-replica-rpm", "fl-test-replica-tok", "fl-test-replica-day"
 MESSAGES = [{"role": "user", "content": "hi"}]  # estimate: 3 + 4 + 1 prompt, + max_tokens
 MAX_TOKENS = 10
 ESTIMATE = 3 + 4 + 1 + MAX_TOKENS
@@ -102,6 +102,7 @@ async def replicas(redis_server_url: str, tmp_path: Path, key_prefix: str) -> As
         "consumers": [
             {"name": "rpm", "key_sha256": hash_key(RPM_KEY), "limits": {"rpm": 100}},
             {"name": "tok", "key_sha256": hash_key(TOK_KEY), "limits": {"tpm": 50 * ESTIMATE}},
+            {"name": "day", "key_sha256": hash_key(DAY_KEY), "limits": {"tpd": 20 * ESTIMATE}},
         ],
         "providers": [{"name": "openai", "kind": "openai", "base_url": f"http://127.0.0.1:{sim_port}/v1"}],
         "models": [{"name": "gpt-4o-mini", "routes": [{"provider": "openai", "model": "gpt-4o-mini"}]}],
@@ -147,7 +148,7 @@ def _statuses(responses: list[httpx.Response]) -> dict[int, int]:
     return out
 
 
-async def test_rpm_and_token_limits_are_exact_across_two_replicas(replicas: list[str]) -> None:
+async def test_rpm_tpm_and_daily_limits_are_exact_across_two_replicas(replicas: list[str]) -> None:
     responses = await _burst(replicas, RPM_KEY, 1000)
     assert _statuses(responses) == {200: 100, 429: 900}
     ok = [r for r in responses if r.status_code == 200]
@@ -158,7 +159,13 @@ async def test_rpm_and_token_limits_are_exact_across_two_replicas(replicas: list
     assert {r.json()["error"]["type"] for r in rejected} == {"requests"}
     assert all(1 <= int(r.headers["retry-after"]) <= 60 for r in rejected)
 
-    responses = await _burst(replicas, TOK_KEY, 1000)
+    responses, daily = await asyncio.gather(_burst(replicas, TOK_KEY, 1000), _burst(replicas, DAY_KEY, 100))
+    assert _statuses(daily) == {200: 20, 403: 80}
+    spent: Any = [r for r in daily if r.status_code == 403]
+    assert {r.json()["error"]["code"] for r in spent} == {"insufficient_quota"}
+    assert {r.headers["x-should-retry"] for r in spent} == {"false"}
+    assert all(f"Limit {20 * ESTIMATE}, Used {20 * ESTIMATE}" in r.json()["error"]["message"] for r in spent)
+
     assert _statuses(responses) == {200: 50, 429: 950}
     ok = [r for r in responses if r.status_code == 200]
     remaining = sorted(int(r.headers["x-ratelimit-remaining-tokens"]) for r in ok)
