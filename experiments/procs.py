@@ -9,6 +9,10 @@ The state store of a run (:func:`start_store`): a private ``redis-server`` on a 
 else the server at ``$REDIS_URL`` (keys under a unique prefix; it cannot be stopped for a store fault), else a
 fakeredis TCP server (:mod:`experiments.fakeredis_server`). A private store is stopped and restarted on the
 same port for a state-store fault.
+
+:func:`sigterm_interrupts` turns SIGTERM into :class:`RunInterrupted` (a KeyboardInterrupt) for the duration of a
+run, so both signals unwind through the same cleanup; :func:`no_interrupts` ignores them while processes are
+being stopped.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 StoreKind = Literal["auto", "redis-server", "url", "fakeredis"]
 _PR_SET_PDEATHSIG = 1
@@ -237,3 +242,37 @@ def start_store(
     store = Store(kind, f"redis://127.0.0.1:{port}/0", port=port, log_path=run_dir / "store.log", procs=procs, env=env)
     store.start()
     return store
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGTERM during a run (Ctrl-C raises KeyboardInterrupt itself)."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise RunInterrupted(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def no_interrupts() -> Iterator[None]:
+    """While processes are being stopped, a second Ctrl-C must not abandon them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -21,16 +21,12 @@ Determinism: the arrivals, the request mix and each simulator's decisions follow
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,13 +34,25 @@ from typing import Any
 import orjson
 import yaml
 
-from experiments.procs import Proc, Procs, StartupError, Store, StoreKind, free_port, spawn, start_store, wait_http
+from experiments.loadplan import schedule
+from experiments.procs import (
+    Proc,
+    Procs,
+    StartupError,
+    Store,
+    StoreKind,
+    free_port,
+    no_interrupts,
+    sigterm_interrupts,
+    spawn,
+    start_store,
+    wait_http,
+)
 from experiments.progress import ClientTail, Progress, status_line
 from experiments.resolve import gateway_dict, merge, profile_dict
 from experiments.rundir import events_from_log, timeline_events, write_events, write_json
 from experiments.scenario import STATE_STORE, Scenario
-from experiments.workload import arrivals, request_body, request_headers
-from gateway.config import Settings, parse_settings
+from gateway.config import parse_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locust_scenario.py"
@@ -65,86 +73,6 @@ class RealtimeResult:
     client_status: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     client_requests: int = 0
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """SIGTERM during a run (Ctrl-C raises KeyboardInterrupt itself)."""
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _raise(signum: int, frame: Any) -> None:
-        raise RunInterrupted(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-@contextlib.contextmanager
-def _no_interrupts() -> Iterator[None]:
-    """While processes are being stopped, a second Ctrl-C must not abandon them."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def user_plan(sc: Scenario, *, lookahead_s: float = 2.0, minimum: int = 2) -> list[list[float]]:
-    """[t, users] steps: ``ceil(peak rate over [t, t + lookahead] x pacing_s)``, never decreasing."""
-    plan: list[list[float]] = []
-    users = 0
-    for t in range(math.ceil(sc.duration_s) + 1):
-        samples = [t + lookahead_s * k / 8 for k in range(9)]
-        rate = max(sc.load.rate_at(s) for s in samples if s < sc.duration_s) if t < sc.duration_s else 0.0
-        need = max(minimum, math.ceil(rate * sc.load.pacing_s))
-        if need > users:
-            users = need
-            plan.append([float(t), float(users)])
-    return plan
-
-
-def schedule(sc: Scenario, seed: int, settings: Settings, run_dir: Path) -> dict[str, Any]:
-    """The locust side's input: every arrival with its body, headers and client behaviour."""
-    mix = sc.request_mix
-    header = settings.router.timeouts.deadline_header
-    rows = []
-    for a in arrivals(sc, seed):
-        headers = request_headers(mix, a.consumer.key, "-", header)
-        headers.pop("x-request-id")
-        rows.append(
-            {
-                "i": a.idx,
-                "t": round(a.t, 6),
-                "consumer": a.consumer.name,
-                "stream": a.stream,
-                "headers": headers,
-                "body": request_body(mix, a.stream, a.prompt_tokens, a.max_tokens, a.idx).decode(),
-                "retries": a.consumer.client.retries,
-                "retry_on": list(a.consumer.client.retry_on),
-                "backoff_s": a.consumer.client.backoff_s,
-            }
-        )
-    return {
-        "duration_s": sc.duration_s,
-        "grace_s": settings.router.timeouts.request_deadline_s + 5.0,
-        "users": user_plan(sc),
-        "t0_file": str(run_dir / ".t0"),
-        "ready_file": str(run_dir / ".locust-ready"),
-        "client_log": str(run_dir / "client.jsonl"),
-        "arrivals": rows,
-    }
 
 
 def child_env(run_dir: Path, **extra: str) -> dict[str, str]:
@@ -310,7 +238,7 @@ class _Run:
         self.tail = tail
 
     def stop(self) -> None:
-        with _no_interrupts():
+        with no_interrupts():
             self.procs.stop_all(timeout_s=15.0)
         prom_dir = getattr(self, "prom_dir", None)
         if prom_dir:
@@ -343,7 +271,7 @@ def run_realtime(
     run = _Run(sc, run_dir, seed, run_id, store, prog)
     interrupted = False
     try:
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             locust, metrics_url = run.start()
             t0 = run.go()
             up = time.perf_counter() - wall

@@ -18,8 +18,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from experiments.loadplan import user_plan
 from experiments.procs import group_members
-from experiments.realtime import user_plan
 from experiments.scenario import load_scenario, scaled
 
 ROOT = Path(__file__).resolve().parents[2]
