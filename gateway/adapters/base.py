@@ -33,28 +33,39 @@ class Completion:
 
 
 class ChunkStream:
-    """Parsed chunks of an upstream stream. Ends on ``[DONE]``; anything else that ends it is an error."""
+    """Parsed chunks of an upstream stream. Ends on ``[DONE]``; anything else that ends it is an error.
 
-    def __init__(self, provider: str, resp: UpstreamResponse, idle_s: float) -> None:
+    The first chunk is due by ``first_by`` (event-loop time: the attempt's first-byte limit, counted from the
+    request, because an upstream such as vLLM sends its response headers at once and its first chunk only with
+    the first token); later chunks within ``idle_s`` of the previous one.
+    """
+
+    def __init__(self, provider: str, resp: UpstreamResponse, idle_s: float, first_by: float | None = None) -> None:
         self._provider = provider
         self._resp = resp
         self._idle_s = idle_s
+        self._first_by = first_by
         self._events = iter_data(resp.iter_bytes())
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
+        first = self._first_by is not None
         while True:
             try:
-                async with asyncio.timeout(self._idle_s):
+                limit = asyncio.timeout_at(self._first_by) if first else asyncio.timeout(self._idle_s)
+                async with limit:
                     data = await anext(self._events)
             except StopAsyncIteration:
                 raise e.UpstreamStreamCut(self._provider, "stream ended without [DONE]") from None
             except TimeoutError:
+                if first:
+                    raise e.UpstreamTimeout(self._provider, "no first chunk within the first-byte limit") from None
                 raise e.UpstreamStreamTimeout(self._provider, f"no chunk for {self._idle_s:g}s") from None
             except ConnectionLost as exc:
                 raise e.UpstreamStreamCut(self._provider, f"connection lost mid-stream: {exc}") from None
+            first = False
             if data == b"[DONE]":
                 return
             try:
@@ -151,8 +162,9 @@ class OpenAICompatibleAdapter:
     ) -> ChunkStream:
         # Always ask for usage: accounting needs it; the router drops the chunk if the client did not ask.
         upstream = {**payload, "stream": True, "stream_options": {"include_usage": True}}
+        first_by = asyncio.get_running_loop().time() + timeouts.first_byte_s
         resp = await self._send(upstream, model, request_id, headers, timeouts)
-        return ChunkStream(self.name, resp, timeouts.idle_s)
+        return ChunkStream(self.name, resp, timeouts.idle_s, first_by)
 
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> e.UpstreamError:
         message, code, etype = _error_fields(raw)
