@@ -1,13 +1,15 @@
 """``make slo-check`` and ``make baseline``: replay every scenario and hold it to its SLO budgets.
 
-``python -m experiments.slocheck [--write] [--scale F] [--keep DIR] [--baselines DIR] [--scenarios DIR] [NAME...]``
+``python -m experiments.slocheck [--write] [--scale F] [--jobs N] [--keep DIR] [--baselines DIR] [--scenarios DIR]
+[NAME...]``
 
 For each scenario (all of ``experiments/scenarios/`` unless names are given): a virtual-time replay with the
-scenario's own seed at ``--scale`` (default 1), then ``reports.build.build(run_dir, charts=False)`` for its
-``summary.json``. The summaries are checked with :func:`reports.slocheck.check_slo` against the committed
-baselines ``experiments/baselines/<name>.json``: CI budgets, expectations, and each tracked figure within its
-tolerance of the baseline (rules in docs/REPORTS.md). The table (scenario, check, baseline, now, budget,
-verdict, note) goes to stdout, progress to stderr; exit 1 when any check fails or a scenario cannot be replayed.
+scenario's own seed at ``--scale`` (default 1), in ``--jobs`` worker processes (default 2), then
+``reports.build.build(run_dir, charts=False)`` for its ``summary.json``. The summaries are checked with
+:func:`reports.slocheck.check_slo` against the committed baselines ``experiments/baselines/<name>.json``: CI
+budgets, expectations, and each tracked figure within its tolerance of the baseline (rules in docs/REPORTS.md).
+The table (scenario, check, baseline, now, budget, verdict, note) goes to stdout, progress to stderr; exit 1
+when any check fails or a scenario cannot be replayed.
 
 ``--write`` replays the same way and rewrites the baselines from the new figures (on purpose: commit them with
 the change that moved them). CI budgets and expectations are not baselined, so the check that follows the write
@@ -18,10 +20,14 @@ can still fail, and then the exit status is 1. Run directories go to a temporary
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,24 +59,59 @@ def replay_summary(
     return build(run_dir, charts=False).summary
 
 
-def collect(names: Iterable[str], work_dir: Path, replay: Replayer, log: Callable[[str], None]) -> Collected:
-    """Replay each scenario into ``work_dir/<name>``; a scenario that cannot be replayed is an error, not a crash."""
+@dataclass(frozen=True)
+class ReplayJob:
+    """:func:`replay_summary` as a picklable callable, so worker processes can run it."""
+
+    scenarios_dir: Path = SCENARIOS_DIR
+    scale: float = 1.0
+
+    def __call__(self, name: str, run_dir: Path) -> dict[str, Any]:
+        return replay_summary(name, run_dir, scenarios_dir=self.scenarios_dir, scale=self.scale)
+
+
+def collect(
+    names: Iterable[str], work_dir: Path, replay: Replayer, log: Callable[[str], None], *, jobs: int = 1
+) -> Collected:
+    """Replay each scenario into ``work_dir/<name>``; a scenario that cannot be replayed is an error, not a crash.
+
+    ``jobs`` > 1 runs the replays in that many worker processes (``spawn``: polars' thread pool must not be
+    forked); ``replay`` must then be picklable. Each replay is deterministic, so the results do not depend on it.
+    """
     out = Collected()
-    for name in names:
-        started = time.perf_counter()
-        try:
-            summary = replay(name, work_dir / name)
-        except (ScenarioError, ExpectationError, ValueError, OSError, RuntimeError) as exc:
-            out.errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            log(f"{name}: cannot replay: {out.errors[name]}")
-            continue
-        out.summaries[name] = summary
-        f = summary["figures"]
-        log(
-            f"{name}: {f['requests']:,} requests, availability {_short(f['availability'])}, "
-            f"{time.perf_counter() - started:.1f} s"
-        )
+    names = list(names)
+    started = time.perf_counter()
+    if jobs <= 1:
+        for name in names:
+            t = time.perf_counter()
+            _record(out, name, lambda n=name: replay(n, work_dir / n), log, t)
+        return out
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(replay, name, work_dir / name): name for name in names}
+        for fut in as_completed(futures):
+            _record(out, futures[fut], fut.result, log, started)
     return out
+
+
+def _record(
+    out: Collected, name: str, result: Callable[[], dict[str, Any]], log: Callable[[str], None], since: float
+) -> None:
+    try:
+        summary = result()
+    except Exception as exc:  # any failure of one scenario is that scenario's failing row, not a crash
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        out.errors[name] = f"{type(exc).__name__}: {first}"
+        log(f"{name}: cannot replay: {out.errors[name]}")
+        if not isinstance(exc, ScenarioError | ExpectationError):
+            log("".join(traceback.format_exception(exc)))
+        return
+    out.summaries[name] = summary
+    f = summary["figures"]
+    log(
+        f"{name}: {f['requests']:,} requests, availability {_short(f['availability'])}, "
+        f"{time.perf_counter() - since:.1f} s"
+    )
 
 
 def _short(x: Any) -> str:
@@ -92,13 +133,14 @@ def run(
     replay: Replayer,
     write: bool = False,
     every_scenario: bool = False,
+    jobs: int = 1,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
 ) -> tuple[int, str]:
     """Replay, (optionally) write the baselines, check; return (exit status, the table).
 
     ``every_scenario``: every scenario was replayed, so a baseline with no scenario is reported as an orphan.
     """
-    collected = collect(names, work_dir, replay, log)
+    collected = collect(names, work_dir, replay, log, jobs=jobs)
     if write:
         for name, summary in sorted(collected.summaries.items()):
             log(f"wrote {write_baseline(name, summary, baselines_dir)}")
@@ -119,15 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="time scale of the replays (default 1)")
     parser.add_argument("--baselines", type=Path, default=BASELINES_DIR)
     parser.add_argument("--scenarios", type=Path, default=SCENARIOS_DIR)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="replays in parallel worker processes (default: 2, or 1 on a one-CPU machine)",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep the run directories under DIR/<name>/")
     args = parser.parse_args(argv)
     names = args.names or list_scenarios(args.scenarios)
     if not names:
         print(f"no scenarios in {args.scenarios}", file=sys.stderr)
         return 2
-
-    def replay(name: str, run_dir: Path) -> dict[str, Any]:
-        return replay_summary(name, run_dir, scenarios_dir=args.scenarios, scale=args.scale)
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="slo-check-") as tmp:
@@ -136,9 +181,10 @@ def main(argv: list[str] | None = None) -> int:
             names,
             baselines_dir=args.baselines,
             work_dir=work_dir,
-            replay=replay,
+            replay=ReplayJob(args.scenarios, args.scale),
             write=args.write,
             every_scenario=not args.names,
+            jobs=max(1, args.jobs),
         )
     print(text)
     print(f"{len(names)} scenario(s) in {time.perf_counter() - started:.1f} s", file=sys.stderr)

@@ -99,7 +99,7 @@ def test_end_to_end_replay_with_an_impossible_budget(tmp_path, capsys):
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
     (scenarios / "baseline.yaml").write_text(yaml.safe_dump(raw))
-    args = ["--scenarios", str(scenarios), "--baselines", str(tmp_path / "bl"), "--scale", "0.1"]
+    args = ["--scenarios", str(scenarios), "--baselines", str(tmp_path / "bl"), "--scale", "0.1", "--jobs", "1"]
     assert main([*args, "--write", "--keep", str(tmp_path / "runs")]) == 1
     assert (tmp_path / "bl" / "baseline.json").exists()
     assert (tmp_path / "runs" / "baseline" / "summary.json").exists()
