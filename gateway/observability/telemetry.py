@@ -137,6 +137,7 @@ class Telemetry:
 
     def chaos_injected(self, fault: str, provider: str) -> None:
         self.metrics.chaos_injected(fault, provider)
+        self.logs.event("chaos_injected", level="warning", fault=fault, provider=provider)
 
     def guardrail_action(self, guardrail: str, action: str) -> None:
         self.metrics.guardrail_action(guardrail, action)

@@ -11,7 +11,7 @@ per request. ``half_open`` is not published: every replica derives it from ``ope
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,8 +79,10 @@ class Breakers:
         *,
         store: BreakerStore | None = None,
         listeners: Sequence[TransitionListener] = (),
+        on_store_failure: Callable[[str, str], None] | None = None,
     ) -> None:
         self._s = settings
+        self._on_store_failure = on_store_failure
         self._clock = clock
         self._store = store if settings.shared else None
         self._listeners = list(listeners)
@@ -119,7 +121,7 @@ class Breakers:
             try:
                 shared = await self._store.fetch(key)
             except Exception as exc:  # the state store is an optimisation here, never a dependency
-                log.warning("breaker %s: state store read failed: %r", key, exc)
+                self._store_failed("breaker_fetch", key, exc)
                 continue
             if shared is not None:
                 event = self.get(key).adopt(*shared, now=self._clock.now())
@@ -157,7 +159,12 @@ class Breakers:
         try:
             await self._store.publish(b.key, b.state, b.open_until, b.changed_at)
         except Exception as exc:
-            log.warning("breaker %s: state store write failed: %r", b.key, exc)
+            self._store_failed("breaker_publish", b.key, exc)
+
+    def _store_failed(self, operation: str, key: str, exc: Exception) -> None:
+        log.warning("breaker %s: %s failed: %r", key, operation, exc)
+        if self._on_store_failure is not None:
+            self._on_store_failure(operation, type(exc).__name__)
 
     def _emit(self, event: Transition) -> None:
         for listener in self._listeners:

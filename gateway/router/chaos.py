@@ -1,8 +1,9 @@
 """Gateway-side chaos: faults injected into upstream attempts, by rule and percentage, from the seeded RNG.
 
 Off unless ``router.chaos.enabled``; rules change at run time through the admin API (gateway/router/admin.py).
-A rule matches an attempt when each of its ``provider`` / ``model`` / ``consumer`` is unset or equal; every
-matching rule draws once (so the draws do not depend on earlier outcomes) and the first hit wins. Faults:
+A rule matches an attempt when each of its ``provider`` / ``model`` / ``consumer`` is unset or equal (``model``
+matches the upstream model name or the model group the client asked for); every matching rule draws once (so the
+draws do not depend on earlier outcomes) and the first hit wins. Faults:
 
 * ``latency``: wait ``latency_s`` (capped by the deadline), then make the real attempt;
 * ``error``: fail the attempt with HTTP ``status`` as if the provider had answered it;
@@ -37,10 +38,10 @@ class Injection:
         return d
 
 
-def _matches(rule: ChaosRule, provider: str, model: str, consumer: str | None) -> bool:
+def _matches(rule: ChaosRule, provider: str, model: str, consumer: str | None, group: str | None) -> bool:
     return (
         (rule.provider is None or rule.provider == provider)
-        and (rule.model is None or rule.model == model)
+        and (rule.model is None or rule.model == model or rule.model == group)
         and (rule.consumer is None or rule.consumer == consumer)
     )
 
@@ -53,12 +54,12 @@ class Chaos:
     def update(self, settings: ChaosSettings) -> None:
         self.settings = settings
 
-    def decide(self, provider: str, model: str, consumer: str | None) -> Injection | None:
+    def decide(self, provider: str, model: str, consumer: str | None, *, group: str | None = None) -> Injection | None:
         if not self.settings.enabled:
             return None
         hit: Injection | None = None
         for i, rule in enumerate(self.settings.rules):
-            if not _matches(rule, provider, model, consumer):
+            if not _matches(rule, provider, model, consumer, group):
                 continue
             draw = self._rng.random() * 100.0
             if hit is None and draw < rule.percent:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.adapters import errors as ue
 from gateway.errors import DeadlineExceeded, GatewayError, InvalidRequest, Unavailable, UpstreamFailed
+from gateway.router.deadline import DeadlineReached
 
 
 def client_error(exc: ue.UpstreamError) -> GatewayError:
@@ -12,6 +13,8 @@ def client_error(exc: ue.UpstreamError) -> GatewayError:
         if exc.status in (400, 404, 413, 422):
             return InvalidRequest(f"The upstream rejected the request: {exc.detail}", code="upstream_rejected")
         return UpstreamFailed(f"The upstream provider refused the call (HTTP {exc.status}).")
+    if isinstance(exc, DeadlineReached):
+        return DeadlineExceeded("The request deadline passed before the upstream provider finished answering.")
     if isinstance(exc, ue.UpstreamTimeout | ue.UpstreamStreamTimeout):
         return DeadlineExceeded("The upstream provider did not answer in time.")
     if isinstance(exc, ue.UpstreamRateLimited | ue.UpstreamQuotaExhausted):

@@ -2,7 +2,13 @@
 
 The request deadline is ``request_deadline_s`` after arrival; a client may shorten it (never lengthen it) with
 ``X-Request-Timeout: <seconds>``. Each attempt gets ``connect_s``, ``first_byte_s`` and ``stream_idle_s``, each
-cut to the time left, so no attempt outlives the request.
+cut to the time left, and the whole attempt (a JSON body included, a stream to its last chunk) is bounded by the
+deadline, so no attempt outlives the request.
+
+A timeout is the provider's fault only when the provider had its full configured limit: a limit cut short by
+the deadline (the client's header, or time spent on earlier attempts) is the request running out of time
+(:func:`cut_by_deadline`). Such a failure does not count against the provider's breaker or retry budget, so a
+client sending a tiny ``X-Request-Timeout`` cannot open a breaker for everyone.
 """
 
 from __future__ import annotations
@@ -10,9 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from gateway.adapters import errors as ue
 from gateway.adapters.base import AttemptTimeouts
 from gateway.errors import DeadlineExceeded, InvalidRequest
 from gateway.router.settings import TimeoutSettings
+
+
+class DeadlineReached(ue.UpstreamTimeout):
+    """The request deadline ended an attempt (before its response, or in the middle of its stream)."""
+
+    outcome = "deadline"
 
 
 def request_deadline(started: float, current: float, headers: Mapping[str, str], t: TimeoutSettings) -> float:
@@ -36,3 +49,14 @@ def attempt_timeouts(deadline: float, now: float, t: TimeoutSettings) -> Attempt
     if left <= 0:
         raise DeadlineExceeded("The request deadline passed before an upstream could answer.")
     return AttemptTimeouts(min(t.connect_s, left), min(t.first_byte_s, left), min(t.stream_idle_s, left))
+
+
+def cut_by_deadline(exc: ue.UpstreamError, limits: AttemptTimeouts, t: TimeoutSettings) -> bool:
+    """Was this failure the request deadline rather than the provider? Pure."""
+    if isinstance(exc, DeadlineReached):
+        return True
+    if isinstance(exc, ue.UpstreamTimeout):
+        return limits.first_byte_s < t.first_byte_s
+    if isinstance(exc, ue.UpstreamStreamTimeout):
+        return limits.idle_s < t.stream_idle_s
+    return False

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gateway.observability.events import BreakerEvents, ChaosEvents, GuardrailEvents, RetryEvents, SheddingEvents
+from gateway.observability.events import (
+    BreakerEvents,
+    ChaosEvents,
+    GuardrailEvents,
+    RetryEvents,
+    SheddingEvents,
+    StateStoreEvents,
+)
 
 
-class RouterEvents(BreakerEvents, RetryEvents, SheddingEvents, ChaosEvents, GuardrailEvents, Protocol):
+class RouterEvents(
+    BreakerEvents, RetryEvents, SheddingEvents, ChaosEvents, GuardrailEvents, StateStoreEvents, Protocol
+):
     pass

@@ -6,29 +6,33 @@
 4. input check   guardrails refuse a banned word in the messages (400)                       guardrails.py
 5. global shed   the router's in-flight limit, lowest priorities first (503)                 shedding.py
 6. order         weighted or scored order of the group's routes                              selection.py
-7. breakers      open / budget-exhausted routes are skipped; none left -> 503 + Retry-After  breakers.py
-8. per attempt   provider concurrency slot (queue or shed) -> chaos -> adapter call          shedding.py, chaos.py
-9. on failure    retry decision -> retry budget -> deadline -> backoff -> next attempt       retry.py, budget.py
-10. on success   guardrails on the answer; streams relayed by relay.py (mid-stream errors as an SSE error event)
+7. breakers      shared states refreshed (cached); open / quota-exhausted routes skipped;    breakers.py
+                 none left -> 503 + Retry-After
+8. per attempt   breaker admission (half-open probes) -> provider slot (queue or shed) ->    shedding.py, chaos.py,
+                 limits cut to the deadline -> chaos -> adapter call within the deadline     deadline.py
+9. on failure    deadline reached? -> retry decision -> retry budget -> deadline -> backoff  retry.py, budget.py
+10. on success   guardrails on the answer; streams relayed by relay.py (mid-stream errors and the deadline end
+                 a stream with an SSE error event)
 
 Every decision is written to ``call.record`` (attempts, retries, breaker_states, decisions).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 import orjson
 
 from gateway.adapters import errors as ue
-from gateway.adapters.base import OpenAICompatibleAdapter
+from gateway.adapters.base import AttemptTimeouts, OpenAICompatibleAdapter
 from gateway.call import Call, Reply, finish_with
 from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
 from gateway.config import ConfigError, ModelGroup, Route, Settings
-from gateway.errors import GatewayError, Unavailable
+from gateway.errors import DeadlineExceeded, GatewayError, ModelNotFound, Unavailable
 from gateway.observability.events import NullEvents
 from gateway.requestlog import Attempt
 from gateway.rng import Rng
@@ -36,14 +40,16 @@ from gateway.router import retry
 from gateway.router.breaker import State, Transition
 from gateway.router.breakers import Breakers, RedisBreakerStore
 from gateway.router.budget import RetryBudget
-from gateway.router.chaos import Chaos, injected_error
+from gateway.router.chaos import Chaos, Injection, injected_error
 from gateway.router.client_errors import client_error
-from gateway.router.deadline import attempt_timeouts, request_deadline
+from gateway.router.deadline import DeadlineReached, attempt_timeouts, cut_by_deadline, request_deadline
 from gateway.router.events import RouterEvents
 from gateway.router.guardrails import Guardrails
 from gateway.router.relay import Relay
 from gateway.router.selection import LatencyEwma, order_scored, order_weighted, pinned_provider, resolve_group
 from gateway.router.shedding import LoadShedder, Shed
+
+T = TypeVar("T")
 
 
 class _EventsListener:
@@ -77,14 +83,26 @@ class Router:
         for name in [*r.groups, *(rule.group for rule in r.task_rules)]:
             if name not in self._groups:
                 raise ConfigError(f"router: unknown model group {name!r}")
+        for rule in r.task_rules:
+            if rule.model is not None:
+                try:
+                    catalog.resolve(rule.model)
+                except ModelNotFound:
+                    raise ConfigError(f"router: task rule for unknown model {rule.model!r}") from None
         self.events: RouterEvents = events or NullEvents()
         store = None
         if state is not None and r.breaker.shared:
             origin = rng.child("breaker-origin").hex_id(4)
             store = RedisBreakerStore(state, prefix=settings.quota.key_prefix, origin=origin)
-        self.breakers = Breakers(r.breaker, clock, store=store, listeners=[_EventsListener(self.events)])
+        self.breakers = Breakers(
+            r.breaker,
+            clock,
+            store=store,
+            listeners=[_EventsListener(self.events)],
+            on_store_failure=self.events.state_store_failure,
+        )
         self.budget = RetryBudget(r.budget)
-        self.shedder = LoadShedder(r.shedding, clock)
+        self.shedder = LoadShedder(r.shedding, clock, on_queue_depth=self.events.queue_depth)
         self.chaos = Chaos(r.chaos, rng.child("chaos"))
         self.guardrails = Guardrails(r.guardrails)
         self.latency = LatencyEwma(r.scoring.ewma_alpha)
@@ -155,7 +173,8 @@ class Router:
     def _order(self, group: ModelGroup) -> tuple[str, list[Route]]:
         policy = self._s.groups.get(group.name)
         if policy is not None and policy.strategy == "scored":
-            return "scored", order_scored(group.routes, self.latency.values, self._settings.prices, self._s.scoring)
+            weights = policy.weights or self._s.scoring
+            return "scored", order_scored(group.routes, self.latency.values, self._settings.prices, weights)
         return "weighted", order_weighted(group.routes, self._select_rng)
 
     def _usable(self, route: Route) -> str | None:
@@ -210,7 +229,7 @@ class Router:
                 continue
             tried.append(route)
             try:
-                return await self._attempt(call, route, key, priority)
+                return await self._attempt(call, route, key, priority, group.name)
             except ue.UpstreamError as exc:
                 last = exc
             except Shed as s:
@@ -220,6 +239,9 @@ class Router:
                 rec.decisions.setdefault("provider_shed", []).append(route.provider)
                 route = nxt
                 continue
+            if isinstance(last, DeadlineReached):
+                rec.decisions["deadline_reached"] = route.provider
+                raise self._fail(call, last)
             nxt = self._next(candidates, tried, route)
             decision = retry.decide(
                 last,
@@ -230,11 +252,22 @@ class Router:
                 failover_available=nxt is not None,
                 rng=self._retry_rng,
             )
+            steps = rec.decisions.setdefault("retry_decisions", [])
             if decision.action == "give_up":
+                steps.append({"action": "give_up", "reason": decision.reason})
                 raise self._fail(call, last)
             target = nxt if decision.action == "failover" and nxt is not None else route
             now = self.clock.monotonic()
             budget = self.budget.decide(target.provider, failover=target.provider != route.provider, now=now)
+            steps.append(
+                {
+                    "action": decision.action,
+                    "reason": decision.reason,
+                    "provider": target.provider,
+                    "delay_s": round(decision.delay_s, 6),
+                    "budget": budget.reason,
+                }
+            )
             if not budget.allowed:
                 rec.decisions["retry_budget_exhausted"] = target.provider
                 self.events.retry_budget_exhausted(target.provider)
@@ -276,64 +309,109 @@ class Router:
         return client_error(exc)
 
     # -- one attempt ---------------------------------------------------------------------------------------
-    async def _attempt(self, call: Call, route: Route, key: str, priority: int) -> Reply:
+    async def _attempt(self, call: Call, route: Route, key: str, priority: int, group: str) -> Reply:
         assert call.body is not None and call.payload is not None
         rec = call.record
         provider = route.provider
-        t0 = self.clock.monotonic()
+        clock = self.clock
+        t0 = clock.monotonic()
         try:
             await self.shedder.acquire(provider, priority, max_wait_s=call.deadline - t0)
         except BaseException:
             self.breakers.release(key)
             raise
-        attempt = Attempt(provider=provider, model=route.model, started=self.clock.now())
+        try:
+            limits = attempt_timeouts(call.deadline, clock.monotonic(), self._s.timeouts)
+        except DeadlineExceeded:
+            self.shedder.release(provider)
+            self.breakers.release(key)
+            rec.decisions["deadline_reached"] = provider
+            raise
+        attempt = Attempt(provider=provider, model=route.model, started=clock.now())
         rec.attempts.append(attempt)
         rec.provider = provider
         handed_over = False
         try:
-            timeouts = attempt_timeouts(call.deadline, self.clock.monotonic(), self._s.timeouts)
-            injection = self.chaos.decide(provider, route.model, rec.consumer)
+            consumer = call.consumer.name if call.consumer is not None else None
+            injection = self.chaos.decide(provider, route.model, consumer, group=group)
             if injection is not None:
-                attempt.injected = True
-                rec.decisions.setdefault("chaos", []).append({"provider": provider, **injection.to_dict()})
-                self.events.chaos_injected(injection.fault, provider)
-                if injection.fault in ("latency", "timeout"):
-                    wait = injection.latency_s if injection.fault == "latency" else timeouts.first_byte_s
-                    await self.clock.sleep(min(wait, max(0.0, call.deadline - self.clock.monotonic())))
-                if injection.fault != "latency":
-                    raise injected_error(provider, injection)
-                timeouts = attempt_timeouts(call.deadline, self.clock.monotonic(), self._s.timeouts)
+                limits = await self._inject(call, provider, attempt, injection, limits)
             adapter = self._adapters[provider]
             headers = call.attributes.get("upstream_headers", {})
             args: dict[str, Any] = {"model": route.model, "request_id": call.request_id, "headers": headers}
+            # The adapter's own waits (headers within first_byte_s, then the JSON body within first_byte_s or an
+            # error body within idle_s) are cut to the time left; only when their sum could outlast the deadline
+            # does the attempt need a timer of its own (not on the hot path with the default limits).
+            left = call.deadline - clock.monotonic()
+            worst = limits.first_byte_s + (
+                limits.idle_s if call.body.stream else max(limits.first_byte_s, limits.idle_s)
+            )
             if call.body.stream:
-                stream = await adapter.open_stream(call.payload, timeouts=timeouts, **args)
-                reply = await self._relay.start(call, route, key, attempt, stream, t0)
+                opening = adapter.open_stream(call.payload, timeouts=limits, **args)
+                stream = await (opening if worst <= left else self._bounded(opening, call, provider))
+                reply = await self._relay.start(call, route, key, attempt, stream, t0, limits)  # head: bounded
                 handed_over = True
                 return reply
-            done = await adapter.complete(call.payload, timeouts=timeouts, **args)
+            completing = adapter.complete(call.payload, timeouts=limits, **args)
+            done = await (completing if worst <= left else self._bounded(completing, call, provider))
         except ue.UpstreamError as exc:
-            attempt.duration_s = self.clock.monotonic() - t0
-            attempt.outcome, attempt.status = exc.outcome, exc.status
-            await self.attempt_failed(call, route, key, exc)
-            raise
+            attempt.duration_s = clock.monotonic() - t0
+            failure = self.deadline_or(exc, limits)
+            attempt.outcome, attempt.status = failure.outcome, exc.status
+            await self.attempt_failed(call, route, key, failure)
+            if failure is exc:
+                raise
+            raise failure from exc
         except BaseException:
-            attempt.duration_s = self.clock.monotonic() - t0
+            attempt.duration_s = clock.monotonic() - t0
             attempt.outcome = "cancelled"
             self.breakers.release(key)
             raise
         finally:
             if not handed_over:
                 self.shedder.release(provider)
-        attempt.duration_s = self.clock.monotonic() - t0
+        attempt.duration_s = clock.monotonic() - t0
         attempt.status = 200
         await self.attempt_succeeded(call, route, key, attempt.duration_s)
-        rec.ts_first_byte = self.clock.now()
+        rec.ts_first_byte = clock.now()
         rec.tokens_in = done.prompt_tokens or 0
         rec.tokens_out = done.completion_tokens or 0
         if self.guardrails.active:
             self.relay_actions(call, self.guardrails.apply(done.body))
         return Reply(body=orjson.dumps(done.body))
+
+    async def _bounded(self, aw: Awaitable[T], call: Call, provider: str) -> T:
+        """``await aw``, ended by the request deadline (raising :class:`DeadlineReached`)."""
+        bound = asyncio.timeout(call.deadline - self.clock.monotonic())
+        try:
+            async with bound:
+                return await aw
+        except TimeoutError:
+            if not bound.expired():
+                raise
+            raise DeadlineReached(provider, "no answer before the request deadline") from None
+
+    async def _inject(
+        self, call: Call, provider: str, attempt: Attempt, injection: Injection, limits: AttemptTimeouts
+    ) -> AttemptTimeouts:
+        """Apply a chaos injection: wait (latency, timeout) and/or raise its fault; returns the limits left."""
+        attempt.injected = True
+        call.record.decisions.setdefault("chaos", []).append({"provider": provider, **injection.to_dict()})
+        self.events.chaos_injected(injection.fault, provider)
+        if injection.fault in ("latency", "timeout"):
+            wait = injection.latency_s if injection.fault == "latency" else limits.first_byte_s
+            await self.clock.sleep(min(wait, max(0.0, call.deadline - self.clock.monotonic())))
+        if injection.fault != "latency":
+            raise injected_error(provider, injection)
+        if self.clock.monotonic() >= call.deadline:
+            raise DeadlineReached(provider, "injected latency reached the request deadline")
+        return attempt_timeouts(call.deadline, self.clock.monotonic(), self._s.timeouts)
+
+    def deadline_or(self, exc: ue.UpstreamError, limits: AttemptTimeouts) -> ue.UpstreamError:
+        """``exc``, or a :class:`DeadlineReached` when the request deadline (not the provider) caused it."""
+        if isinstance(exc, DeadlineReached) or not cut_by_deadline(exc, limits, self._s.timeouts):
+            return exc
+        return DeadlineReached(exc.provider, f"the request deadline cut the attempt short ({exc.detail})")
 
     async def attempt_succeeded(self, call: Call, route: Route, key: str, ttfb_s: float | None) -> None:
         self.budget.on_outcome(route.provider, True, self.clock.monotonic())
@@ -342,8 +420,10 @@ class Router:
         self.note(call, await self.breakers.record(key, True))
 
     async def attempt_failed(self, call: Call, route: Route, key: str, exc: ue.UpstreamError) -> None:
-        if isinstance(exc, ue.UpstreamClientError) and not retry.provider_refused(exc):
-            self.breakers.release(key)  # the request's fault, not the provider's
+        if isinstance(exc, DeadlineReached) or (
+            isinstance(exc, ue.UpstreamClientError) and not retry.provider_refused(exc)
+        ):
+            self.breakers.release(key)  # the request's fault (or its deadline), not the provider's
             return
         if isinstance(exc, ue.UpstreamQuotaExhausted):
             self.breakers.release(key)

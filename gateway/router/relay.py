@@ -4,7 +4,8 @@
   attempt and held back, so a stream that fails before any content is an ordinary (retryable) attempt failure;
   once a chunk is sent to the client nothing is retried.
 * A break or stall after bytes reached the client ends the stream with an SSE ``data: {"error": {...}}`` event
-  in OpenAI's shape and no ``[DONE]``; the tokens delivered so far stay accounted in ``call.record``.
+  in OpenAI's shape and no ``[DONE]``; the tokens delivered so far stay accounted in ``call.record``. So does the
+  request deadline: a stream still running when it passes is ended the same way (no verdict on the provider).
 * Guardrails apply chunk by chunk (gateway/router/guardrails.py keeps the tail across chunk boundaries).
 * At the end (done, failed or cancelled by the client) the provider slot is released and the breaker and the
   retry budget learn the outcome.
@@ -12,16 +13,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from gateway.adapters import errors as ue
-from gateway.adapters.base import ChunkStream
+from gateway.adapters.base import AttemptTimeouts, ChunkStream
 from gateway.adapters.sse import DONE, frame
 from gateway.call import Call, Reply
 from gateway.config import Route
 from gateway.requestlog import Attempt
 from gateway.router.client_errors import client_error
+from gateway.router.deadline import DeadlineReached
 from gateway.router.guardrails import StreamGuard
 
 if TYPE_CHECKING:
@@ -36,13 +39,21 @@ class Relay:
         self._r = router
 
     async def start(
-        self, call: Call, route: Route, key: str, attempt: Attempt, stream: ChunkStream, t0: float
+        self,
+        call: Call,
+        route: Route,
+        key: str,
+        attempt: Attempt,
+        stream: ChunkStream,
+        t0: float,
+        limits: AttemptTimeouts,
     ) -> Reply:
+        """Read the stream's head (within the deadline) and return the reply relaying the rest."""
         it = aiter(stream)
         head: list[dict[str, Any]] = []
         try:  # hold back role-only chunks: until content arrives, a failure is still retryable
             while len(head) < _MAX_HEAD:
-                chunk = await anext(it, None)
+                chunk = await self._read(it, call.deadline, limits.idle_s, route.provider)
                 if chunk is None:
                     break
                 head.append(chunk)
@@ -55,7 +66,7 @@ class Relay:
         attempt.status = 200
         attempt.duration_s = clock.monotonic() - t0
         self._r.latency.observe(f"{route.provider}/{route.model}", attempt.duration_s)
-        body = self._run(call, route, key, attempt, stream, it, head, t0)
+        body = self._run(call, route, key, attempt, stream, it, head, t0, limits)
         return Reply(stream=body, media_type="text/event-stream")
 
     async def _run(
@@ -68,6 +79,7 @@ class Relay:
         it: AsyncIterator[dict[str, Any]],
         head: list[dict[str, Any]],
         t0: float,
+        limits: AttemptTimeouts,
     ) -> AsyncIterator[bytes]:
         r = self._r
         clock = r.clock
@@ -79,7 +91,7 @@ class Relay:
         finished = False
         last: dict[str, Any] = {}
         try:
-            chunk = head.pop(0) if head else await anext(it, None)
+            chunk = head.pop(0) if head else await self._read(it, call.deadline, limits.idle_s, route.provider)
             while chunk is not None:
                 if rec.ts_first_byte is None:
                     rec.ts_first_byte = clock.now()
@@ -100,17 +112,17 @@ class Relay:
                     yield frame(chunk)
                     if stop is not None:
                         break
-                chunk = head.pop(0) if head else await anext(it, None)
+                chunk = head.pop(0) if head else await self._read(it, call.deadline, limits.idle_s, route.provider)
             if guards:
                 for tail in self._flush(call, guards, last):
                     yield frame(tail)
             yield DONE
             finished = True
         except ue.UpstreamError as exc:
-            failure = exc
-            attempt.outcome, attempt.status = exc.outcome, exc.status
-            rec.outcome, rec.error_type = "error", exc.outcome
-            yield frame(client_error(exc).body())
+            failure = r.deadline_or(exc, limits)
+            attempt.outcome, attempt.status = failure.outcome, exc.status
+            rec.outcome, rec.error_type = "error", failure.outcome
+            yield frame(client_error(failure).body())
         finally:
             attempt.duration_s = clock.monotonic() - t0
             try:
@@ -125,6 +137,24 @@ class Relay:
                     attempt.outcome = "cancelled"
                     rec.outcome = "cancelled"
                     r.breakers.release(key)
+
+    async def _read(
+        self, it: AsyncIterator[dict[str, Any]], deadline: float, idle_s: float, provider: str
+    ) -> dict[str, Any] | None:
+        """The next chunk, within the request deadline (the adapter bounds each read by ``idle_s`` already)."""
+        left = deadline - self._r.clock.monotonic()
+        if left >= idle_s:  # the idle limit ends this read before the deadline: no timer of our own
+            return await anext(it, None)
+        if left <= 0:
+            raise DeadlineReached(provider, "the request deadline passed mid-stream")
+        bound = asyncio.timeout(left)
+        try:
+            async with bound:
+                return await anext(it, None)
+        except TimeoutError:
+            if not bound.expired():
+                raise
+            raise DeadlineReached(provider, "the request deadline passed mid-stream") from None
 
     def _guard(self, call: Call, chunk: dict[str, Any], guards: dict[int, StreamGuard]) -> str | None:
         rails = self._r.guardrails

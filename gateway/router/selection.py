@@ -6,8 +6,9 @@
   provider; needs the consumer's ``pin`` permission (403), the provider must exist and serve the group (400).
 * Order: ``weighted`` (default) draws a weighted random permutation of the routes from the seeded RNG (routes of
   weight 0 come last, as fallbacks); ``scored`` sorts by ``latency_weight * L + cost_weight * C`` where L and C
-  are the route's latency EWMA and blended price min-max normalised over the group (lower is better; a route
-  without a latency sample scores 0 on latency, so it gets tried).
+  are the route's latency EWMA and blended price min-max normalised over the group (lower is better). A route
+  without a latency sample counts as latency 0 (so it is tried, and measured, before a measured one); a route
+  without a price counts as price 0. Ties keep the group's order (weight 0 last).
 
 Everything here is pure: inputs in, decision out.
 """
@@ -19,7 +20,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from gateway.config import Consumer, ModelGroup, Price, Route
 from gateway.errors import InvalidRequest, PermissionDenied
-from gateway.router.settings import ScoringSettings, TaskRule
+from gateway.router.settings import ScoreWeights, TaskRule
 
 
 def route_key(route: Route) -> str:
@@ -90,19 +91,18 @@ def blended_price(route: Route, prices: Mapping[str, Price]) -> float | None:
 
 
 def _normalise(values: Sequence[float | None]) -> list[float]:
-    known = [v for v in values if v is not None]
-    if not known:
-        return [0.0] * len(values)
-    lo, hi = min(known), max(known)
+    """Min-max over the group, an unknown value counting as 0; all equal -> all 0."""
+    vs = [0.0 if v is None else v for v in values]
+    lo, hi = min(vs, default=0.0), max(vs, default=0.0)
     span = hi - lo
-    return [0.0 if v is None or span == 0 else (v - lo) / span for v in values]
+    return [0.0 if span == 0 else (v - lo) / span for v in vs]
 
 
 def scores(
     routes: Sequence[Route],
     latency: Mapping[str, float],
     prices: Mapping[str, Price],
-    weights: ScoringSettings,
+    weights: ScoreWeights,
 ) -> list[float]:
     lat = _normalise([latency.get(route_key(r)) for r in routes])
     cost = _normalise([blended_price(r, prices) for r in routes])
@@ -113,7 +113,7 @@ def order_scored(
     routes: Sequence[Route],
     latency: Mapping[str, float],
     prices: Mapping[str, Price],
-    weights: ScoringSettings,
+    weights: ScoreWeights,
 ) -> list[Route]:
     s = scores(routes, latency, prices, weights)
     ranked = sorted(range(len(routes)), key=lambda i: (routes[i].weight <= 0, s[i], -routes[i].weight, i))

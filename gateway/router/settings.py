@@ -66,14 +66,18 @@ class SheddingSettings(_Model):
     retry_after_s: int = Field(default=1, ge=1)
 
 
-class ScoringSettings(_Model):
+class ScoreWeights(_Model):
     latency_weight: float = Field(default=0.6, ge=0)
     cost_weight: float = Field(default=0.4, ge=0)
-    ewma_alpha: float = Field(default=0.3, gt=0, le=1)
+
+
+class ScoringSettings(ScoreWeights):
+    ewma_alpha: float = Field(default=0.3, gt=0, le=1, description="weight of the newest latency sample")
 
 
 class GroupPolicy(_Model):
     strategy: Literal["weighted", "scored"] = "weighted"
+    weights: ScoreWeights | None = Field(default=None, description="this group's score weights (default: scoring's)")
 
 
 class TaskRule(_Model):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.clock import Clock
@@ -55,9 +56,13 @@ class _Pool:
 
 
 class LoadShedder:
-    def __init__(self, settings: SheddingSettings, clock: Clock) -> None:
+    def __init__(
+        self, settings: SheddingSettings, clock: Clock, *, on_queue_depth: Callable[[int], None] | None = None
+    ) -> None:
         self._s = settings
         self._clock = clock
+        self._on_queue_depth = on_queue_depth
+        self.queued = 0  # waiters over all providers
         self.in_flight = 0
         self._pools: dict[str, _Pool] = {}
         self._seq = itertools.count()
@@ -100,10 +105,10 @@ class LoadShedder:
             weakest = max(pool.waiters, key=lambda w: (-w.priority, w.seq))
             if weakest.priority >= priority:
                 raise Shed("queue_full", self._s.retry_after_s)
-            pool.waiters.remove(weakest)
+            self._dequeue(pool, weakest)
             weakest.future.set_exception(Shed("evicted", self._s.retry_after_s))
         me = _Waiter(priority, next(self._seq), asyncio.get_running_loop().create_future())
-        pool.waiters.append(me)
+        self._enqueue(pool, me)
         timer = asyncio.ensure_future(self._clock.sleep(wait))
         try:
             await asyncio.wait((me.future, timer), return_when=asyncio.FIRST_COMPLETED)
@@ -113,7 +118,7 @@ class LoadShedder:
         finally:
             timer.cancel()
         if not me.future.done():
-            pool.waiters.remove(me)
+            self._dequeue(pool, me)
             me.future.cancel()
             raise Shed("queue_timeout", self._s.retry_after_s)
         me.future.result()  # raises Shed("evicted")
@@ -122,16 +127,28 @@ class LoadShedder:
         pool = self.pool(provider)
         while pool.waiters:
             best = min(pool.waiters, key=lambda w: (-w.priority, w.seq))
-            pool.waiters.remove(best)
+            self._dequeue(pool, best)
             if not best.future.done():
                 best.future.set_result(None)  # the slot passes on; in_flight unchanged
                 return
         pool.in_flight -= 1
 
+    def _enqueue(self, pool: _Pool, w: _Waiter) -> None:
+        pool.waiters.append(w)
+        self.queued += 1
+        if self._on_queue_depth is not None:
+            self._on_queue_depth(self.queued)
+
+    def _dequeue(self, pool: _Pool, w: _Waiter) -> None:
+        pool.waiters.remove(w)
+        self.queued -= 1
+        if self._on_queue_depth is not None:
+            self._on_queue_depth(self.queued)
+
     def _abandon(self, provider: str, me: _Waiter) -> None:
         pool = self.pool(provider)
         if me in pool.waiters:
-            pool.waiters.remove(me)
+            self._dequeue(pool, me)
             me.future.cancel()
         elif me.future.done() and not me.future.cancelled() and me.future.exception() is None:
             self.release(provider)  # the slot was handed over just as the waiter went away

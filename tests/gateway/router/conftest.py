@@ -7,12 +7,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import fakeredis
+import orjson
 
-from gateway.call import Call
+from gateway.call import Call, Reply
 from gateway.clock import LoopClock
 from gateway.config import Consumer, Settings, hash_key, parse_settings
+from gateway.errors import GatewayError
+from gateway.observability.events import NullEvents
 from gateway.requestlog import RequestRecord
 from gateway.rng import Rng
+from gateway.router.orchestrator import Router
 from gateway.runtime import Runtime, build_runtime
 from gateway.schemas import ChatRequest
 from gateway.transport import AsgiTransport
@@ -68,9 +72,9 @@ def profile(*phases: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 
 def runtime(
-    s: Settings, *, openai: Any = "instant", vllm: Any = "instant", state: Any = None
+    s: Settings, *, openai: Any = "instant", vllm: Any = "instant", state: Any = None, events: Any = None
 ) -> tuple[Runtime, CountingTransport]:
-    """Must be called on the running (virtual-time) loop."""
+    """Must be called on the running (virtual-time) loop. ``events``: a RouterEvents to record what is reported."""
     clock = LoopClock()
     transport = CountingTransport(
         {
@@ -78,8 +82,58 @@ def runtime(
             "http://vllm.sim": create_simulator(flavour="vllm", profile=vllm, seed=1, name="vllm", clock=clock),
         }
     )
-    rt = build_runtime(s, clock=clock, rng=Rng(s.seed), state=state or fakeredis.FakeAsyncRedis(), transport=transport)
+    state = state or fakeredis.FakeAsyncRedis()
+    rt = build_runtime(s, clock=clock, rng=Rng(s.seed), state=state, transport=transport)
+    if events is not None:
+        rt.router = Router(s, rt.catalog, rt.adapters, clock, Rng(s.seed).child("router"), state=state, events=events)
     return rt, transport
+
+
+class RecordingEvents(NullEvents):
+    """Every router event reported, in order, as (name, *args)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+
+    def breaker_transition(self, provider: str, old: str, new: str) -> None:
+        self.seen.append(("breaker_transition", provider, old, new))
+
+    def retry_budget_exhausted(self, provider: str) -> None:
+        self.seen.append(("retry_budget_exhausted", provider))
+
+    def state_store_failure(self, operation: str, error: str) -> None:
+        self.seen.append(("state_store_failure", operation, error))
+
+    def shed(self, reason: str) -> None:
+        self.seen.append(("shed", reason))
+
+    def queue_depth(self, depth: int) -> None:
+        self.seen.append(("queue_depth", depth))
+
+    def chaos_injected(self, fault: str, provider: str) -> None:
+        self.seen.append(("chaos_injected", fault, provider))
+
+    def guardrail_action(self, guardrail: str, action: str) -> None:
+        self.seen.append(("guardrail_action", guardrail, action))
+
+    def named(self, name: str) -> list[tuple[Any, ...]]:
+        return [e[1:] for e in self.seen if e[0] == name]
+
+
+async def send(rt: Runtime, call: Call) -> tuple[Reply | GatewayError, bytes]:
+    """The router's answer (or the error it raised) and the whole body, stream included."""
+    try:
+        reply = await rt.router(call)
+    except GatewayError as exc:
+        return exc, b""
+    if reply.stream is None:
+        return reply, reply.body or b""
+    return reply, b"".join([part async for part in reply.stream])
+
+
+def sse_events(body: bytes) -> list[Any]:
+    """The JSON events of an SSE body (``[DONE]`` left out)."""
+    return [orjson.loads(e.removeprefix(b"data: ")) for e in body.split(b"\n\n") if e and e != b"data: [DONE]"]
 
 
 def make_call(
@@ -90,8 +144,9 @@ def make_call(
     consumer: Consumer | None = None,
     headers: Mapping[str, str] | None = None,
     n: int = 0,
+    content: str = "hello",
 ) -> Call:
-    payload: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hello"}]}
+    payload: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": content}]}
     if stream:
         payload["stream"] = True
     now = rt.clock.monotonic()

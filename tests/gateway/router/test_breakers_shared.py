@@ -63,3 +63,22 @@ async def test_store_failure_degrades_to_local_state() -> None:
     await br.record(key, False)
     await br.record(key, False)
     assert br.peek(key) is State.OPEN
+
+
+async def test_store_failures_are_reported() -> None:
+    class Broken:
+        async def publish(self, *args: object) -> None:
+            raise ConnectionError("down")
+
+        async def fetch(self, key: str) -> None:
+            raise TimeoutError("slow")
+
+    seen: list[tuple[str, str]] = []
+    clock = FakeClock()
+    br = Breakers(S, clock, store=Broken(), on_store_failure=lambda op, err: seen.append((op, err)))
+    key = br.key("p", "m")
+    await br.refresh([key])
+    await br.refresh([key])  # within cache_s: no second read
+    await br.record(key, False)
+    await br.record(key, False)
+    assert seen == [("breaker_fetch", "TimeoutError"), ("breaker_publish", "ConnectionError")]

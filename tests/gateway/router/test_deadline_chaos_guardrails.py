@@ -3,10 +3,11 @@ from __future__ import annotations
 import pytest
 
 from gateway.adapters import errors as ue
+from gateway.adapters.base import AttemptTimeouts
 from gateway.errors import DeadlineExceeded, InvalidRequest
 from gateway.rng import Rng
 from gateway.router.chaos import Chaos, injected_error
-from gateway.router.deadline import attempt_timeouts, request_deadline
+from gateway.router.deadline import DeadlineReached, attempt_timeouts, cut_by_deadline, request_deadline
 from gateway.router.guardrails import Guardrails
 from gateway.router.settings import ChaosRule, ChaosSettings, GuardrailSettings, TimeoutSettings
 
@@ -110,3 +111,54 @@ def test_input_check() -> None:
     with pytest.raises(InvalidRequest):
         g.check_input({"messages": [{"role": "user", "content": [{"type": "text", "text": "so BAD"}]}]})
     assert g.counts["input_check.block"] == 1
+
+
+FULL = AttemptTimeouts(connect_s=2, first_byte_s=30, idle_s=15)
+CUT = AttemptTimeouts(connect_s=0.5, first_byte_s=0.5, idle_s=0.5)
+
+
+@pytest.mark.parametrize(
+    ("exc", "limits", "cut"),
+    [
+        (ue.UpstreamTimeout("p", "x"), FULL, False),
+        (ue.UpstreamTimeout("p", "x"), CUT, True),
+        (ue.UpstreamStreamTimeout("p", "x"), FULL, False),
+        (ue.UpstreamStreamTimeout("p", "x"), CUT, True),
+        (DeadlineReached("p", "x"), FULL, True),
+        (ue.UpstreamServerError("p", "x", status=503), CUT, False),
+        (ue.UpstreamConnectError("p", "x"), CUT, False),
+    ],
+)
+def test_a_timeout_is_the_deadlines_fault_only_when_the_limit_was_cut(
+    exc: ue.UpstreamError, limits: AttemptTimeouts, cut: bool
+) -> None:
+    assert cut_by_deadline(exc, limits, T) is cut
+
+
+@pytest.mark.parametrize(
+    ("rule", "hit"),
+    [
+        ({}, True),
+        ({"provider": "a"}, True),
+        ({"provider": "b"}, False),
+        ({"model": "m"}, True),  # the upstream model name
+        ({"model": "chat"}, True),  # the model group the client asked for
+        ({"model": "other"}, False),
+        ({"consumer": "x"}, True),
+        ({"consumer": "y"}, False),
+        ({"provider": "a", "consumer": "y"}, False),
+    ],
+)
+def test_chaos_rule_matching(rule: dict[str, str], hit: bool) -> None:
+    c = Chaos(ChaosSettings(enabled=True, rules=[ChaosRule(fault="abort", percent=100, **rule)]), Rng(0))
+    assert (c.decide("a", "m", "x", group="chat") is not None) is hit
+
+
+def test_chaos_rules_changed_at_run_time_take_effect_at_once() -> None:
+    c = Chaos(ChaosSettings(), Rng(0))
+    assert c.decide("a", "m", None) is None
+    c.update(ChaosSettings(enabled=True, rules=[ChaosRule(fault="latency", percent=100, latency_s=2)]))
+    inj = c.decide("a", "m", None)
+    assert inj is not None and inj.to_dict() == {"rule": 0, "fault": "latency", "latency_s": 2}
+    c.update(ChaosSettings(enabled=False, rules=c.settings.rules))
+    assert c.decide("a", "m", None) is None

@@ -83,3 +83,10 @@ def test_pinning() -> None:
         pinned_provider({"x-provider-pin": "nope"}, names, PINNER, known, GROUP)
     with pytest.raises(InvalidRequest, match="does not serve"):
         pinned_provider({"x-provider-pin": "other"}, names, PINNER, known, GROUP)
+
+
+def test_an_unmeasured_route_is_tried_before_a_measured_one() -> None:
+    w = ScoringSettings()
+    assert order_scored([A, B], {"a/m-a": 0.5}, {}, w) == [B, A]
+    assert order_scored([A, B], {"a/m-a": 0.5, "b/m-b": 0.5}, {}, w) == [A, B]  # a tie keeps the group order
+    assert scores([A, B, Z], {"a/m-a": 0.2, "b/m-b": 0.4, "z/m-z": 0.3}, {}, w) == pytest.approx([0.0, 0.6, 0.3])

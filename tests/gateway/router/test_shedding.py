@@ -102,3 +102,24 @@ def test_no_queue_sheds_at_once() -> None:
         return exc.value.reason
 
     assert _run(main()) == "queue_full"
+
+
+def test_queue_depth_is_reported_as_it_changes() -> None:
+    async def main() -> list[int]:
+        depths: list[int] = []
+        s = LoadShedder(
+            SheddingSettings(provider_limit=1, queue_limit=4, max_queue_wait_s=10),
+            LoopClock(),
+            on_queue_depth=depths.append,
+        )
+        await s.acquire("p", 1)
+        await s.acquire("q", 1)  # other providers' free slots never queue
+        waiters = [asyncio.create_task(s.acquire("p", 1)) for _ in range(2)]
+        await asyncio.sleep(0)
+        s.release("p")
+        s.release("p")
+        await asyncio.gather(*waiters)
+        assert s.queued == 0
+        return depths
+
+    assert _run(main()) == [1, 2, 1, 0]
