@@ -59,8 +59,14 @@ def rejection(d: Decision, limits: Limits, *, model: str, consumer: str, tokens:
     headers = ratelimit_headers(d, limits)
     who = f"Rate limit reached for {model} by consumer {consumer}"
     if d.kind == "day":
-        reset_at = datetime.fromtimestamp((now_ms + d.retry_ms) / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         headers["x-should-retry"] = "false"
+        if limits.tpd is not None and tokens > limits.tpd:  # would not fit tomorrow either
+            return QuotaExhausted(
+                f"Request too large for the daily token budget of consumer {consumer}: Limit {limits.tpd}, "
+                f"Requested {tokens}. The input or output tokens must be reduced in order to run successfully.",
+                headers=headers,
+            )
+        reset_at = datetime.fromtimestamp((now_ms + d.retry_ms) / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return QuotaExhausted(
             f"You exceeded your current quota: daily token budget of consumer {consumer}: Limit {limits.tpd}, "
             f"Used {d.day_used}, Requested {tokens}. It resets at {reset_at} "

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.clock import FakeClock
 from gateway.quota.core import DAY_MS, WINDOW_MS, LocalLimiter, day_index
+from gateway.quota.limiter import QuotaCounters, QuotaLimiter
 from gateway.quota.redis_store import RedisLimiter
-from gateway.quota.settings import Limits
+from gateway.quota.settings import Limits, QuotaSettings
 from gateway.rng import Rng
 
 pytestmark = pytest.mark.redis
@@ -95,3 +99,38 @@ async def test_thousands_of_entries_expiring_at_once_after_a_lull(state_store: a
     assert (d.admitted, d.tok_used, d.inflight) == (True, 5, 1)
     assert await state_store.hlen(remote.key("a", "tpmw")) == 2  # "_sum" and the new handle
     assert await state_store.hlen(remote.key("a", "resv")) == 1
+
+
+@pytest.mark.parametrize("burst_at_ms", [WINDOW_MS - 1, WINDOW_MS - 100])
+async def test_no_double_burst_at_a_window_edge_on_the_store(
+    state_store: aioredis.Redis, prefix: str, burst_at_ms: int
+) -> None:
+    """A full window's burst just before its edge, another just after: the script admits the limit, not twice it."""
+    remote = RedisLimiter(state_store, prefix=prefix, lease_ms=600_000)
+    t0, limits = 1_767_225_600_000, Limits(rpm=5, tpm=50)
+    assert sum([(await remote.check("a", t0, 10, limits)).admitted for _ in range(10)]) == 5
+    late = [(await remote.check("a", t0 + burst_at_ms, 10, limits)).admitted for _ in range(10)]
+    edge = [(await remote.check("a", t0 + WINDOW_MS, 10, limits)).admitted for _ in range(10)]
+    assert (sum(late), sum(edge)) == (0, 5)
+
+
+async def test_a_check_and_a_settle_are_one_command_each(state_store: aioredis.Redis, prefix: str) -> None:
+    """The hot path's check is a single EVALSHA (one round trip, atomic); so is the settle after the call."""
+    lim = QuotaLimiter(state_store, QuotaSettings(key_prefix=prefix), clock=FakeClock(), events=QuotaCounters())
+    await lim.start()
+    sent: list[str] = []
+    execute = state_store.execute_command
+
+    async def spy(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return await execute(*args, **options)
+
+    state_store.execute_command = spy  # type: ignore[method-assign]
+    try:
+        decision, reservation = await lim.check("a", 10, Limits(rpm=10, tpm=100, tpd=1000, max_concurrency=2))
+        assert decision.admitted and reservation is not None
+        assert sent == ["EVALSHA"]
+        await lim.settle(reservation, 7)
+        assert sent == ["EVALSHA", "EVALSHA"]
+    finally:
+        del state_store.execute_command

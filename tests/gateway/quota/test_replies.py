@@ -93,3 +93,14 @@ def test_daily_budget_is_403_insufficient_quota_with_the_reset_time() -> None:
     assert "resets at 2026-01-02T00:00:00Z (in 4h0m0s)" in err.message
     assert "Limit 1000, Used 1000, Requested 10" in err.message
     assert err.body()["error"]["param"] is None
+    assert err.headers["x-should-retry"] == "false"
+
+
+def test_a_request_larger_than_the_whole_daily_budget_says_so() -> None:
+    d = Decision(False, "day", None, 3_600_000, day_used=0)
+    err = rejection(d, Limits(tpd=100), model="m", consumer="c", tokens=300, now_ms=0)
+    assert (err.status, err.code) == (403, "insufficient_quota")
+    assert err.message.startswith(
+        "Request too large for the daily token budget of consumer c: Limit 100, Requested 300."
+    )
+    assert "resets" not in err.message
