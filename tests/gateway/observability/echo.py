@@ -3,6 +3,7 @@ every request, for the end-to-end observability tests (privacy, trace propagatio
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -12,8 +13,11 @@ Message = MutableMapping[str, Any]
 
 
 class EchoUpstream:
+    """``gate``: when set to an unset :class:`asyncio.Event`, every answer waits for it (to hold requests open)."""
+
     def __init__(self) -> None:
         self.headers: list[dict[str, str]] = []
+        self.gate: asyncio.Event | None = None
 
     async def __call__(
         self, scope: Message, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
@@ -27,6 +31,8 @@ class EchoUpstream:
             if not msg.get("more_body", False):
                 break
         req = orjson.loads(body)
+        if self.gate is not None:
+            await self.gate.wait()
         text = "echo: " + " ".join(str(m.get("content", "")) for m in req["messages"])
         usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
         base = {"id": "chatcmpl-echo", "created": 1, "model": req["model"]}
