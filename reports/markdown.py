@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+MAX_SPANS = 6  # firing intervals listed per rule in report.md; summary.json has them all
+
 
 def num(x: Any, digits: int = 4) -> str:
     if x is None:
@@ -17,10 +19,11 @@ def num(x: Any, digits: int = 4) -> str:
 
 
 def pct(x: float | None, digits: int = 3) -> str:
+    """A ratio as a percentage; exactly 1 is "100 %", above 1 (an error budget overspent) is shown as it is."""
     if x is None:
         return "n/a"
     value = 100 * x
-    return f"{value:.{digits}f} %" if value < 100 else "100 %"
+    return "100 %" if value == 100 else f"{value:,.{digits}f} %"
 
 
 def secs(x: float | None) -> str:
@@ -85,7 +88,9 @@ def alerts_section(s: dict[str, Any]) -> str:
     rows = []
     for sli, block in s["alerts"].items():
         for r in block["rules"]:
-            firing = ", ".join(f"[{num(x, 5)}, {num(y, 5) if y is not None else 'end'})" for x, y in r["firing"])
+            spans = [f"[{num(x, 5)}, {num(y, 5) if y is not None else 'end'})" for x, y in r["firing"]]
+            more = len(spans) - MAX_SPANS
+            firing = ", ".join(spans[:MAX_SPANS]) + (f" and {more} more (summary.json)" if more > 0 else "")
             ttd = r["time_to_detect_s"]
             rows.append(
                 [
