@@ -71,7 +71,8 @@ def status_line(sc: Scenario, elapsed: float, tail: ClientTail, note: str = "") 
     share = f" ({100 * tail.errors / tail.total:.1f}%)" if tail.total else ""
     parts = [
         f"[{sc.name}] {min(elapsed, sc.duration_s):5.1f}/{sc.duration_s:g} s",
-        f"phase {ph.name if ph else '-'}" + (f" + {','.join(spikes)}" if spikes else ""),
+        f"phase {ph.name if ph else ('draining' if elapsed >= sc.duration_s else '-')}"
+        + (f" + {','.join(spikes)}" if spikes else ""),
         f"faults {','.join(faults) if faults else 'none'}",
         f"rps {rps:.1f}",
         f"errors {tail.errors}{share}, {recent_errors} in the last {tail.window_s:g} s",

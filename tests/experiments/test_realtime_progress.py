@@ -49,6 +49,7 @@ def test_status_line_names_the_phase_the_active_faults_and_the_error_share(tmp_p
     assert "errors 1 (50.0%)" in line
     quiet = status_line(sc, 10.0, ClientTail(tmp_path / "none.jsonl"))
     assert "phase steady" in quiet and "faults none" in quiet and "errors 0," in quiet
+    assert "phase draining" in status_line(sc, 151.0, tail)  # past the duration, requests still in flight
 
 
 def test_plain_output_prints_a_line_every_period_and_messages_always():
