@@ -4,6 +4,6 @@
 * :mod:`experiments.resolve` — scenario -> gateway settings and simulator profiles.
 * :mod:`experiments.workload` — the seeded open-loop arrival process and request mix.
 * :mod:`experiments.replay` — virtual-time replay: byte-identical request log for a seed.
-* :mod:`experiments.real` — real processes on loopback, locust driving the load.
+* :mod:`experiments.realtime` — real processes on loopback, locust driving the load (docs/LOADTEST.md).
 * ``python -m experiments`` — the command line the Makefile calls.
 """
