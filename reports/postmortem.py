@@ -94,8 +94,9 @@ def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
     consumed = f["error_budget_consumed"]
     if consumed is not None and 0.5 <= consumed <= 1.0:
         lucky.append(f"The run stayed within its availability budget, but used {pct(consumed, 1)} of it.")
-    if len(imp["consumers_affected"]) == 1:
-        lucky.append(f"Only one consumer saw failures: {imp['consumers_affected'][0]}.")
+    consumers = [c for c in s["by_consumer"] if c["valid"]]
+    if len(imp["consumers_affected"]) == 1 and len(consumers) > 1:
+        lucky.append(f"Only one of {len(consumers)} consumers saw failures: {imp['consumers_affected'][0]}.")
     if (
         s["scenario"]["faults"]
         and imp["failed_requests"]
