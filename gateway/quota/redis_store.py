@@ -27,6 +27,7 @@ class RedisLimiter:
         self._lease_ms = lease_ms
         self._check = redis.register_script(_lua("check.lua"))
         self._settle = redis.register_script(_lua("settle.lua"))
+        self._keys: dict[str, tuple[int, list[str]]] = {}  # consumer -> (UTC day, check.lua's KEYS), one per consumer
 
     def key(self, consumer: str, suffix: str) -> str:
         return f"{self._prefix}:{{{consumer}}}:{suffix}"
@@ -36,17 +37,18 @@ class RedisLimiter:
         self._check.sha = await self._redis.script_load(self._check.script)
         self._settle.sha = await self._redis.script_load(self._settle.script)
 
-    async def check(self, consumer: str, now_ms: int, tokens: int, limits: Limits) -> Decision:
+    def _check_keys(self, consumer: str, day: int) -> list[str]:
+        """check.lua's KEYS, built once per consumer and UTC day (consumers are the configured ones)."""
+        hit = self._keys.get(consumer)
+        if hit is not None and hit[0] == day:
+            return hit[1]
         k = self.key
-        keys = [
-            k(consumer, "rpm"),
-            k(consumer, "tpm"),
-            k(consumer, "tpmw"),
-            k(consumer, f"tpd:{day_index(now_ms)}"),
-            k(consumer, "lease"),
-            k(consumer, "resv"),
-            k(consumer, "seq"),
-        ]
+        keys = [k(consumer, s) for s in ("rpm", "tpm", "tpmw", f"tpd:{day}", "lease", "resv", "seq")]
+        self._keys[consumer] = (day, keys)
+        return keys
+
+    async def check(self, consumer: str, now_ms: int, tokens: int, limits: Limits) -> Decision:
+        keys = self._check_keys(consumer, day_index(now_ms))
         args = [
             now_ms,
             tokens,
