@@ -30,8 +30,8 @@ USAGE = {"prompt_tokens": 15, "completion_tokens": 4, "total_tokens": 19}
 
 class Upstream:
     """An OpenAI-like upstream that counts calls. JSON: 4 tokens and ``USAGE``. Stream: ``chunks`` one-token
-    content chunks, then ``end``: "usage" (usage chunk + [DONE]), "eof" (the body just ends), or "hold" (waits
-    for ``release``, e.g. for the client to go away)."""
+    content chunks, then ``end``: "usage" (usage chunk + [DONE]), "eof" (the body just ends), "reset" (the
+    connection drops), or "hold" (waits for ``release``, e.g. for the client to go away)."""
 
     def __init__(self, chunks: int = 3, end: str = "usage") -> None:
         self.calls = 0
@@ -72,6 +72,8 @@ class Upstream:
             await send({"type": "http.response.body", "body": _sse(content="x"), "more_body": True})
         if self.end == "hold":
             await self.release.wait()
+        if self.end == "reset":
+            raise ConnectionResetError("the upstream dropped the connection mid-stream")
         if self.end == "usage":
             usage = {"prompt_tokens": 15, "completion_tokens": self.chunks, "total_tokens": 15 + self.chunks}
             await send({"type": "http.response.body", "body": _sse(usage=usage), "more_body": True})
@@ -215,7 +217,7 @@ async def remaining_tokens(app: Any) -> int:
     return int(r.headers["x-ratelimit-remaining-tokens"]) + PROMPT_EST + 1
 
 
-@pytest.mark.parametrize(("end", "charged"), [("usage", 15 + 5), ("eof", PROMPT_EST + 5)])
+@pytest.mark.parametrize(("end", "charged"), [("usage", 15 + 5), ("eof", PROMPT_EST + 5), ("reset", PROMPT_EST + 5)])
 async def test_a_stream_is_charged_its_usage_or_what_was_delivered(
     gateway: Any, state_store: aioredis.Redis, prefix: str, end: str, charged: int
 ) -> None:
@@ -223,6 +225,8 @@ async def test_a_stream_is_charged_its_usage_or_what_was_delivered(
     app = await gateway(settings(prefix, capped={"tpm": 10_000}), up, state_store)
     r = await post(app, "capped", max_tokens=200, stream=True)
     assert r.status_code == 200
+    assert r.text.count('"content"') == 5
+    assert ('data: {"error"' in r.text) == (end != "usage")  # a cut after bytes reached the client says so
     assert r.headers["x-ratelimit-limit-tokens"] == "10000"  # the headers come with streams too
     assert r.headers["x-ratelimit-remaining-tokens"] == str(10_000 - PROMPT_EST - 200)
     assert await remaining_tokens(app) == 10_000 - charged
