@@ -20,6 +20,7 @@ can still fail, and then the exit status is 1. Run directories go to a temporary
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import os
 import sys
@@ -84,7 +85,7 @@ def collect(
     if jobs <= 1:
         for name in names:
             t = time.perf_counter()
-            _record(out, name, lambda n=name: replay(n, work_dir / n), log, t)
+            _record(out, name, functools.partial(replay, name, work_dir / name), log, t)
         return out
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:

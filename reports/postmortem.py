@@ -118,7 +118,7 @@ def _never_below(s: dict[str, Any]) -> bool:
 
 def _masked(s: dict[str, Any]) -> bool:
     """The fault hit the upstreams but no client request failed."""
-    return s["impact"]["failed_requests"] == 0 and s["resilience"]["first_attempt_failed"] > 0
+    return bool(s["impact"]["failed_requests"] == 0 and s["resilience"]["first_attempt_failed"] > 0)
 
 
 def gateway_detection(s: dict[str, Any]) -> list[str]:
@@ -127,7 +127,7 @@ def gateway_detection(s: dict[str, Any]) -> list[str]:
     if not faults:
         return []
     start = faults[0]["start_s"]
-    out = []
+    out: list[str] = []
     for tr in s["resilience"]["breaker_transitions"]:
         if tr["to"] == "open" and tr["t"] >= start and not any(tr["provider"] in line for line in out):
             out.append(
