@@ -240,3 +240,25 @@ async def test_bad_input_never_gets_a_5xx(make_sim, flavour, body):
     if resp.status_code != 200:
         err = resp.json()["error"]
         assert set(err) == {"message", "type", "param", "code"} and err["message"]
+
+
+@pytest.mark.parametrize("flavour", ["openai", "vllm"])
+async def test_a_full_queue_is_a_rate_limit_error_in_the_sdk(make_sim, flavour):
+    sim = make_sim(flavour, {"capacity": {"max-num-seqs": 1, "max-waiting-queue-length": 0}})
+    sim.engine.scheduler.running = 1  # the only slot is taken (concurrency itself: test_capacity.py)
+    with pytest.raises(openai.RateLimitError) as info:
+        await _call(sim)
+    assert info.value.status_code == 429
+    sim.engine.scheduler.running = 0
+    assert (await _call(sim)).choices[0].finish_reason == "stop"
+
+
+async def test_sdk_rate_limit_error_exposes_the_headers(make_sim):
+    sim = make_sim("openai", {"rate-limits": {"tpm": 500}}, clock=FakeClock())
+    with pytest.raises(openai.RateLimitError) as info:
+        for _ in range(3):
+            await _call(sim, max_tokens=200)
+    h = info.value.response.headers
+    assert info.value.code == "rate_limit_exceeded" and info.value.type == "tokens"
+    assert h["x-ratelimit-limit-tokens"] == "500" and h["x-ratelimit-remaining-tokens"] == "86"
+    assert h["retry-after"] == "15" and h["x-ratelimit-reset-tokens"] == "49.68s"

@@ -21,7 +21,10 @@ def free_port() -> int:
 @pytest.mark.processes
 async def test_real_process(tmp_path):
     profile = tmp_path / "reset-second.yaml"
-    profile.write_text("base: instant\ntimeline:\n  - {type: outage, from-request: 1, to-request: 2, mode: reset}\n")
+    profile.write_text(
+        "base: instant\ntimeline:\n  - {type: outage, from-request: 1, to-request: 2, mode: reset}\n"
+        "  - {type: outage, from-request: 3, to-request: 4, mode: hang}\n"
+    )
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simulators", "--flavour", "vllm", "--profile", str(profile),
@@ -42,6 +45,11 @@ async def test_real_process(tmp_path):
                 await sdk.chat.completions.create(model="m", messages=msgs)
             r = await sdk.chat.completions.create(model="m", messages=msgs)
             assert r.choices[0].finish_reason == "stop"
+            with pytest.raises(openai.APITimeoutError):  # the hang holds until the client gives up
+                await sdk.chat.completions.create(model="m", messages=msgs, timeout=0.5)
+            assert (await sdk.chat.completions.create(model="m", messages=msgs)).usage.completion_tokens == 16
+            seqs = [d["seq"] for d in (await http.get("/_sim/decisions")).json()["decisions"]]
+            assert seqs == [0, 1, 2, 3, 4]
             assert (await http.post("/_sim/profile", json={"profile": "vllm-crash", "scale": 0.001})).status_code == 200
             assert "vllm:num_requests_running" in (await http.get("/metrics")).text
             await sdk.close()
