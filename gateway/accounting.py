@@ -4,7 +4,10 @@ Cost = ``tokens_in * input_per_1m / 1e6 + tokens_out * output_per_1m / 1e6`` (US
 looked up by the upstream model of the last attempt, then by the model the client asked for; no price -> 0.
 The result goes into ``call.record.cost_usd`` (the request log) and to a :class:`UsageSink` (budget-burn metrics).
 Runs once per request: at once for JSON replies, at the end of a stream (cut or cancelled streams included), or
-when a later stage raises.
+when a later stage raises. A stream that delivered tokens but never reported its usage (cut, or cancelled by the
+client) is priced with the prompt estimated as the quota estimates it (gateway/quota/estimate.py): the provider
+bills the prompt all the same. The estimate is noted in ``decisions.accounting.prompt_tokens_estimated``;
+``tokens_in`` stays what the upstream reported.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Protocol
 
 from gateway.call import Call, Handler, Reply, finish_with
 from gateway.config import Price
+from gateway.quota.estimate import estimate
+from gateway.quota.settings import QuotaSettings
 
 
 class UsageSink(Protocol):
@@ -47,9 +52,12 @@ def cost_usd(prices: Mapping[str, Price], models: list[str | None], tokens_in: i
 
 
 class AccountingStage:
-    def __init__(self, prices: Mapping[str, Price], sink: UsageSink | None = None) -> None:
+    def __init__(
+        self, prices: Mapping[str, Price], sink: UsageSink | None = None, *, estimates: QuotaSettings | None = None
+    ) -> None:
         self._prices = prices
         self._sink = sink
+        self._estimates = estimates
 
     async def __call__(self, call: Call, next_: Handler) -> Reply:
         try:
@@ -65,12 +73,16 @@ class AccountingStage:
 
     def _account(self, call: Call) -> None:
         rec = call.record
+        tokens_in = rec.tokens_in
+        if tokens_in == 0 and rec.tokens_out > 0 and self._estimates is not None:  # no usage came: estimate
+            tokens_in = estimate(call.payload, self._estimates).prompt
+            rec.decisions["accounting"] = {"prompt_tokens_estimated": tokens_in}
         upstream = rec.attempts[-1].model if rec.attempts else None
         requested = call.payload.get("model") if call.payload else None
         rec.cost_usd = cost_usd(
             self._prices,
             [upstream, rec.model, requested if isinstance(requested, str) else None],
-            rec.tokens_in,
+            tokens_in,
             rec.tokens_out,
         )
         if self._sink is not None and call.consumer is not None:
@@ -78,7 +90,7 @@ class AccountingStage:
                 call.consumer.name,
                 rec.provider or "none",
                 rec.model or upstream or "unknown",
-                rec.tokens_in,
+                tokens_in,
                 rec.tokens_out,
                 rec.cost_usd,
             )

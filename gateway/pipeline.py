@@ -45,7 +45,7 @@ def chat_pipeline(rt: Runtime) -> Handler:
             Traced("auth", AuthStage(rt.keys, permission="chat"), tracing),
             ParseStage(rt.catalog, rt.settings.server.max_body_bytes),
             Traced("quota", QuotaStage(rt.quota, rt.settings), tracing),
-            AccountingStage(rt.settings.prices, rt.usage),
+            AccountingStage(rt.settings.prices, rt.usage, estimates=rt.settings.quota),
         ],
         terminal=traced_handler("route", rt.router, tracing),
     )

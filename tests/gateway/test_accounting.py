@@ -11,6 +11,7 @@ from gateway.accounting import AccountingStage, UsageTotals, cost_usd
 from gateway.call import Call, Reply
 from gateway.config import Consumer, Price, hash_key
 from gateway.errors import UpstreamFailed
+from gateway.quota.settings import QuotaSettings
 from gateway.requestlog import Attempt, RequestRecord
 
 PRICES = {
@@ -87,6 +88,31 @@ async def test_stream_is_accounted_when_it_ends_even_when_cut() -> None:
     await it.aclose()
     assert sink.totals[("team", "openai", "gpt-4o-mini")][:2] == [100, 3]
     assert call.record.cost_usd == pytest.approx((100 * 0.15 + 3 * 0.60) / 1e6)
+
+
+@pytest.mark.parametrize(("usage", "priced_in"), [(False, 3 + 4 + 10), (True, 15)])
+async def test_a_stream_without_usage_is_priced_with_the_estimated_prompt(usage: bool, priced_in: int) -> None:
+    sink = UsageTotals()
+    call = make_call()
+    call.payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 40}]}
+
+    async def next_(c: Call) -> Reply:
+        async def gen() -> AsyncIterator[bytes]:
+            for _ in range(4):
+                c.record.tokens_out += 1
+                yield b"data: x\n\n"
+            if usage:
+                c.record.tokens_in = 15
+
+        return Reply(stream=gen())
+
+    reply = await AccountingStage(PRICES, sink, estimates=QuotaSettings())(call, next_)
+    assert reply.stream is not None
+    assert len([c async for c in reply.stream]) == 4
+    assert sink.totals[("team", "openai", "gpt-4o-mini")][:2] == [priced_in, 4]
+    assert call.record.cost_usd == pytest.approx((priced_in * 0.15 + 4 * 0.60) / 1e6)
+    assert call.record.tokens_in == (15 if usage else 0)  # the record keeps what the upstream reported
+    assert ("accounting" in call.record.decisions) == (not usage)
 
 
 async def test_a_failure_is_accounted_and_raised() -> None:
