@@ -142,10 +142,12 @@ def resilience_section(s: dict[str, Any]) -> str:
                 secs(b["first_open_at_s"]),
                 secs(b["open_s"]),
                 secs(b["half_open_s"]),
+                num(b["calls_while_open"]),
             ]
             for p, b in r["breakers"].items()
         ]
-        out.append(table(["breaker", "transitions", "opened", "first opened at", "open time", "half-open time"], rows))
+        headers = ["breaker", "transitions", "opened", "first opened at", "open time", "half-open time"]
+        out.append(table([*headers, "upstream calls while open"], rows))
     else:
         out.append("_No breaker transitions._")
     return "\n".join(out)

@@ -165,7 +165,10 @@ def resilience(
         **failover(requests),
         "attempts_by_outcome": _counts(attempts, "outcome"),
         "upstream_calls_by_provider": per_provider.to_dicts(),
-        "breakers": breaker_figures(transitions, intervals),
+        "breakers": {
+            name: {**b, "calls_while_open": calls_while_open(attempts, intervals, name, 0.0)}
+            for name, b in breaker_figures(transitions, intervals).items()
+        },
         "breaker_transitions": transitions.select("t", "provider", "from", "to").to_dicts(),
         "shed": int((requests["outcome"] == "shed").sum()),
         "shed_by_reason": _counts(requests.filter(pl.col("outcome") == "shed"), "shed_reason"),

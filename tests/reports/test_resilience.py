@@ -99,6 +99,7 @@ def test_resilience_counts_sheds_quota_chaos_and_guardrails():
     assert r["quota_rejected_by_limit"] == {"tokens_per_day": 1}
     assert r["chaos_injections"] == {"latency": 1} and r["guardrail_actions"] == {"max_tokens": 1}
     assert r["attempts_by_outcome"]["breaker_open"] == 1
+    assert r["breakers"]["openai"]["calls_while_open"] == 1  # G
 
 
 def test_transitions_from_request_records_when_there_is_no_events_file():
