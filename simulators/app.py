@@ -88,7 +88,7 @@ class SimulatorApp:
                 status, body = await handle_control(self.engine, method, path, await read_body(receive))
                 await send_json(send, status, body)
             else:
-                await self._error(send, ErrorInfo(kind="invalid_request", detail=f"Not found: {method} {path}"), 404)
+                await self._error(send, ErrorInfo(kind="not_found", detail=f"Invalid URL ({method} {path})"))
         elif kind == "lifespan":
             while True:
                 msg = await receive()

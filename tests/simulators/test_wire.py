@@ -149,6 +149,8 @@ async def test_unknown_route_and_bad_body_are_openai_errors(make_sim):
     sim = make_sim("openai")
     r = await sim.http.get("/v1/nothing")
     assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+    r = await make_sim("vllm").http.get("/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["code"] == 404 and r.json()["error"]["type"] == "NotFoundError"
     r = await sim.http.post("/v1/chat/completions", content=b"{not json")
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
     r = await sim.http.post("/v1/chat/completions", json={"model": "m", "messages": [], "max_tokens": 0})
