@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
 from gateway.adapters import errors as ue
@@ -90,8 +90,16 @@ class Relay:
         failure: ue.UpstreamError | None = None
         finished = False
         last: dict[str, Any] = {}
+        # Until ``safe_until`` the adapter's idle limit ends any read before the deadline; after it, each read
+        # gets a timer to the deadline (no extra cost per chunk on the common path).
+        safe_until = call.deadline - limits.idle_s
+        monotonic = clock.monotonic
+
+        def bounded() -> Awaitable[dict[str, Any] | None]:
+            return self._read(it, call.deadline, limits.idle_s, route.provider)
+
         try:
-            chunk = head.pop(0) if head else await self._read(it, call.deadline, limits.idle_s, route.provider)
+            chunk = head.pop(0) if head else (await anext(it, None) if monotonic() <= safe_until else await bounded())
             while chunk is not None:
                 if rec.ts_first_byte is None:
                     rec.ts_first_byte = clock.now()
@@ -112,7 +120,9 @@ class Relay:
                     yield frame(chunk)
                     if stop is not None:
                         break
-                chunk = head.pop(0) if head else await self._read(it, call.deadline, limits.idle_s, route.provider)
+                chunk = (
+                    head.pop(0) if head else (await anext(it, None) if monotonic() <= safe_until else await bounded())
+                )
             if guards:
                 for tail in self._flush(call, guards, last):
                     yield frame(tail)
