@@ -233,3 +233,30 @@ def test_an_injected_fault_is_tagged_in_the_logs_the_metrics_and_the_request_log
     assert {"event": "chaos_injected", "fault": "abort", "provider": "openai"}.items() <= events[0].items()
     assert counted == len(call.record.attempts) == 3
     assert all(a.injected and a.outcome == "connect_error" for a in call.record.attempts)
+
+
+def test_breaker_transitions_and_budget_refusals_reach_the_logs_metrics_and_request_log() -> None:
+    outage = profile({"type": "outage", "start": 0, "mode": "503"})
+    breaker = {"min_calls": 4, "failure_rate": 0.5, "consecutive_failures": 0, "cooloff_s": 1000}
+
+    async def main() -> tuple[list[Call], list[Any], Any]:
+        rt, _ = runtime(settings({"breaker": breaker, "budget": {"min_per_window": 0}}), openai=outage, vllm=outage)
+        lines = io.StringIO()
+        rt.telemetry.logs.set_stream(lines)
+        calls = []
+        for i in range(10):
+            call = make_call(rt, model="solo", n=i)
+            await send(rt, call)
+            calls.append(call)
+        return calls, [orjson.loads(x) for x in lines.getvalue().splitlines()], rt.telemetry.metrics.registry
+
+    calls, logged, registry = run_virtual(main())
+    in_record = [e for c in calls for e in c.record.decisions.get("breaker", [])]
+    assert [(e["from"], e["to"], e["reason"]) for e in in_record] == [("closed", "open", "failure_rate")]
+    opened = [x for x in logged if x["event"] == "breaker_transition"]
+    assert [(x["provider"], x["from_state"], x["to_state"]) for x in opened] == [("openai", "closed", "open")]
+    labels = {"provider": "openai", "from_state": "closed", "to_state": "open"}
+    assert registry.get_sample_value("faultline_breaker_transitions_total", labels) == 1
+    refused = [c for c in calls if c.record.decisions.get("retry_budget_exhausted") == "openai"]
+    assert refused and all(len(c.record.attempts) == 1 for c in refused)  # failed fast, no retry
+    assert registry.get_sample_value("faultline_retry_budget_exhausted_total", {"provider": "openai"}) == len(refused)
