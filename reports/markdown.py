@@ -122,10 +122,11 @@ def resilience_section(s: dict[str, Any]) -> str:
             f"{r['first_attempt_failed']:,} first attempts failed)",
         ),
         ("first failover at", secs(r["first_failover_at_s"])),
-        ("shed", f"{r['shed']:,} {_kv(r['shed_by_reason'])}"),
+        ("shed", _count(r["shed"], "by reason", r["shed_by_reason"])),
         (
             "quota rejections (excluded from availability)",
-            f"{r['quota_rejected']:,} {_kv(r['quota_rejected_by_limit'])}",
+            _count(r["quota_rejected"], "by limit", r["quota_rejected_by_limit"])
+            + (f"; by consumer {_kv(r['quota_rejected_by_consumer'])}" if r["quota_rejected"] else ""),
         ),
         ("errors by type", _kv(r["errors_by_type"]) or "none"),
         ("guardrail actions", _kv(r["guardrail_actions"]) or "none"),
@@ -151,6 +152,10 @@ def resilience_section(s: dict[str, Any]) -> str:
     else:
         out.append("_No breaker transitions._")
     return "\n".join(out)
+
+
+def _count(n: int, what: str, parts: dict[str, Any]) -> str:
+    return f"{n:,} ({what} {_kv(parts)})" if parts else f"{n:,}"
 
 
 def _kv(d: dict[str, Any]) -> str:
