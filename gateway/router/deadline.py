@@ -13,13 +13,18 @@ client sending a tiny ``X-Request-Timeout`` cannot open a breaker for everyone.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from typing import TypeVar
 
 from gateway.adapters import errors as ue
 from gateway.adapters.base import AttemptTimeouts
+from gateway.clock import Clock
 from gateway.errors import DeadlineExceeded, InvalidRequest
 from gateway.router.settings import TimeoutSettings
+
+T = TypeVar("T")
 
 
 class DeadlineReached(ue.UpstreamTimeout):
@@ -60,3 +65,15 @@ def cut_by_deadline(exc: ue.UpstreamError, limits: AttemptTimeouts, t: TimeoutSe
     if isinstance(exc, ue.UpstreamStreamTimeout):
         return limits.idle_s < t.stream_idle_s
     return False
+
+
+async def within(aw: Awaitable[T], deadline: float, clock: Clock, provider: str) -> T:
+    """``await aw``, ended by the deadline (monotonic), raising :class:`DeadlineReached`."""
+    bound = asyncio.timeout(deadline - clock.monotonic())
+    try:
+        async with bound:
+            return await aw
+    except TimeoutError:
+        if not bound.expired():
+            raise
+        raise DeadlineReached(provider, "no answer before the request deadline") from None

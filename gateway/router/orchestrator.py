@@ -19,10 +19,9 @@ Every decision is written to ``call.record`` (attempts, retries, breaker_states,
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -42,23 +41,13 @@ from gateway.router.breakers import Breakers, RedisBreakerStore
 from gateway.router.budget import RetryBudget
 from gateway.router.chaos import Chaos, Injection, injected_error
 from gateway.router.client_errors import client_error
-from gateway.router.deadline import DeadlineReached, attempt_timeouts, cut_by_deadline, request_deadline
-from gateway.router.events import RouterEvents
+from gateway.router.cooloff import QuotaCooloffs
+from gateway.router.deadline import DeadlineReached, attempt_timeouts, cut_by_deadline, request_deadline, within
+from gateway.router.events import BreakerEventsListener, RouterEvents
 from gateway.router.guardrails import Guardrails
 from gateway.router.relay import Relay
 from gateway.router.selection import LatencyEwma, order_scored, order_weighted, pinned_provider, resolve_group
 from gateway.router.shedding import LoadShedder, Shed
-
-T = TypeVar("T")
-
-
-class _EventsListener:
-    def __init__(self, events: RouterEvents) -> None:
-        self._events = events
-
-    def on_transition(self, event: Transition) -> None:
-        provider = event.key.split("/", 1)[0]
-        self._events.breaker_transition(provider, str(event.from_state), str(event.to_state))
 
 
 class Router:
@@ -98,7 +87,7 @@ class Router:
             r.breaker,
             clock,
             store=store,
-            listeners=[_EventsListener(self.events)],
+            listeners=[BreakerEventsListener(self.events)],
             on_store_failure=self.events.state_store_failure,
         )
         self.budget = RetryBudget(r.budget)
@@ -108,7 +97,7 @@ class Router:
         self.latency = LatencyEwma(r.scoring.ewma_alpha)
         self._select_rng = rng.child("select")
         self._retry_rng = rng.child("retry")
-        self._exhausted: dict[str, float] = {}  # provider -> monotonic time its insufficient_quota cool-off ends
+        self.cooloffs = QuotaCooloffs(r.breaker.quota_cooloff_s)
         self._relay = Relay(self)
 
     # -- readiness -----------------------------------------------------------------------------------------
@@ -128,8 +117,7 @@ class Router:
         return out
 
     def exhausted_providers(self) -> list[str]:
-        now = self.clock.monotonic()
-        return [p for p, until in self._exhausted.items() if until > now]
+        return self.cooloffs.providers(self.clock.monotonic())
 
     # -- the stage -----------------------------------------------------------------------------------------
     async def __call__(self, call: Call) -> Reply:
@@ -179,11 +167,8 @@ class Router:
 
     def _usable(self, route: Route) -> str | None:
         """Why the route cannot be tried now, or None."""
-        until = self._exhausted.get(route.provider)
-        if until is not None:
-            if self.clock.monotonic() < until:
-                return "insufficient_quota"
-            del self._exhausted[route.provider]
+        if self.cooloffs.active(route.provider, self.clock.monotonic()):
+            return "insufficient_quota"
         if self.breakers.peek(self.breakers.key(route.provider, route.model)) is State.OPEN:
             return "breaker_open"
         return None
@@ -290,14 +275,14 @@ class Router:
     def _none_available(self, call: Call, group: ModelGroup, pinned: str | None, order: list[Route]) -> Unavailable:
         keys = [self.breakers.key(r.provider, r.model) for r in order]
         wait = self.breakers.retry_after(keys)
-        now = self.clock.monotonic()
-        quota_waits = [u - now for p, u in self._exhausted.items() if any(r.provider == p for r in order)]
-        if quota_waits and not wait:
-            wait = min(quota_waits)
+        quota_wait = self.cooloffs.wait({r.provider for r in order}, self.clock.monotonic())
+        if quota_wait is not None and not wait:
+            wait = quota_wait
         headers = {"retry-after": str(max(1, math.ceil(wait)))}
         call.record.outcome = "error"
         if pinned is not None:
-            why = "insufficient_quota cool-off" if pinned in self._exhausted else "circuit breaker is open"
+            quota = self.cooloffs.active(pinned, self.clock.monotonic())
+            why = "insufficient_quota cool-off" if quota else "circuit breaker is open"
             return Unavailable(f"The pinned provider {pinned!r} is unavailable: its {why}.", headers=headers)
         return Unavailable(
             f"No provider for model {group.name!r} is available (circuit breakers open); retry later.",
@@ -348,12 +333,12 @@ class Router:
             )
             if call.body.stream:
                 opening = adapter.open_stream(call.payload, timeouts=limits, **args)
-                stream = await (opening if worst <= left else self._bounded(opening, call, provider))
+                stream = await (opening if worst <= left else within(opening, call.deadline, clock, provider))
                 reply = await self._relay.start(call, route, key, attempt, stream, t0, limits)  # head: bounded
                 handed_over = True
                 return reply
             completing = adapter.complete(call.payload, timeouts=limits, **args)
-            done = await (completing if worst <= left else self._bounded(completing, call, provider))
+            done = await (completing if worst <= left else within(completing, call.deadline, clock, provider))
         except ue.UpstreamError as exc:
             attempt.duration_s = clock.monotonic() - t0
             failure = self.deadline_or(exc, limits)
@@ -379,17 +364,6 @@ class Router:
         if self.guardrails.active:
             self.relay_actions(call, self.guardrails.apply(done.body))
         return Reply(body=orjson.dumps(done.body))
-
-    async def _bounded(self, aw: Awaitable[T], call: Call, provider: str) -> T:
-        """``await aw``, ended by the request deadline (raising :class:`DeadlineReached`)."""
-        bound = asyncio.timeout(call.deadline - self.clock.monotonic())
-        try:
-            async with bound:
-                return await aw
-        except TimeoutError:
-            if not bound.expired():
-                raise
-            raise DeadlineReached(provider, "no answer before the request deadline") from None
 
     async def _inject(
         self, call: Call, provider: str, attempt: Attempt, injection: Injection, limits: AttemptTimeouts
@@ -427,8 +401,7 @@ class Router:
             return
         if isinstance(exc, ue.UpstreamQuotaExhausted):
             self.breakers.release(key)
-            cooloff = self._s.breaker.quota_cooloff_s
-            self._exhausted[route.provider] = self.clock.monotonic() + cooloff
+            self.cooloffs.mark(route.provider, self.clock.monotonic())
             call.record.decisions.setdefault("quota_exhausted", []).append(route.provider)
             return
         self.budget.on_outcome(route.provider, False, self.clock.monotonic())
