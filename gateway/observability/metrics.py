@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from gateway.requestlog import RequestRecord
 
@@ -324,6 +324,12 @@ class Metrics:
 
     def state_store_failure(self, operation: str) -> None:
         self.state_store_failures.labels(self.word("operation", operation)).inc()
+
+    def close(self) -> None:
+        """This process stops (a worker's graceful shutdown): in multi-process mode its live gauges (in flight,
+        queue depth) leave the sums; its counters and histograms stay."""
+        if self.multiprocess_dir and os.path.isdir(self.multiprocess_dir):
+            mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
     # -- exposition --------------------------------------------------------------------------------------------
 

@@ -107,6 +107,7 @@ class Telemetry:
         if self.requestlog is not None:
             await self.requestlog.stop()
         self.tracing.shutdown()
+        self.metrics.close()
         self.logs.close()
 
     # -- events (gateway.observability.events) -----------------------------------------------------------------

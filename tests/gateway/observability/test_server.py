@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -9,6 +10,7 @@ from pathlib import Path
 from subprocess import PIPE
 
 import httpx
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -68,3 +70,57 @@ def test_multiprocess_mode_aggregates_workers(tmp_path: Path) -> None:
     }
     key = (("consumer", "alice"), ("model", "m"), ("route", "/v1/chat/completions"), ("status", "200"))
     assert values[("faultline_requests_total", key)] == 2
+
+
+async def test_metrics_port_defaults_to_9090_is_configurable_and_0_turns_it_off() -> None:
+    from gateway.clock import FakeClock
+    from gateway.config import ServerSettings
+    from gateway.observability.telemetry import Telemetry
+    from gateway.rng import Rng
+
+    from .conftest import make_settings
+
+    assert ServerSettings().metrics_port == 9090
+    off = Telemetry.from_settings(make_settings(), clock=FakeClock(), rng=Rng(1), environ={})  # metrics_port: 0
+    assert off.server is None
+    port = _free_port()
+    on = Telemetry.from_settings(
+        make_settings(server={"metrics_port": port}), clock=FakeClock(), rng=Rng(1), environ={}
+    )
+    await on.start()
+    try:
+        async with httpx.AsyncClient() as client:
+            r = await client.get(f"http://127.0.0.1:{port}/metrics")
+        assert r.status_code == 200 and "faultline_requests_in_flight 0.0" in r.text
+    finally:
+        await on.stop()
+
+
+async def test_a_taken_metrics_port_is_logged_and_requests_still_served() -> None:
+    import io
+
+    from gateway.clock import FakeClock
+    from gateway.observability.telemetry import Telemetry
+    from gateway.rng import Rng
+
+    from .conftest import make_settings
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        log = io.StringIO()
+        t = Telemetry.from_settings(
+            make_settings(server={"metrics_port": port}), clock=FakeClock(), rng=Rng(1), environ={}, log_stream=log
+        )
+        await t.start()
+        await t.stop()
+    line = orjson.loads(log.getvalue())
+    assert (line["event"], line["level"], line["port"]) == ("metrics_listener_failed", "error", port)
+    assert t.server is None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

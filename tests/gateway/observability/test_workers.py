@@ -142,9 +142,12 @@ async def test_two_workers_aggregate_metrics_and_flush_the_request_log(processes
     stdout, stderr = await check.communicate(scrapes[0])
     assert (check.returncode, stdout, stderr) == (0, b"", b"")
 
+    assert len(list(prom_dir.glob("gauge_livesum_*.db"))) == 2  # each worker's in-flight gauge
     gateway: subprocess.Popen[bytes] = processes["gateway"]
     gateway.send_signal(signal.SIGTERM)  # graceful: each worker's lifespan flushes its request-log queue
     assert await asyncio.to_thread(gateway.wait, 30) == 0
+    assert list(prom_dir.glob("gauge_livesum_*.db")) == []  # stopped workers leave the live sums
+    assert len(list(prom_dir.glob("counter_*.db"))) == 2  # their counts stay
     records = list(read_records(processes["log"]))
     assert len(records) == sent
     assert len({r["request_id"] for r in records}) == sent
