@@ -80,11 +80,12 @@ class Gateway:
 async def gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[tuple[Any, httpx.AsyncClient]] = []
 
-    async def build(*, consumers: Any = None, router: Any = None, state: Any = None, **observability: Any) -> Gateway:
+    async def build(
+        *, consumers: Any = None, router: Any = None, models: Any = None, state: Any = None, **observability: Any
+    ) -> Gateway:
         path = tmp_path / "requests.jsonl"
-        extra = {} if consumers is None else {"consumers": consumers}
-        if router is not None:
-            extra["router"] = router
+        given = {"consumers": consumers, "router": router, "models": models}
+        extra = {k: v for k, v in given.items() if v is not None}
         settings = make_settings(observability={"request_log_path": str(path), **observability}, **extra)
         upstream = EchoUpstream()
         app = create_app(
@@ -92,7 +93,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
             clock=SystemClock(),
             rng=Rng(11),
             state=state if state is not None else fakeredis.FakeAsyncRedis(),
-            upstream_transport=AsgiTransport({"http://openai.sim": upstream}),
+            upstream_transport=AsgiTransport({"http://openai.sim": upstream, "http://vllm.sim": upstream}),
         )
         rt: Runtime = app.state.runtime
         log, spans = io.StringIO(), InMemorySpanExporter()
