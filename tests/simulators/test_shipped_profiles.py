@@ -149,3 +149,61 @@ async def test_budget_exhausted_after_half_a_dollar_until_300_s():
 def test_rate_limited_profile_limits():
     rl = load_profile("openai-rate-limited").rate_limits
     assert (rl.rpm, rl.tpm) == (60, 40_000)
+
+
+def test_degraded_fails_a_tenth_with_500_503_or_429_between_30_and_150_s():
+    prof = load_profile("openai-degraded")
+
+    def outcomes(t: float) -> list[str]:
+        return [
+            decide(prof, Request("m", 10, 4), seq, t, request_rng(0, "d", seq), SimState()).log()["outcome"]
+            for seq in range(2000)
+        ]
+
+    during = outcomes(30.0)
+    failed = [o for o in during if o != "ok"]
+    assert set(failed) == {"server_error", "overloaded", "rate_limit"}
+    assert 0.08 < len(failed) / len(during) < 0.12
+    assert set(outcomes(29.9)) == set(outcomes(150.0)) == {"ok"}
+
+
+def test_latency_spike_profile_multiplies_by_five_and_adds_half_a_second():
+    prof = load_profile("openai-latency-spike")
+
+    def at(t: float, seq: int):
+        return decide(prof, Request("m", 10, 20), seq, t, request_rng(0, "s", seq), SimState())
+
+    for seq in range(50):  # the TTFT draw comes first, so it is the same draw before and during the spike
+        assert 0.4 <= at(60.0, seq).ttft - 5 * at(59.9, seq).ttft <= 0.6  # +500 ms +- 100 ms jitter
+    before = statistics.fmean(at(59.9, seq).decode_s for seq in range(400))
+    during = statistics.fmean(at(60.0, seq).decode_s for seq in range(400))
+    assert 4.7 < during / before < 5.3
+    assert at(120.0, 0).log() == at(0.0, 0).log() | {"t": 120.0}
+
+
+async def test_slow_stream_profile_stalls_then_cuts(make_sim):
+    clock = FakeClock()
+    sim = make_sim("openai", "openai-slow-stream", clock=clock)
+    clock.advance(30)
+    resp = await sim.chat(stream=True, max_tokens=30)
+    assert sim.events(resp)[-1] == "[DONE]" and any(10 < s < 10.1 for s in clock.sleeps)
+    clock.advance(60)
+    with pytest.raises(SimulatedConnectionReset):
+        await sim.chat(stream=True, max_tokens=80)
+
+
+def test_hang_profile_holds_requests_between_30_and_60_s():
+    async def main() -> tuple[int, bool]:
+        app = create_app("openai", "openai-hang", seed=0, clock=LoopClock())
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+            first = (await c.post("/v1/chat/completions", json=body)).status_code
+            await asyncio.sleep(31)
+            try:
+                async with asyncio.timeout(100):
+                    await c.post("/v1/chat/completions", json=body)
+            except TimeoutError:
+                return first, True
+            return first, False
+
+    assert run_virtual(main()) == (200, True)
