@@ -117,3 +117,18 @@ def test_the_compose_schema_accepts_the_file(tmp_path: Path) -> None:
     cmd = [tool, "--project-directory", str(ROOT), "-f", str(tmp_path / "docker-compose.yml"), "config", "-q"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_image_holds_what_the_compose_commands_run() -> None:
+    """deploy/Dockerfile: installs the lock file with hashes and copies every package and file the services use."""
+    lines = [x.split() for x in (ROOT / "deploy" / "Dockerfile").read_text().splitlines() if x and x[0] != "#"]
+    assert lines[0][:2] == ["FROM", "python:3.11-slim"]
+    workdir = next(x[1] for x in lines if x[0] == "WORKDIR")
+    copied = {Path(x[-1]).name if x[-1] != "./" else src for x in lines if x[0] == "COPY" for src in x[1:-1]}
+    assert any(x[0] == "RUN" and "--require-hashes" in x and "requirements.lock" in x for x in lines)
+    for name in ("gateway", "simulators"):
+        svc_cmds = [s["command"] for s in SERVICES.values() if "build" in s or s.get("image") == "faultline:dev"]
+        assert any(c[:3] == ["python", "-m", name] for c in svc_cmds)
+        assert name in copied and (ROOT / name / "__main__.py").is_file()
+    config = _arg(SERVICES["gateway"]["command"], "--config")
+    assert config.startswith(f"{workdir}/deploy/") and "deploy" in copied
