@@ -2,10 +2,11 @@
 
 Each replica decides locally (gateway/router/breaker.py) from its own sliding window. Transitions to ``open``
 and ``closed`` are published to the state store (one hash per breaker, written by breaker_publish.lua: the newest
-``changed_at`` wins); other replicas read it at most once per ``cache_s`` per breaker and adopt a newer state,
-so a breaker opened by one replica opens on all of them within ``cache_s`` and the hot path pays no round trip
-per request. ``half_open`` is not published: every replica derives it from ``open_until`` and lets its own
-``half_open_probes`` through. A state-store failure never fails a request: the replica goes on locally.
+``changed_at`` wins); other replicas read it at most once per ``cache_s`` per breaker (a request's stale ones in
+one pipelined round trip) and adopt a newer state, so a breaker opened by one replica opens on all of them within
+``cache_s`` and the hot path pays no round trip per request. ``half_open`` is not published: every replica
+derives it from ``open_until`` and lets its own ``half_open_probes`` through. A state-store failure never fails a
+request: the replica goes on locally.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _PUBLISH_LUA = (Path(__file__).parent / "lua" / "breaker_publish.lua").read_text
 class BreakerStore(Protocol):
     async def publish(self, key: str, state: State, open_until: float, changed_at: float) -> None: ...
 
-    async def fetch(self, key: str) -> tuple[State, float, float] | None: ...
+    async def fetch(self, keys: Sequence[str]) -> list[tuple[State, float, float] | None]: ...
 
 
 class RedisBreakerStore:
@@ -47,12 +48,19 @@ class RedisBreakerStore:
         args = [str(state), repr(open_until), repr(changed_at), self._ttl_ms, self._origin]
         await self._script(keys=[self._k(key)], args=args)
 
-    async def fetch(self, key: str) -> tuple[State, float, float] | None:
-        raw = await self._redis.hgetall(self._k(key))
-        if not raw:
-            return None
-        d = {_text(k): _text(v) for k, v in raw.items()}
-        return State(d["state"]), float(d["open_until"]), float(d["changed_at"])
+    async def fetch(self, keys: Sequence[str]) -> list[tuple[State, float, float] | None]:
+        """The stored state of each key (None: nothing stored), in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(self._k(key))
+        return [_parse(raw) for raw in await pipe.execute()]
+
+
+def _parse(raw: dict[Any, Any]) -> tuple[State, float, float] | None:
+    if not raw:
+        return None
+    d = {_text(k): _text(v) for k, v in raw.items()}
+    return State(d["state"]), float(d["open_until"]), float(d["changed_at"])
 
 
 def _text(v: bytes | str) -> str:
@@ -109,20 +117,22 @@ class Breakers:
         return {k: str(b.peek(now)) for k, b in self._breakers.items()}
 
     async def refresh(self, keys: Iterable[str]) -> list[Transition]:
-        """Adopt newer shared states for ``keys`` whose local copy is older than ``cache_s``."""
+        """Adopt newer shared states for ``keys`` whose local copy is older than ``cache_s`` (one round trip)."""
         if self._store is None:
             return []
-        events: list[Transition] = []
         now_m = self._clock.monotonic()
-        for key in keys:
-            if now_m - self._synced.get(key, -1e18) < self._s.cache_s:
-                continue
+        stale = [k for k in keys if now_m - self._synced.get(k, -1e18) >= self._s.cache_s]
+        if not stale:
+            return []
+        for key in stale:
             self._synced[key] = now_m
-            try:
-                shared = await self._store.fetch(key)
-            except Exception as exc:  # the state store is an optimisation here, never a dependency
-                self._store_failed("breaker_fetch", key, exc)
-                continue
+        try:
+            fetched = await self._store.fetch(stale)
+        except Exception as exc:  # the state store is an optimisation here, never a dependency
+            self._store_failed("breaker_fetch", ",".join(stale), exc)
+            return []
+        events: list[Transition] = []
+        for key, shared in zip(stale, fetched, strict=True):
             if shared is not None:
                 event = self.get(key).adopt(*shared, now=self._clock.now())
                 if event is not None:

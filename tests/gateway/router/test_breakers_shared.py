@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gateway.clock import FakeClock
@@ -53,7 +55,7 @@ async def test_store_failure_degrades_to_local_state() -> None:
         async def publish(self, *args: object) -> None:
             raise ConnectionError("down")
 
-        async def fetch(self, key: str) -> None:
+        async def fetch(self, keys: object) -> None:
             raise ConnectionError("down")
 
     clock = FakeClock()
@@ -70,7 +72,7 @@ async def test_store_failures_are_reported() -> None:
         async def publish(self, *args: object) -> None:
             raise ConnectionError("down")
 
-        async def fetch(self, key: str) -> None:
+        async def fetch(self, keys: object) -> None:
             raise TimeoutError("slow")
 
     seen: list[tuple[str, str]] = []
@@ -82,3 +84,26 @@ async def test_store_failures_are_reported() -> None:
     await br.record(key, False)
     await br.record(key, False)
     assert seen == [("breaker_fetch", "TimeoutError"), ("breaker_publish", "ConnectionError")]
+
+
+async def test_a_requests_stale_breakers_are_read_in_one_round_trip(state_store, key_prefix) -> None:
+    class Counting(RedisBreakerStore):
+        def __init__(self) -> None:
+            super().__init__(state_store, prefix=key_prefix, origin="c")
+            self.reads: list[list[str]] = []
+
+        async def fetch(self, keys: list[str]) -> list[Any]:
+            self.reads.append(list(keys))
+            return await super().fetch(keys)
+
+    clock = FakeClock(1000.0)
+    store = Counting()
+    writer = Breakers(S, clock, store=RedisBreakerStore(state_store, prefix=key_prefix, origin="w"))
+    await writer.record("p2/m", False)
+    await writer.record("p2/m", False)  # p2/m open in the store, p1/m never written
+    br = Breakers(S, clock, store=store)
+    events = await br.refresh(["p1/m", "p2/m"])
+    assert store.reads == [["p1/m", "p2/m"]]
+    assert [(e.key, e.to_state) for e in events] == [("p2/m", State.OPEN)]
+    clock.advance(0.1)
+    assert await br.refresh(["p1/m", "p2/m"]) == [] and len(store.reads) == 1  # cached

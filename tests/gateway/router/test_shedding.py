@@ -123,3 +123,19 @@ def test_queue_depth_is_reported_as_it_changes() -> None:
         return depths
 
     assert _run(main()) == [1, 2, 1, 0]
+
+
+@pytest.mark.parametrize(("provider", "limit"), [("small", 2), ("other", 5)])
+def test_per_provider_limits_override_the_default(provider: str, limit: int) -> None:
+    async def main() -> int:
+        s = LoadShedder(SheddingSettings(provider_limit=5, provider_limits={"small": 2}, queue_limit=0), LoopClock())
+        admitted = 0
+        for _ in range(10):
+            try:
+                await s.acquire(provider, 1)
+                admitted += 1
+            except Shed:
+                pass
+        return admitted
+
+    assert _run(main()) == limit
