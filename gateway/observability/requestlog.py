@@ -10,6 +10,9 @@ Rotation by size: when the active file would pass ``max_bytes`` it is renamed ``
 Several workers may share one path: each batch is appended under an exclusive ``flock`` of ``<path>.lock``, after
 checking that the path is still the file this writer holds (another worker may have rotated it) and taking the
 file's real size, so lines never interleave, rotation happens once, and no segment passes ``max_bytes``.
+
+A batch that cannot be written (disk full, file gone) is counted in :attr:`RequestLogWriter.lost` and reported to
+``on_error``; the writer reopens the file for the next batch and never fails the app.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,11 +33,21 @@ _STOP = None
 
 
 class RequestLogWriter:
-    def __init__(self, path: str | Path, *, max_bytes: int = 64 * 1024 * 1024, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = 64 * 1024 * 1024,
+        run_id: str | None = None,
+        on_error: Callable[[int, str], None] | None = None,
+    ) -> None:
+        """``on_error(records, error)``: a batch of ``records`` could not be written (``error``: the OS error)."""
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.run_id = run_id
         self.written = 0  # records written
+        self.lost = 0  # records that could not be written
+        self._on_error = on_error
         self._queue: asyncio.Queue[RequestRecord | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._file: IO[bytes] | None = None
@@ -59,7 +72,7 @@ class RequestLogWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._write_batch(self._take_all())
+        self._write_safely(self._take_all())
         self._close()
 
     async def _drain(self) -> None:
@@ -72,9 +85,22 @@ class RequestLogWriter:
                     stop = True
                 else:
                     batch.append(rec)
-            self._write_batch(batch)
+            self._write_safely(batch)
             if stop:
                 return
+
+    def _write_safely(self, batch: Sequence[RequestRecord | None]) -> None:
+        try:
+            self._write_batch(batch)
+        except OSError as exc:
+            n = sum(r is not None for r in batch)
+            self.lost += n
+            with contextlib.suppress(OSError):
+                if self._file is not None:
+                    self._file.close()
+            self._file = None  # reopened for the next batch
+            if self._on_error is not None:
+                self._on_error(n, f"{type(exc).__name__}: {exc.strerror or exc}")
 
     def _take_all(self) -> list[RequestRecord | None]:
         out: list[RequestRecord | None] = []
@@ -132,7 +158,8 @@ class RequestLogWriter:
     def _close(self) -> None:
         for f in (self._file, self._lock):
             if f is not None:
-                f.close()
+                with contextlib.suppress(OSError):
+                    f.close()
         self._file = self._lock = None
 
     def _rotate(self) -> None:

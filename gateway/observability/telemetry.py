@@ -83,7 +83,13 @@ class Telemetry:
         logs = EventLog(clock, stream=log_stream, level=obs.log_level, log_payloads=obs.log_payloads)
         path = env.get("FAULTLINE_REQUEST_LOG") or obs.request_log_path
         run_id = env.get("FAULTLINE_RUN_ID") or obs.run_id
-        writer = RequestLogWriter(path, max_bytes=obs.request_log_max_bytes, run_id=run_id) if path else None
+        writer = None
+        if path:
+
+            def lost(records: int, error: str) -> None:
+                logs.event("request_log_error", level="error", path=str(path), records=records, error=error)
+
+            writer = RequestLogWriter(path, max_bytes=obs.request_log_max_bytes, run_id=run_id, on_error=lost)
         port = settings.server.metrics_port
         server = None
         if port:

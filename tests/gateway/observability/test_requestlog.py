@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import orjson
+
 from gateway.observability.requestlog import RequestLogWriter, encode, read_records, segments
 from gateway.requestlog import SCHEMA_VERSION, Attempt, RequestRecord
 
@@ -111,3 +113,35 @@ async def test_two_writers_on_one_path_rotate_once_and_lose_nothing(tmp_path: Pa
     got = [r["request_id"] for r in read_records(path)]
     assert sorted(got) == [f"req_{i:04d}" for i in range(n)]
     assert (a.written, b.written) == (n // 2, n // 2)
+
+
+async def test_a_failed_write_is_counted_reported_and_the_next_batch_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.symlink_to("/dev/full")  # every write fails with ENOSPC
+    errors: list[tuple[int, str]] = []
+    w = RequestLogWriter(path, on_error=lambda n, e: errors.append((n, e)))
+    await w.start()
+    w.submit(_rec(0))
+    w.submit(_rec(1))
+    await asyncio.sleep(0)  # the drain task takes the batch and fails to write it
+    assert (w.lost, errors) == (2, [(2, "OSError: No space left on device")])
+    path.unlink()  # the disk is back: a regular file at the path
+    w.submit(_rec(2))
+    await w.stop()  # no exception
+    assert [r["request_id"] for r in read_records(path)] == ["req_0002"]
+    assert (w.written, w.lost) == (1, 2)
+
+
+async def test_telemetry_logs_a_request_log_that_cannot_be_written(tmp_path: Path) -> None:
+    from .conftest import make_settings
+    from .helpers import kit
+
+    path = tmp_path / "r.jsonl"
+    path.symlink_to("/dev/full")
+    k = kit(make_settings(), request_log=path)
+    await k.telemetry.start()
+    assert k.telemetry.requestlog is not None
+    k.telemetry.requestlog.submit(_rec(0))
+    await k.telemetry.stop()
+    (line,) = [orjson.loads(x) for x in k.log.getvalue().splitlines()]
+    assert (line["event"], line["level"], line["records"], line["path"]) == ("request_log_error", "error", 1, str(path))
