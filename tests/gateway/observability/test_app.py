@@ -161,3 +161,15 @@ async def test_no_guardrail_span_when_no_guardrail_acted(gateway: Callable[..., 
     assert (await gw.client.post("/v1/chat/completions", json=_body(False), headers=KEY)).status_code == 200
     await _stop(gw)
     assert "guardrail" not in {s.name for s in gw.spans.get_finished_spans()}
+
+
+async def test_an_invalid_client_traceparent_is_ignored(gateway: Callable[..., Any]) -> None:
+    gw: Gateway = await gateway()
+    for bad in ("garbage", f"00-{'0' * 32}-{CLIENT_SPAN}-01", f"ff-{CLIENT_TRACE}-{CLIENT_SPAN}-01"):
+        headers = {**KEY, "traceparent": bad}
+        assert (await gw.client.post("/v1/chat/completions", json=_body(False), headers=headers)).status_code == 200
+    await gw.stop()
+    roots = [s for s in gw.spans.get_finished_spans() if s.name == "POST /v1/chat/completions"]
+    assert len(roots) == 3 and all(s.parent is None for s in roots)
+    assert len({s.context.trace_id for s in roots}) == 3
+    assert all(not h["traceparent"].startswith(f"00-{'0' * 32}") for h in gw.upstream.headers)

@@ -109,3 +109,20 @@ async def test_sample_ratio_keeps_about_that_share_of_root_traces() -> None:
     # every span of a sampled trace is kept, none of an unsampled one
     assert {s.context.trace_id for s in k.spans.get_finished_spans()} == sampled
     assert len(k.spans.get_finished_spans()) == 5 * len(roots)
+
+
+def test_without_an_exporter_client_context_is_kept_and_bad_headers_ignored() -> None:
+    from gateway.clock import FakeClock
+    from gateway.observability.tracing import Tracing, trace_ids
+    from gateway.rng import Rng
+
+    tracing = Tracing(clock=FakeClock(), rng=Rng(1))  # no processor: nothing is recorded
+    client = "0af7651916cd43dd8448eb211c80319c"
+    kept = tracing.start_request("POST", "/v1/chat/completions", {"traceparent": f"00-{client}-b7ad6b7169203331-01"})
+    assert not kept.is_recording()
+    assert trace_ids(kept)[0] == client
+    assert tracing.traceparent(kept)["traceparent"] == f"00-{client}-{trace_ids(kept)[1]}-01"
+    fresh = tracing.start_request("POST", "/v1/chat/completions", {"traceparent": "garbage"})
+    assert trace_ids(fresh)[0] not in (None, client)
+    assert tracing.traceparent(fresh)["traceparent"].endswith("-00")
+    assert tracing.start_child(fresh, "auth") is fresh  # no child spans are made
