@@ -195,6 +195,7 @@ class Router:
         if not candidates:
             raise self._none_available(call, group, pinned, order)
         tried: list[Route] = []
+        probing: list[Route] = []  # passed over: half-open with every probe taken (never offered twice)
         route = candidates[0]
         self.budget.on_request(route.provider, self.clock.monotonic())
         last: ue.UpstreamError | None = None
@@ -205,7 +206,8 @@ class Router:
             if not allowed:  # half-open and its probes are taken
                 skipped[route.provider] = "breaker_probing"
                 rec.decisions["skipped"] = skipped
-                nxt = self._next(candidates, tried, route)
+                probing.append(route)
+                nxt = self._next(candidates, [*tried, *probing], route)
                 if nxt is None:
                     if last is not None:
                         raise self._fail(call, last)
