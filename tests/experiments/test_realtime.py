@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from experiments.loadplan import user_plan
 from experiments.procs import group_members
-from experiments.scenario import load_scenario, scaled
+from experiments.scenario import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,37 +64,87 @@ def test_user_plan_follows_the_rate_and_never_drops():
     assert next(t for t, n in plan if n == users[-1]) >= 40 - 2  # raised just before the overload phase
 
 
+# 12 s: both upstreams answer 503 from 2 s to 5 s (the simulators' timelines must start at the run's origin),
+# the state store is killed at 6 s and restarted at 9 s, and the batch client re-sends 502/503s twice.
+SMOKE = {
+    "name": "realtime-smoke",
+    "description": "Both upstreams fail for three seconds, then the state store dies for three more.",
+    "seed": 3,
+    "duration_s": 12,
+    "load": {"phases": [{"name": "steady", "start_s": 0, "end_s": 12, "rps": 5}]},
+    "consumers": [
+        {"name": "app", "key": "fl-app-7d1c55aa90e1", "share": 0.6, "priority": 5},
+        {
+            "name": "batch",
+            "key": "fl-batch-2b9e0f4c63d8",
+            "share": 0.4,
+            "priority": 1,
+            "client": {"retries": 2, "retry_on": [502, 503], "backoff_s": 0.2},
+        },
+    ],
+    "request_mix": {"stream_share": 0.5, "max_tokens": {"mean": 24, "sd": 8, "min": 8, "max": 64}},
+    "upstreams": [
+        {
+            "name": "openai",
+            "flavour": "openai",
+            "model": "gpt-4o-mini",
+            "profile": "openai-gpt-4o-mini",
+            "timeline": [{"type": "outage", "start": 2, "end": 5, "mode": 503}],
+        },
+        {
+            "name": "vllm",
+            "flavour": "vllm",
+            "model": "meta-llama/Llama-3.1-8B-Instruct",
+            "profile": "vllm-8b-h100",
+            "timeline": [{"type": "outage", "start": 2, "end": 5, "mode": 503}],
+        },
+    ],
+    "gateway": {"quota": {"failure_policy": "open", "replicas": 2}, "router": {"breaker": {"cooloff_s": 1.0}}},
+    "faults": [{"upstream": "state_store", "kind": "outage", "start_s": 6, "end_s": 9}],
+}
+
+
 @pytest.mark.processes
 def test_real_time_run_writes_the_run_directory_and_stops_every_process(tmp_path):
     from experiments.realtime import run_realtime
 
-    scale = 0.1  # redis-outage: 12 s, the store killed at 4 s and restarted at 7 s
-    sc = scaled(load_scenario("redis-outage"), scale)
+    sc = parse_scenario(SMOKE)
     run_dir = tmp_path / "run"
-    res = run_realtime(sc, run_dir, scale=scale, progress=False)
+    res = run_realtime(sc, run_dir, progress=False)
 
     assert_nothing_left(run_dir)
     for name in ("resolved_scenario.json", "gateway.yaml", "gateway.log", "sim-openai.log", "sim-vllm.log"):
         assert (run_dir / name).exists(), name
     for name in ("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv", "locust.html"):
         assert (run_dir / name).exists(), name
+    meta = orjson.loads((run_dir / "run.json").read_bytes())
+    assert (meta["mode"], meta["seed"], meta["scale"], meta["interrupted"]) == ("real", 3, 1.0, False)
+    assert "seed" in meta["determinism"]
+    t0 = meta["started_at"]
+
     records = [orjson.loads(line) for line in (run_dir / "requests.jsonl").read_bytes().splitlines()]
     assert records and res.records == len(records)
-    assert {r["run_id"] for r in records} == {"redis-outage-real-s14-x0.1"}
+    assert {r["run_id"] for r in records} == {"realtime-smoke-real-s3"}
+    assert min(r["ts_arrival"] for r in records) >= t0 - 0.5
+    failed_at = [r["ts_arrival"] - t0 for r in records if r["outcome"] != "ok"]
+    assert any(2.0 <= t < 5.5 for t in failed_at)  # the upstream outage, on the run's clock
+    assert not any(t < 1.5 for t in failed_at)
+
     client = [orjson.loads(line) for line in (run_dir / "client.jsonl").read_bytes().splitlines()]
     assert sum(res.client_status.values()) == len(client) == res.client_requests > 0
     answered = {c["id"] for c in client if c["status"]}
     assert answered <= {r["request_id"] for r in records}  # the gateway logged every call it answered
-
-    meta = orjson.loads((run_dir / "run.json").read_bytes())
-    assert (meta["mode"], meta["seed"], meta["scale"], meta["interrupted"]) == ("real", 14, scale, False)
-    assert min(r["ts_arrival"] for r in records) >= meta["started_at"] - 0.5
-    assert "seed" in meta["determinism"]
+    by_id = {c["id"]: c for c in client}
+    resent = [c for c in client if not c["id"].endswith("-0")]
+    assert resent and {c["consumer"] for c in resent} == {"batch"}
+    for c in resent:  # a re-send only follows a retryable status
+        arrival, attempt = c["id"].rsplit("-", 1)
+        assert by_id[f"{arrival}-{int(attempt) - 1}"]["status"] in (502, 503)
 
     events = [orjson.loads(line) for line in (run_dir / "events.jsonl").read_bytes().splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds.count("store_stopped") == 1 and kinds.count("store_restarted") == 1
-    assert {"fault_start", "fault_end", "phase"} <= set(kinds)
+    assert {"fault_start", "fault_end", "phase", "breaker_transition"} <= set(kinds)
 
     scrapes = sorted((run_dir / "metrics").glob("*.prom"))
     assert len(scrapes) >= 3
@@ -106,7 +156,7 @@ RUNNER = """
 import sys
 from pathlib import Path
 from experiments.realtime import run_realtime
-from experiments.scenario import load_scenario, scaled
+from experiments.scenario import load_scenario, parse_scenario
 run_realtime(scaled(load_scenario("baseline"), 0.5), Path(sys.argv[1]), scale=0.5)
 """
 
