@@ -218,6 +218,18 @@ class Store:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.popen.wait(timeout=5)
 
+    def forget(self) -> int:
+        """A shared server: delete this run's keys (its prefix); returns how many. A private store just dies."""
+        if self.kind != "url" or not self.key_prefix:
+            return 0
+        import redis
+
+        n = 0
+        with contextlib.suppress(redis.RedisError), redis.Redis.from_url(self.url, socket_timeout=2.0) as r:
+            for key in r.scan_iter(match=f"{self.key_prefix}:*", count=500):
+                n += int(r.delete(key))
+        return n
+
 
 def start_store(
     kind: StoreKind, run_dir: Path, procs: Procs, *, run_id: str, needs_stop: bool, env: dict[str, str] | None = None

@@ -240,6 +240,8 @@ class _Run:
     def stop(self) -> None:
         with no_interrupts():
             self.procs.stop_all(timeout_s=15.0)
+            if self.store is not None:
+                self.store.forget()
         prom_dir = getattr(self, "prom_dir", None)
         if prom_dir:
             shutil.rmtree(prom_dir, ignore_errors=True)
