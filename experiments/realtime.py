@@ -317,6 +317,9 @@ def _finish(
         events += timeline_events(resolved, started_at)
     write_events(run_dir / "events.jsonl", events + run.store_events)
     tail = getattr(run, "tail", None)
+    if tail is None:  # interrupted or failed before the end: count what the client log has
+        tail = ClientTail(run_dir / "client.jsonl")
+        tail.poll()
     meta = {
         "scenario": run.sc.name,
         "mode": "real",
@@ -327,7 +330,7 @@ def _finish(
         "duration_s": run.sc.duration_s,
         "wall_s": round(wall, 3),
         "records": _count_lines(run_dir / "requests.jsonl"),
-        "client_status": dict(tail.status) if tail is not None else {},
+        "client_status": dict(tail.status),
         "workers": WORKERS,
         "process_groups": [p.pid for p in run.procs.items],
         "state_store": run.store.kind if run.store is not None else None,

@@ -156,7 +156,7 @@ RUNNER = """
 import sys
 from pathlib import Path
 from experiments.realtime import run_realtime
-from experiments.scenario import load_scenario, parse_scenario
+from experiments.scenario import load_scenario, scaled
 run_realtime(scaled(load_scenario("baseline"), 0.5), Path(sys.argv[1]), scale=0.5)
 """
 
@@ -188,8 +188,13 @@ def test_an_interrupted_run_stops_every_process(tmp_path, sig, when):
         if runner.poll() is None:
             runner.kill()
             runner.wait()
+        if runner.stderr is not None:
+            runner.stderr.close()
     assert runner.returncode != 0
     assert "stopping every process (interrupted)" in err
     assert_nothing_left(run_dir)
     meta = orjson.loads((run_dir / "run.json").read_bytes())
     assert meta["interrupted"] is True
+    client_log = run_dir / "client.jsonl"  # none when interrupted before the load started
+    calls = len(client_log.read_bytes().splitlines()) if client_log.exists() else 0
+    assert sum(meta["client_status"].values()) == calls
