@@ -1,9 +1,10 @@
-"""Build a Telemetry over FakeClock, an in-memory span exporter and a string log stream."""
+"""Build a Telemetry over FakeClock, an in-memory span exporter and a string log stream; a fake router and a
+small traced pipeline around it."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +14,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from gateway.call import Call, Handler, Reply, Stage
 from gateway.clock import FakeClock
 from gateway.config import Settings
+from gateway.errors import UpstreamFailed
+from gateway.observability.stage import TelemetryStage, Traced, traced_handler
 from gateway.observability.telemetry import Telemetry
-from gateway.requestlog import RequestRecord
+from gateway.observability.tracing import UPSTREAM_HEADERS
+from gateway.requestlog import Attempt, RequestRecord
 from gateway.rng import Rng
 
 
@@ -66,3 +70,48 @@ def _bind(stage: Stage, next_: Handler) -> Handler:
         return await stage(call, next_)
 
     return handle
+
+
+class FakeRouter:
+    """Two attempts (a 503 then a fallback), 0.5 s and 1 s, on the fake clock; JSON or a 3-chunk stream."""
+
+    def __init__(self, k: Kit, *, stream: bool = False, fail: bool = False) -> None:
+        self.k, self.stream, self.fail = k, stream, fail
+        self.seen_headers: dict[str, str] = {}
+
+    async def __call__(self, call: Call) -> Reply:
+        clock, rec = self.k.clock, call.record
+        self.seen_headers = dict(call.attributes.get(UPSTREAM_HEADERS, {}))
+        rec.consumer, rec.model, rec.stream = "alice", "gpt-4o-mini", self.stream
+        rec.attempts.append(Attempt("openai-sim", "gpt-4o-mini", clock.now(), 0.5, "server_error", 503))
+        clock.advance(0.5)
+        if self.fail:
+            raise UpstreamFailed("boom")
+        rec.retries, rec.provider = 1, "vllm-sim"
+        rec.attempts.append(Attempt("vllm-sim", "llama-3-8b", clock.now(), 1.0, "ok", 200))
+        rec.tokens_in, rec.tokens_out = 11, 3
+        if not self.stream:
+            clock.advance(1.0)
+            return Reply(body=b'{"ok":true}')
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(3):
+                clock.advance(0.25)
+                yield f"data: {i}\n\n".encode()
+            clock.advance(0.25)
+
+        return Reply(stream=chunks(), media_type="text/event-stream")
+
+
+async def auth(call: Call, next_: Handler) -> Reply:
+    k_clock = call.attributes["clock"]
+    k_clock.advance(0.001)
+    return await next_(call)
+
+
+def pipeline(k: Kit, router: FakeRouter) -> Handler:
+    tracing = k.telemetry.tracing
+    return chain(
+        [TelemetryStage(k.telemetry), Traced("auth", auth, tracing)],
+        terminal=traced_handler("route", router, tracing),
+    )

@@ -19,8 +19,7 @@ from gateway.observability.metrics import Metrics
 from gateway.requestlog import Attempt, RequestRecord
 
 from .conftest import make_settings
-from .helpers import kit, make_call
-from .test_stage import FakeRouter, pipeline
+from .helpers import FakeRouter, kit, make_call, pipeline
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC = (ROOT / "docs" / "OBSERVABILITY.md").read_text()

@@ -1,69 +1,21 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gateway.call import Call, Handler, Reply
+from gateway.call import Call, Reply
 from gateway.errors import RateLimited, UpstreamFailed
 from gateway.observability.requestlog import read_records
-from gateway.observability.stage import TelemetryStage, Traced, traced_handler
-from gateway.observability.tracing import UPSTREAM_HEADERS
-from gateway.requestlog import Attempt
+from gateway.observability.stage import TelemetryStage
 
 from .conftest import make_settings
-from .helpers import Kit, chain, kit, make_call
+from .helpers import FakeRouter, Kit, chain, kit, make_call, pipeline
 
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_PARENT = "b7ad6b7169203331"
-
-
-class FakeRouter:
-    """Two attempts (a 503 then a fallback), 0.5 s and 1 s, on the fake clock; JSON or a 3-chunk stream."""
-
-    def __init__(self, k: Kit, *, stream: bool = False, fail: bool = False) -> None:
-        self.k, self.stream, self.fail = k, stream, fail
-        self.seen_headers: dict[str, str] = {}
-
-    async def __call__(self, call: Call) -> Reply:
-        clock, rec = self.k.clock, call.record
-        self.seen_headers = dict(call.attributes.get(UPSTREAM_HEADERS, {}))
-        rec.consumer, rec.model, rec.stream = "alice", "gpt-4o-mini", self.stream
-        rec.attempts.append(Attempt("openai-sim", "gpt-4o-mini", clock.now(), 0.5, "server_error", 503))
-        clock.advance(0.5)
-        if self.fail:
-            raise UpstreamFailed("boom")
-        rec.retries, rec.provider = 1, "vllm-sim"
-        rec.attempts.append(Attempt("vllm-sim", "llama-3-8b", clock.now(), 1.0, "ok", 200))
-        rec.tokens_in, rec.tokens_out = 11, 3
-        if not self.stream:
-            clock.advance(1.0)
-            return Reply(body=b'{"ok":true}')
-
-        async def chunks() -> AsyncIterator[bytes]:
-            for i in range(3):
-                clock.advance(0.25)
-                yield f"data: {i}\n\n".encode()
-            clock.advance(0.25)
-
-        return Reply(stream=chunks(), media_type="text/event-stream")
-
-
-async def auth(call: Call, next_: Handler) -> Reply:
-    k_clock = call.attributes["clock"]
-    k_clock.advance(0.001)
-    return await next_(call)
-
-
-def pipeline(k: Kit, router: FakeRouter) -> Handler:
-    tracing = k.telemetry.tracing
-    return chain(
-        [TelemetryStage(k.telemetry), Traced("auth", auth, tracing)],
-        terminal=traced_handler("route", router, tracing),
-    )
 
 
 async def _drain(reply: Reply) -> bytes:

@@ -14,8 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from gateway.observability.tracing import UPSTREAM_HEADERS
 
 from .conftest import make_settings
-from .helpers import kit, make_call
-from .test_stage import FakeRouter, pipeline
+from .helpers import FakeRouter, kit, make_call, pipeline
 
 
 class _Collector(BaseHTTPRequestHandler):
