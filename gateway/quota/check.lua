@@ -80,12 +80,20 @@ end
 if tpm > 0 then
   if tokens > tpm then return reject('too_large', -1) end
   if tok_used + tokens > tpm then
-    local need, freed, at = tok_used + tokens - tpm, 0, now
-    local log = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-    for i = 1, #log, 2 do
-      freed = freed + (tonumber(redis.call('HGET', KEYS[3], log[i])) or 0)
-      at = tonumber(log[i + 1])
-      if freed >= need then break end
+    -- when would it fit: walk the log oldest first, 64 entries at a time, until enough tokens have left
+    local need, freed, at, from = tok_used + tokens - tpm, 0, now, 0
+    while freed < need do
+      local part = redis.call('ZRANGE', KEYS[2], from, from + 63, 'WITHSCORES')
+      if #part == 0 then break end
+      local names = {}
+      for i = 1, #part, 2 do names[#names + 1] = part[i] end
+      local w = redis.call('HMGET', KEYS[3], unpack(names))
+      for i = 1, #w do
+        freed = freed + (tonumber(w[i]) or 0)
+        at = tonumber(part[2 * i])
+        if freed >= need then break end
+      end
+      from = from + 64
     end
     return reject('tokens', at + window - now)
   end

@@ -134,3 +134,15 @@ async def test_a_check_and_a_settle_are_one_command_each(state_store: aioredis.R
         assert sent == ["EVALSHA", "EVALSHA"]
     finally:
         del state_store.execute_command
+
+
+async def test_retry_time_of_a_tokens_rejection_walks_a_long_log(state_store: aioredis.Redis, prefix: str) -> None:
+    """The script reads the tokens log in pages of 64 entries; the answer matches the core's across pages."""
+    remote, local = RedisLimiter(state_store, prefix=prefix, lease_ms=600_000), LocalLimiter(600_000)
+    t0, limits = 1_767_225_600_000, Limits(tpm=200)
+    for i in range(200):
+        assert (await remote.check("a", t0 + i, 1, limits)).admitted
+        assert local.check("a", t0 + i, 1, limits).admitted
+    got, want = await remote.check("a", t0 + 500, 150, limits), local.check("a", t0 + 500, 150, limits)
+    assert got == want
+    assert (got.kind, got.retry_ms) == ("tokens", 149 + WINDOW_MS - 500)  # the 150th oldest entry must leave
