@@ -6,11 +6,12 @@ seeded RNG. It is echoed on every reply and forwarded upstream.
 
 from __future__ import annotations
 
-import logging
 import re
+import traceback
 
 from gateway.call import Call, Handler, Reply
 from gateway.errors import GatewayError
+from gateway.observability.logs import EventLog
 from gateway.rng import Rng
 
 _VALID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -31,7 +32,7 @@ def error_reply(exc: GatewayError, call: Call) -> Reply:
 class RequestIdStage:
     """Outermost stage: stamps the id on the reply; renders any error, never leaking internals."""
 
-    def __init__(self, log: logging.Logger) -> None:
+    def __init__(self, log: EventLog) -> None:
         self._log = log
 
     async def __call__(self, call: Call, next_: Handler) -> Reply:
@@ -40,8 +41,12 @@ class RequestIdStage:
             reply = await next_(call)
         except GatewayError as exc:
             return error_reply(exc, call)
-        except Exception:
-            self._log.exception("unhandled error", extra={"request_id": call.request_id})
+        except Exception as exc:
+            # The exception's type and where it was raised; never its message, which may quote the request.
+            frames = [f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+            self._log.event(
+                "unhandled_error", level="error", request_id=call.request_id, error=type(exc).__name__, frames=frames
+            )
             return error_reply(GatewayError("The server had an error while processing your request."), call)
         reply.headers.update(call.response_headers)
         return reply

@@ -3,7 +3,6 @@ transport. No module-level state anywhere: two apps in one process share nothing
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ from gateway.auth import KeyRing
 from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.observability.logs import EventLog
 from gateway.observability.telemetry import Telemetry
 from gateway.quota.limiter import QuotaEvents, QuotaLimiter
 from gateway.rng import Rng
@@ -28,7 +28,7 @@ class Runtime:
     rng: Rng
     state: Any  # redis.asyncio.Redis (or fakeredis): the shared state store
     transport: Transport
-    log: logging.Logger
+    log: EventLog
     catalog: ModelCatalog
     keys: KeyRing
     adapters: dict[str, OpenAICompatibleAdapter]
@@ -51,7 +51,6 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, transport: Transport) -> Runtime:
-    log = logging.getLogger(f"faultline.gateway.{id(settings):x}")
     catalog = ModelCatalog(settings)
     adapters = build_adapters(settings.providers, transport)
     telemetry = Telemetry.from_settings(settings, clock=clock, rng=rng.child("telemetry"))
@@ -63,7 +62,7 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, tra
         rng=rng,
         state=state,
         transport=transport,
-        log=log,
+        log=telemetry.logs,
         catalog=catalog,
         keys=KeyRing(settings),
         adapters=adapters,

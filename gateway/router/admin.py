@@ -58,7 +58,7 @@ def admin_router() -> APIRouter:
         except GatewayError as exc:
             return _error(exc)
         rt.router.chaos.update(new)
-        rt.log.warning("chaos settings changed: enabled=%s rules=%d", new.enabled, len(new.rules))
+        rt.log.event("chaos_changed", level="warning", enabled=new.enabled, rules=len(new.rules))
         return _json(new.model_dump())
 
     @api.delete("/admin/chaos", include_in_schema=False)
