@@ -12,12 +12,14 @@ Transport faults: ``connection_reset`` raises :class:`SimulatedConnectionReset` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal
 
 import orjson
 
 from gateway.clock import Clock, SystemClock
+from simulators.capacity import Ticket
 from simulators.control import handle_control
 from simulators.decide import Decision, Request
 from simulators.engine import Engine
@@ -137,16 +139,55 @@ class SimulatorApp:
         if sched.must_refuse():
             eng.outcomes.append({"seq": d.seq, "status": "queue_full", "queue_wait": 0.0, "ttft": None})
             return await self._error(send, ErrorInfo(kind="queue_full", model=req.model), headers=[_request_id(d)])
-        await sched.acquire()
+        stream = bool(payload.get("stream"))
+        opts = payload.get("stream_options")
+        usage_chunk = stream and isinstance(opts, dict) and opts.get("include_usage") is True
+        ticket = sched.admit()
+        factor = sched.load_factor() if ticket.fut is None else None
+        run = self._serve_admitted(d, req, stream, usage_chunk, ticket, t_start, send, factor)
+        if d.ttft > 0 or d.decode_s > 0 or d.stall_seconds > 0 or ticket.fut is not None:
+            return await self._abort_on_disconnect(d, run, ticket, receive)
+        await run  # nothing to wait for: no watcher on the zero-latency path
+
+    async def _serve_admitted(
+        self,
+        d: Decision,
+        req: Request,
+        stream: bool,
+        usage_chunk: bool,
+        ticket: Ticket,
+        t_start: float,
+        send: Send,
+        factor: float | None,
+    ) -> None:
         try:
-            queue_wait = eng.clock.monotonic() - t_start
-            stream = bool(payload.get("stream"))
-            opts = payload.get("stream_options")
-            usage_chunk = stream and isinstance(opts, dict) and opts.get("include_usage") is True
-            await self._serve(d, req, stream, usage_chunk, queue_wait, send)
+            await ticket.wait()
+            queue_wait = self.engine.clock.monotonic() - t_start
+            await self._serve(d, req, stream, usage_chunk, queue_wait, send, factor)
         finally:
-            sched.release()
+            ticket.leave()
             d.release()
+
+    async def _abort_on_disconnect(self, d: Decision, run: Awaitable[None], ticket: Ticket, receive: Receive) -> None:
+        """Serve while watching the client: one that goes away aborts its request, as vLLM does, which frees its
+        slot or its place in the queue (``finished_reason="abort"``)."""
+        serving, watching = asyncio.ensure_future(run), asyncio.ensure_future(_disconnect(receive))
+        try:
+            await asyncio.wait({serving, watching}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            serving.cancel()
+            watching.cancel()
+            ticket.leave()
+            raise
+        watching.cancel()
+        if serving.done():
+            return serving.result()
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        ticket.leave()  # in case the serving task was cancelled before it ever ran
+        self.engine.metrics.aborted()
+        self.engine.outcomes.append({"seq": d.seq, "status": "abort", "queue_wait": None, "ttft": None})
 
     async def _fail(self, d: Decision, info: ErrorInfo, receive: Receive, send: Send) -> None:
         if info.kind == "hang":
@@ -161,17 +202,13 @@ class SimulatorApp:
         """Wait until the client disconnects (True) or ``limit`` (> 0) seconds pass on the clock (False)."""
         clock = self.engine.clock
 
-        async def gone() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-
         async def sleeper() -> None:
             while True:
                 await clock.sleep(limit if limit > 0 else 3600.0)
                 if limit > 0:
                     return
 
-        t_gone, t_sleep = asyncio.ensure_future(gone()), asyncio.ensure_future(sleeper())
+        t_gone, t_sleep = asyncio.ensure_future(_disconnect(receive)), asyncio.ensure_future(sleeper())
         try:
             done, _ = await asyncio.wait({t_gone, t_sleep}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -187,11 +224,20 @@ class SimulatorApp:
         return h
 
     async def _serve(
-        self, d: Decision, req: Request, stream: bool, usage_chunk: bool, queue_wait: float, send: Send
+        self,
+        d: Decision,
+        req: Request,
+        stream: bool,
+        usage_chunk: bool,
+        queue_wait: float,
+        send: Send,
+        factor: float | None = None,
     ) -> None:
+        """``factor``: the load factor at admission when it was read then (prefill scales with the batch it
+        joined), else it is read now."""
         sched, clock = self.engine.scheduler, self.engine.clock
         t_start = clock.monotonic() - queue_wait
-        prefill = d.ttft * sched.load_factor()
+        prefill = d.ttft * (sched.load_factor() if factor is None else factor)
         n, tokens = d.completion_tokens, d.tokens
         cid, created = completion_id(self.flavour, d.response_id), int(clock.now())
         cut = d.cut_after if d.cut_after is None else min(d.cut_after, n)
@@ -263,6 +309,13 @@ class SimulatorApp:
                 "e2e": queue + prefill + decode,
             }
         )
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns when the client has gone (the request body has been read already). A server that answers with
+    more request messages instead of blocking, against the ASGI spec, is taken never to report a disconnect."""
+    if (await receive())["type"] != "http.disconnect":
+        await asyncio.get_running_loop().create_future()
 
 
 def _request_id(d: Decision) -> tuple[bytes, bytes]:

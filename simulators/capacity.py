@@ -12,6 +12,33 @@ from collections import deque
 from simulators.profile import Capacity
 
 
+class Ticket:
+    """One request's claim on the scheduler: a slot now (``fut`` None) or a place in the queue."""
+
+    __slots__ = ("closed", "fut", "sched")
+
+    def __init__(self, sched: Scheduler, fut: asyncio.Future[None] | None) -> None:
+        self.sched, self.fut, self.closed = sched, fut, False
+
+    async def wait(self) -> None:
+        """Until the slot is ours (a cancelled wait leaves the queue when :meth:`leave` runs)."""
+        if self.fut is not None:
+            await self.fut
+
+    def leave(self) -> None:
+        """Give the slot back, or the place in the queue; idempotent, safe before :meth:`wait` ever ran."""
+        if self.closed:
+            return
+        self.closed = True
+        fut = self.fut
+        if fut is None or (fut.done() and not fut.cancelled()):
+            self.sched.release()  # ours, or handed over just as we gave up
+        else:
+            fut.cancel()
+            if fut in self.sched._waiting:
+                self.sched._waiting.remove(fut)
+
+
 class Scheduler:
     def __init__(self, spec: Capacity) -> None:
         self.max_num_seqs = spec.max_num_seqs
@@ -28,29 +55,27 @@ class Scheduler:
         """True when a new request would have to wait and the waiting queue is full."""
         if self.max_num_seqs is None or self.max_queue is None:
             return False
-        would_wait = self.running >= self.max_num_seqs or bool(self._waiting)
-        return would_wait and len(self._waiting) >= self.max_queue
+        return self.must_wait() and len(self._waiting) >= self.max_queue
 
-    async def acquire(self) -> None:
-        if self.max_num_seqs is None or (self.running < self.max_num_seqs and not self._waiting):
+    def must_wait(self) -> bool:
+        """True when a new request would have to queue for a slot."""
+        return self.max_num_seqs is not None and (self.running >= self.max_num_seqs or bool(self._waiting))
+
+    def admit(self) -> Ticket:
+        """Take a slot or a place in the queue, now (synchronously, so admission and refusal cannot race)."""
+        if not self.must_wait():
             self.running += 1
-            return
+            return Ticket(self, None)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(fut)
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.release()  # the slot was handed over just as we were cancelled
-            else:
-                self._waiting.remove(fut)
-            raise
+        return Ticket(self, fut)
 
     def release(self) -> None:
+        """A slot is free: hand it to the first live waiter (``running`` unchanged), else count it down."""
         while self._waiting:
             fut = self._waiting.popleft()
             if not fut.done():
-                fut.set_result(None)  # hand the slot over; ``running`` is unchanged
+                fut.set_result(None)
                 return
         self.running -= 1
 

@@ -65,6 +65,10 @@ class VllmMetrics:
         if generated > 1:
             self.itl.observe(decode / (generated - 1), generated - 1)
 
+    def aborted(self) -> None:
+        """A request whose client went away before it finished."""
+        self.success["abort"] += 1
+
     def render(self) -> str:
         label = f'model_name="{self.model}"'
         lines = [

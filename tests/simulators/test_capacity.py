@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import orjson
 
 from gateway.clock import LoopClock, run_virtual
 from simulators import create_app
@@ -90,3 +91,88 @@ def test_metrics_use_vllm_names():
     assert 'vllm:generation_tokens_total{model_name="gpt-4o-mini"} 44' in metrics
     assert 'vllm:request_success_total{model_name="gpt-4o-mini",finished_reason="stop"} 4' in metrics
     assert 'vllm:time_to_first_token_seconds_count{model_name="gpt-4o-mini"} 4' in metrics
+
+
+class Client:
+    """One raw ASGI exchange whose client can go away: ``gone()`` makes ``receive`` report the disconnect."""
+
+    def __init__(self, app, stream: bool = False) -> None:
+        self.app, self.sent, self._gone = app, [], asyncio.Event()
+        self.body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream})
+        self._asked = 0
+
+    async def receive(self) -> dict:
+        self._asked += 1
+        if self._asked == 1:
+            return {"type": "http.request", "body": self.body, "more_body": False}
+        await self._gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, msg: dict) -> None:
+        self.sent.append(msg)
+
+    def gone(self) -> None:
+        self._gone.set()
+
+    def start(self) -> asyncio.Task:
+        scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
+        return asyncio.ensure_future(self.app(scope, self.receive, self.send))
+
+
+def one_slot() -> dict:
+    return {
+        "latency": {"time-to-first-token": 10_000, "inter-token-latency": 100},
+        "capacity": {"max-num-seqs": 1},
+        "output": {"output-tokens": 11},
+    }
+
+
+def test_a_client_that_goes_away_frees_its_slot_as_vllm_aborts_it():
+    async def main() -> tuple[list[dict], str]:
+        app = create_app("vllm", one_slot(), seed=1, clock=LoopClock())
+        a, b = Client(app), Client(app)
+        ta, tb = a.start(), b.start()
+        await asyncio.sleep(1)
+        assert (app.engine.scheduler.running, app.engine.scheduler.waiting) == (1, 1)
+        a.gone()  # after 1 s of a 11 s answer
+        await asyncio.gather(ta, tb)
+        return sorted(app.engine.outcomes, key=lambda o: o["seq"]), app.engine.metrics.render()
+
+    outs, metrics = run_virtual(main())
+    assert outs[0]["status"] == "abort"
+    assert outs[1]["status"] == "stop" and outs[1]["queue_wait"] == 1.0 and outs[1]["ttft"] == 11.0
+    assert 'vllm:request_success_total{model_name="gpt-4o-mini",finished_reason="abort"} 1' in metrics
+    assert 'vllm:request_success_total{model_name="gpt-4o-mini",finished_reason="stop"} 1' in metrics
+
+
+def test_a_client_that_goes_away_while_queued_leaves_the_queue():
+    async def main() -> tuple[int, int, list[dict]]:
+        app = create_app("vllm", one_slot(), seed=1, clock=LoopClock())
+        a, b, c = Client(app), Client(app), Client(app)
+        tasks = [a.start(), b.start(), c.start()]
+        await asyncio.sleep(1)
+        b.gone()
+        await asyncio.sleep(0.001)
+        waiting = app.engine.scheduler.waiting
+        await asyncio.gather(*tasks)
+        return waiting, app.engine.scheduler.running, sorted(app.engine.outcomes, key=lambda o: o["seq"])
+
+    waiting, running, outs = run_virtual(main())
+    assert waiting == 1 and running == 0
+    assert [o["status"] for o in outs] == ["stop", "abort", "stop"]
+    assert round(outs[2]["queue_wait"], 6) == 11.0  # straight after a, not after b
+
+
+def test_a_stream_cut_by_its_client_stops_and_frees_the_slot():
+    async def main() -> tuple[int, int, list[dict]]:
+        app = create_app("vllm", one_slot(), seed=1, clock=LoopClock())
+        a, b = Client(app, stream=True), Client(app)
+        ta, tb = a.start(), b.start()
+        await asyncio.sleep(10.25)  # the role chunk and three tokens are out
+        a.gone()
+        await asyncio.gather(ta, tb)
+        return len(a.sent), app.engine.scheduler.running, sorted(app.engine.outcomes, key=lambda o: o["seq"])
+
+    sent, running, outs = run_virtual(main())
+    assert sent == 1 + 1 + 3  # response start, role chunk, three tokens; nothing after the client left
+    assert running == 0 and outs[0]["status"] == "abort" and outs[1]["queue_wait"] == 10.25

@@ -153,8 +153,10 @@ async def test_slow_stream_stall(make_sim):
     assert clock.sleeps == [7.0, 7.0]
 
 
-async def test_slow_stream_cut_reset(make_sim):
-    sim = make_sim("openai", tl({"type": "slow_stream", "cut-after-tokens": 5, "cut-mode": "reset"}))
+@pytest.mark.parametrize("latency", [{}, {"time-to-first-token": 50, "inter-token-latency": 5}])
+async def test_slow_stream_cut_reset(make_sim, latency):
+    prof = tl({"type": "slow_stream", "cut-after-tokens": 5, "cut-mode": "reset"}, latency=latency)
+    sim = make_sim("openai", prof, clock=FakeClock())
     with pytest.raises(SimulatedConnectionReset):
         await sim.chat(stream=True)
     with pytest.raises(SimulatedConnectionReset):

@@ -67,8 +67,12 @@ def closed_loop(profile: str, users: int, seconds: float) -> tuple[float, int]:
         async def user() -> None:
             while loop.time() < end:
                 sent: list[dict] = []
+                asked: list[int] = []
 
-                async def receive() -> dict:
+                async def receive(asked: list[int] = asked) -> dict:
+                    asked.append(1)
+                    if len(asked) > 1:  # as an ASGI server does: block until the client goes (never, here)
+                        await loop.create_future()
                     return {"type": "http.request", "body": body, "more_body": False}
 
                 async def send(msg: dict, sent: list[dict] = sent) -> None:
