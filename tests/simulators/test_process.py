@@ -50,6 +50,20 @@ async def test_real_process(tmp_path):
             assert (await sdk.chat.completions.create(model="m", messages=msgs)).usage.completion_tokens == 16
             seqs = [d["seq"] for d in (await http.get("/_sim/decisions")).json()["decisions"]]
             assert seqs == [0, 1, 2, 3, 4]
+            # a client that gives up aborts its request: the only slot is free again, the queue empty
+            slow = {"base": "instant", "latency": {"time-to-first-token": 60_000}, "capacity": {"max-num-seqs": 1}}
+            assert (await http.post("/_sim/profile", json={"profile": slow})).status_code == 200
+            calls = [sdk.chat.completions.create(model="m", messages=msgs, timeout=0.3) for _ in range(2)]
+            for outcome in await asyncio.gather(*calls, return_exceptions=True):
+                assert isinstance(outcome, openai.APITimeoutError)
+            for _ in range(100):
+                metrics = (await http.get("/metrics")).text
+                if 'finished_reason="abort"} 2' in metrics:
+                    break
+                await asyncio.sleep(0.02)
+            assert 'vllm:request_success_total{model_name="sim-instant",finished_reason="abort"} 2' in metrics
+            assert 'vllm:num_requests_running{model_name="sim-instant"} 0' in metrics
+            assert 'vllm:num_requests_waiting{model_name="sim-instant"} 0' in metrics
             assert (await http.post("/_sim/profile", json={"profile": "vllm-crash", "scale": 0.001})).status_code == 200
             assert "vllm:num_requests_running" in (await http.get("/metrics")).text
             await sdk.close()
