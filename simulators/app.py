@@ -144,10 +144,14 @@ class SimulatorApp:
         usage_chunk = stream and isinstance(opts, dict) and opts.get("include_usage") is True
         ticket = sched.admit()
         factor = sched.load_factor() if ticket.fut is None else None
-        run = self._serve_admitted(d, req, stream, usage_chunk, ticket, t_start, send, factor)
         if d.ttft > 0 or d.decode_s > 0 or d.stall_seconds > 0 or ticket.fut is not None:
+            run = self._serve_admitted(d, req, stream, usage_chunk, ticket, t_start, send, factor)
             return await self._abort_on_disconnect(d, run, ticket, receive)
-        await run  # nothing to wait for: no watcher on the zero-latency path
+        try:  # nothing to wait for: served inline, no watcher on the zero-latency path
+            await self._serve(d, req, stream, usage_chunk, eng.clock.monotonic() - t_start, send, factor)
+        finally:
+            ticket.leave()
+            d.release()
 
     async def _serve_admitted(
         self,
@@ -161,7 +165,8 @@ class SimulatorApp:
         factor: float | None,
     ) -> None:
         try:
-            await ticket.wait()
+            if ticket.fut is not None:
+                await ticket.wait()
             queue_wait = self.engine.clock.monotonic() - t_start
             await self._serve(d, req, stream, usage_chunk, queue_wait, send, factor)
         finally:

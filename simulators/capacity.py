@@ -63,7 +63,8 @@ class Scheduler:
 
     def admit(self) -> Ticket:
         """Take a slot or a place in the queue, now (synchronously, so admission and refusal cannot race)."""
-        if not self.must_wait():
+        m = self.max_num_seqs
+        if m is None or (self.running < m and not self._waiting):
             self.running += 1
             return Ticket(self, None)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
