@@ -191,8 +191,9 @@ class SimulatorApp:
         with contextlib.suppress(asyncio.CancelledError):
             await serving
         ticket.leave()  # in case the serving task was cancelled before it ever ran
-        self.engine.metrics.aborted()
-        self.engine.outcomes.append({"seq": d.seq, "status": "abort", "queue_wait": None, "ttft": None})
+        if not d.served:  # gone before the answer was complete
+            self.engine.metrics.aborted()
+            self.engine.outcomes.append({"seq": d.seq, "status": "abort", "queue_wait": None, "ttft": None})
 
     async def _fail(self, d: Decision, info: ErrorInfo, receive: Receive, send: Send) -> None:
         if info.kind == "hang":
@@ -295,13 +296,14 @@ class SimulatorApp:
         tail = ch.finish(finish)
         if usage_chunk:
             tail += ch.usage(req.prompt_tokens, n)
-        await send({"type": "http.response.body", "body": tail + Chunker.done()})
         self._finished(d, req, queue_wait, prefill, clock.monotonic() - t_first, n, finish)
+        await send({"type": "http.response.body", "body": tail + Chunker.done()})
 
     def _finished(
         self, d: Decision, req: Request, queue: float, prefill: float, decode: float, n: int, reason: str
     ) -> None:
         eng = self.engine
+        d.served = True
         eng.metrics.finished(
             prompt=req.prompt_tokens, generated=n, reason=reason, queue=queue, prefill=prefill, decode=decode
         )

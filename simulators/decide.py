@@ -57,6 +57,7 @@ class Decision:
     cut_mode: str = "reset"
     hang_timeout: float = 0.0
     decode_s: float = 0.0  # s, sum of the drawn gaps
+    served: bool = False  # set once the answer (or its cut) is accounted for
 
     def release(self) -> None:
         """Drop the per-token lists once served; the log record stays the same."""

@@ -176,3 +176,25 @@ def test_a_stream_cut_by_its_client_stops_and_frees_the_slot():
     sent, running, outs = run_virtual(main())
     assert sent == 1 + 1 + 3  # response start, role chunk, three tokens; nothing after the client left
     assert running == 0 and outs[0]["status"] == "abort" and outs[1]["queue_wait"] == 10.25
+
+
+def test_a_client_that_leaves_once_the_answer_is_sent_is_not_an_abort():
+    """A server may report the disconnect while the last body write is still draining."""
+
+    async def main() -> tuple[list[dict], str]:
+        app = create_app("vllm", one_slot(), seed=1, clock=LoopClock())
+        c = Client(app, stream=True)
+
+        async def send(msg: dict) -> None:
+            c.sent.append(msg)
+            if msg["type"] == "http.response.body" and not msg.get("more_body"):
+                c.gone()
+                await asyncio.sleep(0.01)  # the write drains; the watcher sees the disconnect first
+
+        c.send = send  # type: ignore[method-assign]
+        await c.start()
+        return list(app.engine.outcomes), app.engine.metrics.render()
+
+    outs, metrics = run_virtual(main())
+    assert [o["status"] for o in outs] == ["stop"]
+    assert 'finished_reason="abort"} 0' in metrics and 'finished_reason="stop"} 1' in metrics
