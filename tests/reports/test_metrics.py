@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.observability.metrics import Metrics
 from reports.build import build
 from reports.metrics import metrics_summary
 from tests.reports.factory import rec, write_run
@@ -70,3 +71,21 @@ def test_report_shows_metrics_next_to_the_request_log(tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "## Gateway metrics (Prometheus snapshots)" in report
     assert "| client requests | 11 | 10 |" in report
+
+
+def test_a_scrape_of_the_gateway_registry_parses(tmp_path):
+    m = Metrics(consumers=["app"], providers=["openai", "vllm"], models=["m"])
+    for _ in range(3):
+        m.shed_request("queue_full")
+    m.breaker_transition("openai", "closed", "open")
+    m.quota_rejected("app", "tokens_per_day")
+    m.chaos_injected("latency", "vllm")
+    m.request_started()
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "t0001.0.prom").write_bytes(m.exposition())
+    m.request_ended()
+    (tmp_path / "metrics" / "final.prom").write_bytes(m.exposition())
+    s = metrics_summary(tmp_path)
+    assert s["shed_by_reason"] == {"queue_full": 3} and s["breaker_transitions"] == {"openai/open": 1}
+    assert s["quota_rejections"] == 1 and s["chaos_injections"] == {"latency": 1}
+    assert (s["peak_in_flight"], s["min_state_store_up"]) == (1, 1)
