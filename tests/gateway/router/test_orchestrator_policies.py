@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from gateway.call import Call, Reply
 from gateway.clock import run_virtual
 from gateway.config import ConfigError
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.errors import GatewayError, InvalidRequest, Unavailable
 
 from .conftest import RecordingEvents, make_call, profile, runtime, send, settings, sse_events
 
@@ -260,3 +261,27 @@ def test_breaker_transitions_and_budget_refusals_reach_the_logs_metrics_and_requ
     refused = [c for c in calls if c.record.decisions.get("retry_budget_exhausted") == "openai"]
     assert refused and all(len(c.record.attempts) == 1 for c in refused)  # failed fast, no retry
     assert registry.get_sample_value("faultline_retry_budget_exhausted_total", {"provider": "openai"}) == len(refused)
+
+
+def test_a_request_finding_every_half_open_breaker_out_of_probes_gets_503_at_once() -> None:
+    breaker = {"min_calls": 1, "failure_rate": 0.5, "consecutive_failures": 0, "cooloff_s": 5, "half_open_probes": 1}
+
+    async def main() -> tuple[Reply | GatewayError, Call, int]:
+        rt, tr = runtime(settings({"breaker": breaker}))
+        brs = rt.router.breakers
+        keys = [brs.key("openai", "gpt-4o-mini"), brs.key("vllm", "llama")]
+        for key in keys:
+            await brs.record(key, False)  # open
+        await asyncio.sleep(5)  # cool-off over: half-open
+        for key in keys:
+            assert (await brs.allow(key))[0]  # its one probe is in flight elsewhere
+        call = make_call(rt)
+        t0 = rt.clock.monotonic()
+        r, _ = await send(rt, call)
+        assert rt.clock.monotonic() == t0
+        return r, call, sum(tr.calls.values())
+
+    r, call, upstream = run_virtual(main())
+    assert isinstance(r, Unavailable) and int(r.headers["retry-after"]) >= 1 and upstream == 0
+    assert call.record.decisions["skipped"] == {"openai": "breaker_probing", "vllm": "breaker_probing"}
+    assert call.record.attempts == []
