@@ -134,9 +134,9 @@ class Traced:
 
     async def __call__(self, call: Call, next_: Handler) -> Reply:
         root: Span | None = call.span
-        if root is None:
-            return await self._stage(call, next_)
         tracing = self._tracing
+        if root is None or not tracing.recording:  # nothing records: no child span, no hand-off bookkeeping
+            return await self._stage(call, next_)
         span = tracing.start_child(root, self.name)
         call.attributes[f"span.{self.name}"] = span
         if self._propagate:
