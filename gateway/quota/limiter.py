@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -30,8 +29,6 @@ from gateway.errors import Unavailable
 from gateway.quota.core import Decision, LocalLimiter, day_index
 from gateway.quota.redis_store import RedisLimiter
 from gateway.quota.settings import Limits, QuotaSettings
-
-log = logging.getLogger("gateway.quota")
 
 Backend = Literal["redis", "local"]
 
@@ -195,7 +192,6 @@ class QuotaLimiter:
                 delta = await self._remote_settle(r, actual)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._events.store_error("settle", type(exc).__name__)
-                log.warning("quota settle failed for %s: %r; queued for replay", r.consumer, exc)
                 self._defer(r, actual)
                 return None
             self._replay_soon()
@@ -243,7 +239,6 @@ class QuotaLimiter:
         if not self._healthy:
             self._healthy = True
             self._events.store_transition(True, "probe succeeded")
-            log.warning("quota state store reachable again; shared limits enforced")
         self._replay_soon()
         return decision
 
@@ -253,9 +248,3 @@ class QuotaLimiter:
         if self._healthy:
             self._healthy = False
             self._events.store_transition(False, f"{op}: {type(exc).__name__}")
-            log.error(
-                "quota state store failed (%s: %r); policy %s until it returns",
-                op,
-                exc,
-                self._settings.failure_policy,
-            )

@@ -11,7 +11,6 @@ request: the replica goes on locally.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,8 +18,6 @@ from typing import Any, Protocol
 from gateway.clock import Clock
 from gateway.router.breaker import CircuitBreaker, State, Transition, TransitionListener
 from gateway.router.settings import BreakerSettings
-
-log = logging.getLogger("gateway.router.breaker")
 
 _PUBLISH_LUA = (Path(__file__).parent / "lua" / "breaker_publish.lua").read_text
 
@@ -65,18 +62,6 @@ def _parse(raw: dict[Any, Any]) -> tuple[State, float, float] | None:
 
 def _text(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
-
-
-class LogListener:
-    def on_transition(self, event: Transition) -> None:
-        log.warning(
-            "breaker %s: %s -> %s (%s)",
-            event.key,
-            event.from_state,
-            event.to_state,
-            event.reason,
-            extra={"breaker": event.to_dict()},
-        )
 
 
 class Breakers:
@@ -172,7 +157,6 @@ class Breakers:
             self._store_failed("breaker_publish", b.key, exc)
 
     def _store_failed(self, operation: str, key: str, exc: Exception) -> None:
-        log.warning("breaker %s: %s failed: %r", key, operation, exc)
         if self._on_store_failure is not None:
             self._on_store_failure(operation, type(exc).__name__)
 
@@ -180,5 +164,5 @@ class Breakers:
         for listener in self._listeners:
             try:
                 listener.on_transition(event)
-            except Exception:
-                log.exception("breaker listener failed")
+            except Exception as exc:  # a listener's bug must not stop the others or the request
+                self._store_failed("breaker_listener", event.key, exc)
