@@ -8,15 +8,23 @@ removed afterwards.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
+
+from tests.processes import real_redis
 
 
 @pytest.fixture
 def redis_url() -> str | None:
     return os.environ.get("REDIS_URL") or None
+
+
+@pytest.fixture
+def redis_server_url(redis_url: str | None) -> Iterator[str]:
+    """A real Redis server for tests with several processes: $REDIS_URL, else a private redis-server."""
+    yield from real_redis(redis_url)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ locust); the headline figures of both request logs must agree within stated tole
 
 Real time adds OS scheduling noise on a shared machine (a few requests shift between windows or get shed or not),
 hence tolerances rather than equality. The scales are the smallest that still show each story (the outage
-window still opens the breaker, the overload still sheds) while keeping each test under a minute.
+window still opens the breaker, the overload still sheds) while keeping each test under a minute; overload runs at
+0.2 because at 0.1 its ~110 requests make six shed requests more or less a 0.05 swing in availability.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def story(run_dir: Path) -> dict[str, Any]:
 @pytest.mark.processes
 @pytest.mark.parametrize(
     ("name", "scale"),
-    [("openai-outage", 0.1), ("overload-shedding", 0.1)],
+    [("openai-outage", 0.1), ("overload-shedding", 0.2)],
 )
 def test_replay_and_real_time_agree_on_the_story(tmp_path, name, scale):
     from experiments.realtime import run_realtime

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.observability.metrics import Metrics
 from gateway.observability.server import MetricsServer
+from tests.processes import free_port
 
 from .conftest import promtool
 
@@ -83,7 +84,7 @@ async def test_metrics_port_defaults_to_9090_is_configurable_and_0_turns_it_off(
     assert ServerSettings().metrics_port == 9090
     off = Telemetry.from_settings(make_settings(), clock=FakeClock(), rng=Rng(1), environ={})  # metrics_port: 0
     assert off.server is None
-    port = _free_port()
+    port = free_port()
     on = Telemetry.from_settings(
         make_settings(server={"metrics_port": port}), clock=FakeClock(), rng=Rng(1), environ={}
     )
@@ -118,9 +119,3 @@ async def test_a_taken_metrics_port_is_logged_and_requests_still_served() -> Non
     line = orjson.loads(log.getvalue())
     assert (line["event"], line["level"], line["port"]) == ("metrics_listener_failed", "error", port)
     assert t.server is None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import hash_key
 from gateway.observability.requestlog import read_records
+from tests.processes import free_port, wait_http
 
 from .conftest import promtool
 
@@ -35,15 +35,9 @@ ROOT = Path(__file__).resolve().parents[3]
 KEY = "sk-workers-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    ports = {"sim": _free_port(), "http": _free_port(), "metrics": _free_port()}
+    ports = {"sim": free_port(), "http": free_port(), "metrics": free_port()}
     config = {
         "seed": 3,
         "server": {"host": "127.0.0.1", "port": ports["http"], "metrics_port": ports["metrics"]},
@@ -73,18 +67,6 @@ def processes(tmp_path: Path) -> Iterator[dict[str, Any]]:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=5)
-
-
-async def _wait_http(url: str) -> None:
-    async with httpx.AsyncClient() as c:
-        for _ in range(400):
-            try:
-                if (await c.get(url)).status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)  # real processes are starting
-    raise AssertionError(f"{url} did not come up")
 
 
 def _counter_pids(prom_dir: Path) -> set[str]:
@@ -119,8 +101,8 @@ def _values(scrape: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], floa
 async def test_two_workers_aggregate_metrics_and_flush_the_request_log(processes: dict[str, Any]) -> None:
     ports, prom_dir = processes["ports"], processes["prom_dir"]
     base = f"http://127.0.0.1:{ports['http']}"
-    await _wait_http(f"http://127.0.0.1:{ports['sim']}/v1/models")
-    await _wait_http(f"{base}/v1/health")
+    await wait_http(f"http://127.0.0.1:{ports['sim']}/v1/models")
+    await wait_http(f"{base}/v1/health")
     sent = 0
     for _ in range(40):
         statuses = await asyncio.gather(*(_one(base, sent + i) for i in range(8)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 
@@ -16,6 +15,7 @@ from gateway.errors import Unavailable
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter, replica_share
 from gateway.quota.settings import Limits, QuotaSettings
 from tests.gateway.quota.conftest import point_at
+from tests.processes import free_port
 
 DEAD = "redis://127.0.0.1:1/0"
 
@@ -111,18 +111,12 @@ async def test_fail_open_keeps_the_days_use_seen_on_the_store(
     assert events.decisions == {("ok", "redis"): 1, ("ok", "local"): 1, ("day", "local"): 1}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def own_redis() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
     """A private redis-server on a free port (never the shared one), stopped at the end."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    port, procs = _free_port(), []
+    port, procs = free_port(), []
     yield port, procs
     for p in procs:
         p.terminate()

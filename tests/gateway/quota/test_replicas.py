@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from gateway.config import hash_key
+from tests.processes import free_port, wait_http
 
 pytestmark = pytest.mark.processes
 
@@ -32,30 +31,6 @@ MESSAGES = [{"role": "user", "content": "hi"}]  # estimate: 3 + 4 + 1 prompt, + 
 MAX_TOKENS = 10
 ESTIMATE = 3 + 4 + 1 + MAX_TOKENS
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def redis_server_url(redis_url: str | None) -> Iterator[str]:
-    """$REDIS_URL when set, else a private redis-server on a free port (never the shared one)."""
-    if redis_url:
-        yield redis_url
-        return
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs a real Redis: set REDIS_URL or install redis-server")
-    port = _free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def _start_processes(redis_url: str, profile: Path, sim_port: int, cfg: Path, ports: list[int]) -> list[Any]:
@@ -68,18 +43,6 @@ def _start_processes(redis_url: str, profile: Path, sim_port: int, cfg: Path, po
         cmd = [sys.executable, "-m", "uvicorn", "--factory", app, "--port", str(p), "--log-level", "warning"]
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env={**env, "GATEWAY_CONFIG": str(cfg)}))
     return procs
-
-
-async def _wait_http(url: str) -> None:
-    async with httpx.AsyncClient() as c:
-        for _ in range(300):
-            try:
-                if (await c.get(url)).status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)  # a real process is starting
-    raise AssertionError(f"{url} did not come up")
 
 
 @pytest.fixture
@@ -97,7 +60,7 @@ async def replicas(redis_server_url: str, tmp_path: Path, key_prefix: str) -> As
             }
         )
     )
-    sim_port = _free_port()
+    sim_port = free_port()
     config = {
         "seed": 5,
         "server": {"metrics_port": 0},
@@ -112,12 +75,12 @@ async def replicas(redis_server_url: str, tmp_path: Path, key_prefix: str) -> As
     }
     cfg = tmp_path / "gateway.yaml"
     cfg.write_text(yaml.safe_dump(config))
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs = _start_processes(redis_server_url, profile, sim_port, cfg, ports)
     store = aioredis.Redis.from_url(redis_server_url)
     try:
         for p in ports:
-            await _wait_http(f"http://127.0.0.1:{p}/v1/health")
+            await wait_http(f"http://127.0.0.1:{p}/v1/health")
         yield [f"http://127.0.0.1:{p}" for p in ports]
     finally:
         for proc in procs:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from gateway.config import hash_key
+from tests.processes import free_port, wait_http
 
 pytestmark = pytest.mark.processes
 
@@ -32,42 +31,6 @@ ROOT = Path(__file__).resolve().parents[3]
 BREAKER = "openai/gpt-4o-mini"
 COOLOFF_S = 1.0
 PROBES = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def redis_server_url(redis_url: str | None) -> Iterator[str]:
-    """$REDIS_URL when set, else a private redis-server on a free port (never the shared one)."""
-    if redis_url:
-        yield redis_url
-        return
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs a real Redis: set REDIS_URL or install redis-server")
-    port = _free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-async def _wait_http(url: str) -> None:
-    async with httpx.AsyncClient() as c:
-        for _ in range(400):
-            try:
-                if (await c.get(url)).status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)  # a real process is starting
-    raise AssertionError(f"{url} did not come up")
 
 
 def _start_processes(redis_url: str, profile: Path, sim_port: int, cfg: Path, ports: list[int]) -> list[Any]:
@@ -98,7 +61,7 @@ async def cluster(redis_server_url: str, tmp_path: Path, key_prefix: str) -> Asy
             {"description": "every request gets 503", "base": "instant", "timeline": [{"type": "outage", "start": 0}]}
         )
     )
-    sim_port, ports = _free_port(), [_free_port(), _free_port()]
+    sim_port, ports = free_port(), [free_port(), free_port()]
     config = {
         "seed": 5,
         "server": {"metrics_port": 0},
@@ -124,9 +87,9 @@ async def cluster(redis_server_url: str, tmp_path: Path, key_prefix: str) -> Asy
     store = aioredis.Redis.from_url(redis_server_url)
     try:
         urls = [f"http://127.0.0.1:{p}" for p in (sim_port, *ports)]
-        await _wait_http(f"{urls[0]}/_sim/profile")  # /health is 503 in an outage
+        await wait_http(f"{urls[0]}/_sim/profile")  # /health is 503 in an outage
         for u in urls[1:]:
-            await _wait_http(f"{u}/v1/health")
+            await wait_http(f"{u}/v1/health")
         yield Cluster(a=urls[1], b=urls[2], sim=urls[0])
     finally:
         for proc in procs:
