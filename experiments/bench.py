@@ -7,6 +7,8 @@ on raw asyncio sockets so that it, not the system under test, stays cheap. Figur
 * RPS at 32 connections, non-streaming, simulator direct vs through the gateway;
 * added latency p50/p99 at 1 connection (gateway minus direct, same request);
 * streaming time to first token p50/p99 at 1 connection, direct and through the gateway;
+* the same RPS and added p50 for a consumer with per-key limits, which pays the quota check and settle on the
+  state store: the Redis at ``$REDIS_URL`` when set (as in production), else the embedded fakeredis;
 * CPU per request of the whole pipeline in process (no sockets), the hot-path figure least disturbed by noise.
 
 Prints a table and writes ``runs/bench.json``. A benchmark, not a test: nothing here asserts a speed.
@@ -33,7 +35,8 @@ import yaml
 from experiments.bench_inprocess import cpu_per_request
 from gateway.config import hash_key, parse_settings
 
-KEY = "fl-bench-key"
+KEY = "fl-bench-key"  # a consumer without limits: the quota stage does no state-store call
+QUOTA_KEY = "fl-bench-quota-key"  # limits too high to reject: one check and one settle on the state store
 BODY = json.dumps(
     {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello in five words."}], "max_tokens": 8}
 ).encode()
@@ -53,7 +56,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def request_bytes(port: int, path: str, body: bytes, auth: bool) -> bytes:
+def request_bytes(port: int, path: str, body: bytes, auth: bool, key: str = KEY) -> bytes:
     head = [
         f"POST {path} HTTP/1.1",
         f"Host: 127.0.0.1:{port}",
@@ -61,7 +64,7 @@ def request_bytes(port: int, path: str, body: bytes, auth: bool) -> bytes:
         f"Content-Length: {len(body)}",
     ]
     if auth:
-        head.append(f"Authorization: Bearer {KEY}")
+        head.append(f"Authorization: Bearer {key}")
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
@@ -179,7 +182,14 @@ def gateway_config(sim_port: int, gw_port: int) -> dict[str, Any]:
     return {
         "seed": 1,
         "server": {"host": "127.0.0.1", "port": gw_port, "metrics_port": 0},
-        "consumers": [{"name": "bench", "key_sha256": hash_key(KEY), "tier": "default"}],
+        "consumers": [
+            {"name": "bench", "key_sha256": hash_key(KEY), "tier": "default"},
+            {
+                "name": "bench-quota",
+                "key_sha256": hash_key(QUOTA_KEY),
+                "limits": {"rpm": 10**9, "tpm": 10**12, "tpd": 10**15},
+            },
+        ],
         "providers": [{"name": "sim", "kind": "openai", "base_url": f"http://127.0.0.1:{sim_port}/v1"}],
         "models": [{"name": "gpt-4o-mini", "routes": [{"provider": "sim", "model": "gpt-4o-mini"}]}],
     }
@@ -224,6 +234,11 @@ async def run(seconds: float, samples: int) -> dict[str, Any]:
             out["direct_1"] = {"p50_ms": pct(d_tot, 0.5) * 1e3, "p99_ms": pct(d_tot, 0.99) * 1e3}
             out["gateway_1"] = {"p50_ms": pct(g_tot, 0.5) * 1e3, "p99_ms": pct(g_tot, 0.99) * 1e3}
             out["added_1"] = {k: out["gateway_1"][k] - out["direct_1"][k] for k in ("p50_ms", "p99_ms")}
+            quota_req = request_bytes(gw_port, "/v1/chat/completions", BODY, auth=True, key=QUOTA_KEY)
+            out["quota_store"] = "redis" if os.environ.get("REDIS_URL") else "fakeredis"
+            out["gateway_quota_32"] = await throughput(gw_port, quota_req, 32, seconds)
+            _, q_tot = await latencies(gw_port, quota_req, samples)
+            out["gateway_quota_1"] = {"p50_ms": pct(q_tot, 0.5) * 1e3, "p99_ms": pct(q_tot, 0.99) * 1e3}
             d_first, _ = await latencies(
                 sim_port, request_bytes(sim_port, "/v1/chat/completions", STREAM_BODY, False), samples
             )
@@ -272,10 +287,20 @@ def table(r: dict[str, Any]) -> str:
             f"+{r['ttft_gateway']['p99_ms'] - r['ttft_direct']['p99_ms']:.3f}",
         ),
     ]
+    q = r["gateway_quota_1"]
+    rows += [
+        (f"with quota ({r['quota_store']}): RPS @32", "", f"{r['gateway_quota_32']['rps']:.0f}", ""),
+        (
+            f"with quota ({r['quota_store']}): p50 @1",
+            "",
+            f"{q['p50_ms']:.3f}",
+            f"+{q['p50_ms'] - r['direct_1']['p50_ms']:.3f}",
+        ),
+    ]
     lines = [f"{'figure':32} {'simulator':>10} {'gateway':>10} {'added':>10}", "-" * 65]
     lines += [f"{a:32} {b:>10} {c:>10} {d:>10}" for a, b, c, d in rows]
     lines.append(f"{'pipeline CPU per request (us)':32} {'':>10} {r['pipeline_cpu_us']:>10.0f}")
-    errs = r["direct_32"]["errors"] + r["gateway_32"]["errors"]
+    errs = r["direct_32"]["errors"] + r["gateway_32"]["errors"] + r["gateway_quota_32"]["errors"]
     lines.append(f"(errors during the runs: {errs}; {r['cores']} cores; {r['seconds']}s per throughput run)")
     return "\n".join(lines)
 
