@@ -34,6 +34,19 @@ async def wait_http(url: str, *, attempts: int = 400) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process, then wait for each (SIGKILL after 20 s)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 def real_redis(redis_url: str | None) -> Iterator[str]:
     """$REDIS_URL when set, else a private redis-server on a free port (never the shared one)."""
     if redis_url:

@@ -4,20 +4,21 @@ small traced pipeline around it."""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from gateway.call import Call, Handler, Reply, Stage
+from gateway.call import Call, Handler, Reply
 from gateway.clock import FakeClock
 from gateway.config import Settings
 from gateway.errors import UpstreamFailed
 from gateway.observability.stage import TelemetryStage, Traced, traced_handler
 from gateway.observability.telemetry import Telemetry
 from gateway.observability.tracing import UPSTREAM_HEADERS
+from gateway.pipeline import chain
 from gateway.requestlog import Attempt, RequestRecord
 from gateway.rng import Rng
 
@@ -55,21 +56,6 @@ def make_call(clock: FakeClock, *, headers: dict[str, str] | None = None, rid: s
         started=clock.monotonic(),
         deadline=clock.monotonic() + 60,
     )
-
-
-def chain(stages: Sequence[Stage], terminal: Handler) -> Handler:
-    """The pipeline's wrapping, first stage outermost (as gateway.pipeline.chain)."""
-    handler = terminal
-    for stage in reversed(stages):
-        handler = _bind(stage, handler)
-    return handler
-
-
-def _bind(stage: Stage, next_: Handler) -> Handler:
-    async def handle(call: Call) -> Reply:
-        return await stage(call, next_)
-
-    return handle
 
 
 class FakeRouter:

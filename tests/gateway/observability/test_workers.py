@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import hash_key
 from gateway.observability.requestlog import read_records
-from tests.processes import free_port, wait_http
+from tests.processes import free_port, stop, wait_http
 
 from .conftest import promtool
 
@@ -58,15 +58,7 @@ def processes(tmp_path: Path) -> Iterator[dict[str, Any]]:
     try:
         yield {"ports": ports, "gateway": procs[1], "prom_dir": prom_dir, "log": tmp_path / "requests.jsonl"}
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
+        stop(procs)
 
 
 def _counter_pids(prom_dir: Path) -> set[str]:

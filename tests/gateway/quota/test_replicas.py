@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from gateway.config import hash_key
-from tests.processes import free_port, wait_http
+from tests.processes import free_port, stop, wait_http
 
 pytestmark = pytest.mark.processes
 
@@ -83,10 +83,7 @@ async def replicas(redis_server_url: str, tmp_path: Path, key_prefix: str) -> As
             await wait_http(f"http://127.0.0.1:{p}/v1/health")
         yield [f"http://127.0.0.1:{p}" for p in ports]
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=20)
+        stop(procs)
         async for key in store.scan_iter(match=f"{prefix}:*"):
             await store.delete(key)
         await store.aclose()

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from gateway.config import hash_key
-from tests.processes import free_port, wait_http
+from tests.processes import free_port, stop, wait_http
 
 pytestmark = pytest.mark.processes
 
@@ -92,10 +92,7 @@ async def cluster(redis_server_url: str, tmp_path: Path, key_prefix: str) -> Asy
             await wait_http(f"{u}/v1/health")
         yield Cluster(a=urls[1], b=urls[2], sim=urls[0])
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=20)
+        stop(procs)
         async for key in store.scan_iter(match=f"{prefix}:*"):
             await store.delete(key)
         await store.aclose()
