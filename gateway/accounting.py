@@ -69,7 +69,7 @@ class AccountingStage:
         async def done() -> None:
             self._account(call)
 
-        return await finish_with(reply, done)
+        return finish_with(call, reply, done)
 
     def _account(self, call: Call) -> None:
         rec = call.record

@@ -90,7 +90,9 @@ def create_app(
     app.state.runtime = rt
     # The pipelines are served by FastPath, ahead of FastAPI's middleware and per-request machinery.
     app.fast_path = FastPath(
-        routes={"/v1/chat/completions": ("POST", chat), "/v1/models": ("GET", models)}, calls=calls
+        routes={"/v1/chat/completions": ("POST", chat), "/v1/models": ("GET", models)},
+        calls=calls,
+        log=rt.log,
     )
     app.add_route("/v1/chat/completions", _method_not_allowed, methods=["GET", "PUT", "DELETE", "PATCH"])
     app.add_route("/v1/models", _method_not_allowed, methods=["POST", "PUT", "DELETE", "PATCH"])

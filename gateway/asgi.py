@@ -1,4 +1,5 @@
-"""The raw ASGI edge of the hot path: scope in, ``Call`` through a pipeline, bytes out.
+"""The raw ASGI edge of the hot path: scope in, ``Call`` through a pipeline, bytes out, then the call's deferred
+work (accounting, quota settle, telemetry: :func:`gateway.call.finish_with`) once the body is sent.
 
 ``POST /v1/chat/completions`` and ``GET /v1/models`` are served here, ahead of every middleware, without
 Starlette's Request/Response objects or FastAPI's per-request machinery (the pipeline turns every failure into an
@@ -15,6 +16,7 @@ from starlette.responses import StreamingResponse
 
 from gateway.call import Call, Handler, Reply
 from gateway.errors import PayloadTooLarge
+from gateway.observability.logs import EventLog
 from gateway.requestid import pick_request_id
 from gateway.requestlog import RequestRecord
 from gateway.runtime import Runtime
@@ -91,9 +93,12 @@ async def send_reply(reply: Reply, scope: Scope, receive: Receive, send: Send) -
 class FastPath:
     """Serves ``routes`` (path -> (method, pipeline)) directly. :meth:`serve` answers True when it served."""
 
-    def __init__(self, *, routes: dict[str, tuple[str, Handler]], calls: CallFactory) -> None:
+    def __init__(
+        self, *, routes: dict[str, tuple[str, Handler]], calls: Callable[[Scope, Receive], Call], log: EventLog
+    ) -> None:
         self._routes = routes
         self._calls = calls
+        self._log = log
 
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> bool:
         if scope["type"] != "http":
@@ -101,6 +106,13 @@ class FastPath:
         route = self._routes.get(scope["path"])
         if route is None or route[0] != scope["method"]:
             return False
-        reply = await route[1](self._calls(scope, receive))
-        await send_reply(reply, scope, receive, send)
+        call = self._calls(scope, receive)
+        try:
+            reply = await route[1](call)
+            await send_reply(reply, scope, receive, send)
+        finally:
+            try:
+                await call.finish()  # the work deferred until the reply is out (gateway/call.py)
+            except Exception as exc:
+                self._log.unhandled(call.request_id, exc)
         return True

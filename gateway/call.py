@@ -34,6 +34,20 @@ class Call:
     response_headers: dict[str, str] = field(default_factory=dict)  # added to every reply, errors included
     span: Any = None  # the request's tracing span, when tracing is on
     attributes: dict[str, Any] = field(default_factory=dict)  # stage-to-stage facts (e.g. quota reservation)
+    after_reply: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # see finish_with
+
+    async def finish(self) -> None:
+        """Run the work the stages deferred until the reply is out (:func:`finish_with`), innermost stage first,
+        once. Every piece runs; the first failure is raised after all of them ran."""
+        work, self.after_reply = self.after_reply, []
+        failure: BaseException | None = None
+        for done in work:
+            try:
+                await done()
+            except BaseException as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 @dataclass(slots=True)
@@ -54,11 +68,13 @@ class Stage(Protocol):
     async def __call__(self, call: Call, next_: Handler) -> Reply: ...
 
 
-async def finish_with(reply: Reply, done: Callable[[], Awaitable[None]]) -> Reply:
-    """Run ``done`` once the reply is complete: now for a JSON reply; for a stream, when it ends, fails or is
-    cancelled by the client (the stream is wrapped). ``await finish_with(reply, done)`` in a stage."""
+def finish_with(call: Call, reply: Reply, done: Callable[[], Awaitable[None]]) -> Reply:
+    """Run ``done`` once the reply is complete. A JSON reply is complete when its body is out: ``done`` joins
+    ``call.after_reply``, which the edge runs after sending the body (gateway/asgi.py), so accounting, the quota
+    settle and telemetry cost the client no latency. A stream is wrapped: ``done`` runs when it ends, fails or is
+    cancelled by the client. ``return finish_with(call, reply, done)`` in a stage."""
     if reply.stream is None:
-        await done()
+        call.after_reply.append(done)
     else:
         reply.stream = _Finishing(_finishing(reply.stream, done), reply.stream, done)
     return reply

@@ -7,6 +7,7 @@ Environment is read here and only here: ``GATEWAY_CONFIG`` (the YAML file), ``RE
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import socket
 import sys
@@ -38,7 +39,26 @@ def app_from_env() -> FastAPI:
     workers or replicas sharing one configuration never draw the same request or trace ids."""
     settings = settings_from_env()
     rng = Rng(settings.seed).child(f"instance-{socket.gethostname()}-{os.getpid()}")
-    return create_app(settings, rng=rng, run_id=os.environ.get("FAULTLINE_RUN_ID") or None)
+    app = create_app(settings, rng=rng, run_id=os.environ.get("FAULTLINE_RUN_ID") or None)
+    tune_gc()
+    return app
+
+
+GC_GEN0_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Garbage collection for a long-running server process, once its app is built.
+
+    Everything alive now (modules, the app, the configuration) lives as long as the process: ``gc.freeze()``
+    moves it out of the collector's view so full collections stop re-scanning it. A request allocates a few
+    hundred container objects, nearly all freed by reference counting when it ends; the default young-generation
+    threshold (700 allocations) ran a collection every couple of requests. Measured with ``make bench`` on two
+    cores: collections cost about 15 % of the gateway's CPU at 32 connections before this, and all but noise
+    after (docs/ARCHITECTURE.md)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 10, 10)
 
 
 def main(argv: list[str] | None = None) -> int:

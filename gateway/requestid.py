@@ -7,7 +7,6 @@ seeded RNG. It is echoed on every reply and forwarded upstream.
 from __future__ import annotations
 
 import re
-import traceback
 
 from gateway.call import Call, Handler, Reply
 from gateway.errors import GatewayError
@@ -42,11 +41,7 @@ class RequestIdStage:
         except GatewayError as exc:
             return error_reply(exc, call)
         except Exception as exc:
-            # The exception's type and where it was raised; never its message, which may quote the request.
-            frames = [f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
-            self._log.event(
-                "unhandled_error", level="error", request_id=call.request_id, error=type(exc).__name__, frames=frames
-            )
+            self._log.unhandled(call.request_id, exc)
             return error_reply(GatewayError("The server had an error while processing your request."), call)
         reply.headers.update(call.response_headers)
         return reply

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import traceback
 from typing import IO, Any
 
 import orjson
@@ -52,6 +53,12 @@ class EventLog:
         line: dict[str, Any] = {"ts": round(self._clock.now(), 6), "level": level, "event": event}
         line.update(fields)
         self._write(line)
+
+    def unhandled(self, request_id: str, exc: BaseException) -> None:
+        """An error nothing handled: its type and where it was raised, never its message (which may quote the
+        request)."""
+        frames = [f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+        self.event("unhandled_error", level="error", request_id=request_id, error=type(exc).__name__, frames=frames)
 
     def _write(self, line: dict[str, Any]) -> None:
         try:

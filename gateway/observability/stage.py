@@ -72,7 +72,7 @@ class TelemetryStage:
         async def done() -> None:
             await self._finish(call)
 
-        return await finish_with(reply, done)
+        return finish_with(call, reply, done)
 
     async def _observe(self, call: Call, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """Relay the stream, noting its first byte and how it ended."""
@@ -172,7 +172,7 @@ class Traced:
         async def done() -> None:
             end()
 
-        return await finish_with(reply, done)
+        return finish_with(call, reply, done)
 
 
 def traced_handler(name: str, handler: Handler, tracing: Tracing, *, propagate: bool = True) -> Handler:

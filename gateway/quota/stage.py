@@ -59,7 +59,7 @@ class QuotaStage:
         async def done() -> None:
             await self._settle(call, reservation, est)
 
-        return await finish_with(reply, done)
+        return finish_with(call, reply, done)
 
     async def _settle(self, call: Call, reservation: Reservation, est: Estimate) -> None:
         actual = actual_charge(call.record.tokens_in, call.record.tokens_out, est)

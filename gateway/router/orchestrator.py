@@ -146,7 +146,7 @@ class Router:
         async def leave() -> None:
             self.shedder.leave()
 
-        return await finish_with(reply, leave)
+        return finish_with(call, reply, leave)
 
     def shed(self, call: Call, s: Shed) -> Unavailable:
         call.record.outcome = "shed"

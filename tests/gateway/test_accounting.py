@@ -62,6 +62,8 @@ async def test_json_reply_is_accounted_by_upstream_model_first() -> None:
         return Reply(body=b"{}")
 
     await AccountingStage(PRICES, sink)(call, next_)
+    assert call.record.cost_usd == 0.0, "a JSON reply is accounted once it is out, not before"
+    await call.finish()  # what the edge does after sending the body
     assert call.record.cost_usd == pytest.approx(0.002)
     assert sink.totals == {("team", "openai", "gpt-4o-mini"): [1000, 500, pytest.approx(0.002)]}
 

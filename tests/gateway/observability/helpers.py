@@ -96,8 +96,17 @@ async def auth(call: Call, next_: Handler) -> Reply:
 
 
 def pipeline(k: Kit, router: FakeRouter) -> Handler:
+    """The observability stages around ``router``; like the edge, runs the call's deferred work after the reply."""
     tracing = k.telemetry.tracing
-    return chain(
+    handler = chain(
         [TelemetryStage(k.telemetry), Traced("auth", auth, tracing)],
         terminal=traced_handler("route", router, tracing),
     )
+
+    async def edge(call: Call) -> Reply:
+        try:
+            return await handler(call)
+        finally:
+            await call.finish()
+
+    return edge

@@ -83,6 +83,8 @@ async def test_admitted_reply_carries_the_headers_and_is_reconciled(state_store:
     st, lim, _ = stage(state_store, s)
     call = make_call(s, max_tokens=50)
     await st(call, answer(17, 5))
+    assert "charged" not in call.record.decisions["quota"], "a JSON reply settles once it is out, not before"
+    await call.finish()  # what the edge does after sending the body
     assert call.response_headers == {
         "x-ratelimit-limit-requests": "10",
         "x-ratelimit-remaining-requests": "9",

@@ -121,12 +121,14 @@ class RecordingEvents(NullEvents):
 
 
 async def send(rt: Runtime, call: Call) -> tuple[Reply | GatewayError, bytes]:
-    """The router's answer (or the error it raised) and the whole body, stream included."""
+    """The router's answer (or the error it raised) and the whole body, stream included; as the edge does, the
+    work deferred until the reply is out runs once it is read."""
     try:
         reply = await rt.router(call)
     except GatewayError as exc:
         return exc, b""
     if reply.stream is None:
+        await call.finish()
         return reply, reply.body or b""
     return reply, b"".join([part async for part in reply.stream])
 

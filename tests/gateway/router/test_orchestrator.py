@@ -12,20 +12,10 @@ from gateway.call import Call, Reply
 from gateway.clock import run_virtual
 from gateway.errors import GatewayError, PermissionDenied, Unavailable
 
-from .conftest import make_call, profile, runtime, settings
+from .conftest import make_call, profile, runtime, send, settings
 
 OUTAGE = profile({"type": "outage", "start": 0, "mode": "503"})
 FAST_BREAKER = {"min_calls": 4, "failure_rate": 0.5, "consecutive_failures": 0, "cooloff_s": 5, "half_open_probes": 2}
-
-
-async def _send(rt: Any, call: Call) -> tuple[Reply | GatewayError, bytes]:
-    try:
-        reply = await rt.router(call)
-    except GatewayError as exc:
-        return exc, b""
-    if reply.stream is None:
-        return reply, reply.body or b""
-    return reply, b"".join([part async for part in reply.stream])
 
 
 def test_outage_fails_over_then_breaker_skips_the_dead_provider() -> None:
@@ -33,7 +23,7 @@ def test_outage_fails_over_then_breaker_skips_the_dead_provider() -> None:
         rt, tr = runtime(settings({"breaker": FAST_BREAKER}), openai=OUTAGE)
         calls = [make_call(rt, n=i) for i in range(40)]
         for call in calls:
-            result, _ = await _send(rt, call)
+            result, _ = await send(rt, call)
             assert isinstance(result, Reply) and result.status == 200
             assert call.record.provider == "vllm"
             await asyncio.sleep(0.05)
@@ -59,7 +49,7 @@ def test_flapping_breaker_opens_half_opens_and_closes() -> None:
         seen: list[tuple[str, str]] = []
         for i in range(300):  # 30 s at 10 requests/s
             call = make_call(rt, model="solo", n=i)
-            await _send(rt, call)
+            await send(rt, call)
             seen += [(e["from"], e["to"]) for e in call.record.decisions.get("breaker", ())]
             await asyncio.sleep(0.1)
         return seen
@@ -74,10 +64,10 @@ def test_all_breakers_open_answers_503_at_once_with_retry_after() -> None:
     async def main() -> None:
         rt, tr = runtime(settings({"breaker": FAST_BREAKER}), openai=OUTAGE, vllm=OUTAGE)
         for i in range(10):
-            await _send(rt, make_call(rt, n=i))
+            await send(rt, make_call(rt, n=i))
         before = sum(tr.calls.values())
         t0 = rt.clock.monotonic()
-        result, _ = await _send(rt, make_call(rt, n=99))
+        result, _ = await send(rt, make_call(rt, n=99))
         assert isinstance(result, Unavailable)
         assert int(result.headers["retry-after"]) >= 1
         assert rt.clock.monotonic() == t0 and sum(tr.calls.values()) == before
@@ -93,7 +83,7 @@ def test_sustained_outage_upstream_calls_per_request_stay_within_budget() -> Non
         rt, tr = runtime(settings({"breaker": never, "retry": {"max_attempts": 3}}), openai=OUTAGE, vllm=OUTAGE)
         n = 1000
         for i in range(n):
-            result, _ = await _send(rt, make_call(rt, n=i))
+            result, _ = await send(rt, make_call(rt, n=i))
             assert isinstance(result, GatewayError)
             await asyncio.sleep(0.02)
         return sum(tr.calls.values()) / n
@@ -108,7 +98,7 @@ def test_mid_stream_cut_ends_with_an_error_event_and_no_done() -> None:
     async def main() -> tuple[bytes, Call]:
         rt, _ = runtime(settings(), openai=cut)
         call = make_call(rt, model="solo", stream=True)
-        result, body = await _send(rt, call)
+        result, body = await send(rt, call)
         assert isinstance(result, Reply) and result.status == 200
         return body, call
 
@@ -129,7 +119,7 @@ def test_stream_failing_before_its_first_chunk_is_retried() -> None:
         out = []
         for i in range(6):
             call = make_call(rt, stream=True, n=i)
-            out.append(((await _send(rt, call))[1], call))
+            out.append(((await send(rt, call))[1], call))
         return out
 
     results = run_virtual(main())
@@ -144,16 +134,16 @@ def test_pinning_rules() -> None:
         s = settings({"breaker": FAST_BREAKER})
         rt, _ = runtime(s, openai=OUTAGE)
         sre, batch = s.consumers
-        r, _ = await _send(rt, make_call(rt, consumer=batch, headers={"x-provider-pin": "vllm"}))
+        r, _ = await send(rt, make_call(rt, consumer=batch, headers={"x-provider-pin": "vllm"}))
         assert isinstance(r, PermissionDenied) and r.status == 403
-        r, _ = await _send(rt, make_call(rt, consumer=sre, headers={"x-provider-pin": "nope"}))
+        r, _ = await send(rt, make_call(rt, consumer=sre, headers={"x-provider-pin": "nope"}))
         assert isinstance(r, GatewayError) and r.status == 400
         call = make_call(rt, consumer=sre, headers={"x-provider-priority": "vllm"})
-        r, _ = await _send(rt, call)
+        r, _ = await send(rt, call)
         assert isinstance(r, Reply) and call.record.decisions["pinned"] == "vllm"
         for i in range(6):  # open openai's breaker through pinned calls: no silent reroute
             call = make_call(rt, consumer=sre, headers={"x-provider-pin": "openai"}, n=i)
-            r, _ = await _send(rt, call)
+            r, _ = await send(rt, call)
             assert isinstance(r, GatewayError)
             assert {a.provider for a in call.record.attempts} <= {"openai"}
         assert isinstance(r, Unavailable) and "pinned provider 'openai'" in r.message
@@ -169,7 +159,7 @@ def test_insufficient_quota_fails_over_and_skips_the_provider() -> None:
         rt, tr = runtime(settings(), openai=broke)
         for i in range(20):
             call = make_call(rt, n=i)
-            r, _ = await _send(rt, call)
+            r, _ = await send(rt, call)
             assert isinstance(r, Reply)
         assert tr.calls["openai.sim"] == 1
         assert call.record.decisions["skipped"] == {"openai": "insufficient_quota"}
@@ -184,7 +174,7 @@ def test_upstream_auth_failure_fails_over_and_opens_the_breaker() -> None:
         rt, tr = runtime(settings({"breaker": FAST_BREAKER}), openai=wrong_key)
         calls = [make_call(rt, n=i) for i in range(30)]
         for call in calls:
-            r, _ = await _send(rt, call)
+            r, _ = await send(rt, call)
             assert isinstance(r, Reply) and r.status == 200 and call.record.provider == "vllm"
         refused = [a for c in calls for a in c.record.attempts if a.provider == "openai"]
         assert refused and all((a.outcome, a.status) == ("client_error", 401) for a in refused)
@@ -200,7 +190,7 @@ def test_chaos_injections_are_tagged() -> None:
     async def main() -> Call:
         rt, tr = runtime(settings({"chaos": chaos}))
         call = make_call(rt, model="solo")
-        r, _ = await _send(rt, call)
+        r, _ = await send(rt, call)
         assert isinstance(r, GatewayError) and tr.calls["openai.sim"] == 0
         return call
 
@@ -213,7 +203,7 @@ def test_guardrail_truncates_a_stream() -> None:
     async def main() -> tuple[bytes, Call]:
         rt, _ = runtime(settings({"guardrails": {"max_response_chars": 10}}))
         call = make_call(rt, model="solo", stream=True)
-        return (await _send(rt, call))[1], call
+        return (await send(rt, call))[1], call
 
     body, call = run_virtual(main())
     chunks = [orjson.loads(e.removeprefix(b"data: ")) for e in body.split(b"\n\n") if e and b"[DONE]" not in e]
@@ -231,7 +221,7 @@ def test_client_deadline_bounds_every_attempt(header: str) -> None:
     async def main() -> float:
         rt, _ = runtime(settings(), openai=hang, vllm=hang)
         t0 = rt.clock.monotonic()
-        r, _ = await _send(rt, make_call(rt, headers={"x-request-timeout": header}))
+        r, _ = await send(rt, make_call(rt, headers={"x-request-timeout": header}))
         assert isinstance(r, GatewayError) and r.status == 504 and r.code == "timeout"
         return rt.clock.monotonic() - t0
 
@@ -290,7 +280,7 @@ def test_overload_sheds_fast_and_keeps_admitted_latency_bounded() -> None:
             await asyncio.sleep(i * 0.005)  # 200 requests/s against a capacity of 20 requests/s
             call = make_call(rt, model="solo", n=i, consumer=s.consumers[0])
             t0 = rt.clock.monotonic()
-            r, _ = await _send(rt, call)
+            r, _ = await send(rt, call)
             took = rt.clock.monotonic() - t0
             if isinstance(r, Reply):
                 admitted.append(took)
@@ -320,7 +310,7 @@ def test_low_priority_is_shed_first_under_the_global_limit() -> None:
         status: dict[str, list[int]] = {"sre": [], "batch": []}
 
         async def one(i: int, who: Any) -> None:
-            r, _ = await _send(rt, make_call(rt, model="solo", n=i, consumer=who))
+            r, _ = await send(rt, make_call(rt, model="solo", n=i, consumer=who))
             status[who.name].append(r.status)
 
         await asyncio.gather(*(one(i, batch if i % 2 else sre) for i in range(30)))

@@ -1,0 +1,109 @@
+"""The edge: a JSON reply's body goes out first, then the work the stages deferred (gateway/call.py)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import MutableMapping
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.asgi import FastPath
+from gateway.call import Call, Reply, finish_with
+from gateway.clock import FakeClock
+from gateway.observability.logs import EventLog
+from gateway.requestlog import RequestRecord
+
+SECRET = "prompt-text-0c1d"
+
+
+def _call(scope: MutableMapping[str, Any], receive: Any) -> Call:
+    async def body() -> bytes:
+        return b""
+
+    return Call(
+        request_id="req-1",
+        method=scope["method"],
+        path=scope["path"],
+        headers={},
+        receive_body=body,
+        record=RequestRecord(request_id="req-1", ts_arrival=0.0),
+        started=0.0,
+        deadline=60.0,
+    )
+
+
+def _edge(seen: list[str], *, failing_work: bool = False) -> tuple[FastPath, io.StringIO]:
+    async def handler(call: Call) -> Reply:
+        async def inner() -> None:
+            seen.append("inner work")
+            if failing_work:
+                raise KeyError(SECRET)
+
+        async def outer() -> None:
+            seen.append("outer work")
+
+        reply = finish_with(call, Reply(body=b"{}"), inner)  # the innermost stage registers first
+        return finish_with(call, reply, outer)
+
+    buf = io.StringIO()
+    fast = FastPath(routes={"/v1/x": ("POST", handler)}, calls=_call, log=EventLog(FakeClock(), stream=buf))
+    return fast, buf
+
+
+SCOPE = {"type": "http", "method": "POST", "path": "/v1/x", "headers": []}
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b""}
+
+
+async def test_the_body_goes_out_before_the_deferred_work_which_runs_innermost_first() -> None:
+    seen: list[str] = []
+    fast, _ = _edge(seen)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        seen.append(message["type"])
+
+    assert await fast.serve(dict(SCOPE), _receive, send)
+    assert seen == ["http.response.start", "http.response.body", "inner work", "outer work"]
+
+
+async def test_the_deferred_work_runs_when_the_client_is_gone() -> None:
+    seen: list[str] = []
+    fast, _ = _edge(seen)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError):
+        await fast.serve(dict(SCOPE), _receive, send)
+    assert seen == ["inner work", "outer work"]
+
+
+async def test_a_failure_in_deferred_work_is_logged_without_its_message_and_the_rest_still_runs() -> None:
+    seen: list[str] = []
+    fast, buf = _edge(seen, failing_work=True)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        seen.append(message["type"])
+
+    assert await fast.serve(dict(SCOPE), _receive, send)
+    assert seen == ["http.response.start", "http.response.body", "inner work", "outer work"]
+    line = orjson.loads(buf.getvalue())
+    assert (line["event"], line["request_id"], line["error"]) == ("unhandled_error", "req-1", "KeyError")
+    assert SECRET not in buf.getvalue()
+
+
+async def test_deferred_work_runs_once() -> None:
+    seen: list[str] = []
+    call = _call(SCOPE, _receive)
+
+    async def work() -> None:
+        seen.append("work")
+
+    finish_with(call, Reply(), work)
+    await call.finish()
+    await call.finish()
+    assert seen == ["work"]
