@@ -58,7 +58,7 @@ class _AiohttpResponse:
     def __init__(self, resp: aiohttp.ClientResponse) -> None:
         self._resp = resp
         self.status = resp.status
-        self.headers: Mapping[str, str] = {k.lower(): v for k, v in resp.headers.items()}
+        self.headers: Mapping[str, str] = resp.headers  # case-insensitive already
 
     async def read(self) -> bytes:
         try:
@@ -102,7 +102,7 @@ class AiohttpTransport:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, connect=connect_timeout)
         method = "POST" if body else "GET"
         try:
-            resp = await self._get().request(method, url, data=body or None, headers=dict(headers), timeout=timeout)
+            resp = await self._get().request(method, url, data=body or None, headers=headers, timeout=timeout)
         except (aiohttp.ClientError, ConnectionError, OSError) as exc:
             raise ConnectFailed(str(exc) or type(exc).__name__) from exc
         except TimeoutError as exc:

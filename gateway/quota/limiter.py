@@ -1,6 +1,7 @@
 """The limiter the gateway calls: Redis first, the state-store failure policy at the edge.
 
-* Redis healthy: every check and settle is one EVALSHA, bounded by ``quota.redis_timeout_s``.
+* Redis healthy: every check and settle is one EVALSHA, bounded by ``quota.redis_timeout_s`` (the calls of one
+  event-loop turn share a pipeline: gateway/quota/batch.py).
 * Redis fails (error or timeout): the transition is logged and counted; for ``quota.probe_interval_s`` requests
   go straight to the policy's answer, then one request probes Redis again; success ends the outage (logged and
   counted). Policy ``open``: an in-process :class:`~gateway.quota.core.LocalLimiter` enforcing this replica's
@@ -136,6 +137,7 @@ class QuotaLimiter:
         while self._unsettled:
             r, _ = self._unsettled.popleft()
             self._events.settled(r.consumer, None)
+        await self._remote.aclose()
 
     @property
     def unsettled(self) -> int:

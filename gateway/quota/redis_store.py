@@ -1,4 +1,5 @@
-"""The shared limiter on Redis: one EVALSHA per check, one per settle (scripts in gateway/quota/*.lua).
+"""The shared limiter on Redis: one EVALSHA per check, one per settle (scripts in gateway/quota/*.lua), sent
+with the other calls of the same event-loop turn in one pipeline (gateway/quota/batch.py).
 
 Keys carry a configurable prefix and the consumer as a Redis Cluster hash tag, so all of one consumer's keys live
 in one slot: ``<prefix>:{<consumer>}:rpm``, ``:tpm``, ``:tpmw``, ``:tpd:<UTC day number>``, ``:lease``,
@@ -10,6 +11,9 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
+from gateway.quota.batch import ScriptBatch
 from gateway.quota.core import WINDOW_MS, Decision, day_index, ms_to_day_end
 from gateway.quota.settings import Limits
 
@@ -27,6 +31,7 @@ class RedisLimiter:
         self._lease_ms = lease_ms
         self._check = redis.register_script(_lua("check.lua"))
         self._settle = redis.register_script(_lua("settle.lua"))
+        self._batch = ScriptBatch(redis)
         self._keys: dict[str, tuple[int, list[str]]] = {}  # consumer -> (UTC day, check.lua's KEYS), one per consumer
 
     def key(self, consumer: str, suffix: str) -> str:
@@ -60,11 +65,20 @@ class RedisLimiter:
             self._lease_ms,
             ms_to_day_end(now_ms),
         ]
-        raw = await self._check(keys=keys, args=args)
+        raw = await self._run(self._check, keys, args)
         return Decision.from_wire(list(raw))
 
     async def settle(self, consumer: str, handle: str, actual: int, day: int) -> int | None:
         k = self.key
         keys = [k(consumer, "tpmw"), k(consumer, f"tpd:{day}"), k(consumer, "lease"), k(consumer, "resv")]
-        settled, delta = await self._settle(keys=keys, args=[handle, actual])
+        settled, delta = await self._run(self._settle, keys, [handle, actual])
         return int(delta) if int(settled) == 1 else None
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self._batch.evalsha(script.sha, keys, args)
+        except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it and run it alone
+            return await script(keys=keys, args=args)
+
+    async def aclose(self) -> None:
+        await self._batch.aclose()

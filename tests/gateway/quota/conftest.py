@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.quota.batch import ScriptBatch
 from gateway.quota.limiter import QuotaLimiter
 
 
@@ -18,6 +19,7 @@ def point_at(lim: QuotaLimiter, client: Any) -> None:
     remote._redis = client
     remote._check.registered_client = client
     remote._settle.registered_client = client
+    remote._batch = ScriptBatch(client)
 
 
 @pytest.fixture

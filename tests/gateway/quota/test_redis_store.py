@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -114,26 +115,41 @@ async def test_no_double_burst_at_a_window_edge_on_the_store(
     assert (sum(late), sum(edge)) == (0, 5)
 
 
-async def test_a_check_and_a_settle_are_one_command_each(state_store: aioredis.Redis, prefix: str) -> None:
-    """The hot path's check is a single EVALSHA (one round trip, atomic); so is the settle after the call."""
+async def test_a_check_and_a_settle_are_one_command_each_and_concurrent_ones_share_a_round_trip(
+    state_store: aioredis.Redis, prefix: str
+) -> None:
+    """The hot path's check is a single EVALSHA (atomic); so is the settle after the call. Calls made in the same
+    event-loop turn go out in one pipeline: one round trip for all of them."""
     lim = QuotaLimiter(state_store, QuotaSettings(key_prefix=prefix), clock=FakeClock(), events=QuotaCounters())
     await lim.start()
-    sent: list[str] = []
-    execute = state_store.execute_command
+    sent: list[list[str]] = []  # the commands of each round trip
+    pipeline = state_store.pipeline
 
-    async def spy(*args: Any, **options: Any) -> Any:
-        sent.append(str(args[0]).upper())
-        return await execute(*args, **options)
+    def spy(*args: Any, **options: Any) -> Any:
+        pipe = pipeline(*args, **options)
+        execute = pipe.execute
 
-    state_store.execute_command = spy  # type: ignore[method-assign]
+        async def recorded(*a: Any, **k: Any) -> Any:
+            sent.append([str(c[0][0]).upper() for c in pipe.command_stack])
+            return await execute(*a, **k)
+
+        pipe.execute = recorded  # type: ignore[method-assign]
+        return pipe
+
+    state_store.pipeline = spy  # type: ignore[method-assign]
+    limits = Limits(rpm=10, tpm=1000, tpd=10_000, max_concurrency=8)
     try:
-        decision, reservation = await lim.check("a", 10, Limits(rpm=10, tpm=100, tpd=1000, max_concurrency=2))
+        decision, reservation = await lim.check("a", 10, limits)
         assert decision.admitted and reservation is not None
-        assert sent == ["EVALSHA"]
+        assert sent == [["EVALSHA"]]
         await lim.settle(reservation, 7)
-        assert sent == ["EVALSHA", "EVALSHA"]
+        assert sent == [["EVALSHA"], ["EVALSHA"]]
+        burst = await asyncio.gather(*(lim.check("a", 10, limits) for _ in range(5)))
+        assert all(d.admitted for d, _ in burst)
+        assert sent[2:] == [["EVALSHA"] * 5]
+        assert len({r.handle for _, r in burst if r is not None}) == 5
     finally:
-        del state_store.execute_command
+        del state_store.pipeline
 
 
 async def test_retry_time_of_a_tokens_rejection_walks_a_long_log(state_store: aioredis.Redis, prefix: str) -> None:
