@@ -131,8 +131,10 @@ class CircuitBreaker:
         self.consecutive = 0 if ok else self.consecutive + 1
         if self._s.consecutive_failures and self.consecutive >= self._s.consecutive_failures:
             return self._open(now, "consecutive_failures")
+        if ok:
+            return None
         calls, fails = self.window(now)
-        if not ok and calls >= self._s.min_calls and fails / calls >= self._s.failure_rate:
+        if calls >= self._s.min_calls and fails / calls >= self._s.failure_rate:
             return self._open(now, "failure_rate")
         return None
 

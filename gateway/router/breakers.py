@@ -94,23 +94,49 @@ class Breakers:
             b = self._breakers[key] = CircuitBreaker(key, self._s)
         return b
 
-    def peek(self, key: str) -> State:
-        return self.get(key).peek(self._clock.now())
+    def peek(self, key: str, now: float | None = None) -> State:
+        return self.get(key).peek(self._clock.now() if now is None else now)
 
     def states(self) -> dict[str, str]:
         now = self._clock.now()
         return {k: str(b.peek(now)) for k, b in self._breakers.items()}
 
+    def provider_states(self, providers: Iterable[str]) -> dict[str, str]:
+        """Each provider's routing state: ``open`` when all its breakers are open, else the most open one."""
+        states: dict[str, set[str]] = {name: set() for name in providers}
+        for key, st in self.states().items():
+            states.setdefault(key.split("/", 1)[0], set()).add(st)
+        out = {}
+        for provider, seen in states.items():
+            if seen == {"open"}:
+                out[provider] = "open"
+            elif "open" in seen or "half_open" in seen:
+                out[provider] = "half_open"
+            else:
+                out[provider] = "closed"
+        return out
+
     async def refresh(self, keys: Iterable[str]) -> list[Transition]:
         """Adopt newer shared states for ``keys`` whose local copy is older than ``cache_s`` (one round trip)."""
         if self._store is None:
             return []
-        now_m = self._clock.monotonic()
-        stale = [k for k in keys if now_m - self._synced.get(k, -1e18) >= self._s.cache_s]
-        if not stale:
+        return await self.fetch(self.stale(keys, self._clock.monotonic()))
+
+    def stale(self, keys: Iterable[str], now_m: float) -> list[str]:
+        """Those of ``keys`` whose local copy is older than ``cache_s`` (monotonic ``now_m``), marked as refreshed
+        now: pass them to :meth:`fetch`. None without a store."""
+        if self._store is None:
             return []
+        synced, cache_s = self._synced, self._s.cache_s
+        stale = [k for k in keys if now_m - synced.get(k, -1e18) >= cache_s]
         for key in stale:
-            self._synced[key] = now_m
+            synced[key] = now_m
+        return stale
+
+    async def fetch(self, stale: Sequence[str]) -> list[Transition]:
+        """Adopt the newer shared states of ``stale`` (from :meth:`stale`), in one round trip."""
+        if self._store is None or not stale:
+            return []
         try:
             fetched = await self._store.fetch(stale)
         except Exception as exc:  # the state store is an optimisation here, never a dependency
@@ -126,7 +152,11 @@ class Breakers:
         return events
 
     async def allow(self, key: str) -> tuple[bool, Transition | None]:
-        ok, event = self.get(key).allow(self._clock.now())
+        return self.admit(key, self._clock.now())
+
+    def admit(self, key: str, now: float) -> tuple[bool, Transition | None]:
+        """:meth:`allow` at ``now`` (epoch seconds), without a coroutine."""
+        ok, event = self.get(key).allow(now)
         if event is not None:
             self._emit(event)
         return ok, event
@@ -135,12 +165,20 @@ class Breakers:
         self.get(key).release()
 
     async def record(self, key: str, ok: bool) -> Transition | None:
-        b = self.get(key)
-        event = b.record(ok, self._clock.now())
+        event = self.verdict(key, ok, self._clock.now())
+        if event is not None:
+            await self.publish(key)
+        return event
+
+    def verdict(self, key: str, ok: bool, now: float) -> Transition | None:
+        """The local half of :meth:`record`: a transition it returns is emitted but still to :meth:`publish`."""
+        event = self.get(key).record(ok, now)
         if event is not None:
             self._emit(event)
-            await self._publish(b)
         return event
+
+    async def publish(self, key: str) -> None:
+        await self._publish(self.get(key))
 
     def retry_after(self, keys: Iterable[str]) -> float:
         """Seconds until the first of ``keys`` leaves ``open`` (0 when one is not open)."""

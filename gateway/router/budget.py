@@ -75,10 +75,10 @@ class RetryBudget:
 
     def on_request(self, provider: str, now: float) -> None:
         """A request's first attempt goes to ``provider``."""
-        self._w(provider).add(self._slot(now), _REQ)
+        self._w(provider).add(int(now // self._slice), _REQ)
 
     def on_outcome(self, provider: str, ok: bool, now: float) -> None:
-        self._w(provider).add(self._slot(now), _OK if ok else _FAIL)
+        self._w(provider).add(int(now // self._slice), _OK if ok else _FAIL)
 
     def healthy(self, provider: str, now: float) -> bool:
         t = self._w(provider).totals(self._slot(now))

@@ -56,6 +56,29 @@ def attempt_timeouts(deadline: float, now: float, t: TimeoutSettings) -> Attempt
     return AttemptTimeouts(min(t.connect_s, left), min(t.first_byte_s, left), min(t.stream_idle_s, left))
 
 
+class AttemptLimits:
+    """The limits of each attempt under one set of settings (:func:`attempt_timeouts`; the full limits, which
+    apply as long as the time left is at least the longest of them, are built once), and the verdict on a failure."""
+
+    __slots__ = ("_full", "_longest", "_t")
+
+    def __init__(self, t: TimeoutSettings) -> None:
+        self._t = t
+        self._full = AttemptTimeouts(t.connect_s, t.first_byte_s, t.stream_idle_s)
+        self._longest = max(t.connect_s, t.first_byte_s, t.stream_idle_s)
+
+    def at(self, deadline: float, now: float) -> AttemptTimeouts:
+        if deadline - now >= self._longest:
+            return self._full
+        return attempt_timeouts(deadline, now, self._t)
+
+    def deadline_or(self, exc: ue.UpstreamError, limits: AttemptTimeouts) -> ue.UpstreamError:
+        """``exc``, or a :class:`DeadlineReached` when the request deadline (not the provider) caused it."""
+        if isinstance(exc, DeadlineReached) or not cut_by_deadline(exc, limits, self._t):
+            return exc
+        return DeadlineReached(exc.provider, f"the request deadline cut the attempt short ({exc.detail})")
+
+
 def cut_by_deadline(exc: ue.UpstreamError, limits: AttemptTimeouts, t: TimeoutSettings) -> bool:
     """Was this failure the request deadline rather than the provider? Pure."""
     if isinstance(exc, DeadlineReached):

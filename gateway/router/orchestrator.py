@@ -42,7 +42,7 @@ from gateway.router.budget import RetryBudget
 from gateway.router.chaos import Chaos, Injection, injected_error
 from gateway.router.client_errors import client_error
 from gateway.router.cooloff import QuotaCooloffs
-from gateway.router.deadline import DeadlineReached, attempt_timeouts, cut_by_deadline, request_deadline, within
+from gateway.router.deadline import AttemptLimits, DeadlineReached, request_deadline, within
 from gateway.router.events import BreakerEventsListener, RouterEvents
 from gateway.router.guardrails import Guardrails
 from gateway.router.relay import Relay
@@ -98,23 +98,12 @@ class Router:
         self._select_rng = rng.child("select")
         self._retry_rng = rng.child("retry")
         self.cooloffs = QuotaCooloffs(r.breaker.quota_cooloff_s)
+        self.limits = AttemptLimits(r.timeouts)
         self._relay = Relay(self)
 
     # -- readiness -----------------------------------------------------------------------------------------
     def provider_states(self) -> dict[str, str]:
-        """Each provider's routing state: ``open`` when all its breakers are open, else the most open one."""
-        states: dict[str, set[str]] = {name: set() for name in self._adapters}
-        for key, st in self.breakers.states().items():
-            states.setdefault(key.split("/", 1)[0], set()).add(st)
-        out = {}
-        for provider, seen in states.items():
-            if seen == {"open"}:
-                out[provider] = "open"
-            elif "open" in seen or "half_open" in seen:
-                out[provider] = "half_open"
-            else:
-                out[provider] = "closed"
-        return out
+        return self.breakers.provider_states(self._adapters)
 
     def exhausted_providers(self) -> list[str]:
         return self.cooloffs.providers(self.clock.monotonic())
@@ -142,11 +131,13 @@ class Router:
         except BaseException:
             self.shedder.leave()
             raise
-
-        async def leave() -> None:
+        if reply.stream is None:  # the upstream answered in full: the slot is free now
             self.shedder.leave()
+            return reply
+        return finish_with(call, reply, self._leave)
 
-        return finish_with(call, reply, leave)
+    async def _leave(self) -> None:
+        self.shedder.leave()
 
     def shed(self, call: Call, s: Shed) -> Unavailable:
         call.record.outcome = "shed"
@@ -165,11 +156,11 @@ class Router:
             return "scored", order_scored(group.routes, self.latency.values, self._settings.prices, weights)
         return "weighted", order_weighted(group.routes, self._select_rng)
 
-    def _usable(self, route: Route) -> str | None:
-        """Why the route cannot be tried now, or None."""
-        if self.cooloffs.active(route.provider, self.clock.monotonic()):
+    def _usable(self, route: Route, mono: float, now: float) -> str | None:
+        """Why the route cannot be tried at ``mono`` (monotonic) / ``now`` (epoch), or None."""
+        if self.cooloffs.active(route.provider, mono):
             return "insufficient_quota"
-        if self.breakers.peek(self.breakers.key(route.provider, route.model)) is State.OPEN:
+        if self.breakers.peek(self.breakers.key(route.provider, route.model), now) is State.OPEN:
             return "breaker_open"
         return None
 
@@ -179,16 +170,22 @@ class Router:
 
     async def _route(self, call: Call, group: ModelGroup, pinned: str | None, priority: int) -> Reply:
         rec = call.record
+        clock, breakers = self.clock, self.breakers
         strategy, order = self._order(group)
-        keys = [self.breakers.key(r.provider, r.model) for r in order]
-        for event in await self.breakers.refresh(keys):
-            self.note(call, event)
+        keys = [breakers.key(r.provider, r.model) for r in order]
+        mono = clock.monotonic()
+        stale = breakers.stale(keys, mono)
+        if stale:  # at most once per cache_s and key: one round trip to the state store
+            for event in await breakers.fetch(stale):
+                self.note(call, event)
+            mono = clock.monotonic()
         rec.decisions["route"] = {"group": group.name, "strategy": strategy, "order": [r.provider for r in order]}
         if pinned is not None:
             rec.decisions["pinned"] = pinned
             order = [r for r in order if r.provider == pinned]
-        rec.breaker_states.update({k: str(self.breakers.peek(k)) for k in keys})
-        skipped = {r.provider: why for r in order if (why := self._usable(r)) is not None}
+        now = clock.now()
+        rec.breaker_states.update({k: str(breakers.peek(k, now)) for k in keys})
+        skipped = {r.provider: why for r in order if (why := self._usable(r, mono, now)) is not None}
         candidates = [r for r in order if r.provider not in skipped]
         if skipped:
             rec.decisions["skipped"] = skipped
@@ -197,11 +194,11 @@ class Router:
         tried: list[Route] = []
         probing: list[Route] = []  # passed over: half-open with every probe taken (never offered twice)
         route = candidates[0]
-        self.budget.on_request(route.provider, self.clock.monotonic())
+        self.budget.on_request(route.provider, mono)
         last: ue.UpstreamError | None = None
         while True:
-            key = self.breakers.key(route.provider, route.model)
-            allowed, moved = await self.breakers.allow(key)
+            key = breakers.key(route.provider, route.model)
+            allowed, moved = breakers.admit(key, clock.now())
             self.note(call, moved)
             if not allowed:  # half-open and its probes are taken
                 skipped[route.provider] = "breaker_probing"
@@ -244,7 +241,7 @@ class Router:
                 steps.append({"action": "give_up", "reason": decision.reason})
                 raise self._fail(call, last)
             target = nxt if decision.action == "failover" and nxt is not None else route
-            now = self.clock.monotonic()
+            now = clock.monotonic()
             budget = self.budget.decide(target.provider, failover=target.provider != route.provider, now=now)
             steps.append(
                 {
@@ -264,13 +261,14 @@ class Router:
                 raise self._fail(call, last)
             self.budget.spend(target.provider, now)
             if decision.delay_s > 0:
-                await self.clock.sleep(decision.delay_s)
+                await clock.sleep(decision.delay_s)
             rec.retries += 1
             route = target
 
     def _next(self, candidates: list[Route], tried: list[Route], current: Route) -> Route | None:
+        mono, now = self.clock.monotonic(), self.clock.now()
         for r in candidates:
-            if r is not current and r not in tried and self._usable(r) is None:
+            if r is not current and r not in tried and self._usable(r, mono, now) is None:
                 return r
         return None
 
@@ -301,14 +299,16 @@ class Router:
         rec = call.record
         provider = route.provider
         clock = self.clock
-        t0 = clock.monotonic()
+        t0 = mono = clock.monotonic()
+        if not self.shedder.try_acquire(provider):  # wait in the provider's queue
+            try:
+                await self.shedder.acquire(provider, priority, max_wait_s=call.deadline - t0)
+            except BaseException:
+                self.breakers.release(key)
+                raise
+            mono = clock.monotonic()
         try:
-            await self.shedder.acquire(provider, priority, max_wait_s=call.deadline - t0)
-        except BaseException:
-            self.breakers.release(key)
-            raise
-        try:
-            limits = attempt_timeouts(call.deadline, clock.monotonic(), self._s.timeouts)
+            limits = self.limits.at(call.deadline, mono)
         except DeadlineExceeded:
             self.shedder.release(provider)
             self.breakers.release(key)
@@ -323,13 +323,15 @@ class Router:
             injection = self.chaos.decide(provider, route.model, consumer, group=group)
             if injection is not None:
                 limits = await self._inject(call, provider, attempt, injection, limits)
+                mono = clock.monotonic()
             adapter = self._adapters[provider]
             headers = call.attributes.get("upstream_headers", {})
             args: dict[str, Any] = {"model": route.model, "request_id": call.request_id, "headers": headers}
             # The adapter's own waits (headers within first_byte_s, then the JSON body within first_byte_s or an
             # error body within idle_s) are cut to the time left; only when their sum could outlast the deadline
-            # does the attempt need a timer of its own (not on the hot path with the default limits).
-            left = call.deadline - clock.monotonic()
+            # does the attempt need a timer of its own (with the default limits, 2 x 30 s against a 60 s deadline,
+            # every attempt of a real process needs one: some time has passed since arrival).
+            left = call.deadline - mono
             worst = limits.first_byte_s + (
                 limits.idle_s if call.body.stream else max(limits.first_byte_s, limits.idle_s)
             )
@@ -343,7 +345,7 @@ class Router:
             done = await (completing if worst <= left else within(completing, call.deadline, clock, provider))
         except ue.UpstreamError as exc:
             attempt.duration_s = clock.monotonic() - t0
-            failure = self.deadline_or(exc, limits)
+            failure = self.limits.deadline_or(exc, limits)
             attempt.outcome, attempt.status = failure.outcome, exc.status
             await self.attempt_failed(call, route, key, failure)
             if failure is exc:
@@ -381,19 +383,16 @@ class Router:
             raise injected_error(provider, injection)
         if self.clock.monotonic() >= call.deadline:
             raise DeadlineReached(provider, "injected latency reached the request deadline")
-        return attempt_timeouts(call.deadline, self.clock.monotonic(), self._s.timeouts)
-
-    def deadline_or(self, exc: ue.UpstreamError, limits: AttemptTimeouts) -> ue.UpstreamError:
-        """``exc``, or a :class:`DeadlineReached` when the request deadline (not the provider) caused it."""
-        if isinstance(exc, DeadlineReached) or not cut_by_deadline(exc, limits, self._s.timeouts):
-            return exc
-        return DeadlineReached(exc.provider, f"the request deadline cut the attempt short ({exc.detail})")
+        return self.limits.at(call.deadline, self.clock.monotonic())
 
     async def attempt_succeeded(self, call: Call, route: Route, key: str, ttfb_s: float | None) -> None:
         self.budget.on_outcome(route.provider, True, self.clock.monotonic())
         if ttfb_s is not None:
             self.latency.observe(f"{route.provider}/{route.model}", ttfb_s)
-        self.note(call, await self.breakers.record(key, True))
+        event = self.breakers.verdict(key, True, self.clock.now())
+        if event is not None:
+            await self.breakers.publish(key)
+            self.note(call, event)
 
     async def attempt_failed(self, call: Call, route: Route, key: str, exc: ue.UpstreamError) -> None:
         if isinstance(exc, DeadlineReached) or (

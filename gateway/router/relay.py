@@ -129,7 +129,7 @@ class Relay:
             yield DONE
             finished = True
         except ue.UpstreamError as exc:
-            failure = r.deadline_or(exc, limits)
+            failure = r.limits.deadline_or(exc, limits)
             attempt.outcome, attempt.status = failure.outcome, exc.status
             rec.outcome, rec.error_type = "error", failure.outcome
             yield frame(client_error(failure).body())

@@ -67,6 +67,8 @@ def pinned_provider(
 
 def order_weighted(routes: Sequence[Route], rng: random.Random) -> list[Route]:
     """A weighted random permutation: each next route drawn with probability proportional to its weight."""
+    if len(routes) == 1:  # nothing to draw
+        return [routes[0]]
     pool = [r for r in routes if r.weight > 0]
     out: list[Route] = []
     while len(pool) > 1:

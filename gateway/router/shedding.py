@@ -66,11 +66,13 @@ class LoadShedder:
         self.in_flight = 0
         self._pools: dict[str, _Pool] = {}
         self._seq = itertools.count()
+        limit, reserve = settings.global_limit, settings.priority_reserve
+        self._ceilings = tuple(global_ceiling(limit, reserve, p) for p in range(MAX_PRIORITY + 1))
 
     # -- global gate ---------------------------------------------------------------------------------------
     def enter(self, priority: int) -> None:
         """Admit a request into the router or raise :class:`Shed`. Pair with :meth:`leave`."""
-        if self.in_flight >= global_ceiling(self._s.global_limit, self._s.priority_reserve, priority):
+        if self.in_flight >= self._ceilings[min(max(priority, 0), MAX_PRIORITY)]:
             raise Shed("global_limit", self._s.retry_after_s)
         self.in_flight += 1
 
@@ -91,13 +93,20 @@ class LoadShedder:
     def queued_at(self, provider: str) -> int:
         return len(self.pool(provider).waiters)
 
-    async def acquire(self, provider: str, priority: int, *, max_wait_s: float | None = None) -> None:
-        """Take a concurrency slot at ``provider`` (waiting in its queue if needed) or raise :class:`Shed`.
-        Pair with :meth:`release`."""
+    def try_acquire(self, provider: str) -> bool:
+        """Take a free slot at ``provider`` when nobody waits for one (then pair with :meth:`release`)."""
         pool = self.pool(provider)
         if pool.in_flight < pool.limit and not pool.waiters:
             pool.in_flight += 1
+            return True
+        return False
+
+    async def acquire(self, provider: str, priority: int, *, max_wait_s: float | None = None) -> None:
+        """Take a concurrency slot at ``provider`` (waiting in its queue if needed) or raise :class:`Shed`.
+        Pair with :meth:`release`."""
+        if self.try_acquire(provider):
             return
+        pool = self.pool(provider)
         wait = self._s.max_queue_wait_s if max_wait_s is None else min(max_wait_s, self._s.max_queue_wait_s)
         if self._s.queue_limit == 0 or wait <= 0:
             raise Shed("queue_full", self._s.retry_after_s)

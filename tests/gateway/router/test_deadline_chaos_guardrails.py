@@ -7,7 +7,13 @@ from gateway.adapters.base import AttemptTimeouts
 from gateway.errors import DeadlineExceeded, InvalidRequest
 from gateway.rng import Rng
 from gateway.router.chaos import Chaos, injected_error
-from gateway.router.deadline import DeadlineReached, attempt_timeouts, cut_by_deadline, request_deadline
+from gateway.router.deadline import (
+    AttemptLimits,
+    DeadlineReached,
+    attempt_timeouts,
+    cut_by_deadline,
+    request_deadline,
+)
 from gateway.router.guardrails import Guardrails
 from gateway.router.settings import ChaosRule, ChaosSettings, GuardrailSettings, TimeoutSettings
 
@@ -31,6 +37,16 @@ def test_attempt_timeouts_never_outlive_the_deadline() -> None:
     assert (t.connect_s, t.first_byte_s, t.idle_s) == (2, 5, 5)
     with pytest.raises(DeadlineExceeded):
         attempt_timeouts(deadline=10.0, now=10.0, t=T)
+
+
+@pytest.mark.parametrize("left", [100.0, 60.0, 30.0, 29.999, 15.0, 2.0, 0.5, 0.0, -1.0])
+def test_attempt_limits_are_attempt_timeouts(left: float) -> None:
+    limits = AttemptLimits(T)
+    if left <= 0:
+        with pytest.raises(DeadlineExceeded):
+            limits.at(100.0 + left, 100.0)
+        return
+    assert limits.at(100.0 + left, 100.0) == attempt_timeouts(100.0 + left, 100.0, T)
 
 
 def test_chaos_is_off_by_default_and_seeded() -> None:

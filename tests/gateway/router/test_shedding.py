@@ -32,6 +32,26 @@ def test_low_priority_is_shed_first_at_the_global_limit() -> None:
     s.enter(9)
 
 
+@pytest.mark.parametrize(("priority", "admitted"), [(-3, 5), (0, 5), (4, 8), (9, 10), (12, 10)])
+def test_global_gate_admits_up_to_the_ceiling_of_the_priority(priority: int, admitted: int) -> None:
+    s = LoadShedder(SheddingSettings(global_limit=10, priority_reserve=0.5), LoopClock())
+    n = 0
+    with pytest.raises(Shed):
+        while True:
+            s.enter(priority)
+            n += 1
+    assert n == admitted == global_ceiling(10, 0.5, priority)
+
+
+def test_try_acquire_takes_only_a_free_slot() -> None:
+    s = LoadShedder(SheddingSettings(provider_limit=1), LoopClock())
+    assert s.try_acquire("p")
+    assert not s.try_acquire("p")
+    assert s.in_flight_at("p") == 1
+    s.release("p")
+    assert s.in_flight_at("p") == 0
+
+
 def _run(coro):
     return run_virtual(coro)
 
