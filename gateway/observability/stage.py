@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 
 from opentelemetry.trace import Span, Status, StatusCode
 
+from gateway.adapters.sse import DONE
 from gateway.call import Call, Handler, Reply, Stage, finish_with
 from gateway.errors import GatewayError
 from gateway.observability.telemetry import Telemetry
@@ -77,13 +78,15 @@ class TelemetryStage:
     async def _observe(self, call: Call, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """Relay the stream, noting its first byte and how it ended."""
         rec = call.record
+        complete = False
         try:
             async for chunk in stream:
                 if rec.ts_first_byte is None:
                     rec.ts_first_byte = self._clock.now()
+                complete = chunk == DONE
                 yield chunk
         except (GeneratorExit, asyncio.CancelledError):
-            if rec.outcome == "ok":
+            if rec.outcome == "ok" and not complete:  # a client leaving once it has [DONE] cancelled nothing
                 rec.outcome = "cancelled"
             raise
         except Exception as exc:

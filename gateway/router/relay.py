@@ -126,8 +126,8 @@ class Relay:
             if guards:
                 for tail in self._flush(call, guards, last):
                     yield frame(tail)
+            finished = True  # complete: a client that leaves once it has [DONE] (as the SDKs do) cancelled nothing
             yield DONE
-            finished = True
         except ue.UpstreamError as exc:
             failure = r.limits.deadline_or(exc, limits)
             attempt.outcome, attempt.status = failure.outcome, exc.status

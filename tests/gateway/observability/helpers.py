@@ -61,8 +61,8 @@ def make_call(clock: FakeClock, *, headers: dict[str, str] | None = None, rid: s
 class FakeRouter:
     """Two attempts (a 503 then a fallback), 0.5 s and 1 s, on the fake clock; JSON or a 3-chunk stream."""
 
-    def __init__(self, k: Kit, *, stream: bool = False, fail: bool = False) -> None:
-        self.k, self.stream, self.fail = k, stream, fail
+    def __init__(self, k: Kit, *, stream: bool = False, fail: bool = False, done: bool = False) -> None:
+        self.k, self.stream, self.fail, self.done = k, stream, fail, done  # done: end the stream with [DONE]
         self.seen_headers: dict[str, str] = {}
 
     async def __call__(self, call: Call) -> Reply:
@@ -84,6 +84,8 @@ class FakeRouter:
             for i in range(3):
                 clock.advance(0.25)
                 yield f"data: {i}\n\n".encode()
+            if self.done:
+                yield b"data: [DONE]\n\n"
             clock.advance(0.25)
 
         return Reply(stream=chunks(), media_type="text/event-stream")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -144,3 +145,25 @@ async def test_stream_closed_by_client_is_cancelled_and_finished_once(tmp_path: 
     assert rec["ts_first_byte"] - rec["ts_arrival"] == pytest.approx(0.751)
     assert len(k.log.getvalue().splitlines()) == 1
     assert b"faultline_requests_in_flight 0.0" in k.telemetry.metrics.exposition()
+
+
+async def test_stream_closed_by_client_after_its_last_frame_is_complete(tmp_path: Path) -> None:
+    k = kit(make_settings(), request_log=tmp_path / "r.jsonl")
+    await k.telemetry.start()
+    call = make_call(k.clock)
+    call.attributes["clock"] = k.clock
+    reply = await pipeline(k, FakeRouter(k, stream=True, done=True))(call)
+    assert reply.stream is not None
+    chunks = [chunk async for chunk in _until_done(reply.stream)]
+    assert chunks[-1] == b"data: [DONE]\n\n"
+    await reply.stream.aclose()  # type: ignore[attr-defined]
+    await k.telemetry.stop()
+    (rec,) = list(read_records(tmp_path / "r.jsonl"))
+    assert (rec["status"], rec["outcome"]) == (200, "ok")
+
+
+async def _until_done(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async for chunk in stream:
+        yield chunk
+        if chunk == b"data: [DONE]\n\n":
+            return

@@ -320,3 +320,22 @@ def test_low_priority_is_shed_first_under_the_global_limit() -> None:
     # ceilings: priority 0 -> 10 - 5 = 5 in flight, priority 5 -> 10 - 2 = 8; arrivals alternate sre, batch
     assert (status["sre"].count(200), status["batch"].count(200)) == (6, 2)
     assert set(status["sre"] + status["batch"]) == {200, 503}
+
+
+def test_a_client_that_leaves_once_it_has_done_completed_the_stream() -> None:
+    """The SDK stops reading at ``[DONE]`` and closes: the stream was complete, not cancelled."""
+
+    async def main() -> Call:
+        rt, _ = runtime(settings())
+        call = make_call(rt, model="solo", stream=True)
+        reply = await rt.router(call)
+        assert reply.stream is not None
+        async for chunk in reply.stream:
+            if chunk == b"data: [DONE]\n\n":
+                break  # leaves the generator suspended at its last frame, as a closed connection does
+        await reply.stream.aclose()  # type: ignore[attr-defined]
+        return call
+
+    call = run_virtual(main())
+    assert call.record.outcome == "ok"
+    assert [a.outcome for a in call.record.attempts] == ["ok"]
