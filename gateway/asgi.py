@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from gateway.call import Call, Handler, Reply
+from gateway.call import Call, Handler, Reply, close_stream
 from gateway.errors import PayloadTooLarge
 from gateway.observability.logs import EventLog
 from gateway.requestid import pick_request_id
@@ -107,10 +107,16 @@ class FastPath:
         if route is None or route[0] != scope["method"]:
             return False
         call = self._calls(scope, receive)
+        reply: Reply | None = None
         try:
             reply = await route[1](call)
             await send_reply(reply, scope, receive, send)
         finally:
+            if reply is not None and reply.stream is not None:
+                try:  # a stream sent to its end is closed already; one cut short, or never sent, is closed here
+                    await close_stream(reply.stream)
+                except Exception as exc:
+                    self._log.unhandled(call.request_id, exc)
             try:
                 await call.finish()  # the work deferred until the reply is out (gateway/call.py)
             except Exception as exc:

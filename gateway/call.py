@@ -38,14 +38,16 @@ class Call:
 
     async def finish(self) -> None:
         """Run the work the stages deferred until the reply is out (:func:`finish_with`), innermost stage first,
-        once. Every piece runs; the first failure is raised after all of them ran."""
+        once. Every piece runs; then a cancellation (or another non-``Exception``) is raised first, else the
+        first failure."""
         work, self.after_reply = self.after_reply, []
         failure: BaseException | None = None
         for done in work:
             try:
                 await done()
             except BaseException as exc:
-                failure = failure or exc
+                if failure is None or (isinstance(failure, Exception) and not isinstance(exc, Exception)):
+                    failure = exc
         if failure is not None:
             raise failure
 
@@ -70,25 +72,40 @@ class Stage(Protocol):
 
 def finish_with(call: Call, reply: Reply, done: Callable[[], Awaitable[None]]) -> Reply:
     """Run ``done`` once the reply is complete. A JSON reply is complete when its body is out: ``done`` joins
-    ``call.after_reply``, which the edge runs after sending the body (gateway/asgi.py), so accounting, the quota
-    settle and telemetry cost the client no latency. A stream is wrapped: ``done`` runs when it ends, fails or is
-    cancelled by the client. ``return finish_with(call, reply, done)`` in a stage."""
+    ``call.after_reply``, which the edge runs after sending the body (gateway/asgi.py), so accounting and
+    telemetry cost the client no latency. A stream is wrapped: ``done`` runs when it ends, fails or is cancelled
+    by the client, or when it is closed before it started. ``return finish_with(call, reply, done)`` in a stage."""
     if reply.stream is None:
         call.after_reply.append(done)
     else:
-        reply.stream = _Finishing(_finishing(reply.stream, done), reply.stream, done)
+        inner = reply.stream
+
+        async def unstarted() -> None:
+            try:
+                await close_stream(inner)
+            finally:
+                await done()
+
+        reply.stream = Guarded(_finishing(inner, done), if_unstarted=unstarted)
     return reply
 
 
-class _Finishing:
-    """``aclose()`` on a stream that never started still runs ``done`` (a client gone before the first byte);
-    a started one is closed by its generator's ``finally``."""
+async def close_stream(stream: AsyncIterator[bytes]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
-    def __init__(self, gen: AsyncIterator[bytes], inner: AsyncIterator[bytes], done: Callable[[], Awaitable[None]]):
-        self._gen, self._inner, self._done = gen, inner, done
+
+class Guarded:
+    """Iterates ``gen``, a generator wrapping another stream. An async generator closed before its first item
+    runs no ``finally``, so nothing inside it would be closed or released (a client gone before the first byte,
+    a reply never sent): ``aclose()`` then runs ``if_unstarted`` instead."""
+
+    def __init__(self, gen: AsyncIterator[bytes], *, if_unstarted: Callable[[], Awaitable[None]]) -> None:
+        self._gen, self._if_unstarted = gen, if_unstarted
         self._started = self._closed = False
 
-    def __aiter__(self) -> _Finishing:
+    def __aiter__(self) -> Guarded:
         return self
 
     async def __anext__(self) -> bytes:
@@ -101,15 +118,9 @@ class _Finishing:
         if self._closed:
             return
         self._closed = True
-        if self._started:
-            await self._gen.aclose()  # type: ignore[attr-defined]
-            return
-        aclose = getattr(self._inner, "aclose", None)
-        try:
-            if aclose is not None:
-                await aclose()
-        finally:
-            await self._done()
+        await close_stream(self._gen)
+        if not self._started:
+            await self._if_unstarted()
 
 
 async def _finishing(stream: AsyncIterator[bytes], done: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
@@ -117,9 +128,7 @@ async def _finishing(stream: AsyncIterator[bytes], done: Callable[[], Awaitable[
         async for chunk in stream:
             yield chunk
     finally:
-        aclose = getattr(stream, "aclose", None)
         try:
-            if aclose is not None:
-                await aclose()
+            await close_stream(stream)
         finally:
             await done()

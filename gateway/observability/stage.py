@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from opentelemetry.trace import Span, Status, StatusCode
 
 from gateway.adapters.sse import DONE
-from gateway.call import Call, Handler, Reply, Stage, finish_with
+from gateway.call import Call, Guarded, Handler, Reply, Stage, close_stream, finish_with
 from gateway.errors import GatewayError
 from gateway.observability.telemetry import Telemetry
 from gateway.observability.tracing import UPSTREAM_HEADERS, Tracing, trace_ids
@@ -68,7 +68,14 @@ class TelemetryStage:
         if rec.status >= 400 and rec.outcome == "ok":
             rec.outcome = _outcome_for(rec.status, None)
         if reply.stream is not None:
-            reply.stream = self._observe(call, reply.stream)
+            inner = reply.stream
+
+            async def unstarted() -> None:  # closed before its first byte: the client never had it
+                if rec.outcome == "ok":
+                    rec.outcome = "cancelled"
+                await close_stream(inner)
+
+            reply.stream = Guarded(self._observe(call, inner), if_unstarted=unstarted)
 
         async def done() -> None:
             await self._finish(call)
@@ -94,9 +101,7 @@ class TelemetryStage:
                 rec.outcome, rec.error_type = "error", rec.error_type or type(exc).__name__
             raise
         finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close_stream(stream)
 
     async def _finish(self, call: Call) -> None:
         t = self._t

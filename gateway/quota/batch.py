@@ -7,8 +7,9 @@ made alone pays one extra loop turn. Commands run on Redis in the order they wer
 not a transaction: each script is atomic on its own, as when sent alone.
 
 A failure of the whole pipeline (connection lost, timeout) fails every call of its batch; an error of one command
-(e.g. ``NOSCRIPT``) fails only that call. A caller that stopped waiting (its timeout) is skipped when results
-arrive; its command may still have run, exactly as a lone command that timed out may have.
+(e.g. ``NOSCRIPT``) fails only that call. The batch gives up after ``timeout_s`` (the callers' own limit), which
+drops its connection as a lone command's timeout does; a caller that stopped waiting is skipped when results
+arrive, and its command may still have run, exactly as a lone command that timed out may have.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Any
 class ScriptBatch:
     """``await batch.evalsha(sha, keys, args)``: an EVALSHA sent with the others of the same loop turn."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, *, timeout_s: float | None = None) -> None:
         self._redis = redis
+        self._timeout_s = timeout_s
         self._pending: list[tuple[str, Sequence[Any], Sequence[Any], asyncio.Future[Any]]] = []
         self._flushing: set[asyncio.Task[None]] = set()
 
@@ -39,13 +41,15 @@ class ScriptBatch:
         task = asyncio.get_running_loop().create_task(self._send(batch))
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
+        task.add_done_callback(lambda t: _unanswered(batch, t))
 
     async def _send(self, batch: list[tuple[str, Sequence[Any], Sequence[Any], asyncio.Future[Any]]]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for sha, keys, args, _ in batch:
             pipe.evalsha(sha, len(keys), *keys, *args)
         try:
-            results = await pipe.execute(raise_on_error=False)
+            async with asyncio.timeout(self._timeout_s):
+                results = await pipe.execute(raise_on_error=False)
         except asyncio.CancelledError:  # the gateway is stopping
             for *_, future in batch:
                 future.cancel()
@@ -67,3 +71,16 @@ class ScriptBatch:
         """Wait for the batches already sent."""
         if self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
+
+
+def _unanswered(
+    batch: list[tuple[str, Sequence[Any], Sequence[Any], asyncio.Future[Any]]], task: asyncio.Task[None]
+) -> None:
+    """A batch that ended without answering some call (cancelled before it ran, or a bug): fail them, never leave a
+    caller waiting."""
+    for *_, future in batch:
+        if not future.done():
+            if task.cancelled():
+                future.cancel()
+            else:
+                future.set_exception(RuntimeError("the quota store batch ended without an answer"))

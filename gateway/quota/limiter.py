@@ -105,7 +105,9 @@ class QuotaLimiter:
         self._settings = settings
         self._clock = clock
         self._events = events
-        self._remote = RedisLimiter(redis, prefix=settings.key_prefix, lease_ms=lease_ms)
+        self._remote = RedisLimiter(
+            redis, prefix=settings.key_prefix, lease_ms=lease_ms, timeout_s=settings.redis_timeout_s
+        )
         self._local = LocalLimiter(lease_ms)
         self._healthy = True
         self._retry_at = 0.0

@@ -25,13 +25,13 @@ def _lua(name: str) -> str:
 class RedisLimiter:
     """Same contract as :class:`gateway.quota.core.LocalLimiter`, shared by every replica."""
 
-    def __init__(self, redis: Any, *, prefix: str, lease_ms: int) -> None:
+    def __init__(self, redis: Any, *, prefix: str, lease_ms: int, timeout_s: float | None = None) -> None:
         self._redis = redis
         self._prefix = prefix
         self._lease_ms = lease_ms
         self._check = redis.register_script(_lua("check.lua"))
         self._settle = redis.register_script(_lua("settle.lua"))
-        self._batch = ScriptBatch(redis)
+        self._batch = ScriptBatch(redis, timeout_s=timeout_s)
         self._keys: dict[str, tuple[int, list[str]]] = {}  # consumer -> (UTC day, check.lua's KEYS), one per consumer
 
     def key(self, consumer: str, suffix: str) -> str:

@@ -56,6 +56,13 @@ class QuotaStage:
             await self._settle(call, reservation, est)
             raise
 
+        if reply.stream is None:
+            # Settled before the reply goes out, not after: the settle frees the reservation's concurrency lease,
+            # and a client that sends its next request as soon as it has this answer (on this replica or another)
+            # must not find the lease still held.
+            await self._settle(call, reservation, est)
+            return reply
+
         async def done() -> None:
             await self._settle(call, reservation, est)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.adapters import errors as ue
 from gateway.adapters.base import AttemptTimeouts, ChunkStream
 from gateway.adapters.sse import DONE, frame
-from gateway.call import Call, Reply
+from gateway.call import Call, Guarded, Reply
 from gateway.config import Route
 from gateway.requestlog import Attempt
 from gateway.router.client_errors import client_error
@@ -67,7 +67,14 @@ class Relay:
         attempt.duration_s = clock.monotonic() - t0
         self._r.latency.observe(f"{route.provider}/{route.model}", attempt.duration_s)
         body = self._run(call, route, key, attempt, stream, it, head, t0, limits)
-        return Reply(stream=body, media_type="text/event-stream")
+
+        async def unstarted() -> None:  # the reply was never read (sending its head failed)
+            try:
+                await self._end(route, attempt, stream, t0)
+            finally:
+                self._cancelled(call, attempt, key)
+
+        return Reply(stream=Guarded(body, if_unstarted=unstarted), media_type="text/event-stream")
 
     async def _run(
         self,
@@ -134,19 +141,28 @@ class Relay:
             rec.outcome, rec.error_type = "error", failure.outcome
             yield frame(client_error(failure).body())
         finally:
-            attempt.duration_s = clock.monotonic() - t0
             try:
-                await stream.aclose()
+                await self._end(route, attempt, stream, t0)
             finally:
-                r.shedder.release(route.provider)
                 if failure is not None:
                     await r.attempt_failed(call, route, key, failure)
                 elif finished:
                     await r.attempt_succeeded(call, route, key, None)
                 else:
-                    attempt.outcome = "cancelled"
-                    rec.outcome = "cancelled"
-                    r.breakers.release(key)
+                    self._cancelled(call, attempt, key)
+
+    async def _end(self, route: Route, attempt: Attempt, stream: ChunkStream, t0: float) -> None:
+        """The attempt is over: its time, the upstream stream closed, the provider slot free."""
+        attempt.duration_s = self._r.clock.monotonic() - t0
+        try:
+            await stream.aclose()
+        finally:
+            self._r.shedder.release(route.provider)
+
+    def _cancelled(self, call: Call, attempt: Attempt, key: str) -> None:
+        """The client went away: no verdict on the provider (a half-open probe slot is given back)."""
+        attempt.outcome = call.record.outcome = "cancelled"
+        self._r.breakers.release(key)
 
     async def _read(
         self, it: AsyncIterator[dict[str, Any]], deadline: float, idle_s: float, provider: str

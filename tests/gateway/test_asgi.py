@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import orjson
 import pytest
 
 from gateway.asgi import FastPath
-from gateway.call import Call, Reply, finish_with
+from gateway.call import Call, Guarded, Reply, finish_with
 from gateway.clock import FakeClock
 from gateway.observability.logs import EventLog
 from gateway.requestlog import RequestRecord
@@ -107,3 +108,55 @@ async def test_deferred_work_runs_once() -> None:
     await call.finish()
     await call.finish()
     assert seen == ["work"]
+
+
+async def test_a_cancellation_in_deferred_work_wins_over_an_earlier_failure() -> None:
+    """Work that failed must not hide a cancellation that came after it: the task still ends cancelled."""
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def handler(call: Call) -> Reply:
+        async def failing() -> None:
+            raise KeyError(SECRET)
+
+        async def waiting() -> None:
+            entered.set()
+            await gate.wait()
+
+        reply = finish_with(call, Reply(body=b"{}"), failing)
+        return finish_with(call, reply, waiting)
+
+    fast = FastPath(routes={"/v1/x": ("POST", handler)}, calls=_call, log=EventLog(FakeClock(), stream=io.StringIO()))
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        pass
+
+    task = asyncio.create_task(fast.serve(dict(SCOPE), _receive, send))
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_guarded_stream_closed_before_its_first_item_runs_its_unstarted_work() -> None:
+    seen: list[str] = []
+
+    async def gen() -> AsyncIterator[bytes]:
+        try:
+            yield b"a"
+        finally:
+            seen.append("generator finally")
+
+    async def unstarted() -> None:
+        seen.append("unstarted")
+
+    never = Guarded(gen(), if_unstarted=unstarted)
+    await never.aclose()
+    assert seen == ["unstarted"]  # the generator's own finally never runs: it never started
+
+    seen.clear()
+    started = Guarded(gen(), if_unstarted=unstarted)
+    assert await anext(started) == b"a"
+    await started.aclose()
+    await started.aclose()
+    assert seen == ["generator finally"]

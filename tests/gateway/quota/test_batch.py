@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
+from gateway.clock import run_virtual
 from gateway.quota.batch import ScriptBatch
 
 INCR = "return redis.call('incrby', KEYS[1], ARGV[1])"
@@ -65,3 +66,35 @@ async def test_a_caller_that_stopped_waiting_is_skipped(state_store: aioredis.Re
     assert await kept == 3  # the command was sent all the same, as a lone command that timed out may have been
     await batch.aclose()
     assert gone.cancelled()
+
+
+class _HangingPipeline(_DeadPipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        await asyncio.Event().wait()
+        return []
+
+
+class _HangingStore:
+    def pipeline(self, transaction: bool = True) -> _HangingPipeline:
+        return _HangingPipeline()
+
+
+def test_a_batch_gives_up_at_its_timeout() -> None:
+    """A store that never answers: the batch fails its calls at ``timeout_s`` (virtual time), dropping the round
+    trip as a lone command's timeout would."""
+
+    async def main() -> list[Any]:
+        batch = ScriptBatch(_HangingStore(), timeout_s=0.05)
+        return await asyncio.gather(*(batch.evalsha("a" * 40, ["k"], [1]) for _ in range(2)), return_exceptions=True)
+
+    assert [type(r) for r in run_virtual(main())] == [TimeoutError, TimeoutError]
+
+
+async def test_a_batch_cancelled_before_it_ran_cancels_its_calls() -> None:
+    batch = ScriptBatch(_HangingStore())
+    call = batch.evalsha("a" * 40, ["k"], [1])
+    await asyncio.sleep(0)  # the flush ran: the batch's task exists and has not started
+    for task in list(batch._flushing):
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call

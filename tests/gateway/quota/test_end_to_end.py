@@ -7,6 +7,7 @@ charged what was delivered when the upstream cuts them or the client goes away.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
@@ -257,7 +258,48 @@ async def test_a_client_gone_mid_stream_is_charged_what_was_sent(
             if len(sent) == 2:
                 gone.set()
 
-    scope = {
+    await app(stream_scope(), receive, send)
+    up.release.set()
+    delivered = len(sent)
+    assert delivered >= 2
+    # the prompt estimate (no usage came) + the chunks handed to the client; the concurrency lease is free again
+    assert await remaining_tokens(app) == 10_000 - (PROMPT_EST + delivered)
+
+
+async def test_a_stream_whose_head_cannot_be_sent_releases_everything(
+    gateway: Any, state_store: aioredis.Redis, prefix: str
+) -> None:
+    """The client is gone before the response starts (a server on ASGI 2.4 raises from ``send``): the stream is
+    never read, yet the router's slots, the quota lease and the request's log line are all released or written."""
+    up = Upstream(chunks=3)
+    app = await gateway(settings(prefix, capped={"max_concurrency": 1}), up, state_store)
+    body = orjson.dumps({"model": "m", "messages": MSG, "max_tokens": 5, "stream": True})
+    lines = io.StringIO()
+    rt = app.state.runtime
+    rt.telemetry.logs.set_stream(lines)
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        raise OSError("the client is gone")
+
+    with pytest.raises(OSError):
+        await app(stream_scope(), receive, send)
+    assert (rt.router.shedder.in_flight, rt.router.shedder.in_flight_at("p")) == (0, 0)
+    (line,) = [orjson.loads(x) for x in lines.getvalue().splitlines() if '"event":"request"' in x]
+    assert line["outcome"] == "cancelled"
+    assert (await post(app, "capped", max_tokens=5)).status_code == 200  # the concurrency lease is free
+
+
+def stream_scope() -> dict[str, Any]:
+    return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
@@ -271,9 +313,3 @@ async def test_a_client_gone_mid_stream_is_charged_what_was_sent(
         "client": ("127.0.0.1", 1),
         "server": ("gw", 80),
     }
-    await app(scope, receive, send)
-    up.release.set()
-    delivered = len(sent)
-    assert delivered >= 2
-    # the prompt estimate (no usage came) + the chunks handed to the client; the concurrency lease is free again
-    assert await remaining_tokens(app) == 10_000 - (PROMPT_EST + delivered)

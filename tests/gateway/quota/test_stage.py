@@ -83,8 +83,7 @@ async def test_admitted_reply_carries_the_headers_and_is_reconciled(state_store:
     st, lim, _ = stage(state_store, s)
     call = make_call(s, max_tokens=50)
     await st(call, answer(17, 5))
-    assert "charged" not in call.record.decisions["quota"], "a JSON reply settles once it is out, not before"
-    await call.finish()  # what the edge does after sending the body
+    assert call.after_reply == []  # settled before the reply goes out: its lease is free when the client has it
     assert call.response_headers == {
         "x-ratelimit-limit-requests": "10",
         "x-ratelimit-remaining-requests": "9",
@@ -101,6 +100,18 @@ async def test_admitted_reply_carries_the_headers_and_is_reconciled(state_store:
         "settled": True,
     }
     assert await used(lim) == (22, 22)
+
+
+async def test_a_client_sending_one_request_at_a_time_never_meets_its_own_lease(
+    state_store: aioredis.Redis, prefix: str
+) -> None:
+    """The lease of a JSON reply is released before the reply goes out: the next request, sent the moment the
+    client has this answer, is admitted under ``max_concurrency: 1``."""
+    s = settings(prefix, max_concurrency=1)
+    st, _, _ = stage(state_store, s)
+    for _ in range(5):
+        reply = await st(make_call(s), answer(1, 1))  # nothing run after: what the client has, it has now
+        assert reply.status == 200
 
 
 async def test_rejections_raise_before_the_next_stage(state_store: aioredis.Redis, prefix: str) -> None:
