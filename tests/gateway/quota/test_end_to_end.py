@@ -242,15 +242,7 @@ async def test_a_client_gone_mid_stream_is_charged_what_was_sent(
     body = orjson.dumps({"model": "m", "messages": MSG, "max_tokens": 200, "stream": True})
     sent: list[bytes] = []
     gone = asyncio.Event()
-    requested = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await gone.wait()
-        return {"type": "http.disconnect"}
+    receive = receiver(body, gone)
 
     async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.body" and b'"content"' in message.get("body", b""):
@@ -277,15 +269,7 @@ async def test_a_stream_whose_head_cannot_be_sent_releases_everything(
     lines = io.StringIO()
     rt = app.state.runtime
     rt.telemetry.logs.set_stream(lines)
-    requested = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()
-        return {"type": "http.disconnect"}
+    receive = receiver(body, asyncio.Event())
 
     async def send(message: MutableMapping[str, Any]) -> None:
         raise OSError("the client is gone")
@@ -296,6 +280,21 @@ async def test_a_stream_whose_head_cannot_be_sent_releases_everything(
     (line,) = [orjson.loads(x) for x in lines.getvalue().splitlines() if '"event":"request"' in x]
     assert line["outcome"] == "cancelled"
     assert (await post(app, "capped", max_tokens=5)).status_code == 200  # the concurrency lease is free
+
+
+def receiver(body: bytes, gone: asyncio.Event) -> Any:
+    """An ASGI ``receive``: the request body, then a disconnect once ``gone`` is set."""
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 def stream_scope() -> dict[str, Any]:
