@@ -12,6 +12,7 @@ for the reports; those of the upstream timelines are derived, state-store faults
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -276,7 +277,9 @@ def load_scenario(ref: str | Path, directory: Path = SCENARIOS_DIR) -> Scenario:
 
 
 def scaled(sc: Scenario, factor: float) -> Scenario:
-    """Every timeline x ``factor`` (duration, load, spikes, faults, simulator timelines, expectation windows).
+    """Every timeline x ``factor`` (duration, load, spikes, faults, simulator timelines, expectation windows), and
+    the bounds of outcome counts with them (a minimum rounded down, never below one if it was one or more; a
+    maximum rounded up).
 
     Gateway reaction times (breaker cool-off, timeouts) are not scaled: they are what the scenario observes.
     """
@@ -301,6 +304,11 @@ def scaled(sc: Scenario, factor: float) -> Scenario:
             upd["window"] = (e.window[0] * factor, e.window[1] * factor)  # type: ignore[union-attr]
         if getattr(e, "after_s", None):
             upd["after_s"] = e.after_s * factor  # type: ignore[union-attr]
+        if e.kind == "outcome_count":  # counts grow with the time the load runs; "at least one" stays one
+            if e.min is not None:
+                upd["min"] = max(min(e.min, 1), math.floor(e.min * factor))
+            if e.max is not None:
+                upd["max"] = math.ceil(e.max * factor)
         exps.append(e.model_copy(update=upd))
     return sc.model_copy(
         update={

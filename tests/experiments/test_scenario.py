@@ -212,3 +212,12 @@ def test_scaled_compresses_every_timeline_and_keeps_the_gateway_reactions() -> N
     assert [(e.after_s, e.within_s) for e in opens] == [(15.0, 10.0)]  # the breaker's own delay is not scaled
     assert half.gateway == sc.gateway
     assert scaled(sc, 1.0) is sc
+
+
+def test_scaled_outcome_counts_follow_the_load_time() -> None:
+    """A quarter of the run sees a quarter of the rejections: the count bounds scale with the timelines."""
+    sc = load_scenario("noisy-neighbor")
+    counts = {e.consumer: (e.min, e.max) for e in scaled(sc, 0.25).expectations if e.kind == "outcome_count"}
+    assert counts == {"noisy": (75, None), "alice": (None, 0)}
+    tiny = {e.consumer: e.min for e in scaled(sc, 0.001).expectations if e.kind == "outcome_count"}
+    assert tiny["noisy"] == 1  # at least one stays at least one
