@@ -160,3 +160,87 @@ async def test_a_guarded_stream_closed_before_its_first_item_runs_its_unstarted_
     await started.aclose()
     await started.aclose()
     assert seen == ["generator finally"]
+
+
+def _streaming_edge(stream: AsyncIterator[bytes]) -> FastPath:
+    async def handler(call: Call) -> Reply:
+        return Reply(stream=stream)
+
+    return FastPath(routes={"/v1/x": ("POST", handler)}, calls=_call, log=EventLog(FakeClock(), stream=io.StringIO()))
+
+
+async def test_a_stream_goes_out_chunk_by_chunk_then_ends() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"data: 1\n\n"
+        yield b"data: [DONE]\n\n"
+
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()  # the client stays
+        return {}
+
+    assert await _streaming_edge(chunks()).serve(dict(SCOPE), receive, send)
+    start, *body = sent
+    assert dict(start["headers"])[b"content-type"].startswith(b"text/event-stream")
+    assert dict(start["headers"])[b"cache-control"] == b"no-cache"
+    assert [(m["body"], m["more_body"]) for m in body] == [
+        (b"data: 1\n\n", True),
+        (b"data: [DONE]\n\n", True),
+        (b"", False),
+    ]
+
+
+async def test_a_client_that_disconnects_stops_a_stream_waiting_for_its_upstream() -> None:
+    """The upstream is silent; the client leaves: the stream is stopped at once, its ``finally`` runs, and the
+    edge returns normally (the client has gone, there is nobody to answer)."""
+    seen: list[str] = []
+    gone = asyncio.Event()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: 1\n\n"
+            gone.set()  # the client leaves while the upstream thinks
+            await asyncio.Event().wait()
+            yield b"data: never\n\n"
+        finally:
+            seen.append("stream closed")
+
+    bodies: list[bytes] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            bodies.append(message["body"])
+
+    async def receive() -> dict[str, Any]:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    assert await _streaming_edge(chunks()).serve(dict(SCOPE), receive, send)
+    assert bodies == [b"data: 1\n\n"]
+    assert seen == ["stream closed"]
+
+
+async def test_a_socket_error_while_streaming_ends_the_stream_quietly() -> None:
+    seen: list[str] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: 1\n\n"
+            yield b"data: 2\n\n"
+        finally:
+            seen.append("stream closed")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message.get("body"):
+            raise OSError("connection reset by peer")
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        return {}
+
+    assert await _streaming_edge(chunks()).serve(dict(SCOPE), receive, send)
+    assert seen == ["stream closed"]
