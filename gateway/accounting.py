@@ -3,11 +3,11 @@
 Cost = ``tokens_in * input_per_1m / 1e6 + tokens_out * output_per_1m / 1e6`` (USD) from ``Settings.prices``,
 looked up by the upstream model of the last attempt, then by the model the client asked for; no price -> 0.
 The result goes into ``call.record.cost_usd`` (the request log) and to a :class:`UsageSink` (budget-burn metrics).
-Runs once per request: at once for JSON replies, at the end of a stream (cut or cancelled streams included), or
-when a later stage raises. A stream that delivered tokens but never reported its usage (cut, or cancelled by the
-client) is priced with the prompt estimated as the quota estimates it (gateway/quota/estimate.py): the provider
-bills the prompt all the same. The estimate is noted in ``decisions.accounting.prompt_tokens_estimated``;
-``tokens_in`` stays what the upstream reported.
+Runs once per request: after the body of a JSON reply is sent (``call.after_reply``), at the end of a stream (cut
+or cancelled streams included), or at once when a later stage raises. A stream that delivered tokens but never
+reported its usage (cut, or cancelled by the client) is priced with the prompt estimated as the quota estimates it
+(gateway/quota/estimate.py): the provider bills the prompt all the same. The estimate is noted in
+``decisions.accounting.prompt_tokens_estimated``; ``tokens_in`` stays what the upstream reported.
 """
 
 from __future__ import annotations

@@ -47,6 +47,12 @@ class TelemetryStage:
         headers.update(t.tracing.traceparent(span))
         t.metrics.request_started()
         rec = call.record
+
+        async def done() -> None:
+            await self._finish(call)
+
+        # On every path the request's line, metrics and record wait for the reply to be out (the edge runs
+        # ``call.after_reply``, also when the client is gone), after whatever the inner stages deferred.
         try:
             reply = await next_(call)
         except GatewayError as exc:
@@ -54,14 +60,14 @@ class TelemetryStage:
             rec.error_type = rec.error_type or exc.code or exc.type
             if rec.outcome == "ok":
                 rec.outcome = _outcome_for(exc.status, exc.code)
-            await self._finish(call)
+            call.after_reply.append(done)
             raise
         except BaseException as exc:
             rec.status = rec.status or (499 if isinstance(exc, asyncio.CancelledError) else 500)
             if rec.outcome == "ok":
                 rec.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
             rec.error_type = rec.error_type or type(exc).__name__
-            await self._finish(call)
+            call.after_reply.append(done)
             raise
         if not rec.status:
             rec.status = reply.status
@@ -76,10 +82,6 @@ class TelemetryStage:
                 await close_stream(inner)
 
             reply.stream = Guarded(self._observe(call, inner), if_unstarted=unstarted)
-
-        async def done() -> None:
-            await self._finish(call)
-
         return finish_with(call, reply, done)
 
     async def _observe(self, call: Call, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

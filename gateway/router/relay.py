@@ -7,8 +7,9 @@
   in OpenAI's shape and no ``[DONE]``; the tokens delivered so far stay accounted in ``call.record``. So does the
   request deadline: a stream still running when it passes is ended the same way (no verdict on the provider).
 * Guardrails apply chunk by chunk (gateway/router/guardrails.py keeps the tail across chunk boundaries).
-* At the end (done, failed or cancelled by the client) the provider slot is released and the breaker and the
-  retry budget learn the outcome.
+* At the end (done, failed or cancelled by the client) the provider slot is released; the breaker and the retry
+  budget learn the outcome of a stream that finished or failed, while a cancelled one gives no verdict (a
+  half-open probe slot is given back).
 """
 
 from __future__ import annotations

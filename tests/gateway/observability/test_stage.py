@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gateway.call import Call, Reply
+from gateway.call import Call, Reply, finish_with
 from gateway.errors import RateLimited, UpstreamFailed
 from gateway.observability.requestlog import read_records
 from gateway.observability.stage import TelemetryStage
@@ -167,3 +168,32 @@ async def _until_done(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield chunk
         if chunk == b"data: [DONE]\n\n":
             return
+
+
+async def test_the_request_line_comes_after_the_work_inner_stages_deferred_even_when_an_outer_stage_fails() -> None:
+    """An inner stage prices the reply once it is out; a stage between it and telemetry then refuses the reply.
+    The log line still carries the price: telemetry's own work is queued last, on every path."""
+    k = kit(make_settings())
+
+    async def pricing(call: Call, next_: Any) -> Reply:
+        reply = await next_(call)
+
+        async def priced() -> None:
+            call.record.cost_usd = 1.5
+
+        return finish_with(call, reply, priced)
+
+    async def refusing(call: Call, next_: Any) -> Reply:
+        await next_(call)
+        raise RateLimited("slow down")
+
+    async def answer(call: Call) -> Reply:
+        return Reply(body=b"{}")
+
+    call = make_call(k.clock)
+    with pytest.raises(RateLimited):
+        await chain([TelemetryStage(k.telemetry), refusing, pricing], terminal=answer)(call)
+    assert k.log.getvalue() == ""  # nothing written before the (error) reply is out
+    await call.finish()  # what the edge does once it is
+    line = orjson.loads(k.log.getvalue())
+    assert (line["status"], line["cost_usd"]) == (429, 1.5)
