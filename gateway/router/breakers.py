@@ -151,11 +151,8 @@ class Breakers:
                     events.append(event)
         return events
 
-    async def allow(self, key: str) -> tuple[bool, Transition | None]:
-        return self.admit(key, self._clock.now())
-
     def admit(self, key: str, now: float) -> tuple[bool, Transition | None]:
-        """:meth:`allow` at ``now`` (epoch seconds), without a coroutine."""
+        """May a call go to ``key`` at ``now`` (epoch seconds)? A half-open breaker admits its probes only."""
         ok, event = self.get(key).allow(now)
         if event is not None:
             self._emit(event)

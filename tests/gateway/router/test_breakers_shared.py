@@ -42,7 +42,7 @@ async def test_a_breaker_opened_by_one_replica_opens_on_the_other(state_store, k
     assert b.retry_after([key]) == pytest.approx(9.4)
     # b probes after the cool-off and closes it everywhere
     clock.advance(10)
-    assert (await b.allow(key))[0]
+    assert b.admit(key, clock.now())[0]
     await b.record(key, True)
     assert b.peek(key) is State.CLOSED
     clock.advance(0.6)
