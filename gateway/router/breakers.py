@@ -162,20 +162,12 @@ class Breakers:
         self.get(key).release()
 
     async def record(self, key: str, ok: bool) -> Transition | None:
-        event = self.verdict(key, ok, self._clock.now())
-        if event is not None:
-            await self.publish(key)
-        return event
-
-    def verdict(self, key: str, ok: bool, now: float) -> Transition | None:
-        """The local half of :meth:`record`: a transition it returns is emitted but still to :meth:`publish`."""
-        event = self.get(key).record(ok, now)
+        b = self.get(key)
+        event = b.record(ok, self._clock.now())
         if event is not None:
             self._emit(event)
+            await self._publish(b)
         return event
-
-    async def publish(self, key: str) -> None:
-        await self._publish(self.get(key))
 
     def retry_after(self, keys: Iterable[str]) -> float:
         """Seconds until the first of ``keys`` leaves ``open`` (0 when one is not open)."""

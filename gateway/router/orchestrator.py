@@ -389,10 +389,7 @@ class Router:
         self.budget.on_outcome(route.provider, True, self.clock.monotonic())
         if ttfb_s is not None:
             self.latency.observe(f"{route.provider}/{route.model}", ttfb_s)
-        event = self.breakers.verdict(key, True, self.clock.now())
-        if event is not None:
-            await self.breakers.publish(key)
-            self.note(call, event)
+        self.note(call, await self.breakers.record(key, True))
 
     async def attempt_failed(self, call: Call, route: Route, key: str, exc: ue.UpstreamError) -> None:
         if isinstance(exc, DeadlineReached) or (
