@@ -36,7 +36,7 @@ fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format gateway simulators experiments reports tests
 	$(BIN)/ruff check --fix gateway simulators experiments reports tests
 
-bench: $(STAMP) ## throughput and added latency: simulator alone vs gateway in front of it; the quota check (REDIS_URL)
+bench: $(STAMP) ## the gateway vs the thinnest forwarder in one run: ratios, floors (quota on real Redis)
 	$(PY) -m experiments.bench
 	$(PY) -m pytest -q -m bench --benchmark-only tests/gateway/quota/test_bench.py
 

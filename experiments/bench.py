@@ -1,19 +1,21 @@
-"""`make bench`: the simulator alone, then the gateway in front of it, measured in one run.
+"""`make bench`: the gateway against the thinnest Python forwarder, in one run, on one upstream.
 
-Processes: one simulator (flavour openai, zero-latency profile) and one gateway worker, each pinned to its own
-core where the machine allows (the gateway to core 0, the simulator to core 1); the load generator is a minimal
-keep-alive HTTP/1.1 client on raw asyncio sockets, so that it, not the system under test, stays cheap, and it
-shares the simulator's core so that the gateway's core is the gateway's alone. Figures:
+Processes, each pinned where the machine has two cores: the upstream (the simulator, flavour openai, profile
+``instant``), the load generator and the state store on core 1; the forwarder (experiments/forwarder.py: uvicorn
+with httptools and uvloop, one aiohttp session, nothing else) and the gateway (one worker, every feature on:
+auth, validation, quota, router, metrics, JSON logs, request log) on core 0, so that each has core 0 to itself
+while it is measured. The load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio sockets.
 
-* RPS at 32 connections, non-streaming, simulator direct vs through the gateway;
-* added latency p50/p99 at 1 connection (gateway minus direct, same request, in interleaved rounds: see
-  :func:`paired`);
-* streaming time to first token p50/p99 at 1 connection, direct and through the gateway;
-* the same RPS and added p50 for a consumer with per-key limits, which pays the quota check and settle on the
-  state store: the Redis at ``$REDIS_URL`` when set (as in production), else the embedded fakeredis;
-* CPU per request of the whole pipeline in process (no sockets), the hot-path figure least disturbed by noise.
+The quota rows use a real Redis: the server at ``$REDIS_URL`` when set (keys under a unique prefix, deleted
+after), else a private ``redis-server`` on a loopback port. Never the embedded fakeredis: its cost is not
+Redis's. Without either the bench stops and says so.
 
-Prints a table and writes ``runs/bench.json``. A benchmark, not a test: nothing here asserts a speed.
+Every comparison is made in interleaved rounds (forwarder, gateway, gateway with limits, one after the other,
+several times), so a slow spell of the machine lands inside one round: throughput at 32 connections (ratios are
+the median of the rounds' ratios), latency at one connection and streaming time to first token (p50 differences
+are the median of the rounds' differences, p99s pooled). Ratios to the forwarder, the floors and the table:
+experiments/benchreport.py. Writes ``runs/bench.json`` with the machine's description (cores, CPU model, Python,
+load average). A benchmark, not a test: nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -23,23 +25,23 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import socket
-import statistics
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from experiments import benchreport
 from experiments.bench_inprocess import cpu_per_request
+from experiments.procs import Procs, StartupError, Store, free_port, spawn, start_store, wait_tcp
 from gateway.config import hash_key, parse_settings
 
 KEY = "fl-bench-key"  # a consumer without limits: the quota stage does no state-store call
-QUOTA_KEY = "fl-bench-quota-key"  # limits too high to reject: one check and one settle on the state store
+QUOTA_KEY = "fl-bench-quota-key"  # limits too high to reject: a check and a settle on the state store
 BODY = json.dumps(
     {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello in five words."}], "max_tokens": 8}
 ).encode()
@@ -51,12 +53,9 @@ STREAM_BODY = json.dumps(
         "stream": True,
     }
 ).encode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+LATENCY_ROUNDS = 5
+THROUGHPUT_ROUNDS = 3
+PATH = "/v1/chat/completions"
 
 
 def request_bytes(port: int, path: str, body: bytes, auth: bool, key: str = KEY) -> bytes:
@@ -149,71 +148,12 @@ async def latencies(port: int, req: bytes, n: int) -> tuple[list[float], list[fl
     return firsts, totals
 
 
-ROUNDS = 5
+def pinned(args: list[str], core: int | None) -> list[str]:
+    return ["taskset", "-c", str(core), *args] if core is not None and shutil.which("taskset") else args
 
 
-async def paired(
-    direct_port: int, direct_req: bytes, gw_port: int, gw_req: bytes, samples: int, *, first_byte: bool = False
-) -> dict[str, Any]:
-    """Latency at one connection, direct and through the gateway, in :data:`ROUNDS` interleaved rounds (direct,
-    then gateway), so that a slow spell of the machine lands on both sides of a round, not on one side of the whole
-    comparison. ``added_p50_ms`` is the median of the rounds' p50 differences; the p99s are pooled over the
-    rounds. ``first_byte``: time to the first body byte (a stream's first token) instead of the whole reply."""
-    direct: list[float] = []
-    gateway: list[float] = []
-    added: list[float] = []
-    for _ in range(ROUNDS):
-        d_first, d_total = await latencies(direct_port, direct_req, max(1, samples // ROUNDS))
-        g_first, g_total = await latencies(gw_port, gw_req, max(1, samples // ROUNDS))
-        d, g = (d_first, g_first) if first_byte else (d_total, g_total)
-        added.append(pct(g, 0.5) - pct(d, 0.5))
-        direct += d
-        gateway += g
-    return {
-        "direct_p50_ms": pct(direct, 0.5) * 1e3,
-        "direct_p99_ms": pct(direct, 0.99) * 1e3,
-        "gateway_p50_ms": pct(gateway, 0.5) * 1e3,
-        "gateway_p99_ms": pct(gateway, 0.99) * 1e3,
-        "added_p50_ms": statistics.median(added) * 1e3,
-        "added_p99_ms": (pct(gateway, 0.99) - pct(direct, 0.99)) * 1e3,
-        "rounds_added_p50_ms": [a * 1e3 for a in added],
-    }
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
-
-
-def spawn(args: list[str], core: int | None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    prefix = ["taskset", "-c", str(core)] if core is not None and _has_taskset() else []
-    return subprocess.Popen(
-        prefix + args,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _has_taskset() -> bool:
-    return subprocess.run(["sh", "-c", "command -v taskset"], capture_output=True).returncode == 0
-
-
-async def wait_port(port: int, within_s: float = 20.0) -> None:
-    end = time.perf_counter() + within_s
-    while time.perf_counter() < end:
-        try:
-            _, w = await asyncio.open_connection("127.0.0.1", port)
-            w.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
-def gateway_config(sim_port: int, gw_port: int) -> dict[str, Any]:
-    return {
+def gateway_config(sim_port: int, gw_port: int, key_prefix: str | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = {
         "seed": 1,
         "server": {"host": "127.0.0.1", "port": gw_port, "metrics_port": 0},
         "consumers": [
@@ -221,101 +161,149 @@ def gateway_config(sim_port: int, gw_port: int) -> dict[str, Any]:
             {
                 "name": "bench-quota",
                 "key_sha256": hash_key(QUOTA_KEY),
-                "limits": {"rpm": 10**9, "tpm": 10**12, "tpd": 10**15},
+                "limits": {"rpm": 10**9, "tpm": 10**12, "tpd": 10**15, "max_concurrency": 10**6},
             },
         ],
         "providers": [{"name": "sim", "kind": "openai", "base_url": f"http://127.0.0.1:{sim_port}/v1"}],
         "models": [{"name": "gpt-4o-mini", "routes": [{"provider": "sim", "model": "gpt-4o-mini"}]}],
     }
+    if key_prefix:
+        config["quota"] = {"key_prefix": key_prefix}
+    return config
 
 
-async def run(seconds: float, samples: int) -> dict[str, Any]:
-    sim_port, gw_port = free_port(), free_port()
+def quota_store(tmp: Path, procs: Procs) -> Store:
+    """$REDIS_URL, else a private redis-server; never fakeredis."""
+    if os.environ.get("REDIS_URL"):
+        return start_store("url", tmp, procs, run_id="bench", needs_stop=False)
+    if not shutil.which("redis-server"):
+        raise StartupError("the quota rows need a real Redis: set REDIS_URL or install redis-server")
+    return start_store("redis-server", tmp, procs, run_id="bench", needs_stop=False)
+
+
+class Targets:
+    """The systems under comparison: name -> (port, request bytes), for JSON and for streaming requests."""
+
+    def __init__(self, sim: int, fwd: int, gw: int) -> None:
+        self.json = {
+            "direct": (sim, request_bytes(sim, PATH, BODY, auth=False)),
+            "forwarder": (fwd, request_bytes(fwd, PATH, BODY, auth=False)),
+            "gateway": (gw, request_bytes(gw, PATH, BODY, auth=True)),
+            "gateway_quota": (gw, request_bytes(gw, PATH, BODY, auth=True, key=QUOTA_KEY)),
+        }
+        self.stream = {
+            "direct": (sim, request_bytes(sim, PATH, STREAM_BODY, auth=False)),
+            "forwarder": (fwd, request_bytes(fwd, PATH, STREAM_BODY, auth=False)),
+            "gateway": (gw, request_bytes(gw, PATH, STREAM_BODY, auth=True)),
+            "gateway_quota": (gw, request_bytes(gw, PATH, STREAM_BODY, auth=True, key=QUOTA_KEY)),
+        }
+
+
+async def throughput_rounds(t: Targets, seconds: float) -> dict[str, Any]:
+    """RPS at 32 connections: the upstream once, then forwarder / gateway / gateway with limits in rounds."""
+    out: dict[str, Any] = {"direct": await throughput(*t.json["direct"], 32, seconds / THROUGHPUT_ROUNDS)}
+    names = ("forwarder", "gateway", "gateway_quota")
+    rounds: list[dict[str, float]] = []
+    runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    for _ in range(THROUGHPUT_ROUNDS):
+        one = {}
+        for n in names:
+            m = await throughput(*t.json[n], 32, seconds / THROUGHPUT_ROUNDS)
+            runs[n].append(m)
+            one[n] = m["rps"]
+        rounds.append(one)
+    for n in names:
+        total = sum(m["requests"] for m in runs[n])
+        out[n] = {
+            "rps": total / sum(m["requests"] / m["rps"] for m in runs[n]),
+            "requests": total,
+            "errors": sum(m["errors"] for m in runs[n]),
+            "rounds_rps": [m["rps"] for m in runs[n]],
+        }
+    out["gateway_ratio"] = benchreport.rps_ratio(rounds, "gateway", "forwarder")
+    out["gateway_quota_ratio"] = benchreport.rps_ratio(rounds, "gateway_quota", "forwarder")
+    return out
+
+
+async def latency_rounds(
+    targets: Mapping[str, tuple[int, bytes]], samples: int, *, first_byte: bool
+) -> list[dict[str, list[float]]]:
+    """One connection per system, ``samples`` requests each split over interleaved rounds; seconds per request
+    (to the first body byte with ``first_byte``: a stream's first token)."""
+    rounds = []
+    for _ in range(LATENCY_ROUNDS):
+        one = {}
+        for name, (port, req) in targets.items():
+            firsts, totals = await latencies(port, req, max(1, samples // LATENCY_ROUNDS))
+            one[name] = firsts if first_byte else totals
+        rounds.append(one)
+    return rounds
+
+
+def latency_figures(rounds: list[dict[str, list[float]]]) -> dict[str, Any]:
+    out = benchreport.summarize_rounds(rounds, "direct")
+    for n in ("gateway", "gateway_quota"):
+        if n in out:
+            out[f"{n}_over_forwarder_p50_ms"] = benchreport.over(rounds, n, "forwarder")
+    return out
+
+
+async def run(seconds: float, samples: int, tmp: Path, procs: Procs) -> dict[str, Any]:
     cores = os.cpu_count() or 1
-    procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "gateway.yaml"
-        cfg.write_text(yaml.safe_dump(gateway_config(sim_port, gw_port)))
-        try:
-            procs.append(
-                spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "simulators",
-                        "--flavour",
-                        "openai",
-                        "--profile",
-                        "instant",
-                        "--seed",
-                        "1",
-                        "--port",
-                        str(sim_port),
-                    ],
-                    core=1 if cores > 1 else None,
-                )
-            )
-            procs.append(spawn([sys.executable, "-m", "gateway", "--config", str(cfg)], core=0 if cores > 1 else None))
-            await wait_port(sim_port)
-            await wait_port(gw_port)
-            direct_req = request_bytes(sim_port, "/v1/chat/completions", BODY, auth=False)
-            gw_req = request_bytes(gw_port, "/v1/chat/completions", BODY, auth=True)
-            out: dict[str, Any] = {"cores": cores, "seconds": seconds, "samples": samples}
-            out["direct_32"] = await throughput(sim_port, direct_req, 32, seconds)
-            out["gateway_32"] = await throughput(gw_port, gw_req, 32, seconds)
-            out["added_1"] = await paired(sim_port, direct_req, gw_port, gw_req, samples)
-            quota_req = request_bytes(gw_port, "/v1/chat/completions", BODY, auth=True, key=QUOTA_KEY)
-            out["quota_store"] = "redis" if os.environ.get("REDIS_URL") else "fakeredis"
-            out["gateway_quota_32"] = await throughput(gw_port, quota_req, 32, seconds)
-            out["quota_added_1"] = await paired(sim_port, direct_req, gw_port, quota_req, samples)
-            out["ttft_added_1"] = await paired(
-                sim_port,
-                request_bytes(sim_port, "/v1/chat/completions", STREAM_BODY, False),
-                gw_port,
-                request_bytes(gw_port, "/v1/chat/completions", STREAM_BODY, True),
-                samples,
-                first_byte=True,
-            )
-            return out
-        finally:
-            for p in procs:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGTERM)
-            for p in procs:
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-
-
-def table(r: dict[str, Any]) -> str:
-    def row(label: str, m: dict[str, Any], q: str) -> tuple[str, str, str, str]:
-        return (label, f"{m[f'direct_{q}_ms']:.3f}", f"{m[f'gateway_{q}_ms']:.3f}", f"+{m[f'added_{q}_ms']:.3f}")
-
-    a, t, q = r["added_1"], r["ttft_added_1"], r["quota_added_1"]
-    rows = [
-        ("RPS @32 conns, non-streaming", f"{r['direct_32']['rps']:.0f}", f"{r['gateway_32']['rps']:.0f}", ""),
-        row("latency p50 @1 conn (ms)", a, "p50"),
-        row("latency p99 @1 conn (ms)", a, "p99"),
-        row("stream TTFT p50 @1 conn (ms)", t, "p50"),
-        row("stream TTFT p99 @1 conn (ms)", t, "p99"),
-        (f"with quota ({r['quota_store']}): RPS @32", "", f"{r['gateway_quota_32']['rps']:.0f}", ""),
-        (f"with quota ({r['quota_store']}): p50 @1", "", f"{q['gateway_p50_ms']:.3f}", f"+{q['added_p50_ms']:.3f}"),
+    front, back = (0, 1) if cores > 1 else (None, None)
+    sim_port, fwd_port, gw_port = free_port(), free_port(), free_port()
+    store = quota_store(tmp, procs)
+    with contextlib.suppress(Exception):
+        if store.proc is not None:  # a private store shares the upstream's core
+            os.sched_setaffinity(store.proc.pid, {back} if back is not None else set(range(cores)))
+    cfg = tmp / "gateway.yaml"
+    cfg.write_text(yaml.safe_dump(gateway_config(sim_port, gw_port, store.key_prefix)))
+    py = sys.executable
+    sim = [py, "-m", "simulators", "--flavour", "openai", "--profile", "instant", "--seed", "1", "--port"]
+    env = {**os.environ, "REDIS_URL": store.url}
+    starts = [
+        ("simulator", pinned([*sim, str(sim_port)], back), sim_port),
+        (
+            "forwarder",
+            pinned(
+                [
+                    py,
+                    "-m",
+                    "experiments.forwarder",
+                    "--upstream",
+                    f"http://127.0.0.1:{sim_port}",
+                    "--port",
+                    str(fwd_port),
+                ],
+                front,
+            ),
+            fwd_port,
+        ),
+        ("gateway", pinned([py, "-m", "gateway", "--config", str(cfg)], front), gw_port),
     ]
-    lines = [f"{'figure':32} {'simulator':>10} {'gateway':>10} {'added':>10}", "-" * 65]
-    lines += [f"{a:32} {b:>10} {c:>10} {d:>10}" for a, b, c, d in rows]
-    lines.append(f"{'pipeline CPU per request (us)':32} {'':>10} {r['pipeline_cpu_us']:>10.0f}")
-    errs = r["direct_32"]["errors"] + r["gateway_32"]["errors"] + r["gateway_quota_32"]["errors"]
-    lines.append(f"(errors during the runs: {errs}; {r['cores']} cores; {r['seconds']}s per throughput run)")
-    spread = ", ".join(f"{x:.3f}" for x in a["rounds_added_p50_ms"])
-    lines.append(f"(added p50 @1 conn: median of {ROUNDS} interleaved rounds: {spread} ms)")
-    return "\n".join(lines)
+    for name, args, port in starts:
+        log = tmp / f"{name}.log"
+        wait_tcp(port, procs.add(spawn(name, args, log_path=log, env=env)), log)
+    try:
+        t = Targets(sim_port, fwd_port, gw_port)
+        out: dict[str, Any] = {"seconds": seconds, "samples": samples, "quota_store": _store_label(store)}
+        out["throughput"] = await throughput_rounds(t, seconds)
+        out["latency"] = latency_figures(await latency_rounds(t.json, samples, first_byte=False))
+        streams = {n: t.stream[n] for n in ("direct", "forwarder", "gateway")}
+        out["ttft"] = latency_figures(await latency_rounds(streams, samples, first_byte=True))
+        return out
+    finally:
+        store.forget()
+
+
+def _store_label(store: Store) -> str:
+    return "Redis at $REDIS_URL" if store.kind == "url" else "private redis-server"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.bench")
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=12.0, help="seconds of each system's throughput runs")
+    parser.add_argument("--samples", type=int, default=2000, help="requests per system for each latency figure")
     parser.add_argument("--out", default="runs/bench.json")
     args = parser.parse_args()
     try:
@@ -325,11 +313,25 @@ def main() -> int:
     except ImportError:
         pass
     if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {1})  # the load generator stays off the gateway's core (core 0)
-    result = asyncio.run(run(args.seconds, args.samples))
+        os.sched_setaffinity(0, {1})  # the load generator stays off the core of the system under test (core 0)
+    machine = benchreport.machine()
+    procs = Procs()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = asyncio.run(run(args.seconds, args.samples, Path(tmp), procs))
+            procs.stop_all()
+    except StartupError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        procs.stop_all()
+    result["machine"] = machine
+    result["machine_after"] = benchreport.machine()["load_avg"]
     settings = parse_settings(gateway_config(1, 2))
     result["pipeline_cpu_us"] = asyncio.run(cpu_per_request(settings, "http://127.0.0.1:1", KEY, BODY))
-    print(table(result))
+    result["verdicts"] = benchreport.verdicts(result)
+    print(benchreport.table(result))
+    print(f"pipeline CPU per request, in process: {result['pipeline_cpu_us']:.0f} us")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

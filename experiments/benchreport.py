@@ -1,0 +1,181 @@
+"""What ``make bench`` concludes from its measurements: ratios to the forwarder, the floors, the table. Pure.
+
+The bench (experiments/bench.py) measures three systems in front of one simulated upstream, in interleaved
+rounds: the thinnest forwarder (experiments/forwarder.py), the gateway for a consumer without limits, and the
+gateway for a consumer with limits (quota on a real Redis). This module turns those measurements into figures,
+checks them against :data:`FLOORS` and renders the report; it never measures anything itself.
+
+A floor verdict is only as good as the machine was quiet: :func:`machine_note` says when the load average at
+the start of the run was high enough for the figures to be noise rather than the gateway.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Floor:
+    """One figure's limit. ``kind``: ``min`` (the figure must reach ``limit``) or ``max`` (must not exceed it)."""
+
+    name: str
+    figure: str  # key in :func:`figures`
+    kind: str
+    limit: float
+    unit: str  # "%" (a share, 0.85 = 85 %), "x" (a multiple) or "ms"
+
+
+FLOORS: tuple[Floor, ...] = (
+    Floor("RPS @32, without limits, share of the forwarder's", "rps_ratio", "min", 0.85, "%"),
+    Floor("added p50 @1 over the forwarder's, without limits", "p50_over_forwarder_ms", "max", 0.15, "ms"),
+    Floor("RPS @32, with limits (Redis), share of the forwarder's", "quota_rps_ratio", "min", 0.70, "%"),
+    Floor("added p50 @1 over the forwarder's, with limits", "quota_p50_over_forwarder_ms", "max", 0.40, "ms"),
+    Floor("streaming TTFT added p50 @1 (vs the upstream)", "ttft_added_p50_ms", "max", 0.80, "ms"),
+    Floor("p99 @1, without limits, multiple of the forwarder's", "p99_ratio", "max", 1.50, "x"),
+)
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """Nearest-rank quantile (no interpolation)."""
+    s = sorted(values)
+    if not s:
+        raise ValueError("no samples")
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+def summarize_rounds(rounds: Sequence[Mapping[str, Sequence[float]]], base: str) -> dict[str, Any]:
+    """Latency samples of interleaved rounds (each round: system name -> seconds) into milliseconds.
+
+    Per system: p50 and p99 pooled over the rounds. Per system other than ``base``: ``added_p50_ms``, the median
+    over the rounds of (its p50 - the base's p50) in the same round, so a slow spell that lands in one round moves
+    one difference, not the figure; and ``added_p99_ms`` from the pooled p99s."""
+    names = list(rounds[0])
+    pooled = {n: [x for r in rounds for x in r[n]] for n in names}
+    out: dict[str, Any] = {}
+    for n in names:
+        fig: dict[str, Any] = {"p50_ms": pct(pooled[n], 0.5) * 1e3, "p99_ms": pct(pooled[n], 0.99) * 1e3}
+        if n != base:
+            diffs = [(pct(r[n], 0.5) - pct(r[base], 0.5)) * 1e3 for r in rounds]
+            fig["added_p50_ms"] = statistics.median(diffs)
+            fig["rounds_added_p50_ms"] = diffs
+            fig["added_p99_ms"] = fig["p99_ms"] - out[base]["p99_ms"]
+        out[n] = fig
+    return out
+
+
+def over(rounds: Sequence[Mapping[str, Sequence[float]]], system: str, base: str) -> float:
+    """Median over the rounds of (``system``'s p50 - ``base``'s p50), in ms."""
+    return statistics.median((pct(r[system], 0.5) - pct(r[base], 0.5)) * 1e3 for r in rounds)
+
+
+def rps_ratio(rounds: Sequence[Mapping[str, float]], system: str, base: str) -> float:
+    """Median over the throughput rounds of ``system``'s RPS / ``base``'s RPS in the same round."""
+    return statistics.median(r[system] / r[base] for r in rounds)
+
+
+def figures(result: Mapping[str, Any]) -> dict[str, float]:
+    """The figures the floors are about, from a bench result (``runs/bench.json``'s shape)."""
+    lat, ttft = result["latency"], result["ttft"]
+    return {
+        "rps_ratio": result["throughput"]["gateway_ratio"],
+        "quota_rps_ratio": result["throughput"]["gateway_quota_ratio"],
+        "p50_over_forwarder_ms": lat["gateway_over_forwarder_p50_ms"],
+        "quota_p50_over_forwarder_ms": lat["gateway_quota_over_forwarder_p50_ms"],
+        "ttft_added_p50_ms": ttft["gateway"]["added_p50_ms"],
+        "p99_ratio": lat["gateway"]["p99_ms"] / lat["forwarder"]["p99_ms"],
+    }
+
+
+def verdicts(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each floor with the run's value and whether it was met."""
+    figs = figures(result)
+    out = []
+    for f in FLOORS:
+        v = figs[f.figure]
+        ok = v >= f.limit if f.kind == "min" else v <= f.limit
+        out.append({"floor": f.name, "figure": f.figure, "value": v, "limit": f.limit, "kind": f.kind, "met": ok})
+    return out
+
+
+def machine(cpuinfo: str | None = None, loadavg: tuple[float, float, float] | None = None) -> dict[str, Any]:
+    """The machine's description: cores, CPU model, Python, load average (1, 5, 15 min)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )
+    load = loadavg if loadavg is not None else os.getloadavg()
+    return {
+        "cores": os.cpu_count() or 1,
+        "cpu_model": model,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+        "load_avg": [round(x, 2) for x in load],
+    }
+
+
+BUSY_LOAD_PER_CORE = 0.25
+
+
+def machine_note(m: Mapping[str, Any]) -> str | None:
+    """A warning when the 1-minute load average before the run says other work shared the cores."""
+    load1, cores = m["load_avg"][0], m["cores"]
+    if load1 > BUSY_LOAD_PER_CORE * cores:
+        return (
+            f"the machine was busy (load average {load1:.2f} on {cores} cores before the run): "
+            "the figures measure the machine as much as the gateway; the floors hold for an idle machine"
+        )
+    return None
+
+
+def _fmt(unit: str, v: float) -> str:
+    if unit == "%":
+        return f"{v * 100:.1f} %"
+    if unit == "x":
+        return f"{v:.2f}x"
+    return f"{v:+.3f} ms"
+
+
+def table(result: Mapping[str, Any]) -> str:
+    """The printed report: absolute figures per system, then each floor with its verdict."""
+    tp, lat, ttft = result["throughput"], result["latency"], result["ttft"]
+    store = result["quota_store"]
+    cols = ("upstream", "forwarder", "gateway", "gateway+quota")
+    keys = ("direct", "forwarder", "gateway", "gateway_quota")
+    lines = [f"{'figure':30}" + "".join(f"{c:>14}" for c in cols), "-" * (30 + 14 * len(cols))]
+
+    def row(label: str, cells: Sequence[str]) -> None:
+        lines.append(f"{label:30}" + "".join(f"{c:>14}" for c in cells))
+
+    row("RPS @32 conns", [f"{tp[k]['rps']:.0f}" if k in tp else "" for k in keys])
+    row("latency p50 @1 (ms)", [f"{lat[k]['p50_ms']:.3f}" if k in lat else "" for k in keys])
+    row("latency p99 @1 (ms)", [f"{lat[k]['p99_ms']:.3f}" if k in lat else "" for k in keys])
+    row("added p50 @1 vs upstream (ms)", [f"+{lat[k]['added_p50_ms']:.3f}" if k != "direct" else "" for k in keys])
+    row("stream TTFT p50 @1 (ms)", [f"{ttft[k]['p50_ms']:.3f}" if k in ttft else "" for k in keys])
+    row("stream TTFT p99 @1 (ms)", [f"{ttft[k]['p99_ms']:.3f}" if k in ttft else "" for k in keys])
+    lines.append("")
+    lines.append(f"{'floor':58} {'value':>10} {'limit':>10}  verdict")
+    for v, f in zip(verdicts(result), FLOORS, strict=True):
+        limit = (">= " if f.kind == "min" else "<= ") + _fmt(f.unit, f.limit).lstrip("+")
+        lines.append(f"{f.name:58} {_fmt(f.unit, v['value']):>10} {limit:>12}  {'met' if v['met'] else 'NOT MET'}")
+    m = result["machine"]
+    errs = sum(tp[k]["errors"] for k in keys if k in tp)
+    lines.append("")
+    lines.append(
+        f"({m['cores']} cores, {m['cpu_model']}, {m['python']}; load average {m['load_avg'][0]:.2f} before the run; "
+        f"quota on {store}; errors during the throughput runs: {errs})"
+    )
+    note = machine_note(m)
+    if note:
+        lines.append(f"NOTE: {note}")
+    return "\n".join(lines)
