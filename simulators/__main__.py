@@ -1,4 +1,4 @@
-"""``python -m simulators --flavour openai|vllm --profile NAME --seed N --port P`` (uvicorn, one process)."""
+"""``python -m simulators --flavour openai|vllm|gemini --profile NAME --seed N --port P`` (uvicorn, one process)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class _DropResets(logging.Filter):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m simulators", description=__doc__)
-    ap.add_argument("--flavour", choices=["openai", "vllm"], default="openai")
+    ap.add_argument("--flavour", choices=["openai", "vllm", "gemini"], default="openai")
     ap.add_argument("--profile", default="instant", help="a name from --list-profiles or a YAML path")
     ap.add_argument("--seed", default="0", help="scenario seed (int or string)")
     ap.add_argument("--name", default=None, help="backend name feeding the random streams (default: flavour)")

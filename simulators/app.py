@@ -13,46 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable
 from typing import Any, Literal
 
 import orjson
 
 from gateway.clock import Clock, SystemClock
+from simulators import gemini
+from simulators.asgi import JSON_HEADER, SSE_HEADERS, Receive, Scope, Send, read_body, send_json
 from simulators.capacity import Ticket
 from simulators.control import handle_control
 from simulators.decide import Decision, Request
 from simulators.engine import Engine
 from simulators.errors import ErrorInfo, Flavour, SimulatedConnectionReset, render_error, retry_after_header
 from simulators.profile import Profile, load_profile
+from simulators.routes import Render, handle_embeddings, handle_gemini
 from simulators.sampling import count_prompt_tokens
-from simulators.wire import Chunker, completion, completion_id, models
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-_JSON = (b"content-type", b"application/json")
-_SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-
-
-async def read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        msg = await receive()
-        if msg["type"] != "http.request":
-            break
-        chunks.append(msg.get("body", b""))
-        if not msg.get("more_body"):
-            break
-    return b"".join(chunks)
-
-
-async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
-    h = [_JSON, (b"content-length", str(len(body)).encode()), *headers]
-    await send({"type": "http.response.start", "status": status, "headers": h})
-    await send({"type": "http.response.body", "body": body})
+from simulators.wire import OpenAIRender, models
 
 
 class SimulatorApp:
@@ -71,8 +48,12 @@ class SimulatorApp:
         kind = scope["type"]
         if kind == "http":
             path, method = scope["path"], scope["method"]
-            if path == "/v1/chat/completions" and method == "POST":
+            if self.flavour == "gemini" and path.startswith(gemini.PREFIXES):
+                await handle_gemini(self, scope, receive, send)
+            elif path == "/v1/chat/completions" and method == "POST":
                 await self._chat(scope, receive, send)
+            elif path == "/v1/embeddings" and method == "POST":
+                await handle_embeddings(self, scope, receive, send)
             elif path == "/v1/models" and method == "GET":
                 p = self.engine.profile
                 ids = p.served_models or [p.model]
@@ -90,7 +71,7 @@ class SimulatorApp:
                 status, body = await handle_control(self.engine, method, path, await read_body(receive))
                 await send_json(send, status, body)
             else:
-                await self._error(send, ErrorInfo(kind="not_found", detail=f"Invalid URL ({method} {path})"))
+                await self.error(send, ErrorInfo(kind="not_found", detail=f"Invalid URL ({method} {path})"))
         elif kind == "lifespan":
             while True:
                 msg = await receive()
@@ -101,54 +82,66 @@ class SimulatorApp:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-    async def _error(
+    async def error(
         self,
         send: Send,
         info: ErrorInfo,
         status: int | None = None,
         headers: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
     ) -> None:
-        st, body = render_error(self.flavour, info)
+        st, body = self.render_error(info)
         h = list(headers)
-        if info.kind == "rate_limit":
+        if info.kind == "rate_limit" and self.flavour != "gemini":
             h.append((b"retry-after", retry_after_header(info.retry_after)))
         await send_json(send, status or st, orjson.dumps(body), h)
 
+    def render_error(self, info: ErrorInfo) -> tuple[int, dict[str, Any]]:
+        return gemini.render_error(info) if self.flavour == "gemini" else render_error(self.flavour, info)
+
+    def ids(self, d: Decision) -> list[tuple[bytes, bytes]]:
+        """The request id and rate-limit headers the flavour sends (Gemini sends neither)."""
+        return [] if self.flavour == "gemini" else [_request_id(d), *d.headers]
+
     async def _reset(self, send: Send, started: bool) -> None:
         if self.reset_style == "partial" and not started:
-            h = [_JSON, (b"content-length", b"4096")]
+            h = [JSON_HEADER, (b"content-length", b"4096")]
             await send({"type": "http.response.start", "status": 200, "headers": h})
             await send({"type": "http.response.body", "body": b'{"id":', "more_body": True})
         raise SimulatedConnectionReset("simulated connection reset")
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        eng = self.engine
         try:
             payload = orjson.loads(await read_body(receive))
         except orjson.JSONDecodeError:
-            return await self._error(send, ErrorInfo(kind="invalid_request", detail="The body is not valid JSON."))
+            return await self.error(send, ErrorInfo(kind="invalid_request", detail="The body is not valid JSON."))
         req, problem = _parse(payload, scope)
         if req is None:
-            return await self._error(send, ErrorInfo(kind="invalid_request", detail=problem))
+            return await self.error(send, ErrorInfo(kind="invalid_request", detail=problem))
+        stream = bool(payload.get("stream"))
+        opts = payload.get("stream_options")
+        usage_chunk = stream and isinstance(opts, dict) and opts.get("include_usage") is True
+        await self.generate(req, OpenAIRender(self.flavour, stream, usage_chunk), receive, send)
+
+    async def generate(self, req: Request, out: Render, receive: Receive, send: Send) -> None:
+        """Decide ``req``, then fail it, refuse it (full queue) or serve it in ``out``'s wire shape."""
+        eng = self.engine
         t_start = eng.clock.monotonic()
         d = eng.decide(req)
         if d.error is not None:
             eng.outcomes.append({"seq": d.seq, "status": d.error.kind, "queue_wait": 0.0, "ttft": None})
-            return await self._fail(d, d.error, receive, send)
+            return await self.fail(d, d.error, receive, send)
         sched = eng.scheduler
         if sched.must_refuse():
             eng.outcomes.append({"seq": d.seq, "status": "queue_full", "queue_wait": 0.0, "ttft": None})
-            return await self._error(send, ErrorInfo(kind="queue_full", model=req.model), headers=[_request_id(d)])
-        stream = bool(payload.get("stream"))
-        opts = payload.get("stream_options")
-        usage_chunk = stream and isinstance(opts, dict) and opts.get("include_usage") is True
+            info = ErrorInfo(kind="queue_full", model=req.model)
+            return await self.error(send, info, headers=self.ids(d)[:1])
         ticket = sched.admit()
         factor = sched.load_factor() if ticket.fut is None else None
         if d.ttft > 0 or d.decode_s > 0 or d.stall_seconds > 0 or ticket.fut is not None:
-            run = self._serve_admitted(d, req, stream, usage_chunk, ticket, t_start, send, factor)
+            run = self._serve_admitted(d, req, out, ticket, t_start, send, factor)
             return await self._abort_on_disconnect(d, run, ticket, receive)
         try:  # nothing to wait for: served inline, no watcher on the zero-latency path
-            await self._serve(d, req, stream, usage_chunk, eng.clock.monotonic() - t_start, send, factor)
+            await self._serve(d, req, out, eng.clock.monotonic() - t_start, send, factor)
         finally:
             ticket.leave()
             d.release()
@@ -157,8 +150,7 @@ class SimulatorApp:
         self,
         d: Decision,
         req: Request,
-        stream: bool,
-        usage_chunk: bool,
+        out: Render,
         ticket: Ticket,
         t_start: float,
         send: Send,
@@ -168,7 +160,7 @@ class SimulatorApp:
             if ticket.fut is not None:
                 await ticket.wait()
             queue_wait = self.engine.clock.monotonic() - t_start
-            await self._serve(d, req, stream, usage_chunk, queue_wait, send, factor)
+            await self._serve(d, req, out, queue_wait, send, factor)
         finally:
             ticket.leave()
             d.release()
@@ -195,14 +187,14 @@ class SimulatorApp:
             self.engine.metrics.aborted()
             self.engine.outcomes.append({"seq": d.seq, "status": "abort", "queue_wait": None, "ttft": None})
 
-    async def _fail(self, d: Decision, info: ErrorInfo, receive: Receive, send: Send) -> None:
+    async def fail(self, d: Decision, info: ErrorInfo, receive: Receive, send: Send) -> None:
         if info.kind == "hang":
             if await self._hang(receive, d.hang_timeout):
                 return
             await self._reset(send, started=False)
         if info.kind == "connection_reset":
             await self._reset(send, started=False)
-        await self._error(send, info, headers=[_request_id(d), *d.headers])
+        await self.error(send, info, headers=self.ids(d))
 
     async def _hang(self, receive: Receive, limit: float) -> bool:
         """Wait until the client disconnects (True) or ``limit`` (> 0) seconds pass on the clock (False)."""
@@ -223,7 +215,7 @@ class SimulatorApp:
         return t_gone in done
 
     def _headers(self, d: Decision, t_start: float) -> list[tuple[bytes, bytes]]:
-        h = [_request_id(d), *d.headers]
+        h = self.ids(d)
         if self.flavour == "openai":
             ms = int((self.engine.clock.monotonic() - t_start) * 1000)
             h += [(b"openai-processing-ms", str(ms).encode()), (b"openai-version", b"2020-10-01")]
@@ -233,8 +225,7 @@ class SimulatorApp:
         self,
         d: Decision,
         req: Request,
-        stream: bool,
-        usage_chunk: bool,
+        out: Render,
         queue_wait: float,
         send: Send,
         factor: float | None = None,
@@ -245,10 +236,10 @@ class SimulatorApp:
         t_start = clock.monotonic() - queue_wait
         prefill = d.ttft * (sched.load_factor() if factor is None else factor)
         n, tokens = d.completion_tokens, d.tokens
-        cid, created = completion_id(self.flavour, d.response_id), int(clock.now())
+        rid, created = d.response_id, int(clock.now())
         cut = d.cut_after if d.cut_after is None else min(d.cut_after, n)
         finish = d.finish_reason
-        if not stream:
+        if not out.stream:
             sent = n if cut is None else cut
             wait = prefill + _gaps(d, 0, sent - 1) * sched.load_factor()
             if d.stall_after is not None and d.stall_after <= sent:
@@ -256,24 +247,26 @@ class SimulatorApp:
             if wait > 0:
                 await clock.sleep(wait)
             if cut is not None:
-                self._finished(d, req, queue_wait, prefill, wait - prefill, cut, "abort")
+                self.finished(d, req, queue_wait, prefill, wait - prefill, cut, "abort")
                 if d.cut_mode == "reset":
                     await self._reset(send, started=False)
                 if d.cut_mode == "error":
-                    return await self._error(send, ErrorInfo(kind="server_error"), headers=[_request_id(d)])
+                    return await self.error(send, ErrorInfo(kind="server_error"), headers=self.ids(d)[:1])
             content = "".join(tokens[:sent])
-            body = completion(self.flavour, cid, created, req.model, content, finish, req.prompt_tokens, sent)
+            body = out.body(rid, created, req.model, content, finish, req.prompt_tokens, sent)
             if cut is None:
-                self._finished(d, req, queue_wait, prefill, wait - prefill, n, finish)
+                self.finished(d, req, queue_wait, prefill, wait - prefill, n, finish)
             return await send_json(send, 200, body, self._headers(d, t_start))
 
-        ch = Chunker(self.flavour, cid, created, req.model, usage_chunk)
-        start_msg = {"type": "http.response.start", "status": 200, "headers": _SSE + self._headers(d, t_start)}
+        ch = out.chunker(rid, created, req.model, req.prompt_tokens)
+        media = SSE_HEADERS if getattr(out, "sse", True) else [JSON_HEADER]
+        start_msg = {"type": "http.response.start", "status": 200, "headers": media + self._headers(d, t_start)}
         await send(start_msg)
         if prefill > 0:
             await clock.sleep(prefill)
         t_first = clock.monotonic()
-        await send({"type": "http.response.body", "body": ch.role(), "more_body": True})
+        if role := ch.role():
+            await send({"type": "http.response.body", "body": role, "more_body": True})
         for i in range(n):
             if cut is not None and i >= cut:
                 break
@@ -285,21 +278,19 @@ class SimulatorApp:
             await send({"type": "http.response.body", "body": ch.token(tokens[i]), "more_body": True})
         decode = clock.monotonic() - t_first
         if cut is not None:
-            self._finished(d, req, queue_wait, prefill, decode, cut, "abort")
+            self.finished(d, req, queue_wait, prefill, decode, cut, "abort")
             if d.cut_mode == "reset":
                 await self._reset(send, started=True)
-            tail = ch.error(render_error(self.flavour, ErrorInfo(kind="server_error"))[1])
+            tail = ch.error(self.render_error(ErrorInfo(kind="server_error"))[1])
             await send({"type": "http.response.body", "body": tail if d.cut_mode == "error" else b""})
             return
         if d.stall_after is not None and d.stall_after >= n and d.stall_seconds > 0:
             await clock.sleep(d.stall_seconds)
-        tail = ch.finish(finish)
-        if usage_chunk:
-            tail += ch.usage(req.prompt_tokens, n)
-        self._finished(d, req, queue_wait, prefill, clock.monotonic() - t_first, n, finish)
-        await send({"type": "http.response.body", "body": tail + Chunker.done()})
+        tail = ch.end(finish, req.prompt_tokens, n)
+        self.finished(d, req, queue_wait, prefill, clock.monotonic() - t_first, n, finish)
+        await send({"type": "http.response.body", "body": tail})
 
-    def _finished(
+    def finished(
         self, d: Decision, req: Request, queue: float, prefill: float, decode: float, n: int, reason: str
     ) -> None:
         eng = self.engine

@@ -133,7 +133,7 @@ async def bench(flavour: str = "openai", connections: int = 32, seconds: float =
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m simulators.bench")
-    ap.add_argument("--flavour", choices=["openai", "vllm"], default="openai")
+    ap.add_argument("--flavour", choices=["openai", "vllm", "gemini"], default="openai")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=5.0)
     args = ap.parse_args(argv)

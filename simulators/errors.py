@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Flavour = Literal["openai", "vllm"]
+Flavour = Literal["openai", "vllm", "gemini"]
 
 
 class SimulatedConnectionReset(ConnectionResetError):

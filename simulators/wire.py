@@ -110,6 +110,13 @@ class Chunker:
             u = {"prompt_tokens": prompt, "total_tokens": prompt + completion, "completion_tokens": completion}
         return self._head + b'[],"usage":' + orjson.dumps(u) + b"}\n\n"
 
+    def end(self, reason: str, prompt: int, completion: int) -> bytes:
+        """The finish chunk, the usage chunk when asked for, and ``[DONE]``."""
+        tail = self.finish(reason)
+        if self.include_usage:
+            tail += self.usage(prompt, completion)
+        return tail + self.done()
+
     def error(self, body: dict[str, Any]) -> bytes:
         event = b"data: " + orjson.dumps(body) + b"\n\n"
         return event + self.done() if self.flavour == "vllm" else event
@@ -153,3 +160,18 @@ def models(flavour: Flavour, model_ids: list[str], created: int, max_model_len: 
                 }
             )
     return orjson.dumps({"object": "list", "data": data})
+
+
+class OpenAIRender:
+    """How one generation goes out in the OpenAI (or vLLM) shape: a JSON body or a :class:`Chunker`."""
+
+    __slots__ = ("flavour", "stream", "usage_chunk")
+
+    def __init__(self, flavour: Flavour, stream: bool, usage_chunk: bool) -> None:
+        self.flavour, self.stream, self.usage_chunk = flavour, stream, usage_chunk
+
+    def body(self, rid: str, created: int, model: str, content: str, finish: str, prompt: int, n: int) -> bytes:
+        return completion(self.flavour, completion_id(self.flavour, rid), created, model, content, finish, prompt, n)
+
+    def chunker(self, rid: str, created: int, model: str, prompt: int) -> Chunker:
+        return Chunker(self.flavour, completion_id(self.flavour, rid), created, model, self.usage_chunk)

@@ -37,6 +37,8 @@ def pct(xs: list[float], q: float) -> float:
         ("openai-gpt-4o", (0.4, 0.9), (2.0, 4.0), (1 / 110, 1 / 30)),
         # the smaller hosted model: median ~0.4 s, a shorter tail, faster decoding
         ("openai-gpt-4o-mini", (0.3, 0.5), (1.2, 2.0), (1 / 110, 1 / 30)),
+        # Gemini 2.0 Flash: median TTFT 140-400 ms, 120-200 output tokens/s
+        ("gemini-flash", (0.14, 0.4), (0.5, 1.2), (1 / 200, 1 / 120)),
         # vLLM 8B at batch 1, 256-token prompt: H100 TTFT 60-120 ms, ITL 10-15 ms; A100 100-180 ms, 15-25 ms
         ("vllm-8b-h100", (0.06, 0.12), (0.06, 0.135), (0.010, 0.015)),
         ("vllm-8b-a100", (0.10, 0.18), (0.10, 0.20), (0.015, 0.025)),
