@@ -1,6 +1,7 @@
 """Gemini's wire format for the simulated Gemini: request parsing, bodies, SSE frames, errors.
 
-Routes (under ``/v1beta`` and ``/v1``, the version google-genai 3 calls by default): ``POST models/{model}:generateContent``, ``POST models/{model}:streamGenerateContent``
+Routes (under ``/v1beta`` and ``/v1``, the version google-genai 3 calls by default):
+``POST models/{model}:generateContent``, ``POST models/{model}:streamGenerateContent``
 (``?alt=sse``: one ``data:`` frame per ``GenerateContentResponse`` and no ``[DONE]``; without it a JSON array),
 ``POST models/{model}:embedContent``, ``POST models/{model}:batchEmbedContents``, ``GET models`` and
 ``GET models/{model}``. The key comes in ``x-goog-api-key`` (or ``?key=``).

@@ -51,7 +51,7 @@ async def handle_gemini(app: SimulatorApp, scope: Scope, receive: Receive, send:
     path, method = scope["path"], scope["method"]
     p = app.engine.profile
     served = p.served_models or [p.model]
-    version, _, rest = path[1:].partition("/")
+    rest = path[1:].partition("/")[2]
     if method == "GET" and rest == "models":
         return await send_json(send, 200, gemini.models(served, p.max_model_len))
     if method == "GET" and rest.startswith("models/") and ":" not in rest:
