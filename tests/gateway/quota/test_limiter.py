@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 
@@ -16,6 +15,7 @@ from gateway.quota.limiter import QuotaCounters, QuotaLimiter, replica_share
 from gateway.quota.settings import Limits, QuotaSettings
 from tests.gateway.quota.conftest import point_at
 from tests.processes import free_port
+from tests.tools import tool
 
 DEAD = "redis://127.0.0.1:1/0"
 
@@ -114,8 +114,7 @@ async def test_fail_open_keeps_the_days_use_seen_on_the_store(
 @pytest.fixture
 def own_redis() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
     """A private redis-server on a free port (never the shared one), stopped at the end."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+    tool("redis-server")
     port, procs = free_port(), []
     yield port, procs
     for p in procs:
@@ -125,7 +124,7 @@ def own_redis() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
 
 def _start(port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [tool("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
     )
 
