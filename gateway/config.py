@@ -57,8 +57,10 @@ class Consumer(_Model):
 
 class Provider(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
-    kind: Literal["openai", "vllm"]
-    base_url: str = Field(description="e.g. https://api.openai.com/v1 or http://vllm:8000/v1")
+    kind: Literal["openai", "vllm", "gemini"]
+    base_url: str = Field(
+        description="e.g. https://api.openai.com/v1, http://vllm:8000/v1, https://generativelanguage.googleapis.com/v1beta"
+    )
     api_key_env: str | None = Field(default=None, description="environment variable holding the upstream key")
 
 

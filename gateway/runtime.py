@@ -52,7 +52,7 @@ class Runtime:
 
 def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, transport: Transport) -> Runtime:
     catalog = ModelCatalog(settings)
-    adapters = build_adapters(settings.providers, transport)
+    adapters = build_adapters(settings.providers, transport, clock=clock)
     telemetry = Telemetry.from_settings(settings, clock=clock, rng=rng.child("telemetry"))
     router = Router(settings, catalog, adapters, clock, rng.child("router"), state=state, events=telemetry)
     quota_events: QuotaEvents = telemetry

@@ -50,21 +50,27 @@ class ChunkStream:
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._chunks()
 
+    async def _next(self, first: bool) -> bytes | None:
+        """The next event's data within its time limit; None when the upstream body ended."""
+        try:
+            limit = asyncio.timeout_at(self._first_by) if first else asyncio.timeout(self._idle_s)
+            async with limit:
+                return await anext(self._events)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            if first:
+                raise e.UpstreamTimeout(self._provider, "no first chunk within the first-byte limit") from None
+            raise e.UpstreamStreamTimeout(self._provider, f"no chunk for {self._idle_s:g}s") from None
+        except ConnectionLost as exc:
+            raise e.UpstreamStreamCut(self._provider, f"connection lost mid-stream: {exc}") from None
+
     async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
         first = self._first_by is not None
         while True:
-            try:
-                limit = asyncio.timeout_at(self._first_by) if first else asyncio.timeout(self._idle_s)
-                async with limit:
-                    data = await anext(self._events)
-            except StopAsyncIteration:
-                raise e.UpstreamStreamCut(self._provider, "stream ended without [DONE]") from None
-            except TimeoutError:
-                if first:
-                    raise e.UpstreamTimeout(self._provider, "no first chunk within the first-byte limit") from None
-                raise e.UpstreamStreamTimeout(self._provider, f"no chunk for {self._idle_s:g}s") from None
-            except ConnectionLost as exc:
-                raise e.UpstreamStreamCut(self._provider, f"connection lost mid-stream: {exc}") from None
+            data = await self._next(first)
+            if data is None:
+                raise e.UpstreamStreamCut(self._provider, "stream ended without [DONE]")
             first = False
             if data == b"[DONE]":
                 return

@@ -6,8 +6,10 @@ import os
 from collections.abc import Mapping
 
 from gateway.adapters.base import OpenAICompatibleAdapter
+from gateway.adapters.gemini import GeminiAdapter
 from gateway.adapters.openai import OpenAIAdapter
 from gateway.adapters.vllm import VLLMAdapter
+from gateway.clock import Clock, SystemClock
 from gateway.config import Provider
 from gateway.transport import Transport
 
@@ -15,10 +17,20 @@ _KINDS: dict[str, type[OpenAICompatibleAdapter]] = {"openai": OpenAIAdapter, "vl
 
 
 def build_adapters(
-    providers: list[Provider], transport: Transport, env: Mapping[str, str] | None = None
+    providers: list[Provider],
+    transport: Transport,
+    env: Mapping[str, str] | None = None,
+    *,
+    clock: Clock | None = None,
 ) -> dict[str, OpenAICompatibleAdapter]:
+    """``clock`` stamps the ``created`` of replies an adapter builds itself (Gemini's)."""
     env = os.environ if env is None else env
-    return {
-        p.name: _KINDS[p.kind](p.name, p.base_url, transport, env.get(p.api_key_env) if p.api_key_env else None)
-        for p in providers
-    }
+    clock = clock or SystemClock()
+    out: dict[str, OpenAICompatibleAdapter] = {}
+    for p in providers:
+        key = env.get(p.api_key_env) if p.api_key_env else None
+        if p.kind == "gemini":
+            out[p.name] = GeminiAdapter(p.name, p.base_url, transport, key, clock=clock)
+        else:
+            out[p.name] = _KINDS[p.kind](p.name, p.base_url, transport, key)
+    return out

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import fakeredis
 import httpx
 import openai
+import orjson
 import pytest
 
 from gateway.app import create_app
 from gateway.clock import SystemClock
 from gateway.config import Settings, hash_key, parse_settings
-from gateway.transport import AsgiTransport
+from gateway.transport import AsgiTransport, Transport, UpstreamResponse
 from simulators import create_app as create_simulator
 
 DEMO_KEY = "fl-test-demo-key"
@@ -40,6 +41,18 @@ def make_settings(**overrides: Any) -> Settings:
     return parse_settings(raw)
 
 
+GEMINI_PROVIDER = {"name": "gemini", "kind": "gemini", "base_url": "http://gemini.sim/v1beta"}
+GEMINI_MODEL = {"name": "gemini-flash", "routes": [{"provider": "gemini", "model": "gemini-2.0-flash"}]}
+
+
+def with_gemini(**overrides: Any) -> Settings:
+    """The default settings plus a Gemini provider and a ``gemini-flash`` model group."""
+    base = make_settings()
+    providers = [p.model_dump() for p in base.providers] + [GEMINI_PROVIDER]
+    models = [m.model_dump() for m in base.models] + [GEMINI_MODEL]
+    return make_settings(providers=providers, models=models, **overrides)
+
+
 GatewayFactory = Callable[..., Any]
 
 
@@ -53,6 +66,8 @@ async def make_gateway() -> AsyncIterator[GatewayFactory]:
         *,
         openai_profile: str | dict[str, Any] = "instant",
         vllm_profile: str | dict[str, Any] = "instant",
+        gemini_profile: str | dict[str, Any] = "instant",
+        wrap: Callable[[Transport], Transport] | None = None,
     ) -> httpx.AsyncClient:
         clock = SystemClock()
         sims = {
@@ -60,12 +75,15 @@ async def make_gateway() -> AsyncIterator[GatewayFactory]:
                 flavour="openai", profile=openai_profile, seed=1, name="openai", clock=clock
             ),
             "http://vllm.sim": create_simulator(flavour="vllm", profile=vllm_profile, seed=1, name="vllm", clock=clock),
+            "http://gemini.sim": create_simulator(
+                flavour="gemini", profile=gemini_profile, seed=1, name="gemini", clock=clock
+            ),
         }
         app = create_app(
             settings or make_settings(),
             clock=clock,
             state=fakeredis.FakeAsyncRedis(),
-            upstream_transport=AsgiTransport(sims),
+            upstream_transport=wrap(AsgiTransport(sims)) if wrap else AsgiTransport(sims),
         )
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
@@ -77,6 +95,23 @@ async def make_gateway() -> AsyncIterator[GatewayFactory]:
     for lifespan, client in reversed(stack):
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+
+
+class Recording:
+    """A transport that keeps every upstream request (url, headers, decoded JSON body) and passes it on."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.sent: list[tuple[str, dict[str, str], Any]] = []
+
+    async def send(
+        self, url: str, headers: Mapping[str, str], body: bytes, *, connect_timeout: float
+    ) -> UpstreamResponse:
+        self.sent.append((url, dict(headers), orjson.loads(body) if body else None))
+        return await self.inner.send(url, headers, body, connect_timeout=connect_timeout)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def sdk(client: httpx.AsyncClient, key: str = DEMO_KEY) -> openai.AsyncOpenAI:

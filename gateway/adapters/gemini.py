@@ -1,0 +1,144 @@
+"""Gemini (the Gemini API's ``/v1beta``): translate, call, classify, like the OpenAI-compatible adapters.
+
+``POST {base_url}/models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse`` with the key in
+``x-goog-api-key``. The translation itself is pure: requests in :mod:`gateway.adapters.gemini_request`,
+responses, stream frames and errors in :mod:`gateway.adapters.gemini_response`. A Gemini stream has no
+``[DONE]``: it is complete when a frame carried a finish reason and the body then ended; it ends, as OpenAI's
+do, with a usage chunk built from the last ``usageMetadata``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+
+from gateway.adapters import errors as e
+from gateway.adapters.base import AttemptTimeouts, ChunkStream, Completion, OpenAICompatibleAdapter
+from gateway.adapters.gemini_request import TranslationError, to_gemini
+from gateway.adapters.gemini_response import StreamTranslator, classify, to_completion
+from gateway.clock import Clock
+from gateway.transport import ConnectFailed, ConnectionLost, Transport, UpstreamResponse
+
+
+class GeminiChunkStream(ChunkStream):
+    def __init__(
+        self, provider: str, resp: UpstreamResponse, idle_s: float, first_by: float, translator: StreamTranslator
+    ) -> None:
+        super().__init__(provider, resp, idle_s, first_by)
+        self._tr = translator
+
+    async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
+        first = True
+        while True:
+            data = await self._next(first)
+            first = False
+            if data is None:
+                if not self._tr.finished:
+                    raise e.UpstreamStreamCut(self._provider, "stream ended before a finish reason")
+                tail = self._tr.finish()
+                if tail is not None:
+                    yield tail
+                return
+            try:
+                doc = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise e.UpstreamStreamCut(self._provider, "malformed stream event") from None
+            if not isinstance(doc, dict):
+                continue
+            if "error" in doc:
+                err = doc["error"] if isinstance(doc["error"], dict) else {"message": str(doc["error"])}
+                raise e.UpstreamServerError(self._provider, f"error event mid-stream: {err.get('message', '')}")
+            chunk = self._tr.frame(doc)
+            if chunk is not None:
+                yield chunk
+
+
+class GeminiAdapter(OpenAICompatibleAdapter):
+    """Speaks the Gemini API to ``base_url`` (…/v1beta) and OpenAI's chat completions to the router."""
+
+    kind = "gemini"
+
+    def __init__(
+        self, name: str, base_url: str, transport: Transport, api_key: str | None = None, *, clock: Clock
+    ) -> None:
+        super().__init__(name, base_url, transport, None)
+        self._base = base_url.rstrip("/")
+        self._auth = {"x-goog-api-key": api_key} if api_key else {}
+        self._clock = clock
+
+    def _created(self) -> int:
+        return int(self._clock.now())
+
+    async def _post(self, url: str, body: bytes, request_id: str, t: AttemptTimeouts) -> UpstreamResponse:
+        headers = {"content-type": "application/json", "x-request-id": request_id, **self._auth}
+        try:
+            async with asyncio.timeout(t.first_byte_s):
+                resp = await self._transport.send(url, headers, body, connect_timeout=t.connect_s)
+        except ConnectFailed as exc:
+            raise e.UpstreamConnectError(self.name, str(exc)) from None
+        except TimeoutError:
+            raise e.UpstreamTimeout(self.name, f"no response within {t.first_byte_s:g}s") from None
+        if resp.status >= 400:
+            try:
+                async with asyncio.timeout(t.idle_s):
+                    raw = await resp.read()
+            except (TimeoutError, ConnectionLost):
+                raw = b""
+            raise self.classify(resp.status, resp.headers, raw)
+        return resp
+
+    def _request(self, payload: dict[str, Any]) -> bytes:
+        try:
+            return orjson.dumps(to_gemini(payload))
+        except TranslationError as exc:
+            raise e.UpstreamClientError(self.name, str(exc), status=400) from None
+
+    async def complete(
+        self,
+        payload: dict[str, Any],
+        *,
+        model: str,
+        request_id: str,
+        headers: Mapping[str, str],
+        timeouts: AttemptTimeouts,
+    ) -> Completion:
+        url = f"{self._base}/models/{model}:generateContent"
+        resp = await self._post(url, self._request(payload), request_id, timeouts)
+        try:
+            async with asyncio.timeout(timeouts.first_byte_s):
+                raw = await resp.read()
+        except TimeoutError:
+            await resp.aclose()
+            raise e.UpstreamTimeout(self.name, "response body did not arrive in time") from None
+        except ConnectionLost as exc:
+            raise e.UpstreamStreamCut(self.name, f"connection lost reading the body: {exc}") from None
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise e.UpstreamServerError(self.name, "response is not JSON", status=resp.status) from None
+        if not isinstance(doc, dict) or not ("candidates" in doc or "promptFeedback" in doc):
+            raise e.UpstreamServerError(self.name, "response is not a GenerateContentResponse", status=resp.status)
+        body = to_completion(doc, model=model, created=self._created())
+        u = body["usage"]
+        return Completion(body, u.get("prompt_tokens"), u.get("completion_tokens"))
+
+    async def open_stream(
+        self,
+        payload: dict[str, Any],
+        *,
+        model: str,
+        request_id: str,
+        headers: Mapping[str, str],
+        timeouts: AttemptTimeouts,
+    ) -> ChunkStream:
+        first_by = asyncio.get_running_loop().time() + timeouts.first_byte_s
+        url = f"{self._base}/models/{model}:streamGenerateContent?alt=sse"
+        resp = await self._post(url, self._request(payload), request_id, timeouts)
+        translator = StreamTranslator(model=model, created=self._created())
+        return GeminiChunkStream(self.name, resp, timeouts.idle_s, first_by, translator)
+
+    def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> e.UpstreamError:
+        return classify(self.name, status, raw)
