@@ -1,11 +1,16 @@
-"""The models clients can ask for: group names and their aliases, resolved to a model group."""
+"""The models clients can ask for: group names and their aliases, resolved to a model group.
+
+A consumer with a model allowlist (``models:`` on the consumer or its tier) may use only the groups its list
+names (naming an alias allows the whole group); any other known model is a 403 ``model_not_allowed``, and
+``/v1/models`` lists only the groups it may use. A model that exists for nobody stays a 404.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.config import ModelGroup, Settings
-from gateway.errors import ModelNotFound
+from gateway.config import Consumer, ModelGroup, Settings
+from gateway.errors import ModelNotAllowed, ModelNotFound
 
 
 class ModelCatalog:
@@ -15,10 +20,14 @@ class ModelCatalog:
             for name in (group.name, *group.aliases):
                 self._by_name[name] = group
         self._cards = [
-            {"id": name, "object": "model", "created": created, "owned_by": group.owned_by}
+            ({"id": name, "object": "model", "created": created, "owned_by": group.owned_by}, group.name)
             for group in settings.models
             for name in (group.name, *group.aliases)
         ]
+        self._allowed: dict[str, frozenset[str] | None] = {}
+        for c in settings.consumers:
+            names = settings.models_for(c)
+            self._allowed[c.name] = None if names is None else frozenset(self._by_name[n].name for n in names)
 
     def resolve(self, name: str) -> ModelGroup:
         group = self._by_name.get(name)
@@ -26,5 +35,14 @@ class ModelCatalog:
             raise ModelNotFound(f"The model '{name}' does not exist or you do not have access to it.", param="model")
         return group
 
-    def listing(self) -> dict[str, Any]:
-        return {"object": "list", "data": self._cards}
+    def resolve_for(self, name: str, consumer: Consumer | None) -> ModelGroup:
+        """The group ``name`` resolves to, if ``consumer`` may use it."""
+        group = self.resolve(name)
+        allowed = self._allowed.get(consumer.name) if consumer is not None else None
+        if allowed is not None and group.name not in allowed:
+            raise ModelNotAllowed(f"This API key may not use the model '{name}'.", param="model")
+        return group
+
+    def listing(self, consumer: Consumer | None = None) -> dict[str, Any]:
+        allowed = self._allowed.get(consumer.name) if consumer is not None else None
+        return {"object": "list", "data": [card for card, g in self._cards if allowed is None or g in allowed]}

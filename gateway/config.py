@@ -39,11 +39,20 @@ class StateSettings(_Model):
     redis_url: str | None = Field(default=None, description="overridden by $REDIS_URL; none = embedded fakeredis")
 
 
+class Tier(Limits):
+    """A tier's limits, and the models its consumers may use (none = every model)."""
+
+    models: tuple[str, ...] | None = Field(default=None, description="model names or aliases; none = all")
+
+
 class Consumer(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     key_sha256: str
     tier: str = "default"
     limits: Limits | None = None
+    models: tuple[str, ...] | None = Field(
+        default=None, description="model names or aliases this key may use; none = the tier's list"
+    )
     priority: int = Field(default=1, ge=0, le=9, description="higher is more important; shed last")
     permissions: frozenset[Literal["chat", "pin", "models"]] = frozenset({"chat", "models"})
 
@@ -87,7 +96,7 @@ class Settings(_Model):
     server: ServerSettings = ServerSettings()
     state: StateSettings = StateSettings()
     admin_key_sha256: str | None = None
-    tiers: dict[str, Limits] = {"default": Limits()}
+    tiers: dict[str, Tier] = {"default": Tier()}
     consumers: list[Consumer] = []
     providers: list[Provider] = Field(min_length=1)
     models: list[ModelGroup] = Field(min_length=1)
@@ -111,12 +120,23 @@ class Settings(_Model):
         for c in self.consumers:
             if c.tier not in self.tiers:
                 raise ValueError(f"consumers.{c.name}: unknown tier {c.tier!r}")
+        known = set(names)
+        lists = [(f"consumers.{c.name}", c.models) for c in self.consumers]
+        lists += [(f"tiers.{name}", t.models) for name, t in self.tiers.items()]
+        for where, allowed in lists:
+            for m in allowed or ():
+                if m not in known:
+                    raise ValueError(f"{where}.models: unknown model {m!r}")
         if len({c.key_sha256 for c in self.consumers}) != len(self.consumers):
             raise ValueError("consumers: two consumers share a key")
         return self
 
     def limits_for(self, consumer: Consumer) -> Limits:
         return consumer.limits if consumer.limits is not None else self.tiers[consumer.tier]
+
+    def models_for(self, consumer: Consumer) -> tuple[str, ...] | None:
+        """The model names a consumer may use (its own list, else its tier's); None = every model."""
+        return consumer.models if consumer.models is not None else self.tiers[consumer.tier].models
 
 
 def hash_key(key: str) -> str:

@@ -7,6 +7,7 @@ Client-facing errors are :class:`GatewayError`; each renders OpenAI's body
     ├── InvalidRequest        400     invalid_request_error (param names the field)
     ├── AuthenticationFailed  401     invalid_api_key
     ├── PermissionDenied      403     permission_denied
+    │   └── ModelNotAllowed   403     model_not_allowed (the key's model allowlist)
     ├── QuotaExhausted        403     insufficient_quota (daily budget spent)
     ├── ModelNotFound         404     model_not_found
     ├── PayloadTooLarge       413     request_too_large
@@ -71,6 +72,10 @@ class PermissionDenied(GatewayError):
     status = 403
     type = "invalid_request_error"
     code = "permission_denied"
+
+
+class ModelNotAllowed(PermissionDenied):
+    code = "model_not_allowed"
 
 
 class QuotaExhausted(GatewayError):

@@ -29,5 +29,5 @@ class ParseStage:
         call.body, call.payload = body, payload
         call.record.model = body.model
         call.record.stream = bool(body.stream)
-        self._catalog.resolve(body.model)
+        self._catalog.resolve_for(body.model, call.consumer)
         return await next_(call)

@@ -53,7 +53,7 @@ def chat_pipeline(rt: Runtime) -> Handler:
 
 def models_pipeline(rt: Runtime) -> Handler:
     async def list_models(call: Call) -> Reply:
-        return Reply(body=orjson.dumps(rt.catalog.listing()))
+        return Reply(body=orjson.dumps(rt.catalog.listing(call.consumer)))
 
     return chain(
         [RequestIdStage(rt.log), TelemetryStage(rt.telemetry), AuthStage(rt.keys, permission="models")],
