@@ -13,7 +13,7 @@ SCHEMA_VERSION = 1
 
 
 @dataclass(slots=True)
-class Attempt:
+class AttemptRecord:
     provider: str
     model: str
     started: float  # epoch seconds
@@ -40,7 +40,7 @@ class RequestRecord:
     outcome: str = "ok"
     error_type: str | None = None
     provider: str | None = None
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
     retries: int = 0
     breaker_states: dict[str, str] = field(default_factory=dict)
     decisions: dict[str, Any] = field(default_factory=dict)

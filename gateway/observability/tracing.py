@@ -29,7 +29,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, S
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.clock import Clock
-from gateway.requestlog import Attempt, RequestRecord
+from gateway.requestlog import AttemptRecord, RequestRecord
 from gateway.rng import Rng
 
 UPSTREAM_HEADERS = "upstream_headers"  # call.attributes key: dict of headers the adapters forward upstream
@@ -145,7 +145,7 @@ class Tracing:
         self._propagator.inject(carrier, context=trace_api.set_span_in_context(span, Context()))
         return carrier
 
-    def record_attempts(self, parent: Span, attempts: Sequence[Attempt]) -> None:
+    def record_attempts(self, parent: Span, attempts: Sequence[AttemptRecord]) -> None:
         """One CLIENT span per upstream attempt, timed from the record (nothing is recorded when unsampled)."""
         if not parent.get_span_context().trace_flags.sampled:
             return

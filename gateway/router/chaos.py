@@ -10,7 +10,7 @@ draws do not depend on earlier outcomes) and the first hit wins. Faults:
 * ``abort``: fail with a connection error;
 * ``timeout``: wait for the attempt's first-byte limit, then fail with a timeout.
 
-Every injected fault is tagged: ``Attempt.injected`` and ``decisions["chaos"]`` in the request log.
+Every injected fault is tagged: ``AttemptRecord.injected`` and ``decisions["chaos"]`` in the request log.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ from collections import Counter
 from typing import Any
 
 from gateway.errors import InvalidRequest
+from gateway.observability.events import GuardrailEvents
+from gateway.requestlog import RequestRecord
 from gateway.router.settings import GuardrailSettings
 
 
@@ -134,3 +136,13 @@ class StreamGuard:
             return ready, "length"
         self._sent += len(ready)
         return ready, None
+
+
+def note_actions(record: RequestRecord, actions: list[str], events: GuardrailEvents) -> None:
+    """The guardrail actions taken on one answer, into its request's record and reported as events."""
+    if not actions:
+        return
+    record.decisions["guardrail"] = sorted({*record.decisions.get("guardrail", ()), *actions})
+    for action in actions:
+        rule, _, what = action.rpartition(".")
+        events.guardrail_action(rule, what)

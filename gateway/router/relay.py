@@ -7,54 +7,59 @@
   in OpenAI's shape and no ``[DONE]``; the tokens delivered so far stay accounted in ``call.record``. So does the
   request deadline: a stream still running when it passes is ended the same way (no verdict on the provider).
 * Guardrails apply chunk by chunk (gateway/router/guardrails.py keeps the tail across chunk boundaries).
-* At the end (done, failed or cancelled by the client) the provider slot is released; the breaker and the retry
-  budget learn the outcome of a stream that finished or failed, while a cancelled one gives no verdict (a
-  half-open probe slot is given back).
+* At the end (done, failed or cancelled by the client) the relay closes the upstream stream and ends the attempt
+  (``Attempt.end`` in gateway/router/attempt.py: the provider slot freed; the breaker and the retry budget learn
+  the outcome of a stream that finished or failed, while a cancelled one gives no verdict).
+
+The relay knows the attempt only through :class:`RelayedAttempt`, and the router not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from gateway.adapters import errors as ue
 from gateway.adapters.base import AttemptTimeouts, ChunkStream
+from gateway.adapters.errors import UpstreamError
 from gateway.adapters.sse import DONE, frame
 from gateway.call import Call, Guarded, Reply
-from gateway.config import Route
-from gateway.requestlog import Attempt
+from gateway.clock import Clock
+from gateway.observability.events import GuardrailEvents
 from gateway.router.client_errors import client_error
 from gateway.router.deadline import DeadlineReached
-from gateway.router.guardrails import StreamGuard
-
-if TYPE_CHECKING:
-    from gateway.router.orchestrator import Router
-
+from gateway.router.guardrails import Guardrails, StreamGuard, note_actions
 
 _MAX_HEAD = 8  # chunks held back at most while waiting for the first content
 
 
-class Relay:
-    def __init__(self, router: Router) -> None:
-        self._r = router
+class RelayedAttempt(Protocol):
+    """What the relay needs of the attempt whose stream it relays (gateway/router/attempt.py)."""
 
-    async def start(
-        self,
-        call: Call,
-        route: Route,
-        key: str,
-        attempt: Attempt,
-        stream: ChunkStream,
-        t0: float,
-        limits: AttemptTimeouts,
-    ) -> Reply:
-        """Read the stream's head (within the deadline) and return the reply relaying the rest."""
+    @property
+    def provider(self) -> str: ...
+
+    def answered(self) -> float: ...
+
+    def failed(self, exc: UpstreamError, limits: AttemptTimeouts) -> UpstreamError: ...
+
+    async def end(self, failure: UpstreamError | None = None, *, cancelled: bool = False) -> None: ...
+
+
+class Relay:
+    def __init__(self, clock: Clock, guardrails: Guardrails, events: GuardrailEvents) -> None:
+        self._clock = clock
+        self._guardrails = guardrails
+        self._events = events
+
+    async def start(self, call: Call, attempt: RelayedAttempt, stream: ChunkStream, limits: AttemptTimeouts) -> Reply:
+        """Read the stream's head (within the deadline) and return the reply relaying the rest. From then on the
+        relay ends ``attempt``; when the head fails, the caller does."""
         it = aiter(stream)
         head: list[dict[str, Any]] = []
         try:  # hold back role-only chunks: until content arrives, a failure is still retryable
             while len(head) < _MAX_HEAD:
-                chunk = await self._read(it, call.deadline, limits.idle_s, route.provider)
+                chunk = await self._read(it, call.deadline, limits.idle_s, attempt.provider)
                 if chunk is None:
                     break
                 head.append(chunk)
@@ -63,39 +68,33 @@ class Relay:
         except BaseException:
             await stream.aclose()
             raise
-        clock = self._r.clock
-        attempt.status = 200
-        attempt.duration_s = clock.monotonic() - t0
-        self._r.latency.observe(f"{route.provider}/{route.model}", attempt.duration_s)
-        body = self._run(call, route, key, attempt, stream, it, head, t0, limits)
+        attempt.answered()
+        body = self._run(call, attempt, stream, it, head, limits)
 
         async def unstarted() -> None:  # the reply was never read (sending its head failed)
             try:
-                await self._end(route, attempt, stream, t0)
+                await stream.aclose()
             finally:
-                self._cancelled(call, attempt, key)
+                call.record.outcome = "cancelled"
+                await attempt.end(cancelled=True)
 
         return Reply(stream=Guarded(body, if_unstarted=unstarted), media_type="text/event-stream")
 
     async def _run(
         self,
         call: Call,
-        route: Route,
-        key: str,
-        attempt: Attempt,
+        attempt: RelayedAttempt,
         stream: ChunkStream,
         it: AsyncIterator[dict[str, Any]],
         head: list[dict[str, Any]],
-        t0: float,
         limits: AttemptTimeouts,
     ) -> AsyncIterator[bytes]:
-        r = self._r
-        clock = r.clock
+        clock = self._clock
         rec = call.record
         include_usage = call.body.include_usage if call.body is not None else False
-        guards: dict[int, StreamGuard] | None = {} if r.guardrails.active else None
+        guards: dict[int, StreamGuard] | None = {} if self._guardrails.active else None
         delivered = 0
-        failure: ue.UpstreamError | None = None
+        failure: UpstreamError | None = None
         finished = False
         last: dict[str, Any] = {}
         # Until ``safe_until`` the adapter's idle limit ends any read before the deadline; after it, each read
@@ -104,7 +103,7 @@ class Relay:
         monotonic = clock.monotonic
 
         def bounded() -> Awaitable[dict[str, Any] | None]:
-            return self._read(it, call.deadline, limits.idle_s, route.provider)
+            return self._read(it, call.deadline, limits.idle_s, attempt.provider)
 
         try:
             chunk = head.pop(0) if head else (await anext(it, None) if monotonic() <= safe_until else await bounded())
@@ -132,44 +131,29 @@ class Relay:
                     head.pop(0) if head else (await anext(it, None) if monotonic() <= safe_until else await bounded())
                 )
             if guards:
-                for tail in self._flush(call, guards, last):
+                for tail in self._flush(guards, last):
                     yield frame(tail)
             finished = True  # complete: a client that leaves once it has [DONE] (as the SDKs do) cancelled nothing
             yield DONE
-        except ue.UpstreamError as exc:
-            failure = r.limits.deadline_or(exc, limits)
-            attempt.outcome, attempt.status = failure.outcome, exc.status
+        except UpstreamError as exc:
+            failure = attempt.failed(exc, limits)
             rec.outcome, rec.error_type = "error", failure.outcome
             yield frame(client_error(failure).body())
         finally:
             try:
-                await self._end(route, attempt, stream, t0)
+                await stream.aclose()
             finally:
-                if failure is not None:
-                    await r.attempt_failed(call, route, key, failure)
-                elif finished:
-                    await r.attempt_succeeded(call, route, key, None)
-                else:
-                    self._cancelled(call, attempt, key)
-
-    async def _end(self, route: Route, attempt: Attempt, stream: ChunkStream, t0: float) -> None:
-        """The attempt is over: its time, the upstream stream closed, the provider slot free."""
-        attempt.duration_s = self._r.clock.monotonic() - t0
-        try:
-            await stream.aclose()
-        finally:
-            self._r.shedder.release(route.provider)
-
-    def _cancelled(self, call: Call, attempt: Attempt, key: str) -> None:
-        """The client went away: no verdict on the provider (a half-open probe slot is given back)."""
-        attempt.outcome = call.record.outcome = "cancelled"
-        self._r.breakers.release(key)
+                if failure is not None or finished:
+                    await attempt.end(failure)
+                else:  # the client went away: no verdict on the provider
+                    rec.outcome = "cancelled"
+                    await attempt.end(cancelled=True)
 
     async def _read(
         self, it: AsyncIterator[dict[str, Any]], deadline: float, idle_s: float, provider: str
     ) -> dict[str, Any] | None:
         """The next chunk, within the request deadline (the adapter bounds each read by ``idle_s`` already)."""
-        left = deadline - self._r.clock.monotonic()
+        left = deadline - self._clock.monotonic()
         if left >= idle_s:  # the idle limit ends this read before the deadline: no timer of our own
             return await anext(it, None)
         if left <= 0:
@@ -184,7 +168,7 @@ class Relay:
             raise DeadlineReached(provider, "the request deadline passed mid-stream") from None
 
     def _guard(self, call: Call, chunk: dict[str, Any], guards: dict[int, StreamGuard]) -> str | None:
-        rails = self._r.guardrails
+        rails = self._guardrails
         before = dict(rails.counts)
         stop = None
         for choice in chunk.get("choices") or ():
@@ -201,10 +185,10 @@ class Relay:
             if why is not None:
                 choice["finish_reason"] = why
                 stop = why
-        self._r.relay_actions(call, [k for k, v in rails.counts.items() if v != before.get(k, 0)])
+        note_actions(call.record, [k for k, v in rails.counts.items() if v != before.get(k, 0)], self._events)
         return stop
 
-    def _flush(self, call: Call, guards: dict[int, StreamGuard], last: dict[str, Any]) -> list[dict[str, Any]]:
+    def _flush(self, guards: dict[int, StreamGuard], last: dict[str, Any]) -> list[dict[str, Any]]:
         """Held-back text of a stream that ended without a finish_reason chunk."""
         out = []
         for index, guard in guards.items():

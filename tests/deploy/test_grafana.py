@@ -12,7 +12,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.observability.metrics import Metrics
-from gateway.requestlog import Attempt, RequestRecord
+from gateway.requestlog import AttemptRecord, RequestRecord
 
 from .conftest import ROOT
 
@@ -24,7 +24,7 @@ EXPRS = [t["expr"] for p in PANELS for t in p["targets"]]
 def _exported_names() -> set[str]:
     m = Metrics(consumers=["a"], models=["m"], providers=["p", "q"])
     rec = RequestRecord("r", 0.0, consumer="a", model="m", status=200, tokens_in=1, retries=1)
-    rec.attempts = [Attempt("p", "m", 0.0, outcome="server_error"), Attempt("q", "m", 0.0)]
+    rec.attempts = [AttemptRecord("p", "m", 0.0, outcome="server_error"), AttemptRecord("q", "m", 0.0)]
     m.request_finished("/v1/chat/completions", rec, duration_s=1.0, ttft_s=0.5)
     for call in (
         lambda: m.breaker_transition("p", "closed", "open"),

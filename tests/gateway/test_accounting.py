@@ -12,7 +12,7 @@ from gateway.call import Call, Reply
 from gateway.config import Consumer, Price, hash_key
 from gateway.errors import UpstreamFailed
 from gateway.quota.settings import QuotaSettings
-from gateway.requestlog import Attempt, RequestRecord
+from gateway.requestlog import AttemptRecord, RequestRecord
 
 PRICES = {
     "gpt-4o-mini": Price(input_per_1m=0.15, output_per_1m=0.60),
@@ -57,7 +57,7 @@ async def test_json_reply_is_accounted_by_upstream_model_first() -> None:
     call = make_call()
 
     async def next_(c: Call) -> Reply:
-        c.record.attempts.append(Attempt(provider="openai", model="upstream-x", started=0.0))
+        c.record.attempts.append(AttemptRecord(provider="openai", model="upstream-x", started=0.0))
         c.record.tokens_in, c.record.tokens_out = 1000, 500
         return Reply(body=b"{}")
 

@@ -19,7 +19,7 @@ from gateway.observability.stage import TelemetryStage, Traced, traced_handler
 from gateway.observability.telemetry import Telemetry
 from gateway.observability.tracing import UPSTREAM_HEADERS
 from gateway.pipeline import chain
-from gateway.requestlog import Attempt, RequestRecord
+from gateway.requestlog import AttemptRecord, RequestRecord
 from gateway.rng import Rng
 
 
@@ -69,12 +69,12 @@ class FakeRouter:
         clock, rec = self.k.clock, call.record
         self.seen_headers = dict(call.attributes.get(UPSTREAM_HEADERS, {}))
         rec.consumer, rec.model, rec.stream = "alice", "gpt-4o-mini", self.stream
-        rec.attempts.append(Attempt("openai-sim", "gpt-4o-mini", clock.now(), 0.5, "server_error", 503))
+        rec.attempts.append(AttemptRecord("openai-sim", "gpt-4o-mini", clock.now(), 0.5, "server_error", 503))
         clock.advance(0.5)
         if self.fail:
             raise UpstreamFailed("boom")
         rec.retries, rec.provider = 1, "vllm-sim"
-        rec.attempts.append(Attempt("vllm-sim", "llama-3-8b", clock.now(), 1.0, "ok", 200))
+        rec.attempts.append(AttemptRecord("vllm-sim", "llama-3-8b", clock.now(), 1.0, "ok", 200))
         rec.tokens_in, rec.tokens_out = 11, 3
         if not self.stream:
             clock.advance(1.0)

@@ -16,7 +16,7 @@ from gateway.call import Call, Reply
 from gateway.clock import FakeClock
 from gateway.observability.logs import EventLog
 from gateway.observability.metrics import Metrics
-from gateway.requestlog import Attempt, RequestRecord
+from gateway.requestlog import AttemptRecord, RequestRecord
 
 from .conftest import make_settings
 from .helpers import FakeRouter, kit, make_call, pipeline
@@ -91,4 +91,4 @@ def test_every_request_log_field_is_documented() -> None:
     assert set(RequestRecord("r", 0.0).to_dict()) == record
     assert sorted(f for f in record if f"`{f}`" not in schema) == []
     attempts_row = next(x for x in schema.splitlines() if x.startswith("| `attempts` |"))
-    assert sorted(f.name for f in fields(Attempt) if f"`{f.name}`" not in attempts_row) == []
+    assert sorted(f.name for f in fields(AttemptRecord) if f"`{f.name}`" not in attempts_row) == []

@@ -5,7 +5,7 @@ import subprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.observability.metrics import OTHER, UNKNOWN, Metrics, _Bounded
-from gateway.requestlog import Attempt, RequestRecord
+from gateway.requestlog import AttemptRecord, RequestRecord
 
 from .conftest import promtool
 
@@ -45,8 +45,8 @@ def test_request_finished_counts_request_attempts_fallback_tokens_and_overhead()
         tokens_out=20,
         cost_usd=0.5,
         attempts=[
-            Attempt("openai-sim", "gpt-4o-mini", 100.0, duration_s=0.25, outcome="server_error", status=500),
-            Attempt("vllm-sim", "llama", 100.25, duration_s=0.5, outcome="ok", status=200),
+            AttemptRecord("openai-sim", "gpt-4o-mini", 100.0, duration_s=0.25, outcome="server_error", status=500),
+            AttemptRecord("vllm-sim", "llama", 100.25, duration_s=0.5, outcome="ok", status=200),
         ],
     )
     m.request_finished("/v1/chat/completions", rec, duration_s=1.0, ttft_s=0.95)
@@ -124,7 +124,7 @@ def test_promtool_check_metrics_is_clean() -> None:
             tokens_in=1,
             tokens_out=2,
             cost_usd=0.1,
-            attempts=[Attempt("openai-sim", "gpt-4o-mini", 100.0, 0.2)],
+            attempts=[AttemptRecord("openai-sim", "gpt-4o-mini", 100.0, 0.2)],
         ),
         duration_s=0.25,
         ttft_s=0.2,

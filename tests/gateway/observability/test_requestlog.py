@@ -6,7 +6,7 @@ from pathlib import Path
 import orjson
 
 from gateway.observability.requestlog import RequestLogWriter, encode, read_records, segments
-from gateway.requestlog import SCHEMA_VERSION, Attempt, RequestRecord
+from gateway.requestlog import SCHEMA_VERSION, AttemptRecord, RequestRecord
 
 
 def _rec(i: int) -> RequestRecord:
@@ -16,7 +16,7 @@ def _rec(i: int) -> RequestRecord:
         consumer="alice",
         model="m",
         status=200,
-        attempts=[Attempt("p", "m", 1000.0 + i, 0.125)],
+        attempts=[AttemptRecord("p", "m", 1000.0 + i, 0.125)],
         tokens_in=i,
     )
 

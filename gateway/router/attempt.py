@@ -1,0 +1,241 @@
+"""One attempt: one route tried once, and everything it holds until it is over.
+
+An :class:`Attempt` is created once the route's breaker admitted it (a half-open breaker's probe is one of the
+things it holds). :meth:`Attempt.run` takes a slot at the provider (waiting in its queue, or shed), cuts the time
+limits to the request deadline, applies chaos, and calls the adapter. It ends in exactly one place,
+:meth:`Attempt.end`, whatever happens: an answer, a failure, a cancellation, or — for a stream handed to the
+client — when the relay (gateway/router/relay.py) is done with it. ``end`` frees the provider slot, then gives the
+verdict on the provider (breaker, retry budget, latency, quota cool-off) or, when the request went away or ran out
+of its own time, gives a half-open probe back without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.adapters.base import AttemptTimeouts, ChunkStream, OpenAICompatibleAdapter
+from gateway.adapters.errors import UpstreamClientError, UpstreamError, UpstreamQuotaExhausted
+from gateway.call import Call, Reply
+from gateway.clock import Clock
+from gateway.config import Route
+from gateway.requestlog import AttemptRecord
+from gateway.router.breaker import Transition
+from gateway.router.breakers import Breakers
+from gateway.router.budget import RetryBudget
+from gateway.router.chaos import Chaos, Injection, injected_error
+from gateway.router.cooloff import QuotaCooloffs
+from gateway.router.deadline import AttemptLimits, DeadlineReached, within
+from gateway.router.events import RouterEvents
+from gateway.router.guardrails import Guardrails, note_actions
+from gateway.router.relay import Relay
+from gateway.router.retry import provider_refused
+from gateway.router.selection import LatencyEwma
+from gateway.router.shedding import LoadShedder
+
+
+@dataclass(slots=True)
+class Policies:
+    """What one replica's attempts share: the providers, their limits and the state every verdict updates."""
+
+    clock: Clock
+    adapters: Mapping[str, OpenAICompatibleAdapter]
+    breakers: Breakers
+    budget: RetryBudget
+    shedder: LoadShedder
+    cooloffs: QuotaCooloffs
+    latency: LatencyEwma
+    limits: AttemptLimits
+    chaos: Chaos
+    guardrails: Guardrails
+    events: RouterEvents
+    relay: Relay
+
+
+def note_transition(call: Call, event: Transition | None) -> None:
+    """A breaker transition caused by this request goes into its record."""
+    if event is not None:
+        call.record.decisions.setdefault("breaker", []).append(event.to_dict())
+
+
+class Attempt:
+    """One route tried once (see the module's docstring). Holds the breaker probe from creation on."""
+
+    __slots__ = ("_call", "_ended", "_p", "_slot", "_t0", "key", "record", "route")
+
+    def __init__(self, policies: Policies, call: Call, route: Route, key: str) -> None:
+        self._p = policies
+        self._call = call
+        self.route = route
+        self.key = key  # the breaker's key
+        self.record: AttemptRecord | None = None  # the request log's entry, once the attempt is under way
+        self._slot = False  # holds a slot at the provider
+        self._ended = False
+        self._t0 = 0.0
+
+    @property
+    def provider(self) -> str:
+        return self.route.provider
+
+    async def run(self, priority: int, group: str) -> Reply:
+        """Make the attempt. Raises :class:`UpstreamError` (the verdict given), ``Shed`` or ``DeadlineExceeded``."""
+        call, p = self._call, self._p
+        assert call.body is not None
+        try:
+            limits = await self._start(priority)
+        except BaseException:  # shed, out of time, or cancelled before the call
+            await self.end(cancelled=True)
+            raise
+        try:
+            consumer = call.consumer.name if call.consumer is not None else None
+            injection = p.chaos.decide(self.provider, self.route.model, consumer, group=group)
+            if injection is not None:
+                limits = await self._inject(injection, limits)
+            if call.body.stream:
+                stream = await self._open_stream(limits)
+                return await p.relay.start(call, self, stream, limits)  # from here on the relay ends the attempt
+            return await self._complete(limits)
+        except UpstreamError as exc:
+            failure = self.failed(exc, limits)
+            await self.end(failure)
+            if failure is exc:
+                raise
+            raise failure from exc
+        except BaseException:
+            await self.end(cancelled=True)
+            raise
+
+    async def _start(self, priority: int) -> AttemptTimeouts:
+        """The provider slot, the time limits and the record: the limits the call has."""
+        call, p, provider = self._call, self._p, self.provider
+        self._t0 = mono = p.clock.monotonic()
+        if p.shedder.try_acquire(provider):
+            self._slot = True
+        else:  # wait in the provider's queue
+            await p.shedder.acquire(provider, priority, max_wait_s=call.deadline - mono)
+            self._slot = True
+            mono = p.clock.monotonic()
+        try:
+            limits = p.limits.at(call.deadline, mono)
+        except BaseException:
+            call.record.decisions["deadline_reached"] = provider
+            raise
+        self.record = AttemptRecord(provider=provider, model=self.route.model, started=p.clock.now())
+        call.record.attempts.append(self.record)
+        call.record.provider = provider
+        return limits
+
+    def _bounded_by_deadline(self, limits: AttemptTimeouts, stream: bool) -> bool:
+        """Could the adapter's own waits outlast the deadline? Then the attempt needs a timer of its own.
+
+        The adapter's waits (headers within first_byte_s, then the JSON body within first_byte_s or an error
+        body within idle_s) are cut to the time left; with the default limits (2 x 30 s against a 60 s deadline)
+        every attempt of a real process needs one: some time has passed since arrival."""
+        worst = limits.first_byte_s + (limits.idle_s if stream else max(limits.first_byte_s, limits.idle_s))
+        return worst > self._call.deadline - self._p.clock.monotonic()
+
+    def _args(self) -> dict[str, Any]:
+        call = self._call
+        return {
+            "model": self.route.model,
+            "request_id": call.request_id,
+            "headers": call.attributes.get("upstream_headers", {}),
+        }
+
+    async def _open_stream(self, limits: AttemptTimeouts) -> ChunkStream:
+        call, p = self._call, self._p
+        assert call.payload is not None
+        opening = p.adapters[self.provider].open_stream(call.payload, timeouts=limits, **self._args())
+        if self._bounded_by_deadline(limits, stream=True):
+            return await within(opening, call.deadline, p.clock, self.provider)
+        return await opening
+
+    async def _complete(self, limits: AttemptTimeouts) -> Reply:
+        call, p = self._call, self._p
+        assert call.payload is not None
+        completing = p.adapters[self.provider].complete(call.payload, timeouts=limits, **self._args())
+        if self._bounded_by_deadline(limits, stream=False):
+            done = await within(completing, call.deadline, p.clock, self.provider)
+        else:
+            done = await completing
+        self.answered()
+        await self.end()
+        rec = call.record
+        rec.ts_first_byte = p.clock.now()
+        rec.tokens_in = done.prompt_tokens or 0
+        rec.tokens_out = done.completion_tokens or 0
+        if p.guardrails.active:
+            note_actions(rec, p.guardrails.apply(done.body), p.events)
+        return Reply(body=orjson.dumps(done.body))
+
+    async def _inject(self, injection: Injection, limits: AttemptTimeouts) -> AttemptTimeouts:
+        """Apply a chaos injection: wait (latency, timeout) and/or raise its fault; returns the limits left."""
+        call, p, provider = self._call, self._p, self.provider
+        assert self.record is not None
+        self.record.injected = True
+        call.record.decisions.setdefault("chaos", []).append({"provider": provider, **injection.to_dict()})
+        p.events.chaos_injected(injection.fault, provider)
+        if injection.fault in ("latency", "timeout"):
+            wait = injection.latency_s if injection.fault == "latency" else limits.first_byte_s
+            await p.clock.sleep(min(wait, max(0.0, call.deadline - p.clock.monotonic())))
+        if injection.fault != "latency":
+            raise injected_error(provider, injection)
+        if p.clock.monotonic() >= call.deadline:
+            raise DeadlineReached(provider, "injected latency reached the request deadline")
+        return p.limits.at(call.deadline, p.clock.monotonic())
+
+    # -- how it ends -----------------------------------------------------------------------------------------
+    def answered(self) -> float:
+        """The provider answered (a JSON body, or a stream's head): its time to first byte, noted and returned."""
+        assert self.record is not None
+        self.record.status = 200
+        self.record.duration_s = ttfb = self._p.clock.monotonic() - self._t0
+        self._p.latency.observe(f"{self.provider}/{self.route.model}", ttfb)
+        return ttfb
+
+    def failed(self, exc: UpstreamError, limits: AttemptTimeouts) -> UpstreamError:
+        """The failure as recorded: ``exc``, or :class:`DeadlineReached` when the request deadline caused it."""
+        failure = self._p.limits.deadline_or(exc, limits)
+        if self.record is not None:
+            self.record.outcome, self.record.status = failure.outcome, exc.status
+        return failure
+
+    async def end(self, failure: UpstreamError | None = None, *, cancelled: bool = False) -> None:
+        """The one place an attempt lets go, once: the provider slot, then the verdict on the provider — or, when
+        ``cancelled`` (the client left, the task was cancelled, the request ran out of time before the call), the
+        breaker probe back without one."""
+        if self._ended:
+            return
+        self._ended = True
+        p = self._p
+        if self.record is not None:
+            self.record.duration_s = p.clock.monotonic() - self._t0
+            if cancelled:
+                self.record.outcome = "cancelled"
+        if self._slot:
+            p.shedder.release(self.provider)
+        if cancelled:
+            p.breakers.release(self.key)
+        elif failure is not None:
+            await self._blame(failure)
+        else:
+            p.budget.on_outcome(self.provider, True, p.clock.monotonic())
+            note_transition(self._call, await p.breakers.record(self.key, True))
+
+    async def _blame(self, failure: UpstreamError) -> None:
+        p, provider = self._p, self.provider
+        if isinstance(failure, DeadlineReached) or (
+            isinstance(failure, UpstreamClientError) and not provider_refused(failure)
+        ):
+            p.breakers.release(self.key)  # the request's fault (or its deadline), not the provider's
+            return
+        if isinstance(failure, UpstreamQuotaExhausted):
+            p.breakers.release(self.key)
+            p.cooloffs.mark(provider, p.clock.monotonic())
+            self._call.record.decisions.setdefault("quota_exhausted", []).append(provider)
+            return
+        p.budget.on_outcome(provider, False, p.clock.monotonic())
+        note_transition(self._call, await p.breakers.record(self.key, False))

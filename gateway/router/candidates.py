@@ -1,0 +1,166 @@
+"""The routes a request may try, in order: the explicit iterator the router's attempt loop consumes.
+
+:class:`Selector` turns a request into :class:`Candidates`:
+
+1. group    task rules may send the request to another model group            (selection.resolve_group)
+2. pin      ``X-Provider-Pin`` keeps the pinned provider's routes only          (selection.pinned_provider)
+3. order    weighted draw or score order of the group's routes                  (selection.order_*)
+4. skip     routes whose breaker is open or whose provider is in an ``insufficient_quota`` cool-off; the
+            shared breaker states are refreshed first (at most once per ``cache_s`` and key, one round trip)
+
+:class:`Candidates` then answers "which route next?" after each event of the loop: the first route, the next one
+after a failure or a shed (an untried route still usable now), or the next one after a route was passed over
+because its half-open breaker had every probe taken (never offered twice in a row). Each answer re-checks
+breakers and cool-offs at the current time. Every choice is written to ``call.record.decisions``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Collection, Mapping
+
+from gateway.call import Call
+from gateway.catalog import ModelCatalog
+from gateway.clock import Clock
+from gateway.config import ModelGroup, Price, Route
+from gateway.errors import Unavailable
+from gateway.router.breaker import State
+from gateway.router.breakers import Breakers
+from gateway.router.cooloff import QuotaCooloffs
+from gateway.router.selection import LatencyEwma, order_scored, order_weighted, pinned_provider, resolve_group
+from gateway.router.settings import RouterSettings
+
+Usable = Callable[[Route, float, float], str | None]
+
+
+class Candidates:
+    """The usable routes of one request, in order, and which of them the loop has tried or passed over."""
+
+    __slots__ = ("_clock", "_passed", "_routes", "_why_not", "group", "order", "pinned", "skipped", "tried")
+
+    def __init__(
+        self, group: ModelGroup, pinned: str | None, order: list[Route], clock: Clock, why_not: Usable
+    ) -> None:
+        self.group = group
+        self.pinned = pinned
+        self.order = order  # every route of the group that the pin allows, in the order drawn
+        self._clock = clock
+        self._why_not = why_not
+        mono, now = clock.monotonic(), clock.now()
+        self.skipped = {r.provider: why for r in order if (why := why_not(r, mono, now)) is not None}
+        self._routes = [r for r in order if r.provider not in self.skipped]
+        self.tried: list[Route] = []
+        self._passed: list[Route] = []  # half-open with every probe taken when offered
+
+    def first(self) -> Route | None:
+        return self._routes[0] if self._routes else None
+
+    def after(self, current: Route) -> Route | None:
+        """The next route after ``current`` failed or was shed: one not tried yet and usable now."""
+        return self._next(current, self.tried)
+
+    def passed_over(self, current: Route) -> Route | None:
+        """``current`` is half-open with every probe taken: the next route neither tried nor passed over."""
+        self.skipped[current.provider] = "breaker_probing"
+        self._passed.append(current)
+        return self._next(current, [*self.tried, *self._passed])
+
+    def _next(self, current: Route, excluded: list[Route]) -> Route | None:
+        mono, now = self._clock.monotonic(), self._clock.now()
+        for r in self._routes:
+            if r is not current and r not in excluded and self._why_not(r, mono, now) is None:
+                return r
+        return None
+
+
+class Selector:
+    """Model group, pin and route order of each request, from the router's settings and the live state."""
+
+    def __init__(
+        self,
+        settings: RouterSettings,
+        groups: Mapping[str, ModelGroup],
+        catalog: ModelCatalog,
+        providers: Collection[str],
+        prices: Mapping[str, Price],
+        *,
+        clock: Clock,
+        rng: random.Random,
+        breakers: Breakers,
+        cooloffs: QuotaCooloffs,
+        latency: LatencyEwma,
+    ) -> None:
+        self._s = settings
+        self._groups = groups
+        self._catalog = catalog
+        self._providers = providers
+        self._prices = prices
+        self._clock = clock
+        self._rng = rng
+        self._breakers = breakers
+        self._cooloffs = cooloffs
+        self._latency = latency
+
+    def group_and_pin(self, call: Call) -> tuple[ModelGroup, str | None]:
+        """The model group that serves ``call`` (task rules applied) and the provider it pins, if any."""
+        assert call.body is not None
+        s = self._s
+        task = call.headers.get(s.task_header)
+        default = self._catalog.resolve(call.body.model)
+        group, rule = resolve_group(call.body.model, task, s.task_rules, self._groups, default)
+        if rule is not None:
+            call.record.decisions["task_rule"] = {"rule": rule, "task": task, "group": group.name}
+        return group, pinned_provider(call.headers, s.pin_headers, call.consumer, self._providers, group)
+
+    async def candidates(self, call: Call, group: ModelGroup, pinned: str | None) -> Candidates:
+        rec, breakers = call.record, self._breakers
+        strategy, order = self._order(group)
+        keys = [breakers.key(r.provider, r.model) for r in order]
+        stale = breakers.stale(keys, self._clock.monotonic())
+        if stale:  # at most once per cache_s and key: one round trip to the state store
+            for event in await breakers.fetch(stale):
+                rec.decisions.setdefault("breaker", []).append(event.to_dict())
+        rec.decisions["route"] = {"group": group.name, "strategy": strategy, "order": [r.provider for r in order]}
+        if pinned is not None:
+            rec.decisions["pinned"] = pinned
+            order = [r for r in order if r.provider == pinned]
+        now = self._clock.now()
+        rec.breaker_states.update({k: str(breakers.peek(k, now)) for k in keys})
+        found = Candidates(group, pinned, order, self._clock, self._why_not)
+        if found.skipped:
+            rec.decisions["skipped"] = found.skipped
+        return found
+
+    def _order(self, group: ModelGroup) -> tuple[str, list[Route]]:
+        policy = self._s.groups.get(group.name)
+        if policy is not None and policy.strategy == "scored":
+            weights = policy.weights or self._s.scoring
+            return "scored", order_scored(group.routes, self._latency.values, self._prices, weights)
+        return "weighted", order_weighted(group.routes, self._rng)
+
+    def _why_not(self, route: Route, mono: float, now: float) -> str | None:
+        """Why the route cannot be tried at ``mono`` (monotonic) / ``now`` (epoch), or None."""
+        if self._cooloffs.active(route.provider, mono):
+            return "insufficient_quota"
+        if self._breakers.peek(self._breakers.key(route.provider, route.model), now) is State.OPEN:
+            return "breaker_open"
+        return None
+
+    def none_available(self, routes: Candidates) -> Unavailable:
+        """The 503 (with ``Retry-After``) when no route of ``routes`` can be tried."""
+        keys = [self._breakers.key(r.provider, r.model) for r in routes.order]
+        wait = self._breakers.retry_after(keys)
+        mono = self._clock.monotonic()
+        quota_wait = self._cooloffs.wait({r.provider for r in routes.order}, mono)
+        if quota_wait is not None and not wait:
+            wait = quota_wait
+        headers = {"retry-after": str(max(1, math.ceil(wait)))}
+        if routes.pinned is not None:
+            quota = self._cooloffs.active(routes.pinned, mono)
+            why = "insufficient_quota cool-off" if quota else "circuit breaker is open"
+            return Unavailable(f"The pinned provider {routes.pinned!r} is unavailable: its {why}.", headers=headers)
+        return Unavailable(
+            f"No provider for model {routes.group.name!r} is available (circuit breakers open); retry later.",
+            headers=headers,
+        )
