@@ -22,6 +22,13 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@touch $(STAMP)
 
+# The runtime lock alone, for the test that proves it is enough to run the gateway (tests/deploy/test_runtime.py).
+RUNTIME_VENV := .venv-runtime
+$(RUNTIME_VENV)/.installed: requirements-runtime.lock
+	@test -x $(RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements-runtime.lock
+	@touch $@
+
 install: $(STAMP) ## create .venv from requirements-dev.lock (runtime + testbed + dev)
 
 lock: ## re-resolve the three locks from pyproject.toml (LOCKFLAGS="--upgrade-package NAME" to move one pin)
@@ -35,7 +42,7 @@ lock: ## re-resolve the three locks from pyproject.toml (LOCKFLAGS="--upgrade-pa
 # is installed or started); redis-server, when the machine has none, is installed with apt-get.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-tools: $(STAMP) ## install the tools the tests run: validators (dev lock), promtool, redis-server if missing
+tools: $(STAMP) $(RUNTIME_VENV)/.installed ## what the tests run: validators (dev lock), promtool, redis-server, .venv-runtime
 	@command -v promtool >/dev/null || test -x $(BIN)/promtool || { \
 	  echo "promtool: from Debian's prometheus package into $(BIN)"; d=$$(mktemp -d) && \
 	  { (cd $$d && apt-get download -qq prometheus 2>/dev/null) || \
@@ -77,8 +84,8 @@ experiments: $(STAMP) ## run every scenario (MODE=replay by default, MODE=real f
 scenarios: $(STAMP) ## list the scenarios with one-line descriptions
 	$(PY) -m experiments list
 
-loadtest: $(STAMP) ## locust against a gateway: [URL=http://127.0.0.1:8000] [KEY=...] [HEADLESS=1 USERS=n RATE=n TIME=60s]
-	$(PY) -m experiments.loadtest $(if $(URL),--url $(URL)) $(if $(KEY),--key $(KEY)) $(if $(HEADLESS),--headless) $(if $(USERS),--users $(USERS)) $(if $(RATE),--spawn-rate $(RATE)) $(if $(TIME),--run-time $(TIME))
+loadtest: $(STAMP) ## locust against a gateway: [URL=… KEY=…] [HEADLESS=1 USERS=n RATE=n TIME=60s] [WORKERS=n] [SCENARIO=name]
+	$(PY) -m experiments.loadtest $(if $(URL),--url $(URL)) $(if $(KEY),--key $(KEY)) $(if $(HEADLESS),--headless) $(if $(USERS),--users $(USERS)) $(if $(RATE),--spawn-rate $(RATE)) $(if $(TIME),--run-time $(TIME)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(filter command line environment,$(origin SCENARIO)),--scenario $(SCENARIO))
 
 report: $(STAMP) ## regenerate a run's report: RUN=<run dir>
 	$(PY) -m reports $(RUN)
@@ -93,4 +100,4 @@ incident: $(STAMP) ## regenerate docs/INCIDENT.md and its charts from an openai-
 	$(PY) -m experiments.incident
 
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache runs
+	rm -rf $(VENV) $(RUNTIME_VENV) .mypy_cache .ruff_cache .pytest_cache runs

@@ -33,6 +33,12 @@ def user_plan(sc: Scenario, *, lookahead_s: float = 2.0, minimum: int = 2) -> li
     return plan
 
 
+def paced_users(sc: Scenario, t: float) -> int:
+    """Closed-loop users that send one request every ``pacing_s`` each, for the scenario's rate at ``t``
+    (``python -m experiments.loadtest --scenario``): ``max(1, ceil(rate x pacing_s))``."""
+    return max(1, math.ceil(sc.load.rate_at(t) * sc.load.pacing_s))
+
+
 def schedule(sc: Scenario, seed: int, settings: Settings, run_dir: Path) -> dict[str, Any]:
     """The locust side's input: every arrival with its body, headers and client behaviour."""
     mix = sc.request_mix

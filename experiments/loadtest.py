@@ -3,10 +3,17 @@
     python -m experiments.loadtest                                  # web UI on http://127.0.0.1:8089
     python -m experiments.loadtest --headless --users 20 --spawn-rate 5 --run-time 60s
     python -m experiments.loadtest --url http://gw:8000 --key KEY -- --csv out/run --html out/run.html
+    python -m experiments.loadtest --headless --scenario noisy-neighbor --workers 4
 
-Defaults: the gateway of ``make serve`` (http://127.0.0.1:8000) and its demo key. Arguments after ``--`` go to
-locust unchanged (``--master``, ``--worker``, ``--processes``, ``--csv``...). Locust runs in a process of its own
-(it monkey-patches the interpreter with gevent); this one only builds its command line and replaces itself.
+Defaults: the gateway of ``make serve`` (http://127.0.0.1:8000) and its demo key. ``--workers N`` runs locust's
+distributed mode on this machine: one master that aggregates the statistics and N worker processes that send the
+requests (locust's ``--processes``; for workers on other machines pass ``-- --master`` here and start
+``locust -f experiments/locustfile.py --worker --master-host HOST`` there). ``--scenario NAME`` takes a scenario's
+load: its user count over time (``ceil(rate x pacing_s)``, from experiments/locust_shape.py), pacing, model and
+streaming share, for its duration — not its seeded arrivals, consumers or faults, which only the real-time runner
+(``python -m experiments run``) reproduces. Arguments after ``--`` go to locust unchanged (``--csv``...). Locust
+runs in a process of its own (it monkey-patches the interpreter with gevent); this one builds its command line
+and replaces itself.
 """
 
 from __future__ import annotations
@@ -16,7 +23,10 @@ import os
 import sys
 from pathlib import Path
 
+from experiments.scenario import ScenarioError, load_scenario
+
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+SHAPE = Path(__file__).resolve().parent / "locust_shape.py"
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_KEY = "fl-demo-3c1f9a7e52d84b06"
 
@@ -32,25 +42,39 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--users", type=int, default=None, help="peak number of users (headless default 10)")
     ap.add_argument("--spawn-rate", type=float, default=None, help="users started per second (headless default 2)")
     ap.add_argument("--run-time", default=None, help="stop after this long, e.g. 60s, 5m (headless default 60s)")
+    ap.add_argument("--workers", type=int, default=0, help="locust worker processes under one master (0: none)")
+    ap.add_argument("--scenario", default=None, help="a scenario's load shape, pacing and request mix")
     ap.add_argument("locust_args", nargs="*", help="after --: passed to locust as they are")
     return ap
 
 
 def command(args: argparse.Namespace) -> list[str]:
     """The locust command line for the parsed arguments."""
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", args.url.rstrip("/")]
+    files = f"{LOCUSTFILE},{SHAPE}" if args.scenario else str(LOCUSTFILE)
+    cmd = [sys.executable, "-m", "locust", "-f", files, "--host", args.url.rstrip("/")]
     key = args.key or os.environ.get("FAULTLINE_API_KEY") or DEFAULT_KEY
     cmd += ["--api-key", key]
-    if args.model:
-        cmd += ["--model", args.model]
-    if args.stream_share is not None:
-        cmd += ["--stream-share", str(args.stream_share)]
-    if args.pacing is not None:
-        cmd += ["--pacing", str(args.pacing)]
+    model, share, pacing = args.model, args.stream_share, args.pacing
+    if args.scenario:
+        sc = load_scenario(args.scenario)
+        cmd += ["--scenario", args.scenario]
+        model = model or sc.request_mix.model
+        share = sc.request_mix.stream_share if share is None else share
+        pacing = sc.load.pacing_s if pacing is None else pacing
+    if model:
+        cmd += ["--model", model]
+    if share is not None:
+        cmd += ["--stream-share", str(share)]
+    if pacing is not None:
+        cmd += ["--pacing", str(pacing)]
+    if args.workers:
+        cmd += ["--processes", str(args.workers)]
     if args.headless:
-        cmd += ["--headless", "--users", str(args.users or 10), "--spawn-rate", f"{args.spawn_rate or 2:g}"]
-        cmd += ["--run-time", args.run_time or "60s"]
-    else:
+        cmd += ["--headless"]
+        if not args.scenario:  # else the shape sets the users and the end
+            cmd += ["--users", str(args.users or 10), "--spawn-rate", f"{args.spawn_rate or 2:g}"]
+            cmd += ["--run-time", args.run_time or "60s"]
+    elif not args.scenario:
         if args.users is not None:
             cmd += ["--users", str(args.users)]
         if args.spawn_rate is not None:
@@ -64,7 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.stream_share is not None and not 0 <= args.stream_share <= 1:
         parser().error("--stream-share must be between 0 and 1")
-    cmd = command(args)
+    if args.workers < 0:
+        parser().error("--workers must be 0 or more")
+    if args.scenario and (args.users or args.spawn_rate or args.run_time):
+        parser().error("--scenario sets the users, the spawn rate and the run time itself")
+    try:
+        cmd = command(args)
+    except ScenarioError as exc:
+        parser().error(str(exc))
     if not args.headless:
         print("locust web UI on http://127.0.0.1:8089 (Ctrl-C stops it)", file=sys.stderr, flush=True)
     os.execv(cmd[0], cmd)

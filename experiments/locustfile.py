@@ -12,18 +12,25 @@ Request names in the statistics: ``chat`` (non-streaming, whole response), ``cha
 carrying content, one sample per stream that produced one). A failure is an HTTP status outside 2xx (named by
 status and OpenAI error type), an SSE ``data: {"error": ...}`` event, a stream that ends without ``[DONE]``, or a
 connection error. :func:`chat_call` is shared with the scenario runner's locustfile (``locust_scenario.py``).
+
+``$FAULTLINE_LOCUST_COUNTS``, when it names a directory, gets one JSON file per locust process at exit: each
+worker's (or a lone process's) own request and failure counts as ``worker-<pid>.json``, and in distributed mode
+the master's aggregated totals as ``master.json`` — the master's figures should be the workers' sum.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
 from locust import User, constant_pacing, events, task
+from locust.runners import MasterRunner
 
 DEFAULT_KEY = "fl-demo-3c1f9a7e52d84b06"
 _WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "seven", "wizards")
@@ -119,6 +126,29 @@ def _options(parser: Any) -> None:
     parser.add_argument("--max-tokens", type=int, default=64, help="mean max_tokens")
     parser.add_argument("--pacing", type=float, default=1.0, help="seconds between one user's requests")
     parser.add_argument("--seed", type=int, default=0, help="seeds each user's request mix")
+
+
+@events.init.add_listener
+def _per_process_counts(environment: Any, **_kw: Any) -> None:
+    out = os.environ.get("FAULTLINE_LOCUST_COUNTS")
+    if not out:
+        return
+    counts = {"requests": 0, "failures": 0}
+
+    def on_request(exception: BaseException | None = None, **_: Any) -> None:
+        counts["requests"] += 1
+        counts["failures"] += exception is not None
+
+    def on_quit(**_: Any) -> None:
+        if isinstance(environment.runner, MasterRunner):
+            total = environment.stats.total
+            name, body = "master.json", {"requests": total.num_requests, "failures": total.num_failures}
+        else:
+            name, body = f"worker-{os.getpid()}.json", counts
+        Path(out, name).write_text(json.dumps(body))
+
+    environment.events.request.add_listener(on_request)
+    environment.events.quitting.add_listener(on_quit)
 
 
 class ChatUser(User):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
+
+from tests.tools import tool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,11 +52,9 @@ def real_redis(redis_url: str | None) -> Iterator[str]:
     if redis_url:
         yield redis_url
         return
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs a real Redis: set REDIS_URL or install redis-server")
     port = free_port()
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [tool("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
     )
     try:

