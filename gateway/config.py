@@ -54,7 +54,7 @@ class Consumer(_Model):
         default=None, description="model names or aliases this key may use; none = the tier's list"
     )
     priority: int = Field(default=1, ge=0, le=9, description="higher is more important; shed last")
-    permissions: frozenset[Literal["chat", "pin", "models"]] = frozenset({"chat", "models"})
+    permissions: frozenset[Literal["chat", "pin", "models", "served_by"]] = frozenset({"chat", "models"})
 
     @field_validator("key_sha256")
     @classmethod

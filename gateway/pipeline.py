@@ -1,6 +1,8 @@
 """The request pipeline, in one place. Read top to bottom: that is the order every request goes through.
 
-    request id -> telemetry -> auth -> parse -> quota -> accounting -> router -> adapter
+    request id -> telemetry -> auth -> parse -> [served by] -> quota -> accounting -> router -> adapter
+
+(``served by`` only when some consumer has the ``served_by`` permission.)
 
 A stage is ``async (call, next_) -> Reply`` (gateway/call.py). Nothing reaches a provider before auth and quota.
 """
@@ -19,6 +21,7 @@ from gateway.parse import ParseStage
 from gateway.quota.stage import QuotaStage
 from gateway.requestid import RequestIdStage
 from gateway.runtime import Runtime
+from gateway.servedby import ServedByStage
 
 
 def chain(stages: Sequence[Stage], terminal: Handler) -> Handler:
@@ -44,6 +47,7 @@ def chat_pipeline(rt: Runtime) -> Handler:
             TelemetryStage(rt.telemetry),
             Traced("auth", AuthStage(rt.keys, permission="chat"), tracing),
             ParseStage(rt.catalog, rt.settings.server.max_body_bytes),
+            *([ServedByStage()] if any("served_by" in c.permissions for c in rt.settings.consumers) else []),
             Traced("quota", QuotaStage(rt.quota, rt.settings), tracing),
             AccountingStage(rt.settings.prices, rt.usage, estimates=rt.settings.quota),
         ],

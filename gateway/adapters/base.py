@@ -25,6 +25,28 @@ class AttemptTimeouts:
     idle_s: float
 
 
+# Keys that name or fingerprint the upstream: never passed to the client (see docs/PROVIDERS.md).
+_UPSTREAM_KEYS = ("system_fingerprint", "service_tier", "prompt_logprobs", "kv_transfer_params")
+
+
+def present(doc: dict[str, Any], model: str, cid: str) -> dict[str, Any]:
+    """A completion or chunk in the client's terms: the model it asked for, the gateway's id, and nothing that
+    names or fingerprints the upstream (its fingerprint, service tier, vLLM's ``stop_reason`` and prompt
+    logprobs)."""
+    doc["id"] = cid
+    doc["model"] = model
+    for k in _UPSTREAM_KEYS:
+        doc.pop(k, None)
+    for choice in doc.get("choices") or ():
+        choice.pop("stop_reason", None)
+    return doc
+
+
+def reply_id(request_id: str) -> str:
+    """The ``id`` of every reply: the gateway's request id, whichever upstream answered."""
+    return f"chatcmpl-{request_id}"
+
+
 @dataclass(slots=True)
 class Completion:
     body: dict[str, Any]
@@ -40,12 +62,22 @@ class ChunkStream:
     the first token); later chunks within ``idle_s`` of the previous one.
     """
 
-    def __init__(self, provider: str, resp: UpstreamResponse, idle_s: float, first_by: float | None = None) -> None:
+    def __init__(
+        self,
+        provider: str,
+        resp: UpstreamResponse,
+        idle_s: float,
+        first_by: float | None = None,
+        *,
+        model: str = "",
+        cid: str = "",
+    ) -> None:
         self._provider = provider
         self._resp = resp
         self._idle_s = idle_s
         self._first_by = first_by
         self._events = iter_data(resp.iter_bytes())
+        self._model, self._cid = model, cid  # what each chunk says: the requested model, the gateway's id
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._chunks()
@@ -82,7 +114,7 @@ class ChunkStream:
                 err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
                 raise e.UpstreamServerError(self._provider, f"error event mid-stream: {err.get('message', '')}")
             if isinstance(chunk, dict):
-                yield chunk
+                yield present(chunk, self._model, self._cid)
 
     async def aclose(self) -> None:
         await self._resp.aclose()
@@ -154,6 +186,7 @@ class OpenAICompatibleAdapter:
             raise e.UpstreamServerError(self.name, "response is not JSON", status=resp.status) from None
         if not isinstance(body, dict) or "choices" not in body:
             raise e.UpstreamServerError(self.name, "response is not a chat completion", status=resp.status)
+        present(body, str(payload.get("model") or model), reply_id(request_id))
         usage = body.get("usage") or {}
         return Completion(body, usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
@@ -170,7 +203,8 @@ class OpenAICompatibleAdapter:
         upstream = {**payload, "stream": True, "stream_options": {"include_usage": True}}
         first_by = asyncio.get_running_loop().time() + timeouts.first_byte_s
         resp = await self._send(upstream, model, request_id, headers, timeouts)
-        return ChunkStream(self.name, resp, timeouts.idle_s, first_by)
+        requested = str(payload.get("model") or model)
+        return ChunkStream(self.name, resp, timeouts.idle_s, first_by, model=requested, cid=reply_id(request_id))
 
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> e.UpstreamError:
         message, code, etype = _error_fields(raw)

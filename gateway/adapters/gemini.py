@@ -16,7 +16,14 @@ from typing import Any
 import orjson
 
 from gateway.adapters import errors as e
-from gateway.adapters.base import AttemptTimeouts, ChunkStream, Completion, OpenAICompatibleAdapter
+from gateway.adapters.base import (
+    AttemptTimeouts,
+    ChunkStream,
+    Completion,
+    OpenAICompatibleAdapter,
+    present,
+    reply_id,
+)
 from gateway.adapters.gemini_request import TranslationError, to_gemini
 from gateway.adapters.gemini_response import StreamTranslator, classify, to_completion
 from gateway.clock import Clock
@@ -25,9 +32,17 @@ from gateway.transport import ConnectFailed, ConnectionLost, Transport, Upstream
 
 class GeminiChunkStream(ChunkStream):
     def __init__(
-        self, provider: str, resp: UpstreamResponse, idle_s: float, first_by: float, translator: StreamTranslator
+        self,
+        provider: str,
+        resp: UpstreamResponse,
+        idle_s: float,
+        first_by: float,
+        translator: StreamTranslator,
+        *,
+        model: str,
+        cid: str,
     ) -> None:
-        super().__init__(provider, resp, idle_s, first_by)
+        super().__init__(provider, resp, idle_s, first_by, model=model, cid=cid)
         self._tr = translator
 
     async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
@@ -40,7 +55,7 @@ class GeminiChunkStream(ChunkStream):
                     raise e.UpstreamStreamCut(self._provider, "stream ended before a finish reason")
                 tail = self._tr.finish()
                 if tail is not None:
-                    yield tail
+                    yield present(tail, self._model, self._cid)
                 return
             try:
                 doc = orjson.loads(data)
@@ -53,7 +68,7 @@ class GeminiChunkStream(ChunkStream):
                 raise e.UpstreamServerError(self._provider, f"error event mid-stream: {err.get('message', '')}")
             chunk = self._tr.frame(doc)
             if chunk is not None:
-                yield chunk
+                yield present(chunk, self._model, self._cid)
 
 
 class GeminiAdapter(OpenAICompatibleAdapter):
@@ -122,6 +137,7 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         if not isinstance(doc, dict) or not ("candidates" in doc or "promptFeedback" in doc):
             raise e.UpstreamServerError(self.name, "response is not a GenerateContentResponse", status=resp.status)
         body = to_completion(doc, model=model, created=self._created())
+        present(body, str(payload.get("model") or model), reply_id(request_id))
         u = body["usage"]
         return Completion(body, u.get("prompt_tokens"), u.get("completion_tokens"))
 
@@ -138,7 +154,8 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         url = f"{self._base}/models/{model}:streamGenerateContent?alt=sse"
         resp = await self._post(url, self._request(payload), request_id, timeouts)
         translator = StreamTranslator(model=model, created=self._created())
-        return GeminiChunkStream(self.name, resp, timeouts.idle_s, first_by, translator)
+        requested, cid = str(payload.get("model") or model), reply_id(request_id)
+        return GeminiChunkStream(self.name, resp, timeouts.idle_s, first_by, translator, model=requested, cid=cid)
 
     def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> e.UpstreamError:
         return classify(self.name, status, raw)

@@ -34,7 +34,7 @@ from gateway.rng import Rng
 
 UPSTREAM_HEADERS = "upstream_headers"  # call.attributes key: dict of headers the adapters forward upstream
 # GenAI semantic conventions (well-known provider names); vLLM has none, so its kind is used as is.
-_GENAI_PROVIDER = {"openai": "openai", "vllm": "vllm"}
+_GENAI_PROVIDER = {"openai": "openai", "vllm": "vllm", "gemini": "gcp.gemini"}
 
 
 class _Switch(Sampler):
@@ -190,6 +190,8 @@ class Tracing:
         if rec.provider:
             attrs["gen_ai.provider.name"] = self._kinds.get(rec.provider, rec.provider)
             attrs["faultline.provider"] = rec.provider
+            if rec.attempts:
+                attrs["gen_ai.response.model"] = rec.attempts[-1].model
         if rec.consumer:
             attrs["faultline.consumer"] = rec.consumer
         error_type = rec.error_type or (str(rec.status) if rec.status >= 400 else None)
