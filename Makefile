@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools serve test lint fmt bench lock clean experiment experiments scenarios loadtest report slo-check baseline incident
+.PHONY: help install tools serve test lint fmt bench lock clean experiment experiments scenarios loadtest report slo-check rebaseline baseline incident
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -73,13 +73,14 @@ bench: $(STAMP) ## the gateway vs the thinnest forwarder in one run: ratios, flo
 	$(PY) -m experiments.bench
 	$(PY) -m pytest -q -m bench --benchmark-only tests/gateway/quota/test_bench.py
 
-SCENARIO ?= baseline
+# Every scenario command replays in virtual time unless MODE=real asks for real time.
+MODE ?= replay
 
-experiment: $(STAMP) ## run one scenario: SCENARIO=<name> [MODE=real|replay] [SEED=n] [SCALE=f]
-	$(PY) -m experiments run $(SCENARIO) --mode $(or $(MODE),real) $(if $(SEED),--seed $(SEED)) $(if $(SCALE),--scale $(SCALE))
+experiment: $(STAMP) ## run one scenario: SCENARIO=<name> [MODE=replay|real] [SEED=n] [SCALE=f]; without SCENARIO, list them
+	$(PY) -m experiments run $(SCENARIO) --mode $(MODE) $(if $(SEED),--seed $(SEED)) $(if $(SCALE),--scale $(SCALE))
 
-experiments: $(STAMP) ## run every scenario (MODE=replay by default, MODE=real for real time)
-	$(PY) -m experiments all --mode $(or $(MODE),replay) $(if $(SCALE),--scale $(SCALE))
+experiments: $(STAMP) ## run every scenario [MODE=replay|real] [SCALE=f]
+	$(PY) -m experiments all --mode $(MODE) $(if $(SCALE),--scale $(SCALE))
 
 scenarios: $(STAMP) ## list the scenarios with one-line descriptions
 	$(PY) -m experiments list
@@ -90,11 +91,14 @@ loadtest: $(STAMP) ## locust against a gateway: [URL=… KEY=…] [HEADLESS=1 US
 report: $(STAMP) ## regenerate a run's report: RUN=<run dir>
 	$(PY) -m reports $(RUN)
 
-slo-check: $(STAMP) ## replay every scenario and check it against its CI budgets and baseline
-	$(PY) -m experiments.slocheck
+slo-check: $(STAMP) ## the SLO gate: replay every scenario (or SCENARIO=<name>); SLO budgets, expectations, baselines
+	$(PY) -m experiments.slocheck $(SCENARIO)
 
-baseline: $(STAMP) ## replay every scenario and rewrite experiments/baselines/ on purpose
-	$(PY) -m experiments.slocheck --write
+rebaseline: $(STAMP) ## rewrite experiments/baselines/<name>.json from a replay: SCENARIO=<name> (every scenario without)
+	$(PY) -m experiments.slocheck --write $(SCENARIO)
+
+baseline:
+	@echo "make baseline is now make rebaseline SCENARIO=<name> (it rewrites committed baselines); the baseline scenario runs with make experiment SCENARIO=baseline" >&2; exit 2
 
 incident: $(STAMP) ## regenerate docs/INCIDENT.md and its charts from an openai-outage replay
 	$(PY) -m experiments.incident

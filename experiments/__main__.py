@@ -8,7 +8,8 @@
 run intact), runs the scenario into it, prints the directory, the request log's SHA-256 (replay), then builds the
 report (``python -m reports``) and prints its path and the expectations that broke. Exit status: 0 when the run
 completed (broken SLOs or expectations are the report's findings, not a failure of the run), 1 when the run or
-its report failed, 2 for a usage error (unknown scenario, real time not available), 130 when interrupted.
+its report failed, 2 for a usage error (no scenario named: the list is printed; unknown scenario, real time not
+available), 130 when interrupted.
 ``all`` runs every scenario in name order, one line each, then a table; ``list`` names each with the first
 sentence of its description.
 """
@@ -21,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -150,6 +151,10 @@ def _line(o: Outcome) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.scenario is None:
+        print("which scenario? name one (make experiment SCENARIO=<name>); the scenarios:", file=sys.stderr)
+        _print_list(sys.stderr)
+        return EXIT_USAGE
     if args.mode == "real":
         _realtime()
     o = run_one(
@@ -180,7 +185,7 @@ def cmd_all(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def cmd_list(_args: argparse.Namespace) -> int:
+def _print_list(stream: TextIO) -> int:
     names = list_scenarios()
     width = max((len(n) for n in names), default=0)
     status = EXIT_OK
@@ -189,8 +194,12 @@ def cmd_list(_args: argparse.Namespace) -> int:
             text = first_sentence(load_scenario(name).description)
         except ScenarioError as exc:
             text, status = f"INVALID: {str(exc).splitlines()[-1].strip()}", EXIT_FAILED
-        print(f"{name:<{width}}  {text}")
+        print(f"{name:<{width}}  {text}", file=stream)
     return status
+
+
+def cmd_list(_args: argparse.Namespace) -> int:
+    return _print_list(sys.stdout)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -204,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-charts", dest="charts", action="store_false", help="report without PNG charts")
 
     run = sub.add_parser("run", help="run one scenario and build its report")
-    run.add_argument("scenario", help="a name from `python -m experiments list`, or a path to a YAML file")
+    run.add_argument("scenario", nargs="?", help="a name from `python -m experiments list`, or a path to a YAML file")
     run.add_argument("--seed", type=int, default=None, help="default: the scenario's own seed")
     common(run)
     run.set_defaults(func=cmd_run)

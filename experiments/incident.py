@@ -69,7 +69,7 @@ def generate(
         summary,
         names,
         link_prefix=prefix,
-        supporting="`make experiment SCENARIO=openai-outage MODE=replay` writes `report.md` and `summary.json`",
+        supporting="`make experiment SCENARIO=openai-outage` writes `report.md` and `summary.json`",
     )
     title, rest = body.split("\n", 1)
     out.parent.mkdir(parents=True, exist_ok=True)

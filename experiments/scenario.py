@@ -4,7 +4,7 @@ Times are seconds since the run started. Load is an arrival rate (requests per s
 a ramp from ``rps`` to ``rps_to``), plus spikes added on top (optionally all from one consumer). Upstream fault
 timelines use the simulator's phase vocabulary (simulators/profile.py). ``faults`` lists the injected faults
 for the reports; those of the upstream timelines are derived, state-store faults are written here.
-``slo``, ``ci_budgets`` and ``expectations`` are the reports' own schemas (reports.slo, reports.expectations).
+``slo``, ``slo_gate`` and ``expectations`` are the reports' own schemas (reports.slo, reports.expectations).
 
 :func:`load_scenario` validates a file and raises :class:`ScenarioError` naming the file and each bad field.
 :func:`scaled` compresses every timeline of a scenario (the duration scale of real-time runs).
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gateway.quota.settings import Limits
 from reports.expectations import Expectation
-from reports.slo import CiBudgets, SloSpec
+from reports.slo import SloGate, SloSpec
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 STATE_STORE = "state_store"
@@ -147,7 +147,7 @@ class Scenario(_M):
     gateway: dict[str, Any] = Field(default={}, description="overlay merged into the generated gateway config")
     faults: list[FaultSpec] = []
     slo: SloSpec = SloSpec()
-    ci_budgets: CiBudgets = CiBudgets()
+    slo_gate: SloGate = SloGate()
     expectations: list[Expectation] = []
 
     @model_validator(mode="after")

@@ -1,20 +1,20 @@
-"""``make slo-check`` and ``make baseline``: replay every scenario and hold it to its SLO budgets.
+"""``make slo-check`` and ``make rebaseline``: replay every scenario and hold it to the SLO gate.
 
 ``python -m experiments.slocheck [--write] [--scale F] [--jobs N] [--keep DIR] [--baselines DIR] [--scenarios DIR]
 [NAME...]``
 
 For each scenario (all of ``experiments/scenarios/`` unless names are given): a virtual-time replay with the
 scenario's own seed at ``--scale`` (default 1), in ``--jobs`` worker processes (default 2), then
-``reports.build.build(run_dir, charts=False)`` for its ``summary.json``. The summaries are checked with
-:func:`reports.slocheck.check_slo` against the committed baselines ``experiments/baselines/<name>.json``: CI
-budgets, expectations, and each tracked figure within its tolerance of the baseline (rules in docs/REPORTS.md).
-The table (scenario, check, baseline, now, budget, verdict, note) goes to stdout, progress to stderr; exit 1
-when any check fails or a scenario cannot be replayed.
+``reports.build.build(run_dir, charts=False)`` for its ``summary.json``. The summaries go through
+:func:`reports.slocheck.check_slo`: (a) each SLO's error budget used against what the scenario allows, (b) its
+expectations, (c) each tracked figure against the committed baseline ``experiments/baselines/<name>.json``
+(rules in docs/REPORTS.md). The table (scenario, gate, figure, now, limit, verdict, note) and one line per
+breach go to stdout, progress to stderr; exit 1 when any check fails or a scenario cannot be replayed.
 
-``--write`` replays the same way and rewrites the baselines from the new figures (on purpose: commit them with
-the change that moved them). CI budgets and expectations are not baselined, so the check that follows the write
-can still fail, and then the exit status is 1. Run directories go to a temporary directory, or to ``--keep DIR``
-(``DIR/<name>/``) to look at them afterwards.
+``--write`` replays the same way and rewrites the baselines of the replayed scenarios from the new figures (on
+purpose: commit them with the change that moved them). SLO budgets and expectations are not baselined, so the
+check that follows the write can still fail, and then the exit status is 1. Run directories go to a temporary
+directory, or to ``--keep DIR`` (``DIR/<name>/``) to look at them afterwards.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def _short(x: Any) -> str:
 def result_of(collected: Collected, baselines: dict[str, dict[str, Any]]) -> SloCheckResult:
     result = check_slo(collected.summaries, baselines)
     for name, err in sorted(collected.errors.items()):
-        result.rows.append(Row(name, "replay", "-", "-", "-", False, err))
+        result.rows.append(Row(name, "replay", "the scenario's replay", "-", "-", "FAIL", err))
     return result
 
 
@@ -151,7 +151,7 @@ def run(
     if orphans:
         text += "\nnote: baselines without a scenario (delete them?): " + ", ".join(orphans)
     if write and not result.passed:
-        text += "\nbaselines written, but CI budgets and expectations are not baselined: the failures above remain"
+        text += "\nbaselines written, but SLO budgets and expectations are not baselined: the failures above remain"
     return (0 if result.passed else 1), text
 
 

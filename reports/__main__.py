@@ -5,9 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from reports.build import build
 from reports.expectation_models import ExpectationError
+from reports.markdown import pct
+
+
+def one_line(s: dict[str, Any]) -> str:
+    """The run in one line, in report.md's words and units: each SLO met or BROKEN with its budget used."""
+    slos = ", ".join(
+        f"{r['title']} {'met' if r['verdict'] == 'met' else 'BROKEN'} ({pct(r['error_budget_consumed'], 1)} of budget)"
+        for r in s["slos"]
+    )
+    exps = s["expectations"]
+    broken = sum(1 for e in exps if not e["held"])
+    return f"availability {pct(s['figures']['availability'])}; {slos}; {broken} of {len(exps)} expectation(s) broken"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,12 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run_dir}: {exc}", file=sys.stderr)
             status = 2
             continue
-        f = computed.summary["figures"]
-        broken = [e["expectation"] for e in computed.summary["expectations"] if not e["held"]]
-        print(
-            f"{run_dir}: availability {f['availability']}, budget consumed {f['error_budget_consumed']}, "
-            f"{len(broken)} expectation(s) broken -> {run_dir / 'report.md'}"
-        )
+        print(f"{run_dir}: {one_line(computed.summary)} -> {run_dir / 'report.md'}")
     return status
 
 

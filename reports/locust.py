@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 MAX_FAILURES = 10
+PSEUDO_TYPE = "TTFT"  # experiments/locustfile.py reports each stream's time to first token as a pseudo-request
 _STATS = {
     "Request Count": "requests",
     "Failure Count": "failures",
@@ -29,6 +30,20 @@ def _num(value: Any) -> float | None:
         return None
 
 
+def _aggregated(endpoints: list[dict[str, Any]], locust_row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Locust's own "Aggregated" row, unless TTFT samples (pseudo-requests of type ``TTFT``) are in it: then the
+    sum of the real requests' counts, with no pooled percentiles (they cannot be rebuilt from the rows)."""
+    if not any(r["type"] == PSEUDO_TYPE for r in endpoints):
+        return locust_row
+    real = [r for r in endpoints if r["type"] != PSEUDO_TYPE]
+    total: dict[str, Any] = {k: None for k in ("type", "name", *_STATS.values())}
+    total |= {"type": "", "name": "Total (requests; TTFT samples excluded)"}
+    for key in ("requests", "failures", "rps", "failures_per_s"):
+        values = [r[key] for r in real if r[key] is not None]
+        total[key] = sum(values) if values else None
+    return total
+
+
 def locust_summary(run_dir: Path) -> dict[str, Any] | None:
     """Per-endpoint rows and the aggregate from locust's CSVs; None when the run has none."""
     stats_path = run_dir / "locust_stats.csv"
@@ -41,9 +56,10 @@ def locust_summary(run_dir: Path) -> dict[str, Any] | None:
         for src, dst in _STATS.items():
             row[dst] = _num(rec.get(src))
         rows.append(row)
+    endpoints = [r for r in rows if r["name"] != "Aggregated"]
     out: dict[str, Any] = {
-        "endpoints": [r for r in rows if r["name"] != "Aggregated"],
-        "aggregated": next((r for r in rows if r["name"] == "Aggregated"), None),
+        "endpoints": endpoints,
+        "aggregated": _aggregated(endpoints, next((r for r in rows if r["name"] == "Aggregated"), None)),
     }
     history_path = run_dir / "locust_stats_history.csv"
     if history_path.exists():
@@ -54,6 +70,9 @@ def locust_summary(run_dir: Path) -> dict[str, Any] | None:
             if src in agg.columns:
                 values = [v for v in (_num(x) for x in agg[src].to_list()) if v is not None]
                 peak[dst] = max(values) if values else None
+        if any(r["type"] == PSEUDO_TYPE for r in endpoints):  # the aggregate history counts TTFT samples too
+            peak.pop("peak_rps", None)
+            peak.pop("peak_p95_ms", None)
         out["history"] = {"samples": agg.height, **peak}
     failures_path = run_dir / "locust_failures.csv"
     if failures_path.exists():

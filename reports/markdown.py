@@ -69,11 +69,20 @@ def expectations_table(s: dict[str, Any]) -> str:
     return table(["result", "expectation", "figure", "detail"], rows)
 
 
-def budgets_table(s: dict[str, Any]) -> str:
-    if not s["ci_budgets"]:
-        return "_The scenario declares no CI budgets._"
-    rows = [[verdict(b["held"]), b["budget"], num(b["limit"]), num(b["value"])] for b in s["ci_budgets"]]
-    return table(["result", "budget", "limit", "value"], rows)
+def gate_table(s: dict[str, Any]) -> str:
+    """The SLO budgets ``make slo-check`` holds the scenario to (gate (a); see docs/REPORTS.md)."""
+    gate = s.get("slo_gate") or {}
+    rows = [
+        [
+            verdict(b["held"]),
+            b["title"],
+            pct(None if b["used_pct"] is None else b["used_pct"] / 100, 1),
+            f"<= {pct(b['allowed_pct'] / 100, 1)}",
+        ]
+        for b in gate.get("budgets") or []
+    ]
+    reason = f"\n\nAllowed to break on purpose: {gate['reason']}" if gate.get("reason") else ""
+    return table(["result", "SLO", "error budget used", "allowed"], rows) + reason
 
 
 def alerts_section(s: dict[str, Any]) -> str:
@@ -117,11 +126,11 @@ def resilience_section(s: dict[str, Any]) -> str:
         ("retries", num(r["retries"])),
         ("retry budget exhausted (requests)", num(r["retry_budget_exhausted"])),
         (
-            "failover share",
+            f"failover share (whole run, 0-{num(s['run']['end_s'])} s)",
             f"{pct(r['failover_share'], 1)} ({r['failed_over']:,} failed over / "
             f"{r['first_attempt_failed']:,} first attempts failed)",
         ),
-        ("first failover at", secs(r["first_failover_at_s"])),
+        ("first failover at (arrival)", secs(r["first_failover_at_s"])),
         ("shed", _count(r["shed"], "by reason", r["shed_by_reason"])),
         (
             "quota rejections (excluded from availability)",
@@ -209,14 +218,16 @@ def locust_section(s: dict[str, Any]) -> str:
         for e in [*lo["endpoints"], *([lo["aggregated"]] if lo.get("aggregated") else [])]
     ]
     hist = lo.get("history") or {}
+    pseudo = any(e["type"] == "TTFT" for e in lo["endpoints"])
     extra = (
-        (
-            f"\n\nPeak users {num(hist.get('peak_users'))}, peak RPS {num(hist.get('peak_rps'))} "
-            f"({num(hist.get('samples'))} history samples)."
-        )
-        if hist
+        "\n\nRows of type TTFT are not requests: each is one stream's time to its first token, measured by the "
+        "load generator; the total counts requests only."
+        if pseudo
         else ""
     )
+    if hist:
+        rps = f", peak RPS {num(hist.get('peak_rps'))}" if "peak_rps" in hist else ""
+        extra += f"\n\nPeak users {num(hist.get('peak_users'))}{rps} ({num(hist.get('samples'))} history samples)."
     fails = lo.get("failures") or []
     if fails:
         extra += "\n\nErrors locust saw (most frequent first):\n\n" + table(
@@ -240,7 +251,11 @@ def metrics_section(s: dict[str, Any]) -> str:
         ["client requests", num(m["requests"]), num(s["run"]["records"])],
         ["shed", num(sum(m["shed_by_reason"].values())), num(r["shed"])],
         ["quota rejections", num(m["quota_rejections"]), num(r["quota_rejected"])],
-        ["breaker transitions", num(sum(m["breaker_transitions"].values())), num(len(r["breaker_transitions"]))],
+        [
+            "breaker transitions (see the note above)",
+            num(sum(m["breaker_transitions"].values())),
+            num(len(r["breaker_transitions"])),
+        ],
         [
             "upstream attempts",
             num(sum(m["upstream_attempts_by_outcome"].values())),
@@ -260,13 +275,21 @@ def metrics_section(s: dict[str, Any]) -> str:
     ]
     return (
         f"## Gateway metrics (Prometheus snapshots)\n\nCounters from `metrics/{m['source']}`, gauges over "
-        f"{m['snapshots']} snapshot(s). The request log column is the same figure computed by this report; a "
-        "difference means lost records or traffic outside the run.\n\n"
+        f"{m['snapshots']} snapshot(s). The request log column is the same figure computed by this report; for "
+        "requests, attempts, shed, quota and cost a difference means lost records or traffic outside the run. "
+        f"Breaker transitions differ by design: {_workers(s)} counts the transitions it saw itself, and "
+        "the metric sums them, while this report merges every worker's transitions into one timeline and keeps "
+        "a repeated change (same provider, same new state) once.\n\n"
         + table(["figure", "metrics", "request log"], rows)
         + "\n\n"
         + table(["figure", "value"], [[a, b] for a, b in extra])
         + "\n"
     )
+
+
+def _workers(s: dict[str, Any]) -> str:
+    n = s["run"].get("workers")
+    return f"each of the gateway's {n} workers" if n and n > 1 else "each gateway worker"
 
 
 def header(s: dict[str, Any], title: str) -> str:
@@ -288,7 +311,7 @@ def render_report(s: dict[str, Any], charts: list[str]) -> str:
         f"Buckets of {num(s['run']['bucket_s'])} s by arrival time; empty buckets are gaps. Quantiles: "
         f"{s['run']['quantile_method']}.",
         "## SLOs\n\n" + slo_table(s),
-        "## CI budgets\n\n" + budgets_table(s),
+        "## SLO gate (make slo-check)\n\n" + gate_table(s),
         "## Expectations\n\n" + expectations_table(s),
         "## Burn-rate alerts\n\n" + alerts_section(s),
         "## Resilience\n\n" + resilience_section(s),

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from reports.faults import fault_label
 from reports.markdown import header, num, pct, secs, slo_table, table
 
+STATE_STORE = "state_store"  # the scenario's name for the shared state store: a fault target with no breaker
 
-def _fault_text(f: dict[str, Any]) -> str:
+
+def _until_end(f: dict[str, Any], duration: float) -> bool:
+    return f["end_s"] is None or f["end_s"] >= duration - 1e-9
+
+
+def _fault_text(f: dict[str, Any], duration: float) -> str:
     params = {k: v for k, v in f.items() if k not in ("upstream", "kind", "start_s", "end_s") and v is not None}
     extra = ", ".join(f"{k}={v}" for k, v in params.items())
-    end = f"{f['end_s']:g} s" if f["end_s"] is not None else "the end of the run"
-    return f"{f.get('kind', 'fault')} on `{f.get('upstream', '?')}` from {f['start_s']:g} s to {end}" + (
-        f" ({extra})" if extra else ""
-    )
+    end = "the end of the run" if _until_end(f, duration) else f"{f['end_s']:g} s"
+    return f"{fault_label(f)} from {f['start_s']:g} s to {end}" + (f" ({extra})" if extra else "")
 
 
 def timeline(s: dict[str, Any]) -> list[tuple[float, str]]:
     ev: list[tuple[float, str]] = []
+    duration = s["scenario"]["duration_s"]
     for f in s["scenario"]["faults"]:
-        ev.append((f["start_s"], f"fault starts: {_fault_text(f)}"))
-        if f["end_s"] is not None:
-            ev.append((f["end_s"], f"fault ends: {f.get('kind', 'fault')} on `{f.get('upstream', '?')}`"))
+        ev.append((f["start_s"], f"fault starts: {_fault_text(f, duration)}"))
+        if not _until_end(f, duration):
+            ev.append((f["end_s"], f"fault ends: {fault_label(f)}"))
     imp, res = s["impact"], s["resilience"]
     if imp["first_failure_at_s"] is not None:
         ev.append((imp["first_failure_at_s"], "first failed request ends"))
@@ -42,11 +48,16 @@ def timeline(s: dict[str, Any]) -> list[tuple[float, str]]:
     return sorted(ev, key=lambda e: e[0])  # stable: same-instant breaker transitions keep their logged order
 
 
+def _availability(s: dict[str, Any]) -> dict[str, Any]:
+    return next(r for r in s["slos"] if r["slo"] == "availability")
+
+
 def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
     well: list[str] = []
     wrong: list[str] = []
     lucky: list[str] = []
     f, res, imp = s["figures"], s["resilience"], s["impact"]
+    faults = s["scenario"]["faults"]
     for r in s["slos"]:
         achieved = pct(r["achieved"]) if r["slo"] == "availability" else secs(r["achieved"])
         (well if r["verdict"] == "met" else wrong).append(
@@ -59,19 +70,21 @@ def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
     share = f["failover_share"]
     if share is not None and res["first_attempt_failed"]:
         (well if share >= 0.9 else wrong).append(
-            f"Failover saved {pct(share, 1)} of the {res['first_attempt_failed']:,} requests whose first choice failed."
+            f"Failover saved {pct(share, 1)} of the {res['first_attempt_failed']:,} requests whose first choice failed "
+            "(whole run)."
         )
     amp = f["upstream_calls_per_request"]
     if amp is not None:
         (well if amp <= 1.2 else wrong).append(f"Upstream calls per client request: {num(amp)}.")
     rules = s["alerts"]["availability"]["rules"]
     fired = [r for r in rules if r["time_to_detect_s"] is not None]
-    if s["scenario"]["faults"]:
+    if faults:
         if fired:
             best = min(fired, key=lambda r: r["time_to_detect_s"])
             well.append(
-                f"Page alert {best['rule']} would have fired {secs(best['time_to_detect_s'])} after the "
-                f"fault started (~{secs(best['time_to_detect_real_s'])} at production time scale)."
+                f"Page alert {best['rule']} would have fired {secs(best['time_to_detect_s'])} after the first "
+                f"fault started at {secs(faults[0]['start_s'])} (~{secs(best['time_to_detect_real_s'])} at "
+                "production time scale)."
             )
         elif any(r["verdict"] == "broken" for r in s["slos"]):
             wrong.append("No page alert would have fired although an SLO broke: a detection gap.")
@@ -80,25 +93,28 @@ def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
                 "Clients saw no failures, so the SLO burn-rate alerts rightly stayed silent; the fault showed only "
                 "behind the gateway (failed upstream calls, breaker state)."
             )
-        else:
+        elif imp["failed_requests"]:
             lucky.append(
-                "No page alert would have fired: the burn stayed under the paging thresholds. The same "
-                "error rate over a longer fault would page; this one was short enough not to."
+                f"No page alert would have fired: {imp['failed_requests']:,} requests failed, but the burn stayed "
+                "under the paging thresholds. The same error rate over a longer fault would page."
             )
     if any(r["fired_before_fault"] for r in rules):
         wrong.append("A page alert fired before any fault was injected (a false page).")
     if res["shed"]:
         wrong.append(f"{res['shed']:,} requests were shed ({', '.join(res['shed_by_reason']) or 'no reason'}).")
-    elif res["failed_over"]:
-        lucky.append("The failover target had the headroom to absorb the failed-over traffic: nothing was shed.")
-    consumed = f["error_budget_consumed"]
+    elif res["failed_over"] and res["failed_over"] == res["first_attempt_failed"]:
+        lucky.append(
+            "The failover targets had the headroom to absorb the failed-over traffic: every request whose first "
+            "choice failed was served by another provider, and nothing was shed."
+        )
+    consumed = _availability(s)["error_budget_consumed"]
     if consumed is not None and 0.5 <= consumed <= 1.0:
         lucky.append(f"The run stayed within its availability budget, but used {pct(consumed, 1)} of it.")
     consumers = [c for c in s["by_consumer"] if c["valid"]]
     if len(imp["consumers_affected"]) == 1 and len(consumers) > 1:
         lucky.append(f"Only one of {len(consumers)} consumers saw failures: {imp['consumers_affected'][0]}.")
     if (
-        s["scenario"]["faults"]
+        faults
         and imp["failed_requests"]
         and imp["recovered_at_s"] is None
         and any(r["verdict"] == "broken" for r in s["slos"])
@@ -121,22 +137,57 @@ def _masked(s: dict[str, Any]) -> bool:
     return bool(s["impact"]["failed_requests"] == 0 and s["resilience"]["first_attempt_failed"] > 0)
 
 
+def _fault_detection(fi: dict[str, Any], has_breaker: bool) -> str:
+    """What the gateway and the alerts noticed of one fault, every delay measured from that fault's start."""
+    parts = []
+    if has_breaker:
+        parts.append(
+            f"the `{fi['upstream']}` breaker opened at {secs(fi['breaker_opened_at_s'])}, "
+            f"{secs(fi['breaker_delay_s'])} after this fault started"
+            if fi["breaker_opened_at_s"] is not None
+            else f"the `{fi['upstream']}` breaker did not open during it"
+        )
+        if fi["first_failover_at_s"] is not None:
+            parts.append(
+                f"the first request failed over off `{fi['upstream']}` arrived at {secs(fi['first_failover_at_s'])} "
+                f"({secs(fi['failover_delay_s'])} after)"
+            )
+    if fi["page_already_firing"]:
+        parts.append("a page alert was already firing when it started (set off earlier)")
+    elif fi["page_at_s"] is not None:
+        parts.append(f"a page alert fired at {secs(fi['page_at_s'])} ({secs(fi['page_delay_s'])} after)")
+    else:
+        parts.append("no page alert fired during it")
+    overlap = f", overlapping {', '.join(fi['other_active'])}" if fi["other_active"] else ""
+    return f"- {fi['fault']} (from {secs(fi['start_s'])}{overlap}): " + "; ".join(parts) + "."
+
+
 def gateway_detection(s: dict[str, Any]) -> list[str]:
-    """When the gateway itself noticed: each breaker's first opening and the first failover, after the fault."""
+    """Per fault, from its own start: its upstream's breaker opening, the first failover off it, the first page.
+
+    A breaker that opened on a provider with no fault of its own (a failover target overwhelmed, say) is listed
+    apart with the faults active at that moment.
+    """
     faults = s["scenario"]["faults"]
     if not faults:
         return []
-    start = faults[0]["start_s"]
-    out: list[str] = []
+    out = [_fault_detection(fi, fi["upstream"] != STATE_STORE) for fi in s.get("fault_impact") or []]
+    faulted = {fi["upstream"] for fi in s.get("fault_impact") or []}
+    seen: set[str] = set()
     for tr in s["resilience"]["breaker_transitions"]:
-        if tr["to"] == "open" and tr["t"] >= start and not any(tr["provider"] in line for line in out):
-            out.append(
-                f"- The `{tr['provider']}` breaker opened at {secs(tr['t'])}, {secs(tr['t'] - start)} after the "
-                "first fault started: from then on the gateway skipped the provider without calling it."
-            )
-    first = s["resilience"]["first_failover_at_s"]
-    if first is not None and first >= start:
-        out.append(f"- The first request was served by failover at {secs(first)} ({secs(first - start)} after).")
+        p = tr["provider"]
+        if tr["to"] != "open" or p in faulted or p in seen:
+            continue
+        seen.add(p)
+        active = [
+            fi["fault"]
+            for fi in s.get("fault_impact") or []
+            if fi["start_s"] <= tr["t"] and (fi["end_s"] is None or tr["t"] < fi["end_s"])
+        ]
+        during = f"while {', '.join(active)} was active" if active else "with no fault active"
+        out.append(
+            f"- The `{p}` breaker, on a provider with no fault injected, first opened at {secs(tr['t'])}, {during}."
+        )
     return out
 
 
@@ -166,8 +217,12 @@ def action_items(s: dict[str, Any]) -> list[list[str]]:
     if any(r["fired_before_fault"] for r in rules):
         items.append(["Find why a page fired with no fault injected (false page)", "detect"])
     items += [
-        [f"Investigate budget `{b['budget']}` broken (value {num(b['value'])}, limit {num(b['limit'])})", "prevent"]
-        for b in s["ci_budgets"]
+        [
+            f"{b['title']} used {pct((b['used_pct'] or 0) / 100, 1)} of its error budget, above the "
+            f"{pct(b['allowed_pct'] / 100, 1)} this scenario allows (make slo-check fails)",
+            "prevent",
+        ]
+        for b in (s.get("slo_gate") or {}).get("budgets") or []
         if not b["held"]
     ]
     items.append(["Keep this scenario in `make slo-check` so a regression fails CI", "process"])
@@ -186,54 +241,77 @@ def _upstream_impact(s: dict[str, Any]) -> list[str]:
     ]
 
 
+def _row(label: str, r: dict[str, Any]) -> list[str]:
+    return [
+        label,
+        f"{r['requests']:,}",
+        pct(r["availability"]),
+        f"{r['bad']:,}",
+        secs(r["ttft_p50"]),
+        secs(r["ttft_p95"]),
+        secs(r["e2e_p99"]),
+    ]
+
+
 def _window_table(s: dict[str, Any]) -> list[str]:
+    """Requests by arrival: in each fault's own window, in any of them, and outside all of them."""
     fw = s.get("fault_windows")
     if not fw:
         return []
+    duration = s["scenario"]["duration_s"]
     rows = [
-        [
-            label,
-            f"{r['requests']:,}",
-            pct(r["availability"]),
-            f"{r['bad']:,}",
-            secs(r["ttft_p50"]),
-            secs(r["ttft_p95"]),
-            secs(r["e2e_p99"]),
-        ]
-        for label, r in (("during fault windows", fw["during_faults"]), ("outside fault windows", fw["outside_faults"]))
+        _row(
+            f"{fi['fault']} [{fi['start_s']:g}, {'end' if fi['until_end_of_run'] else format(fi['end_s'], 'g')})",
+            {**fi, "bad": fi["failed"]},
+        )
+        for fi in s.get("fault_impact") or []
     ]
+    if len(rows) > 1:
+        rows.append(_row("inside any fault window", fw["during_faults"]))
+    outside = fw["outside_faults"]
+    if outside["requests"]:
+        rows.append(_row("outside every fault window", outside))
+    note = (
+        ["", f"No request arrived outside the fault windows: together they cover the whole {duration:g} s run."]
+        if not outside["requests"]
+        else []
+    )
+    overlap = any(fi["other_active"] for fi in s.get("fault_impact") or [])
     return [
         "",
-        "Requests by arrival inside or outside the fault windows:",
+        "Requests by arrival inside each fault's window"
+        + (" (the windows overlap: a request inside two counts in both rows)" if overlap else "")
+        + ":",
         "",
         table(["requests arriving", "requests", "availability", "failed", "TTFT p50", "TTFT p95", "e2e p99"], rows),
+        *note,
     ]
 
 
-def render_postmortem(
-    s: dict[str, Any], charts: list[str], *, link_prefix: str = "", supporting: str = "`report.md`, `summary.json`"
-) -> str:
-    """The postmortem; charts are linked as ``link_prefix + name`` and ``supporting`` names the full figures."""
-    sc, f, imp = s["scenario"], s["figures"], s["impact"]
-    faults = sc["faults"]
+def _summary_text(s: dict[str, Any]) -> str:
+    sc, f, imp, res = s["scenario"], s["figures"], s["impact"], s["resilience"]
     slo_broken = [r["title"] for r in s["slos"] if r["verdict"] == "broken"]
-    summary = (
-        f"{'; '.join(_fault_text(x) for x in faults) or 'No fault was injected'}. The gateway served "
-        f"{pct(f['availability'])} of valid requests (objective {pct(s['slo']['availability'])}) and used "
-        f"{pct(f['error_budget_consumed'], 1)} of the availability error budget; "
-        f"{imp['failed_requests']:,} requests failed. "
+    faults = "; ".join(_fault_text(x, sc["duration_s"]) for x in sc["faults"]) or "No fault was injected"
+    return (
+        f"{faults}. The gateway served {pct(f['availability'])} of valid requests (objective "
+        f"{pct(s['slo']['availability'])}) and used {pct(_availability(s)['error_budget_consumed'], 1)} of the "
+        f"availability error budget; {imp['failed_requests']:,} requests failed. "
         + (f"SLOs broken: {', '.join(slo_broken)}." if slo_broken else "Every SLO was met.")
         + (
-            f" Failover served {s['resilience']['failed_over']:,} of the {s['resilience']['first_attempt_failed']:,} "
-            "requests whose first-choice provider failed."
-            if s["resilience"]["first_attempt_failed"]
+            f" Failover served {res['failed_over']:,} of the {res['first_attempt_failed']:,} requests whose "
+            "first-choice provider failed."
+            if res["first_attempt_failed"]
             else ""
         )
     )
+
+
+def _impact_lines(s: dict[str, Any]) -> list[str]:
+    f, imp = s["figures"], s["impact"]
     duration = (
         secs(imp["last_failure_at_s"] - imp["first_failure_at_s"]) if imp["first_failure_at_s"] is not None else "0 s"
     )
-    impact = [
+    return [
         f"- Failed requests: {imp['failed_requests']:,} "
         f"({', '.join(f'{k}: {v:,}' for k, v in imp['failed_by_outcome'].items()) or 'none'}).",
         f"- Consumers affected: {', '.join(imp['consumers_affected']) or 'none'}.",
@@ -244,10 +322,16 @@ def render_postmortem(
         slo_table(s),
         *_window_table(s),
     ]
-    rules = [r for r in s["alerts"]["availability"]["rules"]]
-    detection = [
+
+
+def _detection_lines(s: dict[str, Any]) -> list[str]:
+    faults = s["scenario"]["faults"]
+    first = f"the first fault's start ({secs(faults[0]['start_s'])})" if faults else "the run start"
+    rules = s["alerts"]["availability"]["rules"]
+    lines = [
         f"Burn-rate alerts replayed over the run (time compression k = "
-        f"{num(s['alerts']['availability']['time_compression'])}; see report.md):",
+        f"{num(s['alerts']['availability']['time_compression'])}; see report.md). Time to detect is measured from "
+        f"{first}:",
         "",
         table(
             ["rule", "fired at (run s)", "time to detect", "at production time scale"],
@@ -264,40 +348,54 @@ def render_postmortem(
     ]
     own = gateway_detection(s)
     if own:
-        detection += ["", "The gateway's own detection (request log and breaker events):", "", *own]
-    res = s["resilience"]
-    closes = [tr for tr in res["breaker_transitions"] if tr["to"] == "closed"]
-    resolution = [
-        "- The injected fault ended at "
-        + (", ".join(secs(x["end_s"]) for x in faults if x["end_s"] is not None) or "n/a")
-        + " (the scenario's timeline; no operator action).",
+        lines += ["", "Per fault, measured from that fault's own start (request log and breaker events):", "", *own]
+    return lines
+
+
+def _resolution_lines(s: dict[str, Any]) -> list[str]:
+    sc, imp = s["scenario"], s["impact"]
+    ends = [
+        f"{fault_label(x)} lasted to the end of the run ({secs(sc['duration_s'])})"
+        if _until_end(x, sc["duration_s"])
+        else f"{fault_label(x)} ended at {secs(x['end_s'])}"
+        for x in sorted(sc["faults"], key=lambda x: x["end_s"] if x["end_s"] is not None else float("inf"))
+    ]
+    closes = [tr for tr in s["resilience"]["breaker_transitions"] if tr["to"] == "closed"]
+    recovery = (
+        secs(imp["recovered_at_s"])
+        if imp["recovered_at_s"] is not None
+        else "not needed: no bucket after the fault fell below the objective"
+        if not imp["failed_requests"] or _never_below(s)
+        else "not reached by the end of the run"
+    )
+    return [
+        "- The injected faults (the scenario's timeline; no operator action): " + ("; ".join(ends) or "none") + ".",
         "- Breakers closed again at: "
         + (", ".join(f"{secs(t['t'])} ({t['provider']})" for t in closes) or "n/a")
         + ".",
-        "- Recovery (every later bucket meets the availability objective): "
-        + (
-            secs(imp["recovered_at_s"])
-            if imp["recovered_at_s"] is not None
-            else "not needed: no bucket after the fault fell below the objective"
-            if not imp["failed_requests"] or _never_below(s)
-            else "not reached by the end of the run"
-        )
-        + ".",
+        f"- Recovery (every later bucket meets the availability objective): {recovery}.",
     ]
+
+
+def render_postmortem(
+    s: dict[str, Any], charts: list[str], *, link_prefix: str = "", supporting: str = "`report.md`, `summary.json`"
+) -> str:
+    """The postmortem; charts are linked as ``link_prefix + name`` and ``supporting`` names the full figures."""
+    faults, duration = s["scenario"]["faults"], s["scenario"]["duration_s"]
     well, wrong, lucky = lessons(s)
     parts = [
         header(s, "Postmortem"),
         "Status: generated from the run's request log (blameless; review and assign the action items).",
-        "## Summary\n\n" + summary,
-        "## Impact\n\n" + "\n".join(impact),
+        "## Summary\n\n" + _summary_text(s),
+        "## Impact\n\n" + "\n".join(_impact_lines(s)),
         "## Root cause and trigger\n\n"
         + (
-            "\n".join(f"- Root cause: {_fault_text(x)}, injected by the scenario." for x in faults)
+            "\n".join(f"- Root cause: {_fault_text(x, duration)}, injected by the scenario." for x in faults)
             or "- None injected."
         )
         + f"\n- Trigger: the first fault starting at {secs(faults[0]['start_s']) if faults else 'n/a'}.",
-        "## Detection\n\n" + "\n".join(detection),
-        "## Resolution\n\n" + "\n".join(resolution),
+        "## Detection\n\n" + "\n".join(_detection_lines(s)),
+        "## Resolution\n\n" + "\n".join(_resolution_lines(s)),
         "## Timeline (run seconds)\n\n" + table(["t", "event"], [[f"{t:.3f}", e] for t, e in timeline(s)]),
         "## Lessons learned\n\n### What went well\n\n"
         + "\n".join(f"- {x}" for x in well or ["Nothing."])

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 QUANTILE_METHOD = "linear"
 QUANTILES = (0.5, 0.95, 0.99)
@@ -44,19 +44,39 @@ class SloSpec(BaseModel):
     )
 
 
-class CiBudgets(BaseModel):
-    """The ``ci_budgets:`` block of a scenario: hard limits ``make slo-check`` enforces."""
+SLO_NAMES = ("availability", "ttft_p95", "e2e_p99")
+SloName = Literal["availability", "ttft_p95", "e2e_p99"]
+
+
+class SloGate(BaseModel):
+    """The ``slo_gate:`` block of a scenario: what ``make slo-check`` allows it (docs/REPORTS.md).
+
+    ``allowed_burn_pct``: per SLO, the share of its error budget the run may use, in percent (default 100: the
+    SLO must hold). A scenario that breaks an SLO on purpose declares how much it may burn and says why in
+    ``reason``. ``tolerances``: per tracked figure, an absolute regression tolerance overriding the default.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    min_availability: float | None = Field(default=None, ge=0, le=1)
-    max_error_budget_consumed: float | None = Field(default=None, ge=0)
-    max_upstream_calls_per_request: float | None = Field(default=None, ge=0)
-    max_ttft_p95_s: float | None = Field(default=None, gt=0)
-    max_e2e_p99_s: float | None = Field(default=None, gt=0)
-    tolerances: dict[str, float] = Field(
-        default_factory=dict, description="per-figure override of the baseline tolerance (see reports.slocheck)"
+    allowed_burn_pct: dict[SloName, float] = Field(
+        default_factory=dict, description="percent of each SLO's error budget the run may use; default 100"
     )
+    reason: str | None = Field(default=None, min_length=10, description="why an SLO is allowed to break")
+    tolerances: dict[str, float] = Field(
+        default_factory=dict, description="per-figure absolute tolerance of the regression check"
+    )
+
+    @model_validator(mode="after")
+    def _reasoned(self) -> SloGate:
+        bad = sorted(k for k, v in self.allowed_burn_pct.items() if v < 0)
+        if bad:
+            raise ValueError(f"allowed_burn_pct: must be >= 0 ({', '.join(bad)})")
+        if any(v > 100 for v in self.allowed_burn_pct.values()) and not self.reason:
+            raise ValueError("allowed_burn_pct above 100 breaks the SLO on purpose: say why in `reason`")
+        return self
+
+    def allowed(self, slo: str) -> float:
+        return self.allowed_burn_pct.get(slo, 100.0)  # type: ignore[call-overload,no-any-return]
 
 
 @dataclass(frozen=True)
@@ -165,6 +185,7 @@ def slo_results(requests: pl.DataFrame, spec: SloSpec) -> list[dict[str, object]
                 "events": n,
                 "bad_events": bad,
                 "error_budget_consumed": consumed,
+                "error_budget_used_pct": None if consumed is None else 100 * consumed,
                 "verdict": "met" if met else "broken",
             }
         )

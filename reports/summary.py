@@ -10,12 +10,13 @@ import polars as pl
 
 from reports.alerts import evaluate_alerts
 from reports.expectations import Context, evaluate, parse_expectations
+from reports.faults import fault_figures
 from reports.load import RunData
 from reports.resilience import breaker_intervals, resilience
 from reports.slo import (
     QUANTILE_METHOD,
     VALID,
-    CiBudgets,
+    SloGate,
     SloSpec,
     group_table,
     overall_table,
@@ -58,6 +59,16 @@ def _faults(scenario: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(faults, key=lambda f: f["start_s"])
 
 
+def _phases(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    """The load phases ``{name, start_s, end_s}`` of the scenario (empty when it has none)."""
+    phases = (scenario.get("load") or {}).get("phases") or []
+    return [
+        {"name": str(p.get("name", "")), "start_s": float(p["start_s"]), "end_s": float(p["end_s"])}
+        for p in phases
+        if isinstance(p, dict) and p.get("start_s") is not None and p.get("end_s") is not None
+    ]
+
+
 def _maybe_float(x: Any) -> float | None:
     return None if x is None else float(x)
 
@@ -98,30 +109,27 @@ def _fault_split(requests: pl.DataFrame, faults: list[dict[str, Any]], end_s: fl
     }
 
 
-def _ci_budgets(budgets: CiBudgets, figures: dict[str, Any]) -> list[dict[str, Any]]:
-    checks = (
-        ("min_availability", "availability", lambda x, lim: x >= lim),
-        ("max_error_budget_consumed", "error_budget_consumed", lambda x, lim: x <= lim),
-        ("max_upstream_calls_per_request", "upstream_calls_per_request", lambda x, lim: x <= lim),
-        ("max_ttft_p95_s", "ttft_p95_s", lambda x, lim: x <= lim),
-        ("max_e2e_p99_s", "e2e_p99_s", lambda x, lim: x <= lim),
-    )
-    out = []
-    for name, figure, ok in checks:
-        limit = getattr(budgets, name)
-        if limit is None:
-            continue
-        x = figures.get(figure)
-        vacuous = figure in ("upstream_calls_per_request", "ttft_p95_s", "e2e_p99_s")
-        held = vacuous if x is None else bool(ok(x, limit))
-        out.append({"budget": name, "figure": figure, "limit": limit, "value": x, "held": held})
-    return out
+def _slo_gate(gate: SloGate, slo_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Gate (a) of ``make slo-check``: each SLO's error budget used against what the scenario allows it."""
+    budgets = []
+    for r in slo_rows:
+        used, allowed = r["error_budget_used_pct"], gate.allowed(str(r["slo"]))
+        budgets.append(
+            {
+                "slo": r["slo"],
+                "title": r["title"],
+                "used_pct": used,
+                "allowed_pct": allowed,
+                "held": used is None or used <= allowed + 1e-9,
+            }
+        )
+    return {"budgets": budgets, "reason": gate.reason, "tolerances": gate.tolerances}
 
 
 def compute(run: RunData, bucket_s: float | None = None) -> Computed:
     sc = run.scenario
     spec = SloSpec.model_validate(sc.get("slo") or {})
-    budgets = CiBudgets.model_validate(sc.get("ci_budgets") or {})
+    gate = SloGate.model_validate(sc.get("slo_gate") or {})
     expectations = parse_expectations(sc.get("expectations") or [])
     req = run.requests
     last_end = float(req["t_end"].max()) if req.height else 0.0  # type: ignore[arg-type]
@@ -149,11 +157,11 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
     figures = {
         "requests": req.height,
         "availability": by_slo["availability"]["good_ratio"],
-        "error_budget_consumed": by_slo["availability"]["error_budget_consumed"],
+        "availability_budget_used_pct": by_slo["availability"]["error_budget_used_pct"],
         "ttft_p95_s": overall["ttft_p95"],
         "e2e_p99_s": overall["e2e_p99"],
-        "ttft_budget_consumed": by_slo.get("ttft_p95", {}).get("error_budget_consumed"),
-        "e2e_budget_consumed": by_slo.get("e2e_p99", {}).get("error_budget_consumed"),
+        "ttft_p95_budget_used_pct": by_slo.get("ttft_p95", {}).get("error_budget_used_pct"),
+        "e2e_p99_budget_used_pct": by_slo.get("e2e_p99", {}).get("error_budget_used_pct"),
         "upstream_calls_per_request": res["upstream_calls_per_request"],
         "failover_share": res["failover_share"],
         "time_to_detect_s": min(ttds) if ttds else None,
@@ -168,11 +176,13 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
             "description": sc.get("description") or "",
             "duration_s": duration,
             "faults": faults,
+            "phases": _phases(sc),
             "seed": sc.get("seed"),
         },
         "run": {
             "run_id": run.meta.get("run_id") or _first(req, "run_id"),
             "mode": run.meta.get("mode"),
+            "workers": run.meta.get("workers"),
             "t0": run.t0,
             "records": req.height,
             "end_s": end_s,
@@ -190,9 +200,9 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
         "resilience": res,
         "impact": _impact(req, buckets, spec, fault_start),
         "fault_windows": _fault_split(req, faults, end_s),
+        "fault_impact": fault_figures(faults, req, run.transitions, alerts["availability"]["rules"], end_s, duration),
         "expectations": results,
-        "ci_budgets": _ci_budgets(budgets, figures),
-        "ci_tolerances": budgets.tolerances,
+        "slo_gate": _slo_gate(gate, slo_rows),
         "buckets": buckets.drop("bucket_start").to_dicts(),
         "locust": run.meta.get("locust"),
         "metrics": run.meta.get("metrics"),

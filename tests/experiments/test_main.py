@@ -48,6 +48,23 @@ def test_an_unknown_scenario_is_a_usage_error_listing_the_known_ones(tmp_path: P
     assert not any(tmp_path.iterdir())
 
 
+def test_run_without_a_scenario_lists_them_and_runs_nothing(tmp_path: Path, capsys) -> None:
+    assert cli.main(["run", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "which scenario?" in err and all(n in err for n in list_scenarios())
+    assert not any(tmp_path.iterdir())
+
+
+def test_every_scenario_command_replays_unless_told_otherwise() -> None:
+    """The CLI and the Makefile agree: replay by default, MODE=real for real time, no default scenario."""
+    for command in ("run", "all"):
+        args = cli.parser().parse_args([command, *(["baseline"] if command == "run" else [])])
+        assert args.mode == "replay"
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert "MODE ?= replay" in makefile and "SCENARIO ?=" not in makefile
+    assert "--mode $(MODE)" in makefile and "$(or $(MODE)" not in makefile
+
+
 def test_run_replays_into_a_new_run_dir_and_builds_the_report(tmp_path: Path, capsys) -> None:
     assert cli.main(["run", "baseline", "--mode", "replay", "--runs-dir", str(tmp_path), *SCALE]) == 0
     out = capsys.readouterr().out

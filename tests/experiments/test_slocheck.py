@@ -1,7 +1,8 @@
-"""make slo-check: fails with a readable table on a broken budget, a regressed baseline or a replay error.
+"""make slo-check: fails with a readable table on an overspent SLO budget, a regressed baseline or a replay error.
 
 The replay is injected, so most tests use a summary computed from a small hand-made log; one test replays a
-copy of the baseline scenario at a tenth of its length with an impossible budget, end to end.
+copy of the baseline scenario at a tenth of its length, changed so that it burns more SLO budget than it
+declares, end to end.
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ def test_a_tampered_baseline_fails_with_a_readable_table(tmp_path, summary):
     status, text = _run(tmp_path, {"openai-outage": summary}, ["openai-outage"])
     assert status == 1
     header, _rule, *body = text.splitlines()
-    assert header.split() == ["scenario", "check", "baseline", "now", "budget", "verdict", "note"]
+    assert header.split() == ["scenario", "gate", "figure", "now", "limit", "verdict", "note"]
     (failing,) = _failing("\n".join(body))
-    assert failing.split()[:2] == ["openai-outage", "upstream_calls_per_request"]
+    assert failing.split()[:3] == ["openai-outage", "regression", "upstream_calls_per_request"]
     assert "worse than baseline by 0.3" in failing
+    assert "replay: make experiment SCENARIO=openai-outage" in text
     assert text.splitlines()[-1] == "slo-check: FAIL (1 failing check(s))"
 
 
@@ -86,26 +88,36 @@ def test_a_scenario_that_cannot_replay_fails_and_orphan_baselines_are_named(tmp_
     assert "baselines without a scenario (delete them?): gone" in text
 
 
-def test_write_with_a_broken_budget_still_fails(tmp_path, summary):
+def test_write_with_an_overspent_budget_still_fails(tmp_path, summary):
     broken = json.loads(json.dumps(summary))
-    broken["ci_budgets"][0] |= {"limit": 0.99999, "held": False}
+    broken["slo_gate"]["budgets"][0] |= {"used_pct": 900.0, "held": False}
     status, text = _run(tmp_path, {"openai-outage": broken}, ["openai-outage"], write=True)
-    assert status == 1 and "CI budget broken" in text and "not baselined" in text
+    assert status == 1 and "burned more than allowed" in text and "not baselined" in text
 
 
-def test_end_to_end_replay_with_an_impossible_budget(tmp_path, capsys):
+def test_a_new_scenario_without_a_baseline_is_reported_as_new_with_the_command(tmp_path, summary):
+    status, text = _run(tmp_path, {"fresh": summary}, ["fresh"])
+    assert status == 0, text
+    assert "new: fresh has no baseline yet; record one with `make rebaseline SCENARIO=fresh`" in text
+
+
+def test_end_to_end_a_change_that_burns_more_budget_than_declared_fails(tmp_path, capsys):
     raw = yaml.safe_load((SCENARIOS_DIR / "baseline.yaml").read_text())
-    raw["ci_budgets"] = {"max_upstream_calls_per_request": 0.5}  # every admitted request makes at least one call
+    raw["expectations"] = []
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
     (scenarios / "baseline.yaml").write_text(yaml.safe_dump(raw))
     args = ["--scenarios", str(scenarios), "--baselines", str(tmp_path / "bl"), "--scale", "0.1", "--jobs", "1"]
-    assert main([*args, "--write", "--keep", str(tmp_path / "runs")]) == 1
-    assert (tmp_path / "bl" / "baseline.json").exists()
+    assert main([*args, "--write", "--keep", str(tmp_path / "runs")]) == 0
     assert (tmp_path / "runs" / "baseline" / "summary.json").exists()
+    capsys.readouterr()
+    # the change: every upstream answers 503 for the last half of the run
+    for u in raw["upstreams"]:
+        u["timeline"] = [{"type": "outage", "start": 60, "mode": 503}]
+    (scenarios / "baseline.yaml").write_text(yaml.safe_dump(raw))
+    assert main(args) == 1
     out = capsys.readouterr().out
-    failing = _failing(out)
-    assert len(failing) == 1, out
-    assert failing[0].split()[:2] == ["baseline", "upstream_calls_per_request"]
-    assert "<= 0.5" in failing[0] and "CI budget broken" in failing[0]
+    (line,) = [x for x in out.splitlines() if ": slo-budget: Availability" in x]
+    assert line.strip().startswith("baseline: slo-budget: Availability (good / valid): error budget used = ")
+    assert "(limit <= 100.0 %)" in line and line.endswith("replay: make experiment SCENARIO=baseline")
     assert Path(tmp_path / "bl" / "baseline.json").read_text().endswith("\n")

@@ -79,11 +79,7 @@ def outage_scenario(duration: float = 180.0, expectations: list[dict[str, Any]] 
         "duration_s": duration,
         "faults": [{"upstream": "openai", "kind": "outage", "start_s": 60, "end_s": 120, "mode": "503"}],
         "slo": {"availability": 0.995, "ttft_p95_s": 2.0, "e2e_p99_s": 10.0},
-        "ci_budgets": {
-            "min_availability": 0.98,
-            "max_error_budget_consumed": 5.0,
-            "max_upstream_calls_per_request": 1.5,
-        },
+        "slo_gate": {"allowed_burn_pct": {"availability": 500}, "reason": "a 60 s outage of the main provider"},
         "expectations": expectations
         if expectations is not None
         else [

@@ -28,9 +28,9 @@ def test_a_fault_hidden_by_failover_is_no_page_and_asks_for_a_provider_health_al
     assert not any("detection gap" in x for x in wrong)
     assert any(kind == "detect" and "provider health" in text for text, kind, *_ in action_items(s))
     assert gateway_detection(s) == [
-        "- The `openai` breaker opened at 66.00 s, 6.00 s after the first fault started: from then on the gateway "
-        "skipped the provider without calling it.",
-        "- The first request was served by failover at 65.00 s (5.00 s after).",
+        "- outage on `openai` (from 60.00 s): the `openai` breaker opened at 66.00 s, 6.00 s after this fault "
+        "started; the first request failed over off `openai` arrived at 65.00 s (5.00 s after); no page alert "
+        "fired during it."
     ]
     assert "not needed: no bucket after the fault fell below the objective" in render_postmortem(s, [])
 

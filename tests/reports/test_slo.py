@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from reports.load import from_lines
-from reports.slo import CiBudgets, SloSpec, group_table, overall_table, slo_results
+from reports.slo import SloGate, SloSpec, group_table, overall_table, slo_results
 from tests.reports.factory import T0, lines, rec
 
 
@@ -69,4 +69,13 @@ def test_specs_reject_bad_values_with_field_names():
     with pytest.raises(ValidationError, match="availability"):
         SloSpec(availability=1.5)
     with pytest.raises(ValidationError, match="max_budget"):
-        CiBudgets.model_validate({"max_budget": 1})
+        SloGate.model_validate({"max_budget": 1})
+
+
+def test_a_gate_allowing_an_slo_to_break_must_say_why():
+    with pytest.raises(ValidationError, match="say why in `reason`"):
+        SloGate.model_validate({"allowed_burn_pct": {"availability": 900}})
+    with pytest.raises(ValidationError, match="allowed_burn_pct"):
+        SloGate.model_validate({"allowed_burn_pct": {"latency": 50}})
+    gate = SloGate.model_validate({"allowed_burn_pct": {"availability": 900}, "reason": "the provider is down"})
+    assert (gate.allowed("availability"), gate.allowed("ttft_p95")) == (900, 100)
