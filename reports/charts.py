@@ -1,8 +1,15 @@
 """PNG charts (matplotlib's Agg canvas, no pyplot state). Same input -> same bytes: fixed rc parameters, fixed
-size and dpi, and no ``Software`` metadata in the PNG (matplotlib writes no timestamp into PNGs)."""
+size and dpi, and no ``Software`` metadata in the PNG (matplotlib writes no timestamp into PNGs).
+
+Every chart: the scenario and run id in its title; legends outside the plotting area, to the right; fault
+windows shaded behind the data in ``FAULT_COLOUR``, which each legend names ("fault window"); load phases as
+alternating grey bands named along the top; one colour per provider, the same in every chart
+(:func:`provider_colours`). Each ``draw_*`` function returns the figure, so tests can read its structure.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +19,7 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from reports.summary import Computed
@@ -27,89 +35,146 @@ RC = {
 }
 STATE_COLOURS = {"closed": "#4caf50", "half_open": "#ffb300", "open": "#e53935"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+PROVIDER_PALETTE = ("#1f77b4", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#2ca02c")
+QUANTILE_COLOURS = {50: "#2ca02c", 95: "#ff7f0e", 99: "#d62728"}
+FAULT_COLOUR = "#9467bd"
+FIRE_COLOURS = ("#8c564b", "#e377c2")
+FAULT_ALPHA = 0.18
+FAULT_LABEL = "fault window"
+PHASE_COLOUR = "#000000"
+PHASE_ALPHA = 0.05
+LEGEND = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "fontsize": 8}
+
+
+def provider_colours(c: Computed) -> dict[str, str]:
+    """One colour per provider, from every provider the run mentions (sorted), so each chart agrees."""
+    s = c.summary
+    names = {str(p["provider"]) for p in s["by_provider"] if p["provider"] not in (None, "(none)")}
+    names |= set(s["resilience"]["breakers"])
+    names |= {str(f["upstream"]) for f in s["scenario"]["faults"] if f.get("upstream") != "state_store"}
+    return {n: PROVIDER_PALETTE[i % len(PROVIDER_PALETTE)] for i, n in enumerate(sorted(names))}
+
+
+def title(c: Computed, what: str) -> str:
+    s = c.summary
+    return f"{s['scenario']['name']} (run {s['run']['run_id'] or '-'}): {what}"
 
 
 def _arr(df: pl.DataFrame, col: str) -> np.ndarray:
     return df[col].cast(pl.Float64).fill_null(float("nan")).to_numpy()
 
 
-def _shade(ax: Axes, faults: list[dict[str, Any]], end_s: float) -> None:
-    for f in faults:
-        ax.axvspan(f["start_s"], f["end_s"] if f["end_s"] is not None else end_s, color="#e53935", alpha=0.12, lw=0)
+def _backdrop(ax: Axes, c: Computed, *, names: bool) -> None:
+    """Load phases (alternating bands, named along the top when ``names``) and fault windows, behind the data."""
+    s = c.summary
+    end = s["run"]["end_s"]
+    for i, ph in enumerate(s["scenario"].get("phases") or []):
+        if i % 2 == 1:
+            ax.axvspan(ph["start_s"], ph["end_s"], color=PHASE_COLOUR, alpha=PHASE_ALPHA, lw=0, zorder=0)
+        if names:
+            ax.text(
+                (ph["start_s"] + ph["end_s"]) / 2,
+                1.01,
+                ph["name"],
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color="#555555",
+                gid="phase-label",
+            )
+    for f in s["scenario"]["faults"]:
+        stop = f["end_s"] if f["end_s"] is not None else end
+        ax.axvspan(f["start_s"], stop, color=FAULT_COLOUR, alpha=FAULT_ALPHA, lw=0, zorder=0, gid="fault-window")
 
 
-def _finish(fig: Figure, ax: Axes, path: Path) -> None:
-    ax.set_xlabel("run time (s)")
-    fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, format="png", metadata={"Software": None})
+def _legend(ax: Axes, c: Computed, extra: list[Any] | None = None) -> None:
+    """The axes' labelled artists plus a "fault window" entry when the run has faults; outside, to the right."""
+    handles, labels = ax.get_legend_handles_labels()
+    handles += extra or []
+    labels += [h.get_label() for h in extra or []]
+    if c.summary["scenario"]["faults"]:
+        handles.append(Patch(color=FAULT_COLOUR, alpha=FAULT_ALPHA, label=FAULT_LABEL))
+        labels.append(FAULT_LABEL)
+    if handles:
+        ax.legend(handles, labels, **LEGEND)  # type: ignore[arg-type]
 
 
 def _step(ax: Axes, x: np.ndarray, y: np.ndarray, **kw: Any) -> None:
     ax.step(x, y, where="post", **kw)
 
 
-def traffic(c: Computed, path: Path) -> None:
-    b, faults, end = c.buckets, c.summary["scenario"]["faults"], c.summary["run"]["end_s"]
-    fig = Figure(figsize=(9, 5))
-    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+def _figure(height: float, rows: int = 1) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(10, height), layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    return fig, list(axes)
+
+
+def draw_traffic(c: Computed) -> Figure:
+    b = c.buckets
+    fig, (ax1, ax2) = _figure(5.2, 2)
     x = _arr(b, "t_start")
-    _step(ax1, x, _arr(b, "rps"), label="requests/s", color=PALETTE[0])
     bucket_s = c.summary["run"]["bucket_s"]
+    _step(ax1, x, _arr(b, "rps"), label="requests/s", color=PALETTE[0])
     _step(ax1, x, (b["bad"] / bucket_s).to_numpy(), label="failed/s (client)", color=PALETTE[3])
     if "upstream_failed" in b.columns:
         _step(ax1, x, (b["upstream_failed"] / bucket_s).to_numpy(), label="failed upstream calls/s", color=PALETTE[1])
     ax1.set_ylabel("rate (1/s)")
-    ax1.legend(loc="upper right")
-    ax1.set_title(f"{c.summary['scenario']['name']}: traffic and errors (fault windows shaded)")
+    ax1.set_title(title(c, "traffic and errors"), pad=14)
     _step(ax2, x, 100 * _arr(b, "error_ratio"), color=PALETTE[3], label="error ratio (gaps = no traffic)")
-    ax2.axhline(100 * (1 - c.spec.availability), color="k", ls="--", lw=0.8, label="error budget rate")
+    ax2.axhline(100 * (1 - c.spec.availability), color="k", ls="--", lw=0.8, label="error budget rate (SLO)")
     ax2.set_ylabel("failed / valid (%)")
-    ax2.legend(loc="upper right")
-    for ax in (ax1, ax2):
-        _shade(ax, faults, end)
-    _finish(fig, ax2, path)
+    ax2.set_xlabel("run time (s)")
+    for i, ax in enumerate((ax1, ax2)):
+        _backdrop(ax, c, names=i == 0)
+        _legend(ax, c)
+    return fig
 
 
-def latency(c: Computed, path: Path) -> None:
-    b, faults, end = c.buckets, c.summary["scenario"]["faults"], c.summary["run"]["end_s"]
-    fig = Figure(figsize=(9, 5))
-    axes = fig.subplots(2, 1, sharex=True)
+def draw_latency(c: Computed) -> Figure:
+    b = c.buckets
+    fig, axes = _figure(5.2, 2)
     x = _arr(b, "t_start")
-    for ax, metric, slo in ((axes[0], "ttft", c.spec.ttft_p95_s), (axes[1], "e2e", c.spec.e2e_p99_s)):
-        for i, q in enumerate((50, 95, 99)):
-            _step(ax, x, _arr(b, f"{metric}_p{q}"), label=f"p{q}", color=PALETTE[i])
+    slos = (("ttft", c.spec.ttft_p95_s, 95, "TTFT"), ("e2e", c.spec.e2e_p99_s, 99, "end-to-end"))
+    for i, (ax, (metric, slo, q_slo, name)) in enumerate(zip(axes, slos, strict=True)):
+        for q, colour in QUANTILE_COLOURS.items():
+            _step(ax, x, _arr(b, f"{metric}_p{q}"), label=f"{name} p{q}", color=colour)
         if slo is not None:
-            ax.axhline(slo, color="k", ls="--", lw=0.8, label="SLO threshold")
-        ax.set_ylabel(f"{'TTFT' if metric == 'ttft' else 'end-to-end'} (s)")
-        ax.legend(loc="upper right")
-        _shade(ax, faults, end)
-    axes[0].set_title("latency percentiles per bucket (good requests)")
-    _finish(fig, axes[1], path)
+            ax.axhline(slo, color=QUANTILE_COLOURS[q_slo], ls="--", lw=1.0, label=f"SLO: {name} p{q_slo} <= {slo:g} s")
+        ax.set_ylabel(f"{name} (s)")
+        _backdrop(ax, c, names=i == 0)
+        _legend(ax, c)
+    axes[0].set_title(title(c, "latency percentiles per bucket (good requests)"), pad=14)
+    axes[1].set_xlabel("run time (s)")
+    return fig
 
 
-def providers(c: Computed, path: Path) -> None:
-    s, faults, end = c.shares, c.summary["scenario"]["faults"], c.summary["run"]["end_s"]
-    fig = Figure(figsize=(9, 3.2))
-    ax = fig.subplots()
+def draw_providers(c: Computed) -> Figure:
+    s = c.shares
+    fig, (ax,) = _figure(3.4)
+    colours = provider_colours(c)
     names = sorted(set(s["provider"].to_list())) if s.height else []
     if names:
         x = _arr(s.filter(pl.col("provider") == names[0]), "t_start")
         ys = [np.nan_to_num(_arr(s.filter(pl.col("provider") == n), "share")) for n in names]
-        ax.stackplot(x, *ys, labels=names, colors=PALETTE[: len(names)], step="post")
-        ax.legend(loc="upper right")
+        ax.stackplot(x, *ys, labels=names, colors=[colours[n] for n in names], step="post", zorder=2)
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of good requests")
-    ax.set_title("serving provider share per bucket")
-    _shade(ax, faults, end)
-    _finish(fig, ax, path)
+    ax.set_xlabel("run time (s)")
+    ax.set_title(title(c, "serving provider share per bucket"), pad=14)
+    _backdrop(ax, c, names=True)
+    _legend(ax, c)
+    return fig
 
 
-def breakers(c: Computed, path: Path) -> None:
-    iv, faults, end = c.intervals, c.summary["scenario"]["faults"], c.summary["run"]["end_s"]
+def draw_breakers(c: Computed) -> Figure:
+    iv, end = c.intervals, c.summary["run"]["end_s"]
     names = sorted(set(iv["provider"].to_list())) if iv.height else []
-    fig = Figure(figsize=(9, 1.2 + 0.5 * max(1, len(names))))
-    ax = fig.subplots()
+    faults = c.summary["scenario"]["faults"]
+    fig, (ax,) = _figure(1.6 + 0.5 * (max(1, len(names)) + bool(faults)))
+    if faults:  # a row of its own, so the breaker bars keep their state colours
+        spans = [(f["start_s"], (f["end_s"] if f["end_s"] is not None else end) - f["start_s"]) for f in faults]
+        ax.broken_barh(spans, (len(names) - 0.3, 0.6), facecolors=FAULT_COLOUR, alpha=FAULT_ALPHA, zorder=2)
     for i, name in enumerate(names):
         rows = iv.filter(pl.col("provider") == name)
         for state, colour in STATE_COLOURS.items():
@@ -117,55 +182,69 @@ def breakers(c: Computed, path: Path) -> None:
                 (r["start"], r["end"] - r["start"]) for r in rows.filter(pl.col("state") == state).iter_rows(named=True)
             ]
             if spans:
-                ax.broken_barh(spans, (i - 0.35, 0.7), facecolors=colour, label=state if i == 0 else None)
-    ax.set_yticks(range(len(names)), names)
+                ax.broken_barh(spans, (i - 0.3, 0.6), facecolors=colour, zorder=2)
+    ax.set_yticks(range(len(names) + bool(faults)), [*names, *(["faults"] if faults else [])])
+    colours = provider_colours(c)
+    for label in ax.get_yticklabels():
+        label.set_color(colours.get(label.get_text(), "k"))
     ax.set_xlim(0, end)
+    ax.set_xlabel("run time (s)")
+    ax.set_title(title(c, "circuit breaker state"), pad=14)
+    _backdrop(ax, c, names=True)
     if not names:
         ax.text(0.5, 0.5, "no breaker transitions", ha="center", va="center", transform=ax.transAxes)
-    else:
-        handles = [Patch(color=col, label=st) for st, col in STATE_COLOURS.items()]
-        ax.legend(handles=handles, loc="upper right", ncols=3)
-    ax.set_title("circuit breaker state")
-    _shade(ax, faults, end)
-    _finish(fig, ax, path)
+    states = [Patch(color=col, label=f"breaker {st}") for st, col in STATE_COLOURS.items()] if names else []
+    _legend(ax, c, states)
+    return fig
 
 
-def budget(c: Computed, path: Path) -> None:
-    b, faults, end = c.buckets, c.summary["scenario"]["faults"], c.summary["run"]["end_s"]
-    fig = Figure(figsize=(9, 5))
-    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+def draw_budget(c: Computed) -> Figure:
+    b = c.buckets
+    fig, (ax1, ax2) = _figure(5.2, 2)
     x = _arr(b, "t_start")
     _step(ax1, x, _arr(b, "burn_availability"), color=PALETTE[3], label="burn rate per bucket")
     for thr, ls in ((14.4, "--"), (6.0, ":")):
-        ax1.axhline(thr, color="k", ls=ls, lw=0.8, label=f"{thr:g}x")
+        ax1.axhline(thr, color="k", ls=ls, lw=0.8, label=f"page threshold {thr:g}x")
     ax1.set_ylabel("burn rate (availability)")
-    ax1.set_title("error budget burn (vertical lines: page alerts firing)")
-    _step(ax2, x, 100 * _arr(b, "budget_consumed_cum"), color=PALETTE[0], label="budget consumed")
+    ax1.set_title(title(c, "availability error budget burn (vertical lines: page alerts firing)"), pad=14)
+    _step(ax2, x, 100 * _arr(b, "budget_consumed_cum"), color=PALETTE[0], label="budget used so far")
     ax2.axhline(100, color="k", ls="--", lw=0.8, label="whole budget")
-    ax2.set_ylabel("budget consumed (%)")
+    ax2.set_ylabel("budget used (%)")
+    ax2.set_xlabel("run time (s)")
+    fire_handles = []
     for i, rule in enumerate(c.summary["alerts"]["availability"]["rules"]):
-        for j, (start, _stop) in enumerate(rule["firing"]):
+        colour = FIRE_COLOURS[i % len(FIRE_COLOURS)]
+        for start, _stop in rule["firing"]:
             for ax in (ax1, ax2):
-                label = rule["rule"] if (ax is ax1 and j == 0) else None
-                ax.axvline(start, color=PALETTE[4 + i], lw=1.2, label=label)
-    for ax in (ax1, ax2):
-        ax.legend(loc="upper left")
-        _shade(ax, faults, end)
-    _finish(fig, ax2, path)
+                ax.axvline(start, color=colour, lw=1.2)
+        if rule["firing"]:
+            fire_handles.append(Line2D([], [], color=colour, lw=1.2, label=f"page {rule['rule']} fires"))
+    for i, ax in enumerate((ax1, ax2)):
+        _backdrop(ax, c, names=i == 0)
+        _legend(ax, c, fire_handles if i == 0 else None)
+    return fig
 
 
-CHARTS = {
-    "traffic.png": traffic,
-    "latency.png": latency,
-    "providers.png": providers,
-    "breakers.png": breakers,
-    "budget.png": budget,
+CHARTS: dict[str, Callable[[Computed], Figure]] = {
+    "traffic.png": draw_traffic,
+    "latency.png": draw_latency,
+    "providers.png": draw_providers,
+    "breakers.png": draw_breakers,
+    "budget.png": draw_budget,
 }
+
+
+def figures(c: Computed) -> dict[str, Figure]:
+    """Every chart as a matplotlib figure, drawn under the fixed rc parameters."""
+    with mpl.rc_context(RC):
+        return {name: draw(c) for name, draw in CHARTS.items()}
 
 
 def render_all(c: Computed, out_dir: Path) -> list[str]:
     """Write every chart into ``out_dir``; return the file names."""
     with mpl.rc_context(RC):
         for name, draw in CHARTS.items():
-            draw(c, out_dir / name)
+            fig = draw(c)
+            FigureCanvasAgg(fig)
+            fig.savefig(out_dir / name, format="png", metadata={"Software": None})
     return list(CHARTS)
