@@ -25,7 +25,7 @@ $(STAMP): requirements-dev.lock pyproject.toml
 # The runtime lock alone, for the test that proves it is enough to run the gateway (tests/deploy/test_runtime.py).
 RUNTIME_VENV := .venv-runtime
 $(RUNTIME_VENV)/.installed: requirements-runtime.lock
-	@test -x $(RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(RUNTIME_VENV)
+	@rm -rf $(RUNTIME_VENV) && $(PYTHON) -m venv $(RUNTIME_VENV)
 	$(RUNTIME_VENV)/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements-runtime.lock
 	@touch $@
 
@@ -76,17 +76,17 @@ bench: $(STAMP) ## the gateway vs the thinnest forwarder in one run: ratios, flo
 # Every scenario command replays in virtual time unless MODE=real asks for real time.
 MODE ?= replay
 
-experiment: $(STAMP) ## run one scenario: SCENARIO=<name> [MODE=replay|real] [SEED=n] [SCALE=f]; without SCENARIO, list them
-	$(PY) -m experiments run $(SCENARIO) --mode $(MODE) $(if $(SEED),--seed $(SEED)) $(if $(SCALE),--scale $(SCALE))
+experiment: $(STAMP) ## run one scenario: SCENARIO=<name> [MODE=replay|real] [SEED=n] [SCALE=f] [WORKERS=n]; without SCENARIO, list them
+	$(PY) -m experiments run $(SCENARIO) --mode $(MODE) $(if $(SEED),--seed $(SEED)) $(if $(SCALE),--scale $(SCALE)) $(if $(WORKERS),--load-workers $(WORKERS))
 
-experiments: $(STAMP) ## run every scenario [MODE=replay|real] [SCALE=f]
-	$(PY) -m experiments all --mode $(MODE) $(if $(SCALE),--scale $(SCALE))
+experiments: $(STAMP) ## run every scenario [MODE=replay|real] [SCALE=f] [WORKERS=n]
+	$(PY) -m experiments all --mode $(MODE) $(if $(SCALE),--scale $(SCALE)) $(if $(WORKERS),--load-workers $(WORKERS))
 
 scenarios: $(STAMP) ## list the scenarios with one-line descriptions
 	$(PY) -m experiments list
 
 loadtest: $(STAMP) ## locust against a gateway: [URL=… KEY=…] [HEADLESS=1 USERS=n RATE=n TIME=60s] [WORKERS=n] [SCENARIO=name]
-	$(PY) -m experiments.loadtest $(if $(URL),--url $(URL)) $(if $(KEY),--key $(KEY)) $(if $(HEADLESS),--headless) $(if $(USERS),--users $(USERS)) $(if $(RATE),--spawn-rate $(RATE)) $(if $(TIME),--run-time $(TIME)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(filter command line environment,$(origin SCENARIO)),--scenario $(SCENARIO))
+	$(PY) -m experiments.loadtest $(if $(URL),--url $(URL)) $(if $(KEY),--key $(KEY)) $(if $(HEADLESS),--headless) $(if $(USERS),--users $(USERS)) $(if $(RATE),--spawn-rate $(RATE)) $(if $(TIME),--run-time $(TIME)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(SCENARIO),--scenario $(SCENARIO))
 
 report: $(STAMP) ## regenerate a run's report: RUN=<run dir>
 	$(PY) -m reports $(RUN)

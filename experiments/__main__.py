@@ -77,7 +77,7 @@ def _load(name: str) -> Scenario:
         raise UsageError(str(exc)) from None
 
 
-def _execute(sc: Scenario, run_dir: Path, mode: str, seed: int, scale: float, out: Outcome) -> None:
+def _execute(sc: Scenario, run_dir: Path, mode: str, seed: int, scale: float, out: Outcome, load_workers: int) -> None:
     """Run ``sc`` (unscaled) into ``run_dir``; raise UsageError when real time is not available."""
     if mode == "replay":
         from experiments.replay import run_replay
@@ -88,7 +88,7 @@ def _execute(sc: Scenario, run_dir: Path, mode: str, seed: int, scale: float, ou
         print(f"{res.records} requests in {res.virtual_s:.0f} s of virtual time, {res.wall_s:.1f} s wall")
         return
     run_realtime = _realtime()
-    real = run_realtime(scaled(sc, scale), run_dir, seed=seed, scale=scale, progress=True)
+    real = run_realtime(scaled(sc, scale), run_dir, seed=seed, scale=scale, progress=True, load_workers=load_workers)
     out.records = real.records
     print(f"{real.records} requests in {real.wall_s:.0f} s wall; client status {real.client_status}")
 
@@ -112,7 +112,9 @@ def _read_expectations(run_dir: Path, out: Outcome) -> None:
     out.broken = [str(e.get("expectation")) for e in results if not e.get("held")]
 
 
-def run_one(name: str, *, mode: str, seed: int | None, scale: float, runs_dir: Path, charts: bool) -> Outcome:
+def run_one(
+    name: str, *, mode: str, seed: int | None, scale: float, runs_dir: Path, charts: bool, load_workers: int = 0
+) -> Outcome:
     """One scenario, start to report. KeyboardInterrupt and UsageError propagate; any other failure is caught."""
     sc = _load(name)
     seed = sc.seed if seed is None else seed
@@ -121,7 +123,7 @@ def run_one(name: str, *, mode: str, seed: int | None, scale: float, runs_dir: P
     print(f"[{sc.name}] {mode}, seed {seed}, scale {scale:g}: {run_dir}", flush=True)
     wall = time.perf_counter()
     try:
-        _execute(sc, run_dir, mode, seed, scale, out)
+        _execute(sc, run_dir, mode, seed, scale, out, load_workers)
     except (UsageError, KeyboardInterrupt):
         raise
     except Exception as exc:  # the run failed: say why, keep its directory for the post-mortem
@@ -150,7 +152,13 @@ def _line(o: Outcome) -> str:
     return f"{o.scenario:<28} ok  {o.records:>6}  {o.held}/{o.expectations} {verdict:<9}  {sha:<12}  {o.wall_s:6.1f} s"
 
 
+def _check_load_workers(args: argparse.Namespace) -> None:
+    if args.load_workers and args.mode != "real":
+        raise UsageError("--load-workers (WORKERS=n) is for real-time runs: add --mode real (MODE=real)")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    _check_load_workers(args)
     if args.scenario is None:
         print("which scenario? name one (make experiment SCENARIO=<name>); the scenarios:", file=sys.stderr)
         _print_list(sys.stderr)
@@ -158,18 +166,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.mode == "real":
         _realtime()
     o = run_one(
-        args.scenario, mode=args.mode, seed=args.seed, scale=args.scale, runs_dir=args.runs_dir, charts=args.charts
+        args.scenario,
+        mode=args.mode,
+        seed=args.seed,
+        scale=args.scale,
+        runs_dir=args.runs_dir,
+        charts=args.charts,
+        load_workers=args.load_workers,
     )
     return EXIT_OK if o.ok else EXIT_FAILED
 
 
 def cmd_all(args: argparse.Namespace) -> int:
+    _check_load_workers(args)
     if args.mode == "real":
         _realtime()
     outcomes = []
     for name in list_scenarios():
         try:
-            o = run_one(name, mode=args.mode, seed=None, scale=args.scale, runs_dir=args.runs_dir, charts=args.charts)
+            o = run_one(
+                name,
+                mode=args.mode,
+                seed=None,
+                scale=args.scale,
+                runs_dir=args.runs_dir,
+                charts=args.charts,
+                load_workers=args.load_workers,
+            )
         except UsageError as exc:  # an invalid scenario file: report it, run the others
             o = Outcome(name, error=str(exc).splitlines()[-1].strip())
             print(f"[{name}] {exc}", file=sys.stderr)
@@ -211,6 +234,14 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--scale", type=_positive, default=1.0, help="multiply every timeline (default 1)")
         sp.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help=f"default: {RUNS_DIR}/")
         sp.add_argument("--no-charts", dest="charts", action="store_false", help="report without PNG charts")
+        sp.add_argument(
+            "--load-workers",
+            type=int,
+            default=0,
+            choices=range(0, 65),
+            metavar="N",
+            help="real time: locust as a master and N worker processes (default 0: one process)",
+        )
 
     run = sub.add_parser("run", help="run one scenario and build its report")
     run.add_argument("scenario", nargs="?", help="a name from `python -m experiments list`, or a path to a YAML file")

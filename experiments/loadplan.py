@@ -39,8 +39,9 @@ def paced_users(sc: Scenario, t: float) -> int:
     return max(1, math.ceil(sc.load.rate_at(t) * sc.load.pacing_s))
 
 
-def schedule(sc: Scenario, seed: int, settings: Settings, run_dir: Path) -> dict[str, Any]:
-    """The locust side's input: every arrival with its body, headers and client behaviour."""
+def schedule(sc: Scenario, seed: int, settings: Settings, run_dir: Path, *, workers: int = 0) -> dict[str, Any]:
+    """The locust side's input: every arrival with its body, headers and client behaviour. With ``workers`` > 0
+    (locust's distributed mode) the plan keeps at least one user per worker, so every worker sends its share."""
     mix = sc.request_mix
     header = settings.router.timeouts.deadline_header
     rows = []
@@ -63,7 +64,8 @@ def schedule(sc: Scenario, seed: int, settings: Settings, run_dir: Path) -> dict
     return {
         "duration_s": sc.duration_s,
         "grace_s": settings.router.timeouts.request_deadline_s + GRACE_S,
-        "users": user_plan(sc),
+        "users": user_plan(sc, minimum=max(2, workers)),
+        "workers": workers,
         "t0_file": str(run_dir / ".t0"),
         "ready_file": str(run_dir / ".locust-ready"),
         "client_log": str(run_dir / "client.jsonl"),

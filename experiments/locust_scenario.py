@@ -11,6 +11,11 @@ enough users: the plan is ``ceil(rate x load.pacing_s)`` over the rate of the ne
 user stopped mid-wait would drop its arrival). The clock starts when the runner writes the origin (epoch seconds)
 into the time-origin file; the test stops once the duration has passed and nothing is in flight, or after the
 grace. Each attempt (retries included, ids ``c<idx>-<attempt>`` as in replay) is a line of ``client.jsonl``.
+
+Distributed (the schedule's ``workers`` > 0, locust started with ``--processes``): worker ``k`` of ``n`` sends the
+arrivals whose index is ``k`` modulo ``n``, so together they send each arrival once at its time; the master keeps
+the user plan (locust spreads the users over the workers) and ends the test once the duration has passed and every
+worker has said, with a ``faultline_done`` message, that its share is sent and nothing of it is in flight.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 import gevent
 import requests
 from locust import LoadTestShape, User, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
 
 from experiments.locustfile import chat_call
 
@@ -43,6 +49,20 @@ class Feed:
         self.next = 0
         self.in_flight = 0
         self.t0: float | None = None
+        self.workers = int(schedule.get("workers", 0))
+        self.share: int | None = None  # this worker's index, once its share of the arrivals is taken
+        self.done_workers: set[int] = set()  # on the master: workers whose share is sent and answered
+        self.said_done = False
+
+    def take_share(self, index: int) -> None:
+        self.arrivals = [a for a in self.arrivals if a["i"] % self.workers == index]
+        self.share = index
+
+    def finished(self) -> bool:
+        """Every arrival sent and answered (in distributed mode, as the master knows from the workers)."""
+        if self.workers:
+            return len(self.done_workers) >= self.workers
+        return self.exhausted() and self.in_flight == 0
 
     def origin(self) -> float | None:
         if self.t0 is None and self.t0_file.exists():
@@ -77,7 +97,14 @@ def _init(environment: Any, **_kw: Any) -> None:
     path = os.environ.get("FAULTLINE_SCHEDULE")
     if not path:
         raise SystemExit("locust_scenario.py needs $FAULTLINE_SCHEDULE (it is started by experiments.realtime)")
-    environment.faultline_feed = Feed(json.loads(Path(path).read_text()))
+    feed = Feed(json.loads(Path(path).read_text()))
+    environment.faultline_feed = feed
+    if isinstance(environment.runner, MasterRunner):
+
+        def on_done(msg: Any, **_kw: Any) -> None:
+            feed.done_workers.add(int(msg.data["index"]))
+
+        environment.runner.register_message("faultline_done", on_done)
 
 
 @events.test_start.add_listener
@@ -107,8 +134,14 @@ class ScenarioUser(User):
         if t0 is None:
             gevent.sleep(0.02)
             return
+        runner = self.environment.runner
+        if feed.workers and feed.share is None and isinstance(runner, WorkerRunner):
+            feed.take_share(runner.worker_index)
         a = feed.take()
         if a is None:
+            if isinstance(runner, WorkerRunner) and feed.in_flight == 0 and not feed.said_done:
+                runner.send_message("faultline_done", {"index": feed.share})
+                feed.said_done = True
             gevent.sleep(0.5)
             return
         feed.in_flight += 1
@@ -156,6 +189,6 @@ class ScenarioShape(LoadTestShape):
         elapsed = time.time() - t0
         if elapsed > feed.duration_s + feed.grace_s:
             return None
-        if elapsed >= feed.duration_s and feed.exhausted() and feed.in_flight == 0:
+        if elapsed >= feed.duration_s and feed.finished():
             return None
         return max(1, math.ceil(feed.users_at(elapsed))), self.spawn_rate

@@ -96,8 +96,18 @@ def _scrape(url: str, path: Path) -> None:
 
 
 class _Run:
-    def __init__(self, sc: Scenario, run_dir: Path, seed: int, run_id: str, store_kind: StoreKind, prog: Progress):
+    def __init__(
+        self,
+        sc: Scenario,
+        run_dir: Path,
+        seed: int,
+        run_id: str,
+        store_kind: StoreKind,
+        prog: Progress,
+        load_workers: int,
+    ):
         self.sc, self.run_dir, self.seed, self.run_id = sc, run_dir, seed, run_id
+        self.load_workers = load_workers
         self.store_kind = store_kind
         self.prog = prog
         self.procs = Procs()
@@ -160,7 +170,7 @@ class _Run:
         return locust, f"http://127.0.0.1:{metrics_port}/metrics"
 
     def _spawn_locust(self, gateway_url: str) -> Proc:
-        sched = schedule(self.sc, self.seed, self.settings, self.run_dir)
+        sched = schedule(self.sc, self.seed, self.settings, self.run_dir, workers=self.load_workers)
         self.grace_s = float(sched["grace_s"])
         path = self.run_dir / ".schedule.json"
         path.write_bytes(orjson.dumps(sched))
@@ -173,6 +183,8 @@ class _Run:
             str(self.run_dir / "locust.html"),
         ]
         cmd += ["--exit-code-on-error", "0", "--loglevel", "WARNING", "--only-summary"]
+        if self.load_workers:  # a master and this many worker processes, each sending its share of the arrivals
+            cmd += ["--processes", str(self.load_workers)]
         log = self.run_dir / "locust.log"
         env = child_env(self.run_dir, FAULTLINE_SCHEDULE=str(path))
         self.ready_file = Path(sched["ready_file"])
@@ -258,10 +270,12 @@ def run_realtime(
     progress: bool = True,
     store: StoreKind = "auto",
     scrape_every_s: float | None = None,
+    load_workers: int = 0,
 ) -> RealtimeResult:
     """Run ``sc`` (already scaled by ``scale``, as :func:`experiments.replay.run_replay` takes it) in real time
     into ``run_dir``. Raises :class:`experiments.procs.StartupError` when a process does not come up, and
-    KeyboardInterrupt on Ctrl-C or SIGTERM; every process is stopped before it returns or raises."""
+    KeyboardInterrupt on Ctrl-C or SIGTERM; every process is stopped before it returns or raises. ``load_workers`` > 0
+    runs locust as a master and that many worker processes (see ``experiments/locust_scenario.py``)."""
     seed = sc.seed if seed is None else seed
     run_dir.mkdir(parents=True, exist_ok=True)
     run_id = f"{sc.name}-real-s{seed}" + (f"-x{scale:g}" if scale != 1.0 else "")
@@ -270,7 +284,7 @@ def run_realtime(
     prog = Progress(enabled=progress)
     every = scrape_every_s if scrape_every_s is not None else max(1.0, min(5.0, sc.duration_s / 30))
     wall = time.perf_counter()
-    run = _Run(sc, run_dir, seed, run_id, store, prog)
+    run = _Run(sc, run_dir, seed, run_id, store, prog, load_workers)
     interrupted = False
     try:
         with sigterm_interrupts():
@@ -332,6 +346,7 @@ def _finish(
         "records": _count_lines(run_dir / "requests.jsonl"),
         "client_status": dict(tail.status),
         "workers": WORKERS,
+        "load_workers": run.load_workers,
         "process_groups": [p.pid for p in run.procs.items],
         "state_store": run.store.kind if run.store is not None else None,
         "interrupted": interrupted,

@@ -111,3 +111,11 @@ def test_all_runs_every_scenario_and_ends_with_a_table(tmp_path: Path, monkeypat
     assert [r.split()[:2] for r in rows] == [["baseline", "ok"], ["misconfiguration", "ok"]]
     assert "2/2 runs completed" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline-replay-s1-x0.1", "misconfiguration-replay-s15-x0.1"]
+
+
+def test_load_workers_are_for_real_time_runs(tmp_path: Path, capsys) -> None:
+    assert cli.main(["run", "baseline", "--load-workers", "2", "--runs-dir", str(tmp_path)]) == 2
+    assert "--load-workers (WORKERS=n) is for real-time runs" in capsys.readouterr().err
+    assert cli.parser().parse_args(["all", "--mode", "real", "--load-workers", "3"]).load_workers == 3
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert makefile.count("$(if $(WORKERS),--load-workers $(WORKERS))") == 2  # make experiment / experiments

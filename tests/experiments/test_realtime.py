@@ -201,3 +201,35 @@ def test_an_interrupted_run_stops_every_process(tmp_path, sig, when):
     client_log = run_dir / "client.jsonl"  # none when interrupted before the load started
     calls = len(client_log.read_bytes().splitlines()) if client_log.exists() else 0
     assert sum(meta["client_status"].values()) == calls
+
+
+@pytest.mark.processes
+def test_a_distributed_run_sends_every_arrival_once_across_its_workers(tmp_path):
+    """locust as a master and two worker processes: each worker sends its share, together every arrival once,
+    and the master's statistics add up the workers' calls."""
+    import csv
+
+    from experiments.realtime import run_realtime
+    from experiments.workload import arrivals
+
+    raw = {k: v for k, v in SMOKE.items() if k != "faults"}
+    raw["duration_s"] = 6
+    raw["load"] = {"phases": [{"name": "steady", "start_s": 0, "end_s": 6, "rps": 5}]}
+    raw["upstreams"] = [{k: v for k, v in u.items() if k != "timeline"} for u in SMOKE["upstreams"]]
+    sc = parse_scenario(raw)
+    run_dir = tmp_path / "run"
+    res = run_realtime(sc, run_dir, progress=False, load_workers=2)
+
+    assert_nothing_left(run_dir)
+    meta = orjson.loads((run_dir / "run.json").read_bytes())
+    assert (meta["load_workers"], meta["interrupted"]) == (2, False)
+    client = [orjson.loads(line) for line in (run_dir / "client.jsonl").read_bytes().splitlines()]
+    first_attempts = [c["id"].rsplit("-", 1)[0] for c in client if c["id"].endswith("-0")]
+    expected = {f"c{a.idx:06d}" for a in arrivals(sc, sc.seed)}
+    assert sorted(first_attempts) == sorted(expected)  # each arrival sent once, none lost, none twice
+    assert len({c["id"] for c in client}) == len(client) == res.client_requests
+    with (run_dir / "locust_stats.csv").open() as f:
+        total = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+    calls = int(total["Request Count"])
+    ttft = sum(1 for c in client if c["ttft_s"] is not None)
+    assert calls == len(client) + ttft  # the master's totals: every worker's calls (and their TTFT samples)
