@@ -73,7 +73,7 @@ def gateway_dict(
                 "name": u.name,
                 "kind": u.flavour,
                 "base_url": (UNREACHABLE_URL if u.unreachable and u.name not in base_urls else base_urls[u.name])
-                + "/v1",
+                + ("/v1beta" if u.flavour == "gemini" else "/v1"),
             }
             for u in sc.upstreams
         ],

@@ -116,7 +116,7 @@ class Load(_M):
 
 class UpstreamSpec(_M):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
-    flavour: Literal["openai", "vllm"]
+    flavour: Literal["openai", "vllm", "gemini"]
     model: str = Field(description="the model name the upstream serves")
     weight: float = Field(default=1.0, ge=0)
     profile: str = Field(description="base simulator profile (simulators/profiles/<name>.yaml)")

@@ -1,6 +1,7 @@
-"""``make serve``: the gateway on :8000 in front of two simulated upstreams, with an embedded state store.
+"""``make serve``: the gateway on :8000 in front of three simulated upstreams, with an embedded state store.
 
-Starts ``python -m simulators`` twice (OpenAI-like on 127.0.0.1:9101, vLLM-like on :9102), then the gateway with
+Starts ``python -m simulators`` three times (OpenAI-like on 127.0.0.1:9101, vLLM-like on :9102, Gemini-like on
+:9103), then the gateway with
 deploy/gateway.example.yaml in this process. The simulators are children that die with this process (they are
 sent SIGTERM on exit and, on Linux, by the kernel if this process is killed): Ctrl-C leaves nothing behind.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "gateway.example.yaml"
 DEMO_KEY = "fl-demo-3c1f9a7e52d84b06"
-UPSTREAMS = [("openai", "openai-gpt-4o-mini", 9101), ("vllm", "vllm-8b-h100", 9102)]
+UPSTREAMS = [("openai", "openai-gpt-4o-mini", 9101), ("vllm", "vllm-8b-h100", 9102), ("gemini", "gemini-flash", 9103)]
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -53,9 +54,10 @@ def main() -> int:
         print(
             "\nFaultline gateway  http://127.0.0.1:8000/v1\n"
             f"demo API key       {DEMO_KEY}\n"
-            "models             gpt-4o-mini (OpenAI-like 3 : vLLM-like 1), llama-3.1-8b (vLLM-like)\n"
+            "models             gpt-4o-mini (OpenAI-like 3 : vLLM-like 1, Gemini-like fallback), llama-3.1-8b\n"
+            "                   (vLLM-like), gemini-flash (Gemini-like)\n"
             "metrics            http://127.0.0.1:9090/metrics\n"
-            "upstreams          http://127.0.0.1:9101 (openai sim), http://127.0.0.1:9102 (vllm sim)\n"
+            "upstreams          http://127.0.0.1:9101 (openai sim), :9102 (vllm sim), :9103 (gemini sim)\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )

@@ -69,7 +69,11 @@ BAD: list[tuple[str, Any, list[str]]] = [
     ("phase past the end", _with("load.phases.0.end_s", 90), ["load phase 'steady'", "end_s (90)", "duration_s (60)"]),
     ("phase ends before it starts", _with("load.phases.0.start_s", 60), ["start_s (60) must be before end_s (60)"]),
     ("no phases", _with("load.phases", []), ["load.phases", "at least 1"]),
-    ("unknown flavour", _with("upstreams.0.flavour", "anthropic"), ["upstreams.0.flavour", "'openai' or 'vllm'"]),
+    (
+        "unknown flavour",
+        _with("upstreams.0.flavour", "anthropic"),
+        ["upstreams.0.flavour", "'openai', 'vllm' or 'gemini'"],
+    ),
     ("unknown profile", _with("upstreams.0.profile", "no-such-profile"), ["no-such-profile"]),
     ("unknown consumer in a mix", _with("load.phases.0.mix", {"nobody": 1.0}), ["unknown consumer 'nobody'"]),
     (
