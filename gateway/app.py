@@ -17,6 +17,7 @@ from gateway.asgi import CallFactory, FastPath, Receive, Scope, Send
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
+from gateway.keys.admin import keys_router
 from gateway.pipeline import chat_pipeline, models_pipeline
 from gateway.rng import Rng
 from gateway.router.admin import admin_router
@@ -99,6 +100,7 @@ def create_app(
     app.add_route("/v1/health", health, methods=["GET"])
     app.add_route("/v1/ready", ready, methods=["GET"])
     app.include_router(admin_router())
+    app.include_router(keys_router())
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)

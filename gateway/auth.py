@@ -1,7 +1,9 @@
 """Stage: who is calling. API keys arrive as ``Authorization: Bearer <key>`` or ``X-API-Key``.
 
 Keys are configured only as SHA-256 hashes. The presented key is hashed and looked up; the lookup is on the
-digest, so its timing says nothing about any stored key, and the final comparison is constant time.
+digest, so its timing says nothing about any stored key, and the final comparison is constant time. Two sources:
+the configuration file's consumers, then the virtual keys of the database (gateway/keys/directory.py: an
+in-memory copy, so the lookup never waits for the database). The two cannot shadow each other.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import hmac
 from collections.abc import Mapping
 
 from gateway.call import Call, Handler, Reply
-from gateway.config import Consumer, Settings
+from gateway.config import Settings
 from gateway.errors import AuthenticationFailed, PermissionDenied
+from gateway.keys.directory import Identity, KeyDirectory, config_identity
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -27,11 +30,12 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 
 
 class KeyRing:
-    def __init__(self, settings: Settings) -> None:
-        self._by_hash = {c.key_sha256: c for c in settings.consumers}
+    def __init__(self, settings: Settings, directory: KeyDirectory | None = None) -> None:
+        self._by_hash = {c.key_sha256: config_identity(c) for c in settings.consumers}
         self._admin = settings.admin_key_sha256
+        self.directory = directory
 
-    def consumer(self, headers: Mapping[str, str]) -> Consumer:
+    def identify(self, headers: Mapping[str, str]) -> Identity:
         key = presented_key(headers)
         if key is None:
             raise AuthenticationFailed(
@@ -40,7 +44,9 @@ class KeyRing:
             )
         digest = hashlib.sha256(key.encode()).hexdigest()
         found = self._by_hash.get(digest)
-        if found is None or not hmac.compare_digest(found.key_sha256, digest):
+        if found is None and self.directory is not None:
+            found = self.directory.lookup(digest)
+        if found is None or not hmac.compare_digest(found.consumer.key_sha256, digest):
             raise AuthenticationFailed(f"Incorrect API key provided: {_redact(key)}.")
         return found
 
@@ -61,10 +67,18 @@ class AuthStage:
         self._permission = permission
 
     async def __call__(self, call: Call, next_: Handler) -> Reply:
-        consumer = self._keys.consumer(call.headers)
+        identity = self._keys.identify(call.headers)
+        consumer = identity.consumer
         if self._permission not in consumer.permissions:
             raise PermissionDenied(f"This API key may not use this endpoint (needs '{self._permission}').")
         call.consumer = consumer
-        call.record.consumer = consumer.name
-        call.record.priority = consumer.priority
+        call.identity = identity
+        rec = call.record
+        rec.consumer = consumer.name
+        rec.priority = consumer.priority
+        rec.key_id = identity.key_id
+        rec.key_name = identity.key_name
+        if identity.tags:
+            rec.tags = dict(identity.tags)
         return await next_(call)
+

@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gateway.budget.settings import Budget
+from gateway.db.settings import DatabaseSettings
 from gateway.observability.settings import ObservabilitySettings
 from gateway.quota.settings import Limits, QuotaSettings
 from gateway.router.settings import RouterSettings
@@ -55,6 +57,7 @@ class Consumer(_Model):
     )
     priority: int = Field(default=1, ge=0, le=9, description="higher is more important; shed last")
     permissions: frozenset[Literal["chat", "pin", "models", "served_by"]] = frozenset({"chat", "models"})
+    budget: Budget | None = Field(default=None, description="dollar budget of this consumer")
 
     @field_validator("key_sha256")
     @classmethod
@@ -95,6 +98,7 @@ class Settings(_Model):
     seed: int = 0
     server: ServerSettings = ServerSettings()
     state: StateSettings = StateSettings()
+    database: DatabaseSettings = DatabaseSettings()
     admin_key_sha256: str | None = None
     tiers: dict[str, Tier] = {"default": Tier()}
     consumers: list[Consumer] = []

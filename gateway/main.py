@@ -1,7 +1,11 @@
 """Process entry points: read the configuration and the environment, then build the app.
 
 Environment is read here and only here: ``GATEWAY_CONFIG`` (the YAML file), ``REDIS_URL`` (overrides
-``state.redis_url``), ``FAULTLINE_RUN_ID`` (tags the request log), and each provider's ``api_key_env``.
+``state.redis_url``), ``DATABASE_URL`` (overrides ``database.url``), ``FAULTLINE_RUN_ID`` (tags the request log),
+and each provider's ``api_key_env``.
+
+``python -m gateway`` serves; ``python -m gateway migrate`` applies the database migrations;
+``python -m gateway keys ...`` manages virtual keys (gateway/keys/cli.py).
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ def settings_from_env(path: str | None = None) -> Settings:
     redis_url = os.environ.get("REDIS_URL")
     if redis_url:
         settings = settings.model_copy(update={"state": settings.state.model_copy(update={"redis_url": redis_url})})
+    database_url = os.environ.get("DATABASE_URL")
+    if database_url:
+        db = settings.database.model_copy(update={"url": database_url})
+        settings = settings.model_copy(update={"database": db})
     return settings
 
 
@@ -62,6 +70,15 @@ def tune_gc() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in and args_in[0] in ("migrate", "keys"):
+        from gateway.keys.cli import main as records_main
+
+        return records_main(args_in)
+    return serve(args_in)
+
+
+def serve(argv: list[str]) -> int:
     import uvicorn
 
     parser = argparse.ArgumentParser(prog="python -m gateway", description="Run the Faultline gateway.")

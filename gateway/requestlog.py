@@ -47,6 +47,9 @@ class RequestRecord:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
+    key_id: str | None = None  # the API key: a virtual key's id, or cfg:<consumer> for a configured one
+    key_name: str | None = None
+    tags: dict[str, str] | None = None  # the key's metadata tags
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

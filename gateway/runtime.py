@@ -13,6 +13,7 @@ from gateway.auth import KeyRing
 from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.db.system import Records, build_records
 from gateway.observability.logs import EventLog
 from gateway.observability.telemetry import Telemetry
 from gateway.quota.limiter import QuotaEvents, QuotaLimiter
@@ -37,17 +38,22 @@ class Runtime:
     quota_events: QuotaEvents
     usage: UsageSink
     telemetry: Telemetry
+    records: Records | None = None  # the database, when one is configured (gateway/db/system.py)
 
     async def start(self) -> None:
         """Called once by the app's lifespan before the first request."""
         await self.telemetry.start()
         await self.quota.start()
+        if self.records is not None:
+            await self.records.start()
 
     async def stop(self) -> None:
         """Called once by the app's lifespan after the last request."""
         await self.quota.stop()
         await self.transport.aclose()
         await self.telemetry.stop()
+        if self.records is not None:  # after telemetry: its last records are queued by then
+            await self.records.stop()
 
 
 def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, transport: Transport) -> Runtime:
@@ -56,6 +62,9 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, tra
     telemetry = Telemetry.from_settings(settings, clock=clock, rng=rng.child("telemetry"))
     router = Router(settings, catalog, adapters, clock, rng.child("router"), state=state, events=telemetry)
     quota_events: QuotaEvents = telemetry
+    records = build_records(settings, clock=clock, log=telemetry.logs, state=state, events=telemetry)
+    if records is not None:
+        telemetry.sinks.append(records.usage)
     return Runtime(
         settings=settings,
         clock=clock,
@@ -64,11 +73,12 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, tra
         transport=transport,
         log=telemetry.logs,
         catalog=catalog,
-        keys=KeyRing(settings),
+        keys=KeyRing(settings, records.directory if records is not None else None),
         adapters=adapters,
         router=router,
         quota=QuotaLimiter(state, settings.quota, clock=clock, events=quota_events),
         quota_events=quota_events,
         usage=UsageTotals(),
         telemetry=telemetry,
+        records=records,
     )

@@ -134,6 +134,12 @@ class Metrics:
             registry=r,
         )
         self.retries = Counter("faultline_retries", "Attempts after the first, per request.", ["model"], registry=r)
+        self.usage_records = Counter(
+            "faultline_usage_records",
+            "Usage records for the database: written, or dropped (queue full while it was down, or at shutdown).",
+            ["result"],
+            registry=r,
+        )
         self.fallbacks = Counter(
             "faultline_fallbacks",
             "Switches to another provider within a request.",

@@ -128,6 +128,8 @@ class TelemetryStage:
             t.logs.request(rec, trace_id=trace_id, latency_s=duration, ttft_s=ttft, payload=call.payload)
             if t.requestlog is not None:
                 t.requestlog.submit(rec)
+            for sink in t.sinks:
+                sink.submit(rec)
         except Exception as exc:  # observability must never fail a request
             t.logs.event("telemetry_error", level="error", request_id=rec.request_id, error=type(exc).__name__)
 

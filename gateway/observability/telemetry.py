@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import IO
+from typing import IO, Protocol
 
 from opentelemetry.sdk.trace import SpanProcessor
 
@@ -20,7 +20,14 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.requestlog import RequestLogWriter
 from gateway.observability.server import MetricsServer
 from gateway.observability.tracing import Tracing, genai_provider
+from gateway.requestlog import RequestRecord
 from gateway.rng import Rng
+
+
+class RecordSink(Protocol):
+    """Takes each finished request's record, without blocking (e.g. the usage writer: gateway/usage/writer.py)."""
+
+    def submit(self, rec: RequestRecord) -> None: ...
 
 
 class Telemetry:
@@ -40,6 +47,7 @@ class Telemetry:
         self.logs = logs
         self.requestlog = requestlog
         self.server = server
+        self.sinks: list[RecordSink] = []  # more takers of each finished record, besides the request log
 
     @classmethod
     def from_settings(
@@ -163,6 +171,13 @@ class Telemetry:
 
     def store_error(self, op: str, error: str) -> None:
         self.state_store_failure(op, error)
+
+    # gateway.usage.writer.UsageEvents
+    def usage_written(self, records: int) -> None:
+        self.metrics.usage_records.labels("written").inc(records)
+
+    def usage_dropped(self, records: int, reason: str) -> None:
+        self.metrics.usage_records.labels("dropped").inc(records)
 
     def config_error(self, message: str) -> None:
         self.logs.event("config_error", level="error", message=message)

@@ -1,0 +1,1 @@
+"""Dollar budgets per key and per consumer, enforced on the state store before any upstream call."""
