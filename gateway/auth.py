@@ -81,4 +81,3 @@ class AuthStage:
         if identity.tags:
             rec.tags = dict(identity.tags)
         return await next_(call)
-
