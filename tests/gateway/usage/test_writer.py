@@ -55,7 +55,10 @@ async def rows(engine: AsyncEngine) -> int:
 
 def test_a_row_has_the_request_logs_fields_and_no_text() -> None:
     rec = record(1, tokens_in=10, tokens_out=5, cost_usd=0.25, key_id="key_1", key_name="k", tags={"t": "1"})
-    rec.attempts = [AttemptRecord(provider="p", model="m", started=0.0), AttemptRecord(provider="q", model="m", started=1.0)]
+    rec.attempts = [
+        AttemptRecord(provider="p", model="m", started=0.0),
+        AttemptRecord(provider="q", model="m", started=1.0),
+    ]
     row = row_of(rec)
     assert row["ttft_s"] == pytest.approx(0.1) and row["latency_s"] == pytest.approx(0.5)
     assert (row["attempts"], row["key_id"], row["tags"], row["cost_usd"]) == (2, "key_1", {"t": "1"}, 0.25)
