@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reports.faults import fault_label
+from reports.lessons import availability_row, lessons, masked
 from reports.markdown import header, num, pct, secs, slo_table, table
 
 STATE_STORE = "state_store"  # the scenario's name for the shared state store: a fault target with no breaker
@@ -48,81 +49,6 @@ def timeline(s: dict[str, Any]) -> list[tuple[float, str]]:
     return sorted(ev, key=lambda e: e[0])  # stable: same-instant breaker transitions keep their logged order
 
 
-def _availability(s: dict[str, Any]) -> dict[str, Any]:
-    return next(r for r in s["slos"] if r["slo"] == "availability")
-
-
-def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
-    well: list[str] = []
-    wrong: list[str] = []
-    lucky: list[str] = []
-    f, res, imp = s["figures"], s["resilience"], s["impact"]
-    faults = s["scenario"]["faults"]
-    for r in s["slos"]:
-        achieved = pct(r["achieved"]) if r["slo"] == "availability" else secs(r["achieved"])
-        (well if r["verdict"] == "met" else wrong).append(
-            f"{r['title']}: achieved {achieved}, {pct(r['error_budget_consumed'], 1)} of the error budget used."
-        )
-    for e in s["expectations"]:
-        (well if e["held"] else wrong).append(
-            f'Expectation "{e["expectation"]}" {"held" if e["held"] else "broke"}: {e["detail"]}.'
-        )
-    share = f["failover_share"]
-    if share is not None and res["first_attempt_failed"]:
-        (well if share >= 0.9 else wrong).append(
-            f"Failover saved {pct(share, 1)} of the {res['first_attempt_failed']:,} requests whose first choice failed "
-            "(whole run)."
-        )
-    amp = f["upstream_calls_per_request"]
-    if amp is not None:
-        (well if amp <= 1.2 else wrong).append(f"Upstream calls per client request: {num(amp)}.")
-    rules = s["alerts"]["availability"]["rules"]
-    fired = [r for r in rules if r["time_to_detect_s"] is not None]
-    if faults:
-        if fired:
-            best = min(fired, key=lambda r: r["time_to_detect_s"])
-            well.append(
-                f"Page alert {best['rule']} would have fired {secs(best['time_to_detect_s'])} after the first "
-                f"fault started at {secs(faults[0]['start_s'])} (~{secs(best['time_to_detect_real_s'])} at "
-                "production time scale)."
-            )
-        elif any(r["verdict"] == "broken" for r in s["slos"]):
-            wrong.append("No page alert would have fired although an SLO broke: a detection gap.")
-        elif _masked(s):
-            well.append(
-                "Clients saw no failures, so the SLO burn-rate alerts rightly stayed silent; the fault showed only "
-                "behind the gateway (failed upstream calls, breaker state)."
-            )
-        elif imp["failed_requests"]:
-            lucky.append(
-                f"No page alert would have fired: {imp['failed_requests']:,} requests failed, but the burn stayed "
-                "under the paging thresholds. The same error rate over a longer fault would page."
-            )
-    if any(r["fired_before_fault"] for r in rules):
-        wrong.append("A page alert fired before any fault was injected (a false page).")
-    if res["shed"]:
-        wrong.append(f"{res['shed']:,} requests were shed ({', '.join(res['shed_by_reason']) or 'no reason'}).")
-    elif res["failed_over"] and res["failed_over"] == res["first_attempt_failed"]:
-        lucky.append(
-            "The failover targets had the headroom to absorb the failed-over traffic: every request whose first "
-            "choice failed was served by another provider, and nothing was shed."
-        )
-    consumed = _availability(s)["error_budget_consumed"]
-    if consumed is not None and 0.5 <= consumed <= 1.0:
-        lucky.append(f"The run stayed within its availability budget, but used {pct(consumed, 1)} of it.")
-    consumers = [c for c in s["by_consumer"] if c["valid"]]
-    if len(imp["consumers_affected"]) == 1 and len(consumers) > 1:
-        lucky.append(f"Only one of {len(consumers)} consumers saw failures: {imp['consumers_affected'][0]}.")
-    if (
-        faults
-        and imp["failed_requests"]
-        and imp["recovered_at_s"] is None
-        and any(r["verdict"] == "broken" for r in s["slos"])
-    ):
-        wrong.append("Availability had not recovered to its objective by the end of the run.")
-    return well, wrong, lucky or ["Nothing identified from the figures."]
-
-
 def _never_below(s: dict[str, Any]) -> bool:
     faults = s["scenario"]["faults"]
     start = faults[0]["start_s"] if faults else 0.0
@@ -130,11 +56,6 @@ def _never_below(s: dict[str, Any]) -> bool:
     return all(
         b["availability"] is None or b["availability"] >= objective for b in s["buckets"] if b["t_start"] >= start
     )
-
-
-def _masked(s: dict[str, Any]) -> bool:
-    """The fault hit the upstreams but no client request failed."""
-    return bool(s["impact"]["failed_requests"] == 0 and s["resilience"]["first_attempt_failed"] > 0)
 
 
 def _fault_detection(fi: dict[str, Any], has_breaker: bool) -> str:
@@ -155,7 +76,9 @@ def _fault_detection(fi: dict[str, Any], has_breaker: bool) -> str:
     if fi["page_already_firing"]:
         parts.append("a page alert was already firing when it started (set off earlier)")
     elif fi["page_at_s"] is not None:
-        parts.append(f"a page alert fired at {secs(fi['page_at_s'])} ({secs(fi['page_delay_s'])} after)")
+        parts.append(
+            f"the first page alert while it lasted fired at {secs(fi['page_at_s'])} ({secs(fi['page_delay_s'])} after)"
+        )
     else:
         parts.append("no page alert fired during it")
     overlap = f", overlapping {', '.join(fi['other_active'])}" if fi["other_active"] else ""
@@ -204,7 +127,7 @@ def action_items(s: dict[str, Any]) -> list[list[str]]:
     ]
     rules = s["alerts"]["availability"]["rules"]
     if s["scenario"]["faults"] and not any(r["time_to_detect_s"] is not None for r in rules):
-        if _masked(s):
+        if masked(s):
             items.append(
                 [
                     "Alert (ticket, not page) on provider health - breaker open, upstream failure ratio - so a "
@@ -294,7 +217,7 @@ def _summary_text(s: dict[str, Any]) -> str:
     faults = "; ".join(_fault_text(x, sc["duration_s"]) for x in sc["faults"]) or "No fault was injected"
     return (
         f"{faults}. The gateway served {pct(f['availability'])} of valid requests (objective "
-        f"{pct(s['slo']['availability'])}) and used {pct(_availability(s)['error_budget_consumed'], 1)} of the "
+        f"{pct(s['slo']['availability'])}) and used {pct(availability_row(s)['error_budget_consumed'], 1)} of the "
         f"availability error budget; {imp['failed_requests']:,} requests failed. "
         + (f"SLOs broken: {', '.join(slo_broken)}." if slo_broken else "Every SLO was met.")
         + (
