@@ -56,6 +56,7 @@ def create_app(
         transport=upstream_transport or AiohttpTransport(),
     )
     chat = chat_pipeline(rt)
+    embeddings = chat_pipeline(rt, "embedding")
     models = models_pipeline(rt)
     calls = CallFactory(rt, run_id)
 
@@ -91,11 +92,16 @@ def create_app(
     app.state.runtime = rt
     # The pipelines are served by FastPath, ahead of FastAPI's middleware and per-request machinery.
     app.fast_path = FastPath(
-        routes={"/v1/chat/completions": ("POST", chat), "/v1/models": ("GET", models)},
+        routes={
+            "/v1/chat/completions": ("POST", chat),
+            "/v1/embeddings": ("POST", embeddings),
+            "/v1/models": ("GET", models),
+        },
         calls=calls,
         log=rt.log,
     )
     app.add_route("/v1/chat/completions", _method_not_allowed, methods=["GET", "PUT", "DELETE", "PATCH"])
+    app.add_route("/v1/embeddings", _method_not_allowed, methods=["GET", "PUT", "DELETE", "PATCH"])
     app.add_route("/v1/models", _method_not_allowed, methods=["POST", "PUT", "DELETE", "PATCH"])
     app.add_route("/v1/health", health, methods=["GET"])
     app.add_route("/v1/ready", ready, methods=["GET"])

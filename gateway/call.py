@@ -13,6 +13,7 @@ from gateway.requestlog import RequestRecord
 
 if TYPE_CHECKING:
     from gateway.config import Consumer
+    from gateway.embeddings_schema import EmbeddingRequest
     from gateway.keys.directory import Identity
     from gateway.schemas import ChatRequest
 
@@ -31,7 +32,7 @@ class Call:
     deadline: float  # clock.monotonic() after which no attempt may run
     consumer: Consumer | None = None
     identity: Identity | None = None  # the key presented: its id, name, tags and own budget
-    body: ChatRequest | None = None  # validated request
+    body: ChatRequest | EmbeddingRequest | None = None  # validated request
     payload: dict[str, Any] | None = None  # the JSON object as sent, forwarded upstream
     response_headers: dict[str, str] = field(default_factory=dict)  # added to every reply, errors included
     span: Any = None  # the request's tracing span, when tracing is on

@@ -87,6 +87,9 @@ class ModelGroup(_Model):
     routes: list[Route] = Field(min_length=1)
     aliases: list[str] = []
     owned_by: str = "faultline"
+    kind: Literal["chat", "embedding"] = Field(
+        default="chat", description="chat: /v1/chat/completions; embedding: /v1/embeddings"
+    )
 
 
 class Price(_Model):

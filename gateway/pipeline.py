@@ -10,6 +10,7 @@ A stage is ``async (call, next_) -> Reply`` (gateway/call.py). Nothing reaches a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import orjson
 
@@ -39,14 +40,16 @@ def _bind(stage: Stage, next_: Handler) -> Handler:
     return handle
 
 
-def chat_pipeline(rt: Runtime) -> Handler:
+def chat_pipeline(rt: Runtime, kind: Literal["chat", "embedding"] = "chat") -> Handler:
+    """``POST /v1/chat/completions``, or with ``kind="embedding"`` ``POST /v1/embeddings``: the same stages, the
+    endpoint's own request schema (the ``chat`` permission covers both)."""
     tracing = rt.telemetry.tracing
     return chain(
         [
             RequestIdStage(rt.log),
             TelemetryStage(rt.telemetry),
             Traced("auth", AuthStage(rt.keys, permission="chat"), tracing),
-            ParseStage(rt.catalog, rt.settings.server.max_body_bytes),
+            ParseStage(rt.catalog, rt.settings.server.max_body_bytes, kind),
             *([ServedByStage()] if any("served_by" in c.permissions for c in rt.settings.consumers) else []),
             Traced("quota", QuotaStage(rt.quota, rt.settings), tracing),
             AccountingStage(rt.settings.prices, rt.usage, estimates=rt.settings.quota),

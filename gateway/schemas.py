@@ -7,7 +7,7 @@ upstream may know them.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -85,6 +85,8 @@ class ChatRequest(_Strict):
     tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
     tool_choice: str | dict[str, Any] | None = None
 
+    operation: ClassVar[str] = "chat"
+
     @field_validator("stop")
     @classmethod
     def _stop(cls, v: str | list[str] | None) -> str | list[str] | None:
@@ -121,10 +123,11 @@ def parse_chat_request(raw: bytes) -> tuple[ChatRequest, dict[str, Any]]:
     try:
         return ChatRequest.model_validate(payload), payload
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None
 
 
-def _invalid(exc: ValidationError) -> InvalidRequest:
+def invalid_request(exc: ValidationError) -> InvalidRequest:
+    """The first validation error as a 400 whose ``param`` names the field in OpenAI's notation."""
     err = exc.errors(include_url=False)[0]
     loc = [x for x in err["loc"] if not (isinstance(x, str) and _is_union_tag(x))]
     param = _param(loc)

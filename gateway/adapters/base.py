@@ -128,6 +128,7 @@ class OpenAICompatibleAdapter:
     def __init__(self, name: str, base_url: str, transport: Transport, api_key: str | None = None) -> None:
         self.name = name
         self._url = base_url.rstrip("/") + "/chat/completions"
+        self._embeddings_url = base_url.rstrip("/") + "/embeddings"
         self._models_url = base_url.rstrip("/") + "/models"
         self._transport = transport
         self._auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
@@ -142,12 +143,13 @@ class OpenAICompatibleAdapter:
         request_id: str,
         headers: Mapping[str, str],
         t: AttemptTimeouts,
+        url: str | None = None,
     ) -> UpstreamResponse:
         body = orjson.dumps({**payload, "model": model})
         try:
             async with asyncio.timeout(t.first_byte_s):
                 resp = await self._transport.send(
-                    self._url, self._headers(request_id, headers), body, connect_timeout=t.connect_s
+                    url or self._url, self._headers(request_id, headers), body, connect_timeout=t.connect_s
                 )
         except ConnectFailed as exc:
             raise e.UpstreamConnectError(self.name, str(exc)) from None
@@ -172,8 +174,17 @@ class OpenAICompatibleAdapter:
         timeouts: AttemptTimeouts,
     ) -> Completion:
         resp = await self._send(payload, model, request_id, headers, timeouts)
+        body = await self._read_json(resp, timeouts)
+        if not isinstance(body, dict) or "choices" not in body:
+            raise e.UpstreamServerError(self.name, "response is not a chat completion", status=resp.status)
+        present(body, str(payload.get("model") or model), reply_id(request_id))
+        usage = body.get("usage") or {}
+        return Completion(body, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+
+    async def _read_json(self, resp: UpstreamResponse, t: AttemptTimeouts) -> Any:
+        """The whole body as JSON, within the first-byte limit."""
         try:
-            async with asyncio.timeout(timeouts.first_byte_s):
+            async with asyncio.timeout(t.first_byte_s):
                 raw = await resp.read()
         except TimeoutError:
             await resp.aclose()
@@ -181,14 +192,27 @@ class OpenAICompatibleAdapter:
         except ConnectionLost as exc:
             raise e.UpstreamStreamCut(self.name, f"connection lost reading the body: {exc}") from None
         try:
-            body = orjson.loads(raw)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise e.UpstreamServerError(self.name, "response is not JSON", status=resp.status) from None
-        if not isinstance(body, dict) or "choices" not in body:
-            raise e.UpstreamServerError(self.name, "response is not a chat completion", status=resp.status)
-        present(body, str(payload.get("model") or model), reply_id(request_id))
+
+    async def embed(
+        self,
+        payload: dict[str, Any],
+        *,
+        model: str,
+        request_id: str,
+        headers: Mapping[str, str],
+        timeouts: AttemptTimeouts,
+    ) -> Completion:
+        """``POST {base_url}/embeddings``: the body as sent, ``model`` replaced; the reply names the requested model."""
+        resp = await self._send(payload, model, request_id, headers, timeouts, url=self._embeddings_url)
+        body = await self._read_json(resp, timeouts)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise e.UpstreamServerError(self.name, "response is not an embeddings list", status=resp.status)
+        body["model"] = str(payload.get("model") or model)
         usage = body.get("usage") or {}
-        return Completion(body, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        return Completion(body, usage.get("prompt_tokens"), 0)
 
     async def open_stream(
         self,

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from gateway.adapters import errors as e
+from gateway.adapters import gemini_embed
 from gateway.adapters.base import (
     AttemptTimeouts,
     ChunkStream,
@@ -140,6 +141,27 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         present(body, str(payload.get("model") or model), reply_id(request_id))
         u = body["usage"]
         return Completion(body, u.get("prompt_tokens"), u.get("completion_tokens"))
+
+    async def embed(
+        self,
+        payload: dict[str, Any],
+        *,
+        model: str,
+        request_id: str,
+        headers: Mapping[str, str],
+        timeouts: AttemptTimeouts,
+    ) -> Completion:
+        """``:batchEmbedContents`` for one input or many (gateway/adapters/gemini_embed.py)."""
+        try:
+            body = orjson.dumps(gemini_embed.to_batch(payload, model))
+        except TranslationError as exc:
+            raise e.UpstreamClientError(self.name, str(exc), status=400) from None
+        resp = await self._post(f"{self._base}/models/{model}:batchEmbedContents", body, request_id, timeouts)
+        doc = await self._read_json(resp, timeouts)
+        out = gemini_embed.from_batch(doc, payload) if isinstance(doc, dict) else None
+        if out is None:
+            raise e.UpstreamServerError(self.name, "response is not a batchEmbedContents answer", status=resp.status)
+        return Completion(out, out["usage"]["prompt_tokens"], 0)
 
     async def open_stream(
         self,

@@ -42,7 +42,7 @@ LATENCY_BUCKETS = (
 )
 # Gateway overhead: tens of microseconds to a few hundred milliseconds.
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
-ROUTES = ("/v1/chat/completions", "/v1/models", "/v1/health", "/v1/ready")
+ROUTES = ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/health", "/v1/ready")
 MAX_VALUES = 32
 BREAKER_STATES = ("closed", "open", "half_open")
 UNKNOWN = "unknown"

@@ -3,7 +3,8 @@
 Prompt: ``ceil(characters / chars_per_token) + message_overhead_tokens`` per message, plus 3 for the reply
 priming (OpenAI's accounting). Characters are those of every string in the message (content, text parts, tool
 call arguments, names). Completion: ``max_completion_tokens`` or ``max_tokens`` or the configured default, times
-``n``. The estimate is cheap (no tokenizer) and deliberately generous on the completion side.
+``n``. The estimate is cheap (no tokenizer) and deliberately generous on the completion side. Embeddings: the
+``input`` strings at the same characters per token (a token array counts its length), and no completion.
 """
 
 from __future__ import annotations
@@ -49,8 +50,18 @@ def _chars(value: Any) -> int:
     return n
 
 
+def _embedding_input(raw: Any, per_token: float) -> int:
+    """Tokens of an embeddings ``input``: characters / chars_per_token per string, the length of token arrays."""
+    items = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    if items and all(type(t) is int for t in items):
+        return len(items)
+    return sum(len(x) if isinstance(x, list) else math.ceil(_chars(x) / per_token) for x in items)
+
+
 def estimate(payload: Mapping[str, Any] | None, settings: QuotaSettings) -> Estimate:
     payload = payload or {}
+    if "input" in payload and "messages" not in payload:  # an embeddings request: no completion
+        return Estimate(max(1, _embedding_input(payload["input"], settings.chars_per_token)), 0)
     messages = payload.get("messages")
     prompt = _REPLY_PRIMING
     if isinstance(messages, list):

@@ -156,7 +156,10 @@ class Attempt:
     async def _complete(self, limits: AttemptTimeouts) -> Reply:
         call, p = self._call, self._p
         assert call.payload is not None
-        completing = p.adapters[self.provider].complete(call.payload, timeouts=limits, **self._args())
+        adapter = p.adapters[self.provider]
+        embeddings = call.body is not None and call.body.operation == "embeddings"
+        call_upstream = adapter.embed if embeddings else adapter.complete
+        completing = call_upstream(call.payload, timeouts=limits, **self._args())
         if self._bounded_by_deadline(limits, stream=False):
             done = await within(completing, call.deadline, p.clock, self.provider)
         else:
