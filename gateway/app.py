@@ -18,6 +18,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
 from gateway.keys.admin import keys_router
+from gateway.openapi import build_openapi
 from gateway.pipeline import chat_pipeline, models_pipeline
 from gateway.rng import Rng
 from gateway.router.admin import admin_router
@@ -30,6 +31,13 @@ class GatewayApp(FastAPI):
     """FastAPI for the edges (health, readiness, admin, 404/405); the hot routes go straight to the pipelines."""
 
     fast_path: FastPath | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        """The public API's document (gateway/openapi.py), built on first use; FastAPI serves it at
+        ``/openapi.json`` and Swagger UI at ``/docs``."""
+        if not self.openapi_schema:
+            self.openapi_schema = build_openapi(self.title, self.version)
+        return self.openapi_schema
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_path
@@ -84,7 +92,7 @@ def create_app(
         title="Faultline",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=None,
+        docs_url="/docs",  # Swagger UI; the page loads its script and styles from a CDN in the browser
         redoc_url=None,
         # Tracing is ours (gateway/observability), per app; FastAPI's global-provider probe costs per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
