@@ -65,6 +65,7 @@ def gateway_dict(
                 "priority": c.priority,
                 "permissions": ["chat", "models"],
                 **({"limits": c.limits.model_dump(exclude_none=True)} if c.limits is not None else {}),
+                **({"budget": c.budget.model_dump(exclude_none=True)} if c.budget is not None else {}),
             }
             for c in sc.consumers
         ],

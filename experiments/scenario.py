@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gateway.budget.settings import Budget
 from gateway.quota.settings import Limits
 from reports.expectations import Expectation
 from reports.slo import SloGate, SloSpec
@@ -61,6 +62,7 @@ class ConsumerSpec(_M):
     priority: int = Field(default=1, ge=0, le=9)
     tier: str = "default"
     limits: Limits | None = None
+    budget: Budget | None = Field(default=None, description="the consumer's dollar budget (docs/KEYS.md)")
     client: ClientBehaviour = ClientBehaviour()
 
 

@@ -51,6 +51,19 @@ def cost_usd(prices: Mapping[str, Price], models: list[str | None], tokens_in: i
     return 0.0
 
 
+def price_call(call: Call, prices: Mapping[str, Price], estimates: QuotaSettings | None) -> tuple[float, int]:
+    """(the cost of the call as it stands, the prompt tokens it was priced with). Pure; the dollar budgets
+    (gateway/budget/) settle with the same figure."""
+    rec = call.record
+    tokens_in = rec.tokens_in
+    if tokens_in == 0 and rec.tokens_out > 0 and estimates is not None:  # no usage came: estimate
+        tokens_in = estimate(call.payload, estimates).prompt
+    upstream = rec.attempts[-1].model if rec.attempts else None
+    requested = call.payload.get("model") if call.payload else None
+    models = [upstream, rec.model, requested if isinstance(requested, str) else None]
+    return cost_usd(prices, models, tokens_in, rec.tokens_out), tokens_in
+
+
 class AccountingStage:
     def __init__(
         self, prices: Mapping[str, Price], sink: UsageSink | None = None, *, estimates: QuotaSettings | None = None
@@ -73,18 +86,10 @@ class AccountingStage:
 
     def _account(self, call: Call) -> None:
         rec = call.record
-        tokens_in = rec.tokens_in
-        if tokens_in == 0 and rec.tokens_out > 0 and self._estimates is not None:  # no usage came: estimate
-            tokens_in = estimate(call.payload, self._estimates).prompt
+        rec.cost_usd, tokens_in = price_call(call, self._prices, self._estimates)
+        if tokens_in != rec.tokens_in:
             rec.decisions["accounting"] = {"prompt_tokens_estimated": tokens_in}
         upstream = rec.attempts[-1].model if rec.attempts else None
-        requested = call.payload.get("model") if call.payload else None
-        rec.cost_usd = cost_usd(
-            self._prices,
-            [upstream, rec.model, requested if isinstance(requested, str) else None],
-            tokens_in,
-            rec.tokens_out,
-        )
         if self._sink is not None and call.consumer is not None:
             self._sink.charged(
                 call.consumer.name,

@@ -13,7 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.budget.settings import Budget
+from gateway.budget.settings import Budget, BudgetSettings
 from gateway.db.settings import DatabaseSettings
 from gateway.observability.settings import ObservabilitySettings
 from gateway.quota.settings import Limits, QuotaSettings
@@ -109,6 +109,7 @@ class Settings(_Model):
     models: list[ModelGroup] = Field(min_length=1)
     prices: dict[str, Price] = {}
     quota: QuotaSettings = QuotaSettings()
+    budget: BudgetSettings = BudgetSettings()
     router: RouterSettings = RouterSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
 

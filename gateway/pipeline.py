@@ -16,6 +16,7 @@ import orjson
 
 from gateway.accounting import AccountingStage
 from gateway.auth import AuthStage
+from gateway.budget.stage import BudgetStage
 from gateway.call import Call, Handler, Reply, Stage
 from gateway.observability.stage import TelemetryStage, Traced, traced_handler
 from gateway.parse import ParseStage
@@ -52,10 +53,28 @@ def chat_pipeline(rt: Runtime, kind: Literal["chat", "embedding"] = "chat") -> H
             ParseStage(rt.catalog, rt.settings.server.max_body_bytes, kind),
             *([ServedByStage()] if any("served_by" in c.permissions for c in rt.settings.consumers) else []),
             Traced("quota", QuotaStage(rt.quota, rt.settings), tracing),
+            *_budget_stage(rt),
             AccountingStage(rt.settings.prices, rt.usage, estimates=rt.settings.quota),
         ],
         terminal=traced_handler("route", rt.router, tracing),
     )
+
+
+def _budget_stage(rt: Runtime) -> list[Stage]:
+    """The dollar-budget stage, only when a budget can apply (a database, or a configured consumer's budget)."""
+    if rt.budgets is None or rt.worst_case is None:
+        return []
+    stage = BudgetStage(
+        rt.budgets,
+        catalog=rt.catalog,
+        worst=rt.worst_case,
+        prices=rt.settings.prices,
+        quota=rt.settings.quota,
+        settings=rt.settings.budget,
+        clock=rt.clock,
+        events=rt.telemetry,
+    )
+    return [Traced("budget", stage, rt.telemetry.tracing)]
 
 
 def models_pipeline(rt: Runtime) -> Handler:

@@ -3,13 +3,18 @@ transport. No module-level state anywhere: two apps in one process share nothing
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from gateway.accounting import UsageSink, UsageTotals
 from gateway.adapters.base import OpenAICompatibleAdapter
 from gateway.adapters.registry import build_adapters
 from gateway.auth import KeyRing
+from gateway.budget.core import WorstCase
+from gateway.budget.store import RedisBudgets
 from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -38,18 +43,28 @@ class Runtime:
     quota_events: QuotaEvents
     usage: UsageSink
     telemetry: Telemetry
+    budgets: RedisBudgets | None = None  # dollar budgets, when any can apply (gateway/budget/)
+    worst_case: WorstCase | None = None
     records: Records | None = None  # the database, when one is configured (gateway/db/system.py)
 
     async def start(self) -> None:
         """Called once by the app's lifespan before the first request."""
         await self.telemetry.start()
         await self.quota.start()
+        if self.budgets is not None:
+            try:
+                async with asyncio.timeout(max(self.settings.quota.redis_timeout_s, 1.0)):
+                    await self.budgets.load()
+            except (RedisError, OSError, TimeoutError) as exc:  # loaded on first use instead
+                self.telemetry.store_error("budget_load", type(exc).__name__)
         if self.records is not None:
             await self.records.start()
 
     async def stop(self) -> None:
         """Called once by the app's lifespan after the last request."""
         await self.quota.stop()
+        if self.budgets is not None:
+            await self.budgets.aclose()
         await self.transport.aclose()
         await self.telemetry.stop()
         if self.records is not None:  # after telemetry: its last records are queued by then
@@ -65,6 +80,15 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, tra
     records = build_records(settings, clock=clock, log=telemetry.logs, state=state, events=telemetry)
     if records is not None:
         telemetry.sinks.append(records.usage)
+    budgets = None
+    if records is not None or any(c.budget is not None for c in settings.consumers):
+        q = settings.quota
+        budgets = RedisBudgets(
+            state,
+            prefix=q.key_prefix,
+            timeout_s=settings.budget.redis_timeout_s,
+            reservation_ttl_ms=int(q.lease_ttl_s * 1000),
+        )
     return Runtime(
         settings=settings,
         clock=clock,
@@ -80,5 +104,7 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, tra
         quota_events=quota_events,
         usage=UsageTotals(),
         telemetry=telemetry,
+        budgets=budgets,
+        worst_case=WorstCase(settings.models, settings.prices) if budgets is not None else None,
         records=records,
     )

@@ -157,6 +157,11 @@ class OutcomeCount(_Filtered):
         return self
 
 
+class MaxSpendUsd(_Filtered):
+    kind: Literal["max_spend_usd"]
+    value: float = Field(ge=0, description="the requests' summed cost_usd stays at or below this")
+
+
 class AlertFiresWithin(_Base):
     kind: Literal["alert_fires_within"]
     within_s: float = Field(gt=0, description="after the first fault starts (run seconds)")
@@ -184,6 +189,7 @@ Expectation = Annotated[
     | MinProviderShare
     | MaxErrorBudgetConsumed
     | OutcomeCount
+    | MaxSpendUsd
     | AlertFiresWithin
     | NoAlertFires,
     Field(discriminator="kind"),

@@ -123,6 +123,12 @@ def _max_budget(exp: m.MaxErrorBudgetConsumed, ctx: Context) -> Outcome:
     return x is not None and x <= exp.value, x, f"{row['bad_events']} bad of {row['events']} events"
 
 
+def _max_spend(exp: m.MaxSpendUsd, ctx: Context) -> Outcome:
+    sel = _scoped(exp, ctx.requests)
+    spent = float(sel["cost_usd"].sum() or 0.0)
+    return spent <= exp.value, spent, f"${spent:.6f} over {sel.height} requests"
+
+
 def _outcome_count(exp: m.OutcomeCount, ctx: Context) -> Outcome:
     n = int((_scoped(exp, ctx.requests)["outcome"] == exp.outcome).sum())
     held = (exp.min is None or n >= exp.min) and (exp.max is None or n <= exp.max)
@@ -164,6 +170,7 @@ EVALUATORS: Mapping[str, Callable[[Any, Context], Outcome]] = MappingProxyType(
         "min_provider_share": _min_provider_share,
         "max_error_budget_consumed": _max_budget,
         "outcome_count": _outcome_count,
+        "max_spend_usd": _max_spend,
         "alert_fires_within": _alert_fires_within,
         "no_alert_fires": _no_alert_fires,
     }
@@ -184,6 +191,7 @@ _TEXT: Mapping[str, str] = MappingProxyType(
         "min_provider_share": "{provider} serves >= {value:.3g} of good requests",
         "max_error_budget_consumed": "{slo} error budget consumed <= {value:.3g}",
         "outcome_count": "{outcome} count in [{min}, {max}]",
+        "max_spend_usd": "spend <= ${value:g}",
         "alert_fires_within": "a page alert on {slo} fires within {within_s:g} s of the fault",
         "no_alert_fires": "no page alert on {slo} fires",
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -14,3 +16,19 @@ class Budget(BaseModel):
     @property
     def unlimited(self) -> bool:
         return self.usd_per_day is None and self.usd_per_month is None
+
+
+class BudgetSettings(BaseModel):
+    """How the dollar budgets use the state store (their keys share ``quota.key_prefix``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    redis_timeout_s: float = Field(default=0.25, gt=0, description="bound on one reserve or settle round trip")
+    max_store_calls: int = Field(
+        default=32, ge=1, description="budget calls in flight at once per replica; more wait outside the timeout"
+    )
+    failure_policy: Literal["open", "closed"] = Field(
+        default="closed",
+        description="the state store failing: closed = a budgeted request is refused with 503 (a dollar cap "
+        "stays a cap); open = it goes on unchecked",
+    )

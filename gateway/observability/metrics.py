@@ -134,6 +134,18 @@ class Metrics:
             registry=r,
         )
         self.retries = Counter("faultline_retries", "Attempts after the first, per request.", ["model"], registry=r)
+        self.budget_spent = Counter(
+            "faultline_budget_spent_usd",
+            "Dollars charged against dollar budgets (the real cost of budgeted requests; rate() is the burn).",
+            ["consumer"],
+            registry=r,
+        )
+        self.budget_rejected = Counter(
+            "faultline_budget_rejected",
+            "Requests refused with 403 budget_exceeded, by the budget that refused them.",
+            ["scope", "period"],
+            registry=r,
+        )
         self.usage_records = Counter(
             "faultline_usage_records",
             "Usage records for the database: written, or dropped (queue full while it was down, or at shutdown).",
@@ -240,6 +252,12 @@ class Metrics:
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return child
+
+    def budget_charged(self, consumer: str, usd: float) -> None:
+        self._child(self.budget_spent, self.consumer(consumer)).inc(usd)
+
+    def budget_refused(self, scope: str, period: str) -> None:
+        self._child(self.budget_rejected, self.word("scope", scope), self.word("period", period)).inc()
 
     # -- per request -------------------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from gateway.observability.tracing import UPSTREAM_HEADERS, Tracing, trace_ids
 
 
 def _outcome_for(status: int, code: str | None) -> str:
-    if code in ("rate_limit_exceeded", "insufficient_quota"):
+    if code in ("rate_limit_exceeded", "insufficient_quota", "budget_exceeded"):
         return "quota_rejected"
     if status >= 500:
         return "error"

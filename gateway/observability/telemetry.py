@@ -172,6 +172,14 @@ class Telemetry:
     def store_error(self, op: str, error: str) -> None:
         self.state_store_failure(op, error)
 
+    # gateway.budget.stage.BudgetEvents
+    def budget_spent(self, consumer: str, usd: float) -> None:
+        if usd > 0:
+            self.metrics.budget_charged(consumer, usd)
+
+    def budget_rejected(self, scope: str, period: str) -> None:
+        self.metrics.budget_refused(scope, period)
+
     # gateway.usage.writer.UsageEvents
     def usage_written(self, records: int) -> None:
         self.metrics.usage_records.labels("written").inc(records)
