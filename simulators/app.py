@@ -26,6 +26,7 @@ from simulators.control import handle_control
 from simulators.decide import Decision, Request
 from simulators.engine import Engine
 from simulators.errors import ErrorInfo, Flavour, SimulatedConnectionReset, render_error, retry_after_header
+from simulators.extras import ExtrasRender, wants_extras
 from simulators.profile import Profile, load_profile
 from simulators.routes import Render, handle_embeddings, handle_gemini
 from simulators.sampling import count_prompt_tokens
@@ -120,7 +121,12 @@ class SimulatorApp:
         stream = bool(payload.get("stream"))
         opts = payload.get("stream_options")
         usage_chunk = stream and isinstance(opts, dict) and opts.get("include_usage") is True
-        await self.generate(req, OpenAIRender(self.flavour, stream, usage_chunk), receive, send)
+        out: Render = (
+            ExtrasRender(self.flavour, stream, usage_chunk, payload)
+            if wants_extras(payload)
+            else OpenAIRender(self.flavour, stream, usage_chunk)
+        )
+        await self.generate(req, out, receive, send)
 
     async def generate(self, req: Request, out: Render, receive: Receive, send: Send) -> None:
         """Decide ``req``, then fail it, refuse it (full queue) or serve it in ``out``'s wire shape."""
@@ -135,6 +141,7 @@ class SimulatorApp:
             eng.outcomes.append({"seq": d.seq, "status": "queue_full", "queue_wait": 0.0, "ttft": None})
             info = ErrorInfo(kind="queue_full", model=req.model)
             return await self.error(send, info, headers=self.ids(d)[:1])
+        out.prepare(d)
         ticket = sched.admit()
         factor = sched.load_factor() if ticket.fut is None else None
         if d.ttft > 0 or d.decode_s > 0 or d.stall_seconds > 0 or ticket.fut is not None:

@@ -298,6 +298,9 @@ class GeminiRender:
     def chunker(self, rid: str, created: int, model: str, prompt: int) -> GeminiChunker:
         return GeminiChunker(rid, model, prompt, self.sse)
 
+    def prepare(self, d: Any) -> None:
+        """Function calls are not simulated for Gemini: text only."""
+
 
 def embeddings(vectors: list[list[float]], batch: bool) -> bytes:
     if batch:

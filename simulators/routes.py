@@ -16,7 +16,7 @@ import orjson
 from simulators import embeddings as emb
 from simulators import gemini
 from simulators.asgi import Receive, Scope, Send, read_body, send_json
-from simulators.decide import Request
+from simulators.decide import Decision, Request
 from simulators.errors import ErrorInfo
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class Render(Protocol):
 
     def body(self, rid: str, created: int, model: str, content: str, finish: str, prompt: int, n: int) -> bytes: ...
     def chunker(self, rid: str, created: int, model: str, prompt: int) -> StreamChunker: ...
+    def prepare(self, d: Decision) -> None: ...
 
 
 async def _payload(app: SimulatorApp, receive: Receive, send: Send) -> tuple[bool, Any]:

@@ -78,6 +78,10 @@ class Chunker:
         self._head = b"data: " + orjson.dumps(head)[:-1] + b',"choices":'
         self._tail = b',"usage":null}\n\n' if include_usage and flavour == "openai" else b"}\n\n"
 
+    def choice(self, choice: dict[str, Any]) -> bytes:
+        """One event carrying ``choice`` (for replies the fast paths below do not build)."""
+        return self._choice(choice)
+
     def _choice(self, choice: dict[str, Any]) -> bytes:
         return self._head + orjson.dumps([choice]) + self._tail
 
@@ -175,3 +179,6 @@ class OpenAIRender:
 
     def chunker(self, rid: str, created: int, model: str, prompt: int) -> Chunker:
         return Chunker(self.flavour, completion_id(self.flavour, rid), created, model, self.usage_chunk)
+
+    def prepare(self, d: Any) -> None:
+        """Nothing to change in the decision for a plain text reply."""
