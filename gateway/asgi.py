@@ -1,17 +1,17 @@
-"""The raw ASGI edge of the hot path: scope in, ``Call`` through a pipeline, bytes out, then the call's deferred
-work (pricing, telemetry: :func:`gateway.call.finish_with`) once the body is sent.
+"""The raw ASGI edge: scope in, ``Call`` through the handler the route table names, bytes out, then the call's
+deferred work (pricing, telemetry: :func:`gateway.call.finish_with`) once the body is sent.
 
-``POST /v1/chat/completions`` and ``GET /v1/models`` are served here, ahead of every middleware, without
-Starlette's Request/Response objects or FastAPI's per-request machinery (the pipeline turns every failure into an
-OpenAI-shaped reply itself; a stream stops as soon as its client disconnects). Everything else falls through to the
-FastAPI app.
+Every HTTP request is served here, without Starlette's Request/Response objects or FastAPI's per-request
+machinery: each handler turns every failure into an OpenAI-shaped reply itself (gateway/requestid.py), and a
+stream stops as soon as its client disconnects. The body is read once, by :class:`CallFactory`'s reader, which
+holds it to the size limit (``Content-Length`` first, then the bytes as they arrive).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.call import Call, Handler, Reply, close_stream
 from gateway.errors import PayloadTooLarge
@@ -24,6 +24,10 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Routes(Protocol):
+    def handler(self, method: str, path: str) -> tuple[Handler, dict[str, str]]: ...
 
 
 class CallFactory:
@@ -44,6 +48,9 @@ class CallFactory:
         max_body = self._max_body
 
         async def receive_body() -> bytes:
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > max_body:
+                raise PayloadTooLarge(f"The request body is larger than the limit of {max_body} bytes.")
             parts: list[bytes] = []
             size = 0
             while True:
@@ -68,6 +75,7 @@ class CallFactory:
             record=RequestRecord(request_id=request_id, ts_arrival=clock.now(), run_id=self._run_id),
             started=now,
             deadline=now + self._deadline_s,
+            query=scope.get("query_string", b"").decode("latin-1"),
         )
 
 
@@ -114,26 +122,20 @@ async def _stream(stream: AsyncIterator[bytes], receive: Receive, send: Send) ->
         raise failure
 
 
-class FastPath:
-    """Serves ``routes`` (path -> (method, pipeline)) directly. :meth:`serve` answers True when it served."""
+class Edge:
+    """Serves every HTTP request: the route table's handler for its method and path (404 and 405 included)."""
 
-    def __init__(
-        self, *, routes: dict[str, tuple[str, Handler]], calls: Callable[[Scope, Receive], Call], log: EventLog
-    ) -> None:
+    def __init__(self, *, routes: Routes, calls: Callable[[Scope, Receive], Call], log: EventLog) -> None:
         self._routes = routes
         self._calls = calls
         self._log = log
 
-    async def serve(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        if scope["type"] != "http":
-            return False
-        route = self._routes.get(scope["path"])
-        if route is None or route[0] != scope["method"]:
-            return False
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         call = self._calls(scope, receive)
+        handler, call.path_params = self._routes.handler(call.method, call.path)
         reply: Reply | None = None
         try:
-            reply = await route[1](call)
+            reply = await handler(call)
             await send_reply(reply, scope, receive, send)
         finally:
             if reply is not None and reply.stream is not None:
@@ -145,4 +147,3 @@ class FastPath:
                 await call.finish()  # the work deferred until the reply is out (gateway/call.py)
             except Exception as exc:
                 self._log.unhandled(call.request_id, exc)
-        return True

@@ -81,3 +81,15 @@ class AuthStage:
         if identity.tags:
             rec.tags = dict(identity.tags)
         return await next_(call)
+
+
+class AdminStage:
+    """Admin routes: the admin key only (401 ``invalid_admin_key`` otherwise)."""
+
+    def __init__(self, keys: KeyRing) -> None:
+        self._keys = keys
+
+    async def __call__(self, call: Call, next_: Handler) -> Reply:
+        if not self._keys.is_admin(call.headers):
+            raise AuthenticationFailed("This endpoint needs the admin key.", code="invalid_admin_key")
+        return await next_(call)

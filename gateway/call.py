@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from gateway.requestlog import RequestRecord
 
 if TYPE_CHECKING:
-    from gateway.config import Consumer
+    from gateway.config import Consumer, ModelGroup
     from gateway.embeddings_schema import EmbeddingRequest
     from gateway.keys.directory import Identity
     from gateway.schemas import ChatRequest
@@ -33,9 +33,12 @@ class Call:
     consumer: Consumer | None = None
     identity: Identity | None = None  # the key presented: its id, name, tags and own budget
     body: ChatRequest | EmbeddingRequest | None = None  # validated request
+    group: ModelGroup | None = None  # the model group the requested model resolves to
     payload: dict[str, Any] | None = None  # the JSON object as sent, forwarded upstream
     response_headers: dict[str, str] = field(default_factory=dict)  # added to every reply, errors included
     span: Any = None  # the request's tracing span, when tracing is on
+    query: str = ""  # the raw query string
+    path_params: dict[str, str] = field(default_factory=dict)  # the route's ``{name}`` segments
     attributes: dict[str, Any] = field(default_factory=dict)  # stage-to-stage facts (e.g. quota reservation)
     after_reply: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # see finish_with
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+from fastapi.openapi.docs import get_swagger_ui_html
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from gateway import openapi_models as m
+from gateway.call import Call, Reply
 from gateway.embeddings_schema import EmbeddingRequest
 from gateway.schemas import ChatRequest
 
@@ -134,3 +137,25 @@ def build_openapi(title: str, version: str) -> dict[str, Any]:
             },
         },
     }
+
+
+class ApiDocs:
+    """``GET /openapi.json`` (the document, built on first use) and ``GET /docs`` (Swagger UI, which loads its
+    script and styles from a CDN in the browser)."""
+
+    def __init__(self, title: str, version: str) -> None:
+        self._title = title
+        self._version = version
+        self._doc: dict[str, Any] | None = None
+
+    def document(self) -> dict[str, Any]:
+        if self._doc is None:
+            self._doc = build_openapi(self._title, self._version)
+        return self._doc
+
+    async def serve_document(self, call: Call) -> Reply:
+        return Reply(body=orjson.dumps(self.document()))
+
+    async def serve_page(self, call: Call) -> Reply:
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{self._title} - Swagger UI")
+        return Reply(body=bytes(page.body), media_type="text/html; charset=utf-8")

@@ -15,10 +15,10 @@ from typing import Literal
 import orjson
 
 from gateway.accounting import AccountingStage
-from gateway.auth import AuthStage
+from gateway.auth import AdminStage, AuthStage
 from gateway.budget.stage import BudgetStage
 from gateway.call import Call, Handler, Reply, Stage
-from gateway.observability.stage import TelemetryStage, Traced, traced_handler
+from gateway.observability.stage import RequestLine, TelemetryStage, Traced, traced_handler
 from gateway.parse import ParseStage
 from gateway.quota.stage import QuotaStage
 from gateway.requestid import RequestIdStage
@@ -50,7 +50,7 @@ def chat_pipeline(rt: Runtime, kind: Literal["chat", "embedding"] = "chat") -> H
             RequestIdStage(rt.log),
             TelemetryStage(rt.telemetry),
             Traced("auth", AuthStage(rt.keys, permission="chat"), tracing),
-            ParseStage(rt.catalog, rt.settings.server.max_body_bytes, kind),
+            ParseStage(rt.catalog, kind),
             *([ServedByStage()] if any("served_by" in c.permissions for c in rt.settings.consumers) else []),
             Traced("quota", QuotaStage(rt.quota, rt.settings), tracing),
             *_budget_stage(rt),
@@ -85,3 +85,13 @@ def models_pipeline(rt: Runtime) -> Handler:
         [RequestIdStage(rt.log), TelemetryStage(rt.telemetry), AuthStage(rt.keys, permission="models")],
         terminal=list_models,
     )
+
+
+def edge_pipeline(rt: Runtime, terminal: Handler) -> Handler:
+    """Health, readiness, 404 and 405: a log line and the request id (errors rendered), nothing else."""
+    return chain([RequestLine(rt.log, rt.clock), RequestIdStage(rt.log)], terminal=terminal)
+
+
+def admin_pipeline(rt: Runtime, terminal: Handler) -> Handler:
+    """The admin routes: as :func:`edge_pipeline`, for the admin key only."""
+    return chain([RequestLine(rt.log, rt.clock), RequestIdStage(rt.log), AdminStage(rt.keys)], terminal=terminal)

@@ -9,7 +9,8 @@
     GET    /admin/audit?target=&limit=       the audit trail, newest first
     GET    /admin/usage?group_by=&from=&to=&run_id=&limit=&offset=   usage analytics (gateway/usage/query.py)
 
-:class:`KeyAdmin` holds the logic (validated input in, ``(status, body)`` out); :func:`keys_router` mounts it.
+:class:`KeyAdmin` holds the logic (validated input in, ``(status, body)`` out); :class:`KeyRoutes` serves it
+through the route table (gateway/routes.py).
 Every change is applied in the database with its audit record, then announced to every replica
 (gateway/keys/directory.py). Errors are OpenAI-shaped.
 """
@@ -18,17 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
-from starlette.responses import Response
 
 from gateway.budget.settings import Budget
-from gateway.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, Unavailable
+from gateway.call import Call, Reply
+from gateway.errors import GatewayError, InvalidRequest, NotFound, Unavailable
 from gateway.keys.model import NAME, KeyCreate, KeyPatch, iso, public
 from gateway.usage.query import GROUPS, UsageQuery, usage
 
@@ -187,61 +188,55 @@ def actor_of(headers: Mapping[str, str]) -> str:
     return f"admin-api:{hashlib.sha256(token.encode()).hexdigest()[:8]}"
 
 
-def _json(status: int, body: Any) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+class KeyRoutes:
+    """The handlers of the routes above, for the route table (gateway/routes.py), behind its admin-key stage.
+    A failure of the database is a 503 ``database_error`` (and an ``admin_database_error`` log line), never its
+    internals; every other error is raised for the request-id stage to render."""
 
+    def __init__(self, rt: Any) -> None:
+        self._admin = KeyAdmin(rt)
+        self._log = rt.log
 
-def keys_router() -> APIRouter:
-    """The routes above on a FastAPI router; the runtime is ``request.app.state.runtime``."""
-    api = APIRouter()
-
-    async def serve(request: Request, action: Any) -> Response:
-        rt = request.app.state.runtime
+    async def _serve(self, call: Call, action: Callable[[KeyAdmin, str], Awaitable[Result]]) -> Reply:
         try:
-            if not rt.keys.is_admin(request.headers):
-                raise AuthenticationFailed("This endpoint needs the admin key.", code="invalid_admin_key")
-            status, body = await action(KeyAdmin(rt), actor_of(request.headers))
-        except GatewayError as exc:
-            return Response(exc.to_json(), status_code=exc.status, headers=exc.headers, media_type="application/json")
+            status, body = await action(self._admin, actor_of(call.headers))
+        except GatewayError:
+            raise
         except Exception as exc:  # the database failed or timed out: say so, without internals
-            rt.log.event("admin_database_error", level="error", path=request.url.path, error=type(exc).__name__)
-            err = Unavailable("The database is unavailable; nothing was changed. Please retry.", code="database_error")
-            return Response(err.to_json(), status_code=err.status, media_type="application/json")
-        return _json(status, body)
+            self._log.event("admin_database_error", level="error", path=call.path, error=type(exc).__name__)
+            raise Unavailable(
+                "The database is unavailable; nothing was changed. Please retry.", code="database_error"
+            ) from None
+        return Reply(status=status, body=orjson.dumps(body))
 
-    @api.post("/admin/keys", include_in_schema=False)
-    async def create(request: Request) -> Response:
-        raw = await request.body()
-        return await serve(request, lambda a, who: a.create(parse_body(KeyCreate, raw), who))
+    async def create(self, call: Call) -> Reply:
+        spec = parse_body(KeyCreate, await call.receive_body())
+        return await self._serve(call, lambda a, who: a.create(spec, who))
 
-    @api.get("/admin/keys", include_in_schema=False)
-    async def list_keys(request: Request) -> Response:
-        return await serve(request, lambda a, who: a.list(request.query_params))
+    async def list(self, call: Call) -> Reply:
+        return await self._serve(call, lambda a, who: a.list(query_params(call)))
 
-    @api.get("/admin/keys/{key_id}", include_in_schema=False)
-    async def get(request: Request, key_id: str) -> Response:
-        return await serve(request, lambda a, who: a.get(key_id))
+    async def get(self, call: Call) -> Reply:
+        return await self._serve(call, lambda a, who: a.get(call.path_params["key_id"]))
 
-    @api.patch("/admin/keys/{key_id}", include_in_schema=False)
-    async def patch(request: Request, key_id: str) -> Response:
-        raw = await request.body()
-        return await serve(request, lambda a, who: a.update(key_id, parse_body(KeyPatch, raw), who))
+    async def update(self, call: Call) -> Reply:
+        patch = parse_body(KeyPatch, await call.receive_body())
+        return await self._serve(call, lambda a, who: a.update(call.path_params["key_id"], patch, who))
 
-    @api.delete("/admin/keys/{key_id}", include_in_schema=False)
-    async def revoke(request: Request, key_id: str) -> Response:
-        return await serve(request, lambda a, who: a.revoke(key_id, who))
+    async def revoke(self, call: Call) -> Reply:
+        return await self._serve(call, lambda a, who: a.revoke(call.path_params["key_id"], who))
 
-    @api.put("/admin/consumers/{consumer}/budget", include_in_schema=False)
-    async def budget(request: Request, consumer: str) -> Response:
-        raw = await request.body()
-        return await serve(request, lambda a, who: a.consumer_budget(consumer, parse_body(Budget, raw), who))
+    async def consumer_budget(self, call: Call) -> Reply:
+        budget = parse_body(Budget, await call.receive_body())
+        return await self._serve(call, lambda a, who: a.consumer_budget(call.path_params["consumer"], budget, who))
 
-    @api.get("/admin/audit", include_in_schema=False)
-    async def audit(request: Request) -> Response:
-        return await serve(request, lambda a, who: a.audit(request.query_params))
+    async def audit(self, call: Call) -> Reply:
+        return await self._serve(call, lambda a, who: a.audit(query_params(call)))
 
-    @api.get("/admin/usage", include_in_schema=False)
-    async def usage_report(request: Request) -> Response:
-        return await serve(request, lambda a, who: a.usage(request.query_params))
+    async def usage(self, call: Call) -> Reply:
+        return await self._serve(call, lambda a, who: a.usage(query_params(call)))
 
-    return api
+
+def query_params(call: Call) -> dict[str, str]:
+    """The query string's parameters (the last value of a repeated one)."""
+    return dict(parse_qsl(call.query, keep_blank_values=True))

@@ -19,7 +19,9 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from gateway.adapters.sse import DONE
 from gateway.call import Call, Guarded, Handler, Reply, Stage, close_stream, finish_with
+from gateway.clock import Clock
 from gateway.errors import GatewayError
+from gateway.observability.logs import EventLog
 from gateway.observability.telemetry import Telemetry
 from gateway.observability.tracing import UPSTREAM_HEADERS, Tracing, trace_ids
 
@@ -200,3 +202,27 @@ def traced_handler(name: str, handler: Handler, tracing: Tracing, *, propagate: 
         return await traced(call, handler)
 
     return run
+
+
+class RequestLine:
+    """Outermost stage of the routes outside the API pipelines (health, readiness, admin, 404, 405): one
+    ``request`` log line (id, method, path, status, latency) per request, once its reply, errors rendered, is
+    ready. These requests are not API traffic: no metrics, no request-log record."""
+
+    def __init__(self, log: EventLog, clock: Clock) -> None:
+        self._log = log
+        self._clock = clock
+
+    async def __call__(self, call: Call, next_: Handler) -> Reply:
+        reply = await next_(call)
+        status = reply.status
+        self._log.event(
+            "request",
+            level="error" if status >= 500 else "warning" if status >= 400 else "info",
+            request_id=call.request_id,
+            method=call.method,
+            path=call.path[:200],
+            status=status,
+            latency_s=round(max(0.0, self._clock.monotonic() - call.started), 6),
+        )
+        return reply

@@ -1,11 +1,12 @@
-"""Admin API of the router (admin key only): chaos rules at run time, breaker and shedding state.
+"""Admin API of the router: chaos rules at run time, breaker and shedding state.
 
     GET    /admin/chaos     the chaos settings in force
     PUT    /admin/chaos     replace them (body: ``router.chaos`` settings; ``{"enabled": false}`` turns it off)
     DELETE /admin/chaos     turn chaos off and drop the rules
     GET    /admin/router    breaker states, in-flight counts, budget-exhausted providers
 
-The app mounts it with ``app.include_router(admin_router())``; the runtime is ``request.app.state.runtime``.
+Each method is a terminal handler of the route table (gateway/routes.py), behind the admin-key stage; errors are
+raised, and rendered by the request-id stage like any other.
 """
 
 from __future__ import annotations
@@ -13,71 +14,43 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
 from pydantic import ValidationError
-from starlette.responses import Response
 
-from gateway.errors import AuthenticationFailed, GatewayError, InvalidRequest
+from gateway.call import Call, Reply
+from gateway.errors import InvalidRequest
+from gateway.observability.logs import EventLog
+from gateway.router.orchestrator import Router
 from gateway.router.settings import ChaosSettings
 
 
-def _json(obj: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(obj), status_code=status, media_type="application/json")
+def json_reply(obj: Any, status: int = 200) -> Reply:
+    return Reply(status=status, body=orjson.dumps(obj))
 
 
-def _error(exc: GatewayError) -> Response:
-    return Response(exc.to_json(), status_code=exc.status, headers=exc.headers, media_type="application/json")
+class RouterAdmin:
+    def __init__(self, router: Router, log: EventLog) -> None:
+        self._router = router
+        self._log = log
 
+    async def get_chaos(self, call: Call) -> Reply:
+        return json_reply(self._router.chaos.settings.model_dump())
 
-def _runtime(request: Request) -> Any:
-    rt = request.app.state.runtime
-    if not rt.keys.is_admin(request.headers):
-        raise AuthenticationFailed("This endpoint needs the admin key.", code="invalid_admin_key")
-    return rt
-
-
-def admin_router() -> APIRouter:
-    api = APIRouter()
-
-    @api.get("/admin/chaos", include_in_schema=False)
-    async def get_chaos(request: Request) -> Response:
+    async def put_chaos(self, call: Call) -> Reply:
         try:
-            rt = _runtime(request)
-        except GatewayError as exc:
-            return _error(exc)
-        return _json(rt.router.chaos.settings.model_dump())
+            new = ChaosSettings.model_validate(orjson.loads(await call.receive_body()))
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            raise InvalidRequest(f"Invalid chaos settings: {str(exc).splitlines()[0]}") from None
+        self._router.chaos.update(new)
+        self._log.event("chaos_changed", level="warning", enabled=new.enabled, rules=len(new.rules))
+        return json_reply(new.model_dump())
 
-    @api.put("/admin/chaos", include_in_schema=False)
-    async def put_chaos(request: Request) -> Response:
-        try:
-            rt = _runtime(request)
-            try:
-                new = ChaosSettings.model_validate(orjson.loads(await request.body()))
-            except (orjson.JSONDecodeError, ValidationError) as exc:
-                raise InvalidRequest(f"Invalid chaos settings: {str(exc).splitlines()[0]}") from None
-        except GatewayError as exc:
-            return _error(exc)
-        rt.router.chaos.update(new)
-        rt.log.event("chaos_changed", level="warning", enabled=new.enabled, rules=len(new.rules))
-        return _json(new.model_dump())
+    async def delete_chaos(self, call: Call) -> Reply:
+        self._router.chaos.update(ChaosSettings())
+        return json_reply(ChaosSettings().model_dump())
 
-    @api.delete("/admin/chaos", include_in_schema=False)
-    async def delete_chaos(request: Request) -> Response:
-        try:
-            rt = _runtime(request)
-        except GatewayError as exc:
-            return _error(exc)
-        rt.router.chaos.update(ChaosSettings())
-        return _json(ChaosSettings().model_dump())
-
-    @api.get("/admin/router", include_in_schema=False)
-    async def router_state(request: Request) -> Response:
-        try:
-            rt = _runtime(request)
-        except GatewayError as exc:
-            return _error(exc)
-        router = rt.router
-        return _json(
+    async def state(self, call: Call) -> Reply:
+        router = self._router
+        return json_reply(
             {
                 "breakers": router.breakers.states(),
                 "providers": router.provider_states(),
@@ -85,5 +58,3 @@ def admin_router() -> APIRouter:
                 "quota_exhausted": sorted(router.exhausted_providers()),
             }
         )
-
-    return api

@@ -21,7 +21,6 @@ import random
 from collections.abc import Callable, Collection, Mapping
 
 from gateway.call import Call
-from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
 from gateway.config import ModelGroup, Price, Route
 from gateway.errors import Unavailable
@@ -81,7 +80,6 @@ class Selector:
         self,
         settings: RouterSettings,
         groups: Mapping[str, ModelGroup],
-        catalog: ModelCatalog,
         providers: Collection[str],
         prices: Mapping[str, Price],
         *,
@@ -93,7 +91,6 @@ class Selector:
     ) -> None:
         self._s = settings
         self._groups = groups
-        self._catalog = catalog
         self._providers = providers
         self._prices = prices
         self._clock = clock
@@ -104,11 +101,10 @@ class Selector:
 
     def group_and_pin(self, call: Call) -> tuple[ModelGroup, str | None]:
         """The model group that serves ``call`` (task rules applied) and the provider it pins, if any."""
-        assert call.body is not None
+        assert call.body is not None and call.group is not None
         s = self._s
         task = call.headers.get(s.task_header)
-        default = self._catalog.resolve(call.body.model)
-        group, rule = resolve_group(call.body.model, task, s.task_rules, self._groups, default)
+        group, rule = resolve_group(call.body.model, task, s.task_rules, self._groups, call.group)
         if rule is not None:
             call.record.decisions["task_rule"] = {"rule": rule, "task": task, "group": group.name}
         return group, pinned_provider(call.headers, s.pin_headers, call.consumer, self._providers, group)

@@ -92,7 +92,6 @@ class Router:
         self._selector = Selector(
             r,
             groups,
-            catalog,
             adapters.keys(),
             settings.prices,
             clock=clock,

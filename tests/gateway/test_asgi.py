@@ -10,11 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.asgi import FastPath
+from gateway.asgi import Edge
 from gateway.call import Call, Guarded, Reply, finish_with
 from gateway.clock import FakeClock
 from gateway.observability.logs import EventLog
 from gateway.requestlog import RequestRecord
+from gateway.routes import RouteTable
 
 SECRET = "prompt-text-0c1d"
 
@@ -35,7 +36,7 @@ def _call(scope: MutableMapping[str, Any], receive: Any) -> Call:
     )
 
 
-def _edge(seen: list[str], *, failing_work: bool = False) -> tuple[FastPath, io.StringIO]:
+def _edge(seen: list[str], *, failing_work: bool = False) -> tuple[Edge, io.StringIO]:
     async def handler(call: Call) -> Reply:
         async def inner() -> None:
             seen.append("inner work")
@@ -49,8 +50,12 @@ def _edge(seen: list[str], *, failing_work: bool = False) -> tuple[FastPath, io.
         return finish_with(call, reply, outer)
 
     buf = io.StringIO()
-    fast = FastPath(routes={"/v1/x": ("POST", handler)}, calls=_call, log=EventLog(FakeClock(), stream=buf))
+    fast = Edge(routes=_only(handler), calls=_call, log=EventLog(FakeClock(), stream=buf))
     return fast, buf
+
+
+def _only(handler: Any) -> RouteTable:
+    return RouteTable([("POST", "/v1/x", handler)], edge=lambda h: h)
 
 
 SCOPE = {"type": "http", "method": "POST", "path": "/v1/x", "headers": []}
@@ -67,7 +72,7 @@ async def test_the_body_goes_out_before_the_deferred_work_which_runs_innermost_f
     async def send(message: MutableMapping[str, Any]) -> None:
         seen.append(message["type"])
 
-    assert await fast.serve(dict(SCOPE), _receive, send)
+    await fast.serve(dict(SCOPE), _receive, send)
     assert seen == ["http.response.start", "http.response.body", "inner work", "outer work"]
 
 
@@ -90,7 +95,7 @@ async def test_a_failure_in_deferred_work_is_logged_without_its_message_and_the_
     async def send(message: MutableMapping[str, Any]) -> None:
         seen.append(message["type"])
 
-    assert await fast.serve(dict(SCOPE), _receive, send)
+    await fast.serve(dict(SCOPE), _receive, send)
     assert seen == ["http.response.start", "http.response.body", "inner work", "outer work"]
     line = orjson.loads(buf.getvalue())
     assert (line["event"], line["request_id"], line["error"]) == ("unhandled_error", "req-1", "KeyError")
@@ -126,7 +131,7 @@ async def test_a_cancellation_in_deferred_work_wins_over_an_earlier_failure() ->
         reply = finish_with(call, Reply(body=b"{}"), failing)
         return finish_with(call, reply, waiting)
 
-    fast = FastPath(routes={"/v1/x": ("POST", handler)}, calls=_call, log=EventLog(FakeClock(), stream=io.StringIO()))
+    fast = Edge(routes=_only(handler), calls=_call, log=EventLog(FakeClock(), stream=io.StringIO()))
 
     async def send(message: MutableMapping[str, Any]) -> None:
         pass
@@ -162,11 +167,11 @@ async def test_a_guarded_stream_closed_before_its_first_item_runs_its_unstarted_
     assert seen == ["generator finally"]
 
 
-def _streaming_edge(stream: AsyncIterator[bytes]) -> FastPath:
+def _streaming_edge(stream: AsyncIterator[bytes]) -> Edge:
     async def handler(call: Call) -> Reply:
         return Reply(stream=stream)
 
-    return FastPath(routes={"/v1/x": ("POST", handler)}, calls=_call, log=EventLog(FakeClock(), stream=io.StringIO()))
+    return Edge(routes=_only(handler), calls=_call, log=EventLog(FakeClock(), stream=io.StringIO()))
 
 
 async def test_a_stream_goes_out_chunk_by_chunk_then_ends() -> None:
@@ -183,7 +188,7 @@ async def test_a_stream_goes_out_chunk_by_chunk_then_ends() -> None:
         await asyncio.Event().wait()  # the client stays
         return {}
 
-    assert await _streaming_edge(chunks()).serve(dict(SCOPE), receive, send)
+    await _streaming_edge(chunks()).serve(dict(SCOPE), receive, send)
     start, *body = sent
     assert dict(start["headers"])[b"content-type"].startswith(b"text/event-stream")
     assert dict(start["headers"])[b"cache-control"] == b"no-cache"
@@ -219,7 +224,7 @@ async def test_a_client_that_disconnects_stops_a_stream_waiting_for_its_upstream
         await gone.wait()
         return {"type": "http.disconnect"}
 
-    assert await _streaming_edge(chunks()).serve(dict(SCOPE), receive, send)
+    await _streaming_edge(chunks()).serve(dict(SCOPE), receive, send)
     assert bodies == [b"data: 1\n\n"]
     assert seen == ["stream closed"]
 
@@ -242,5 +247,5 @@ async def test_a_socket_error_while_streaming_ends_the_stream_quietly() -> None:
         await asyncio.Event().wait()
         return {}
 
-    assert await _streaming_edge(chunks()).serve(dict(SCOPE), receive, send)
+    await _streaming_edge(chunks()).serve(dict(SCOPE), receive, send)
     assert seen == ["stream closed"]

@@ -167,5 +167,6 @@ def make_call(
         deadline=now + rt.settings.router.timeouts.request_deadline_s,
         consumer=consumer,
         body=ChatRequest.model_validate(payload),
+        group=rt.catalog.resolve(model),
         payload=payload,
     )
