@@ -124,8 +124,9 @@ class TelemetryStage:
             trace_id = None
             if span is not None:
                 parent = call.attributes.get("span.route") or span
-                t.tracing.record_attempts(parent, rec.attempts)
-                t.tracing.finish_request(span, rec)
+                operation = "embeddings" if call.path == "/v1/embeddings" else "chat"
+                t.tracing.record_attempts(parent, rec.attempts, operation)
+                t.tracing.finish_request(span, rec, operation)
                 trace_id = trace_ids(span)[0]
             t.logs.request(rec, trace_id=trace_id, latency_s=duration, ttft_s=ttft, payload=call.payload)
             if t.requestlog is not None:

@@ -145,14 +145,14 @@ class Tracing:
         self._propagator.inject(carrier, context=trace_api.set_span_in_context(span, Context()))
         return carrier
 
-    def record_attempts(self, parent: Span, attempts: Sequence[AttemptRecord]) -> None:
+    def record_attempts(self, parent: Span, attempts: Sequence[AttemptRecord], operation: str = "chat") -> None:
         """One CLIENT span per upstream attempt, timed from the record (nothing is recorded when unsampled)."""
         if not parent.get_span_context().trace_flags.sampled:
             return
         ctx = trace_api.set_span_in_context(parent)
         for i, a in enumerate(attempts):
             attrs: dict[str, Any] = {
-                "gen_ai.operation.name": "chat",
+                "gen_ai.operation.name": operation,
                 "gen_ai.request.model": a.model,
                 "gen_ai.provider.name": self._kinds.get(a.provider, a.provider),
                 "faultline.provider": a.provider,
@@ -165,18 +165,18 @@ class Tracing:
             if a.outcome != "ok":
                 attrs["error.type"] = a.outcome
             span = self.tracer.start_span(
-                f"chat {a.model}", context=ctx, kind=SpanKind.CLIENT, attributes=attrs, start_time=_ns(a.started)
+                f"{operation} {a.model}", context=ctx, kind=SpanKind.CLIENT, attributes=attrs, start_time=_ns(a.started)
             )
             if a.outcome != "ok":
                 span.set_status(Status(StatusCode.ERROR))
             span.end(end_time=_ns(a.started + a.duration_s))
 
-    def finish_request(self, span: Span, rec: RequestRecord) -> None:
+    def finish_request(self, span: Span, rec: RequestRecord, operation: str = "chat") -> None:
         """GenAI and HTTP attributes from the record, status, end."""
         if not span.is_recording():
             return
         attrs: dict[str, Any] = {
-            "gen_ai.operation.name": "chat",
+            "gen_ai.operation.name": operation,
             "http.response.status_code": rec.status,
             "faultline.request_id": rec.request_id,
             "faultline.outcome": rec.outcome,

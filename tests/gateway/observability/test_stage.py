@@ -197,3 +197,16 @@ async def test_the_request_line_comes_after_the_work_inner_stages_deferred_even_
     await call.finish()  # what the edge does once it is
     line = orjson.loads(k.log.getvalue())
     assert (line["status"], line["cost_usd"]) == (429, 1.5)
+
+
+async def test_embeddings_spans_name_their_operation() -> None:
+    k = kit(make_settings())
+    call = make_call(k.clock)
+    call.path = "/v1/embeddings"
+    call.attributes["clock"] = k.clock
+    await pipeline(k, FakeRouter(k, stream=False))(call)
+    spans = {s.name: s for s in k.spans.get_finished_spans()}
+    assert {"embeddings gpt-4o-mini", "embeddings llama-3-8b"} <= set(spans)
+    root = next(s for s in spans.values() if s.kind is SpanKind.SERVER)
+    assert root.attributes["gen_ai.operation.name"] == "embeddings"
+    assert spans["embeddings llama-3-8b"].attributes["gen_ai.operation.name"] == "embeddings"
