@@ -23,6 +23,7 @@ import os
 import sys
 from pathlib import Path
 
+from experiments.procs import locust_workers_args
 from experiments.scenario import ScenarioError, load_scenario
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -68,7 +69,7 @@ def command(args: argparse.Namespace) -> list[str]:
     if pacing is not None:
         cmd += ["--pacing", str(pacing)]
     if args.workers:
-        cmd += ["--processes", str(args.workers)]
+        cmd += locust_workers_args(args.workers)
     if args.headless:
         cmd += ["--headless"]
         if not args.scenario:  # else the shape sets the users and the end

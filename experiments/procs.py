@@ -44,6 +44,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def locust_workers_args(workers: int) -> list[str]:
+    """locust's arguments for a master with ``workers`` local worker processes: the master listens on loopback, on a
+    free port rather than the fixed 5557, so two runs on one machine never collide."""
+    port = str(free_port())
+    return [
+        "--processes",
+        str(workers),
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        port,
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        port,
+    ]
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

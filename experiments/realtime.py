@@ -42,6 +42,7 @@ from experiments.procs import (
     Store,
     StoreKind,
     free_port,
+    locust_workers_args,
     no_interrupts,
     sigterm_interrupts,
     spawn,
@@ -184,7 +185,7 @@ class _Run:
         ]
         cmd += ["--exit-code-on-error", "0", "--loglevel", "WARNING", "--only-summary"]
         if self.load_workers:  # a master and this many worker processes, each sending its share of the arrivals
-            cmd += ["--processes", str(self.load_workers)]
+            cmd += locust_workers_args(self.load_workers)
         log = self.run_dir / "locust.log"
         env = child_env(self.run_dir, FAULTLINE_SCHEDULE=str(path))
         self.ready_file = Path(sched["ready_file"])

@@ -22,7 +22,10 @@ def _leaves(node: object, depth: int = 0) -> list[int]:
 
 def test_the_example_configuration_figures() -> None:
     leaves = _leaves(yaml.safe_load((ROOT / "deploy" / "gateway.example.yaml").read_text()))
-    assert f"The example file holds {len(leaves)} values nested up to {max(leaves)} levels" in DESIGN
+    claim = re.search(r"The example file holds more than (\d+) values nested up to (\d+) levels", DESIGN)
+    assert claim, "docs/DESIGN.md no longer sizes the example configuration"
+    assert len(leaves) > int(claim.group(1))
+    assert max(leaves) == int(claim.group(2))
 
 
 def test_the_redis_outage_figures_are_the_baselines() -> None:
