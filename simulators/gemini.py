@@ -33,6 +33,15 @@ _RETRY = "type.googleapis.com/google.rpc.RetryInfo"
 _HELP = "https://ai.google.dev/gemini-api/docs/rate-limits"
 
 
+def field(doc: Any, name: str) -> Any:
+    """``doc[name]`` by its lowerCamelCase name or its proto field name (``maxOutputTokens`` or
+    ``max_output_tokens``): Gemini's JSON parser takes both, and google-genai sends some fields snake_case."""
+    if not isinstance(doc, dict):
+        return None
+    value = doc.get(name)
+    return value if value is not None else doc.get(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name))
+
+
 def route(path: str) -> tuple[str, str] | None:
     """``(model, method)`` of a model-method path, else None."""
     m = _ROUTE.match(path)
@@ -65,7 +74,7 @@ def parse_generate(payload: Any) -> tuple[list[dict[str, Any]] | None, int | Non
     if not isinstance(contents, list) or not contents:
         return None, None, "* GenerateContentRequest.contents: contents is not specified"
     messages: list[dict[str, Any]] = []
-    system = payload.get("systemInstruction")
+    system = field(payload, "systemInstruction")
     if isinstance(system, dict):
         messages.append({"role": "system", "content": _text(system.get("parts"))})
     for i, c in enumerate(contents):
@@ -75,10 +84,10 @@ def parse_generate(payload: Any) -> tuple[list[dict[str, Any]] | None, int | Non
         if role not in ("user", "model", "function"):
             return None, None, f'Please use a valid role: user, model. (got "{role}")'
         messages.append({"role": "user" if role == "user" else "assistant", "content": _text(c["parts"])})
-    config = payload.get("generationConfig") or {}
+    config = field(payload, "generationConfig") or {}
     if not isinstance(config, dict):
         return None, None, "Invalid JSON payload received. generationConfig must be an object."
-    limit = config.get("maxOutputTokens")
+    limit = field(config, "maxOutputTokens")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         return None, None, "* GenerateContentRequest.generation_config.max_output_tokens: must be positive"
     return messages, limit, ""
@@ -277,7 +286,7 @@ def embed_texts(payload: Any, batch: bool, model: str) -> tuple[list[tuple[str, 
             return None, "* EmbedContentRequest.content: content is not specified"
         if batch and r.get("model") not in (None, f"models/{model}"):
             return None, f"Model in request {r.get('model')!r} does not match models/{model}."
-        dim = r.get("outputDimensionality")
+        dim = field(r, "outputDimensionality")
         if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
             return None, "* EmbedContentRequest.output_dimensionality: must be positive"
         out.append((_text(content["parts"]), dim))

@@ -18,6 +18,7 @@ from simulators import gemini
 from simulators.asgi import Receive, Scope, Send, read_body, send_json
 from simulators.decide import Decision, Request
 from simulators.errors import ErrorInfo
+from simulators.gemini_tools import GeminiToolRender, pick_function
 
 if TYPE_CHECKING:
     from simulators.app import SimulatorApp
@@ -84,7 +85,10 @@ async def handle_gemini(app: SimulatorApp, scope: Scope, receive: Receive, send:
     prompt, text = gemini.prompt_tokens(messages)
     stream = verb == "streamGenerateContent"
     req = Request(model, prompt, limit, stream, key, text)
-    await app.generate(req, gemini.GeminiRender(stream, gemini.wants_sse(scope)), receive, send)
+    sse = gemini.wants_sse(scope)
+    function = pick_function(payload)
+    out: Render = gemini.GeminiRender(stream, sse) if function is None else GeminiToolRender(stream, sse, function)
+    await app.generate(req, out, receive, send)
 
 
 async def handle_embeddings(app: SimulatorApp, scope: Scope, receive: Receive, send: Send) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.conftest import sdk
+from tests.gateway.conftest import sdk, with_gemini
 
 TOOL = {
     "type": "function",
@@ -19,10 +19,10 @@ TOOL = {
 ASK: list[Any] = [{"role": "user", "content": "weather in Oslo?"}]
 
 
-@pytest.mark.parametrize("model", ["gpt-4o-mini", "llama"])
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "llama", "gemini-flash"])
 @pytest.mark.parametrize("stream", [False, True])
 async def test_tool_round_trip(make_gateway: Any, model: str, stream: bool) -> None:
-    client = sdk(await make_gateway(openai_profile={"output": {"output-tokens": 5}}))
+    client = sdk(await make_gateway(with_gemini(), openai_profile={"output": {"output-tokens": 5}}))
     if stream:
         chunks = [
             c async for c in await client.chat.completions.create(model=model, messages=ASK, tools=[TOOL], stream=True)

@@ -166,3 +166,22 @@ async def test_daily_quota_has_no_retry_info() -> None:
 async def test_unknown_method_is_not_found() -> None:
     r = await post(create_app("gemini", PROFILE), f"/v1beta/models/{MODEL}:countTokens", BODY)
     assert r.status_code == 404 and r.json()["error"]["status"] == "NOT_FOUND"
+
+
+async def test_sdk_function_call_round_trip(sdk: genai.Client) -> None:
+    decl = types.FunctionDeclaration(
+        name="weather",
+        parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    )
+    cfg = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[decl])])
+    r = await sdk.aio.models.generate_content(model=MODEL, contents="weather in Oslo?", config=cfg)
+    assert r.function_calls and r.function_calls[0].name == "weather" and "city" in (r.function_calls[0].args or {})
+    chunks = [c async for c in await sdk.aio.models.generate_content_stream(model=MODEL, contents="x", config=cfg)]
+    assert [fc.name for c in chunks for fc in c.function_calls or ()] == ["weather"]
+    history = [
+        types.Content(role="user", parts=[types.Part(text="weather in Oslo?")]),
+        types.Content(role="model", parts=[types.Part(function_call=r.function_calls[0])]),
+        types.Content(role="user", parts=[types.Part.from_function_response(name="weather", response={"temp": 3})]),
+    ]
+    answer = await sdk.aio.models.generate_content(model=MODEL, contents=history, config=cfg)
+    assert answer.text and not answer.function_calls
