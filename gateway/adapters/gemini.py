@@ -88,8 +88,11 @@ class GeminiAdapter(OpenAICompatibleAdapter):
     def _created(self) -> int:
         return int(self._clock.now())
 
-    async def _post(self, url: str, body: bytes, request_id: str, t: AttemptTimeouts) -> UpstreamResponse:
-        headers = {"content-type": "application/json", "x-request-id": request_id, **self._auth}
+    async def _post(
+        self, url: str, body: bytes, request_id: str, extra: Mapping[str, str], t: AttemptTimeouts
+    ) -> UpstreamResponse:
+        """POST within the attempt's limits; ``extra``: the headers the gateway forwards (trace context)."""
+        headers = {"content-type": "application/json", "x-request-id": request_id, **self._auth, **extra}
         try:
             async with asyncio.timeout(t.first_byte_s):
                 resp = await self._transport.send(url, headers, body, connect_timeout=t.connect_s)
@@ -122,7 +125,7 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         timeouts: AttemptTimeouts,
     ) -> Completion:
         url = f"{self._base}/models/{model}:generateContent"
-        resp = await self._post(url, self._request(payload), request_id, timeouts)
+        resp = await self._post(url, self._request(payload), request_id, headers, timeouts)
         try:
             async with asyncio.timeout(timeouts.first_byte_s):
                 raw = await resp.read()
@@ -156,7 +159,8 @@ class GeminiAdapter(OpenAICompatibleAdapter):
             body = orjson.dumps(gemini_embed.to_batch(payload, model))
         except TranslationError as exc:
             raise e.UpstreamClientError(self.name, str(exc), status=400) from None
-        resp = await self._post(f"{self._base}/models/{model}:batchEmbedContents", body, request_id, timeouts)
+        url = f"{self._base}/models/{model}:batchEmbedContents"
+        resp = await self._post(url, body, request_id, headers, timeouts)
         doc = await self._read_json(resp, timeouts)
         out = gemini_embed.from_batch(doc, payload) if isinstance(doc, dict) else None
         if out is None:
@@ -174,7 +178,7 @@ class GeminiAdapter(OpenAICompatibleAdapter):
     ) -> ChunkStream:
         first_by = asyncio.get_running_loop().time() + timeouts.first_byte_s
         url = f"{self._base}/models/{model}:streamGenerateContent?alt=sse"
-        resp = await self._post(url, self._request(payload), request_id, timeouts)
+        resp = await self._post(url, self._request(payload), request_id, headers, timeouts)
         translator = StreamTranslator(model=model, created=self._created())
         requested, cid = str(payload.get("model") or model), reply_id(request_id)
         return GeminiChunkStream(self.name, resp, timeouts.idle_s, first_by, translator, model=requested, cid=cid)

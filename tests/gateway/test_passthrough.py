@@ -66,6 +66,7 @@ async def test_gemini_gets_them_translated(make_gateway: Any) -> None:
     url, headers, sent = rec.sent[-1]
     assert url == "http://gemini.sim/v1beta/models/gemini-2.0-flash:generateContent"
     assert "authorization" not in headers
+    assert headers["traceparent"].startswith("00-")  # the trace context goes to every kind of upstream
     assert sent["contents"] == [{"role": "user", "parts": [{"text": "weather in Oslo?"}]}]
     assert sent["generationConfig"] == {
         "temperature": 0.3,
