@@ -1,7 +1,8 @@
 """The limiter the gateway calls: Redis first, the state-store failure policy at the edge.
 
-* Redis healthy: every check and settle is one EVALSHA, bounded by ``quota.redis_timeout_s`` (the calls of one
-  event-loop turn share a pipeline: gateway/quota/batch.py).
+* Redis healthy: every check and settle is one EVALSHA, bounded by ``quota.redis_timeout_s``, on one connection
+  in the order this process issues them (gateway/quota/mux.py). :meth:`QuotaLimiter.release` writes a settle
+  without waiting for its answer: a finished request costs no round trip.
 * Redis fails (error or timeout): the transition is logged and counted; for ``quota.probe_interval_s`` requests
   go straight to the policy's answer, then one request probes Redis again; success ends the outage (logged and
   counted). Policy ``open``: an in-process :class:`~gateway.quota.core.LocalLimiter` enforcing this replica's
@@ -201,6 +202,37 @@ class QuotaLimiter:
             self._replay_soon()
         self._events.settled(r.consumer, delta)
         return delta
+
+    def release(self, r: Reservation, actual: int) -> asyncio.Future[int | None]:
+        """:meth:`settle` without waiting for the store's answer: the settle is written to the store before this
+        returns (when connected; else as soon as the connection is), ahead of every call this process makes after
+        it, so this process's next check sees the lease released. The future has the delta applied (``None``:
+        nothing applied now, or queued for replay); a failure is counted and queued as in :meth:`settle`."""
+        loop = asyncio.get_running_loop()
+        out: asyncio.Future[int | None] = loop.create_future()
+        if r.backend == "local":
+            delta = self._local.settle(r.consumer, r.handle, actual, r.day)
+            self._events.settled(r.consumer, delta)
+            out.set_result(delta)
+            return out
+        if not self._healthy:
+            self._defer(r, actual)
+            out.set_result(None)
+            return out
+
+        def answered(sent: asyncio.Future[int | None]) -> None:
+            exc = sent.exception()
+            if exc is None:
+                self._events.settled(r.consumer, sent.result())
+                self._replay_soon()
+                out.set_result(sent.result())
+                return
+            self._events.store_error("settle", type(exc).__name__)
+            self._defer(r, actual)
+            out.set_result(None)
+
+        self._remote.settle_soon(r.consumer, r.handle, actual, r.day).add_done_callback(answered)
+        return out
 
     async def _remote_settle(self, r: Reservation, actual: int) -> int | None:
         async with self._slots, asyncio.timeout(self._settings.redis_timeout_s):

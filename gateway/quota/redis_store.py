@@ -1,5 +1,6 @@
-"""The shared limiter on Redis: one EVALSHA per check, one per settle (scripts in gateway/quota/*.lua), sent
-with the other calls of the same event-loop turn in one pipeline (gateway/quota/batch.py).
+"""The shared limiter on Redis: one EVALSHA per check, one per settle (scripts in gateway/quota/*.lua), all on
+one connection in the order they are issued (gateway/quota/mux.py): a check goes out with the other calls of its
+event-loop turn; a settle can be written at once and its answer left to arrive (:meth:`RedisLimiter.settle_soon`).
 
 Keys carry a configurable prefix and the consumer as a Redis Cluster hash tag, so all of one consumer's keys live
 in one slot: ``<prefix>:{<consumer>}:rpm``, ``:tpm``, ``:tpmw``, ``:tpd:<UTC day number>``, ``:lease``,
@@ -8,13 +9,14 @@ in one slot: ``<prefix>:{<consumer>}:rpm``, ``:tpm``, ``:tpmw``, ``:tpd:<UTC day
 
 from __future__ import annotations
 
+import asyncio
 from importlib.resources import files
 from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from gateway.quota.batch import ScriptBatch
 from gateway.quota.core import WINDOW_MS, Decision, day_index, ms_to_day_end
+from gateway.quota.mux import ScriptMux
 from gateway.quota.settings import Limits
 
 
@@ -31,16 +33,17 @@ class RedisLimiter:
         self._lease_ms = lease_ms
         self._check = redis.register_script(_lua("check.lua"))
         self._settle = redis.register_script(_lua("settle.lua"))
-        self._batch = ScriptBatch(redis, timeout_s=timeout_s)
+        self._mux = ScriptMux(redis, timeout_s=timeout_s, scripts=(self._check.script, self._settle.script))
         self._keys: dict[str, tuple[int, list[str]]] = {}  # consumer -> (UTC day, check.lua's KEYS), one per consumer
 
     def key(self, consumer: str, suffix: str) -> str:
         return f"{self._prefix}:{{{consumer}}}:{suffix}"
 
     async def load(self) -> None:
-        """Load both scripts now (at start), so the first request pays no SCRIPT LOAD."""
+        """Load both scripts and open the connection now (at start), so the first request pays for neither."""
         self._check.sha = await self._redis.script_load(self._check.script)
         self._settle.sha = await self._redis.script_load(self._settle.script)
+        await self._mux.ping()
 
     def _check_keys(self, consumer: str, day: int) -> list[str]:
         """check.lua's KEYS, built once per consumer and UTC day (consumers are the configured ones)."""
@@ -68,17 +71,55 @@ class RedisLimiter:
         raw = await self._run(self._check, keys, args)
         return Decision.from_wire(list(raw))
 
-    async def settle(self, consumer: str, handle: str, actual: int, day: int) -> int | None:
+    def _settle_keys(self, consumer: str, day: int) -> list[str]:
         k = self.key
-        keys = [k(consumer, "tpmw"), k(consumer, f"tpd:{day}"), k(consumer, "lease"), k(consumer, "resv")]
-        settled, delta = await self._run(self._settle, keys, [handle, actual])
-        return int(delta) if int(settled) == 1 else None
+        return [k(consumer, "tpmw"), k(consumer, f"tpd:{day}"), k(consumer, "lease"), k(consumer, "resv")]
+
+    async def settle(self, consumer: str, handle: str, actual: int, day: int) -> int | None:
+        keys = self._settle_keys(consumer, day)
+        return _settled(await self._run(self._settle, keys, [handle, actual]))
+
+    def settle_soon(self, consumer: str, handle: str, actual: int, day: int) -> asyncio.Future[int | None]:
+        """Write the settle now (behind everything this process issued before it, ahead of everything after) and
+        return at once; the future has settle()'s answer, or its error, when Redis replies."""
+        keys, args = self._settle_keys(consumer, day), [handle, actual]
+        loop = asyncio.get_running_loop()
+        out: asyncio.Future[int | None] = loop.create_future()
+
+        def answered(sent: asyncio.Future[Any]) -> None:
+            exc = None if sent.cancelled() else sent.exception()
+            if sent.cancelled():
+                out.set_exception(TimeoutError("the settle was abandoned"))
+            elif isinstance(exc, NoScriptError):  # the server lost its scripts: load and run it alone
+                retry = loop.create_task(self._settle(keys=keys, args=args))
+                retry.add_done_callback(lambda t: _chain(t, out))
+            elif exc is not None:
+                out.set_exception(exc)
+            else:
+                out.set_result(_settled(sent.result()))
+
+        self._mux.evalsha_now(self._settle.sha, keys, args).add_done_callback(answered)
+        return out
 
     async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         try:
-            return await self._batch.evalsha(script.sha, keys, args)
+            return await self._mux.evalsha(script.sha, keys, args)
         except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it and run it alone
             return await script(keys=keys, args=args)
 
     async def aclose(self) -> None:
-        await self._batch.aclose()
+        await self._mux.aclose()
+
+
+def _settled(raw: Any) -> int | None:
+    settled, delta = raw
+    return int(delta) if int(settled) == 1 else None
+
+
+def _chain(task: asyncio.Task[Any], out: asyncio.Future[int | None]) -> None:
+    if task.cancelled():
+        out.set_exception(TimeoutError("the settle was abandoned"))
+    elif (exc := task.exception()) is not None:
+        out.set_exception(exc)
+    else:
+        out.set_result(_settled(task.result()))

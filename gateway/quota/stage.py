@@ -4,11 +4,13 @@ Before: estimate the request's tokens (gateway/quota/estimate.py), one atomic ch
 429/403 raised at once, with headers). After: charge the real usage (``call.record.tokens_in/out``, written by the
 router; a cut or cancelled stream has what was delivered) in place of the reservation, once, and release the
 in-flight lease — when a JSON reply is ready, when a stream ends, fails or is cancelled, or when a later stage
-raises.
+raises. The settle is written to the store at that moment and its answer is not waited for
+(:meth:`~gateway.quota.limiter.QuotaLimiter.release`): a limited request costs one round trip, its check.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from gateway.call import Call, Handler, Reply, finish_with
@@ -53,23 +55,33 @@ class QuotaStage:
         try:
             reply = await next_(call)
         except BaseException:
-            await self._settle(call, reservation, est)
+            self._release(call, reservation, est)
             raise
 
         if reply.stream is None:
-            # Settled before the reply goes out, not after: the settle frees the reservation's concurrency lease,
-            # and a client that sends its next request as soon as it has this answer (on this replica or another)
-            # must not find the lease still held.
-            await self._settle(call, reservation, est)
+            # Released before the reply goes out, not after: the settle frees the reservation's concurrency lease,
+            # and a client that sends its next request as soon as it has this answer must not find the lease still
+            # held. The settle is written to the store now and its answer not waited for: this process's later
+            # calls run after it on the store, and it reaches the store before the client has this reply.
+            self._release(call, reservation, est)
             return reply
 
         async def done() -> None:
-            await self._settle(call, reservation, est)
+            self._release(call, reservation, est)
 
         return finish_with(call, reply, done)
 
-    async def _settle(self, call: Call, reservation: Reservation, est: Estimate) -> None:
+    def _release(self, call: Call, reservation: Reservation, est: Estimate) -> None:
         actual = actual_charge(call.record.tokens_in, call.record.tokens_out, est)
-        delta = await self._limiter.settle(reservation, actual)
-        call.record.decisions["quota"]["charged"] = actual
-        call.record.decisions["quota"]["settled"] = delta is not None
+        answer = self._limiter.release(reservation, actual)
+        decided = call.record.decisions["quota"]
+        decided["charged"] = actual
+        if answer.done():
+            decided["settled"] = answer.result() is not None
+            return
+        decided["settled"] = True  # sent to a healthy store; its answer, when it comes, says whether it applied
+
+        def answered(f: asyncio.Future[int | None]) -> None:
+            decided["settled"] = f.result() is not None
+
+        answer.add_done_callback(answered)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.quota.batch import ScriptBatch
 from gateway.quota.limiter import QuotaLimiter
+from gateway.quota.mux import ScriptMux
 
 
 def point_at(lim: QuotaLimiter, client: Any) -> None:
@@ -19,7 +19,7 @@ def point_at(lim: QuotaLimiter, client: Any) -> None:
     remote._redis = client
     remote._check.registered_client = client
     remote._settle.registered_client = client
-    remote._batch = ScriptBatch(client)
+    remote._mux = ScriptMux(client)
 
 
 @pytest.fixture

@@ -115,41 +115,39 @@ async def test_no_double_burst_at_a_window_edge_on_the_store(
     assert (sum(late), sum(edge)) == (0, 5)
 
 
-async def test_a_check_and_a_settle_are_one_command_each_and_concurrent_ones_share_a_round_trip(
-    state_store: aioredis.Redis, prefix: str
+async def test_a_check_and_a_settle_are_one_command_each_and_concurrent_ones_share_a_write(
+    state_store: aioredis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hot path's check is a single EVALSHA (atomic); so is the settle after the call. Calls made in the same
-    event-loop turn go out in one pipeline: one round trip for all of them."""
+    event-loop turn go out in one write; a release is written before it returns."""
+    sent: list[list[str]] = []  # the commands of each write to the store
+    cls = state_store.connection_pool.connection_class
+    pack = cls.pack_commands
+
+    def spy(self: Any, commands: Any) -> Any:
+        sent.append([str(c[0]).upper() for c in commands])
+        return pack(self, commands)
+
+    monkeypatch.setattr(cls, "pack_commands", spy)
     lim = QuotaLimiter(state_store, QuotaSettings(key_prefix=prefix), clock=FakeClock(), events=QuotaCounters())
     await lim.start()
-    sent: list[list[str]] = []  # the commands of each round trip
-    pipeline = state_store.pipeline
-
-    def spy(*args: Any, **options: Any) -> Any:
-        pipe = pipeline(*args, **options)
-        execute = pipe.execute
-
-        async def recorded(*a: Any, **k: Any) -> Any:
-            sent.append([str(c[0][0]).upper() for c in pipe.command_stack])
-            return await execute(*a, **k)
-
-        pipe.execute = recorded  # type: ignore[method-assign]
-        return pipe
-
-    state_store.pipeline = spy  # type: ignore[method-assign]
+    assert sent == [["SCRIPT", "SCRIPT", "PING"]]  # the connection opens at start and loads both scripts first
     limits = Limits(rpm=10, tpm=1000, tpd=10_000, max_concurrency=8)
     try:
         decision, reservation = await lim.check("a", 10, limits)
         assert decision.admitted and reservation is not None
-        assert sent == [["EVALSHA"]]
+        assert sent[1:] == [["EVALSHA"]]
         await lim.settle(reservation, 7)
-        assert sent == [["EVALSHA"], ["EVALSHA"]]
+        assert sent[2:] == [["EVALSHA"]]
         burst = await asyncio.gather(*(lim.check("a", 10, limits) for _ in range(5)))
         assert all(d.admitted for d, _ in burst)
-        assert sent[2:] == [["EVALSHA"] * 5]
+        assert sent[3:] == [["EVALSHA"] * 5]
         assert len({r.handle for _, r in burst if r is not None}) == 5
+        released = lim.release(burst[0][1], 3)  # type: ignore[arg-type]
+        assert sent[4:] == [["EVALSHA"]]  # written already, before anything awaited
+        assert await released == 3 - 10
     finally:
-        del state_store.pipeline
+        await lim.stop()
 
 
 async def test_retry_time_of_a_tokens_rejection_walks_a_long_log(state_store: aioredis.Redis, prefix: str) -> None:

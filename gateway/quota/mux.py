@@ -1,0 +1,195 @@
+"""One Redis connection that every quota call of this process shares, in the order the calls were issued.
+
+A call is written to the connection with the other calls of the same event-loop turn (:meth:`ScriptMux.evalsha`)
+or at once (:meth:`ScriptMux.evalsha_now`), and answered by a single reader in the order the commands went out:
+Redis answers a connection's commands in the order it received them. So the order in which this process issues
+its calls is the order in which Redis runs them (a settle issued before a check runs before it), with no pool
+checkout, no pipeline object and no round trip waited for between them; under load the reader takes many answers
+in one read. Each new connection first loads ``scripts`` (a restarted server has lost them), so that an EVALSHA
+does not meet NOSCRIPT and fall out of order.
+
+The connection is taken from the client's pool (address, TLS, credentials, database as configured) and kept; the
+pool closes it with the client. Its reads wait without the pool's socket timeout: a call's wait is bounded by
+``timeout_s``, and a call that waited that long drops the connection (every call in flight on it fails, as the
+calls of one lost connection do; the next call takes a connection again). A connection lost fails every call in
+flight. An error reply (e.g. ``NOSCRIPT``) fails only its call. A caller that stopped waiting is skipped when its
+answer arrives; its command may have run, exactly as a lone command that timed out may have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+
+class ScriptMux:
+    """``await mux.evalsha(sha, keys, args)``; ``mux.evalsha_now(...)`` writes before it returns."""
+
+    def __init__(self, redis: Any, *, timeout_s: float | None = None, scripts: Sequence[str] = ()) -> None:
+        self._pool = redis.connection_pool
+        self._scripts = tuple(scripts)
+        self._timeout_s = timeout_s
+        self._conn: Any = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._waiting: deque[asyncio.Future[Any]] = deque()  # answers due, in the order the commands went out
+        self._buffer: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []  # issued this turn, not yet written
+        self._releasing: set[asyncio.Task[None]] = set()
+
+    def evalsha(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
+        """Queue the call with the others of this loop turn; written at the end of the turn."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._buffer:
+            loop.call_soon(self._flush)
+        self._buffer.append((("EVALSHA", sha, len(keys), *keys, *args), future))
+        return self._bounded(future)
+
+    async def ping(self) -> None:
+        """Connect now if not connected (and load the scripts), and wait for the answer."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._buffer:
+            loop.call_soon(self._flush)
+        self._buffer.append((("PING",), future))
+        await self._bounded(future)
+
+    def evalsha_now(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
+        """Write the call (and anything queued before it) now, when connected: once this returns, a call issued
+        later by this process runs after it on Redis."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._buffer.append((("EVALSHA", sha, len(keys), *keys, *args), future))
+        self._flush()
+        return self._bounded(future)
+
+    def _bounded(self, future: asyncio.Future[Any]) -> asyncio.Future[Any]:
+        if self._timeout_s is not None:
+            handle = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, future)
+            future.add_done_callback(lambda _: handle.cancel())
+        return future
+
+    def _expire(self, future: asyncio.Future[Any]) -> None:
+        """A call unanswered after ``timeout_s``: the connection is taken for dead."""
+        if not future.done():
+            self._drop(TimeoutError(f"no answer from the state store within {self._timeout_s} s"))
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        if self._conn is None or self._connecting is not None:
+            if self._connecting is None:
+                self._connecting = asyncio.get_running_loop().create_task(self._connect())
+            return  # written in order once connected
+        batch, self._buffer = self._buffer, []
+        try:
+            data = self._conn.pack_commands([cmd for cmd, _ in batch])
+            self._conn._writer.writelines(data)
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            self._drop(RedisConnectionError(f"writing to the state store failed: {exc}"))
+            return
+        self._waiting.extend(future for _, future in batch)
+
+    async def _connect(self) -> None:
+        try:
+            conn = await self._pool.get_connection()  # connected; held for good (the pool closes it with the client)
+        except Exception as exc:
+            self._connecting = None
+            self._fail_buffered(exc)
+            return
+        self._conn, self._connecting = conn, None
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read(conn))
+        loads = []
+        for text in self._scripts:  # ahead of every call: a restarted server has lost them
+            future: asyncio.Future[Any] = loop.create_future()
+            future.add_done_callback(_ignore)
+            loads.append((("SCRIPT", "LOAD", text), future))
+        self._buffer[:0] = loads
+        self._flush()
+
+    def _fail_buffered(self, exc: Exception) -> None:
+        batch, self._buffer = self._buffer, []
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+
+    async def _read(self, conn: Any) -> None:
+        waiting = self._waiting
+        try:
+            while True:
+                try:
+                    answer: Any = await conn.read_response(timeout=math.inf)  # the calls' own timers bound the wait
+                except ResponseError as err:  # an error reply: read whole, the connection stays in step
+                    answer = err
+                future = waiting.popleft()
+                if future.done():  # its caller stopped waiting
+                    continue
+                if isinstance(answer, ResponseError):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._conn is conn:
+                self._drop(exc)
+
+    def _drop(self, exc: Exception) -> None:
+        """Forget the connection (or the connection attempt); fail every call in flight or waiting for it."""
+        conn, self._conn = self._conn, None
+        reader, self._reader = self._reader, None
+        connecting, self._connecting = self._connecting, None
+        for task in (reader, connecting):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        waiting, self._waiting = self._waiting, deque()
+        for future in waiting:
+            if not future.done():
+                future.set_exception(exc)
+        self._fail_buffered(exc)
+        if conn is not None:  # at once, without the goodbye a clean disconnect waits for
+            transport = getattr(getattr(conn, "_writer", None), "transport", None)
+            if transport is not None:
+                transport.abort()
+            task = asyncio.get_running_loop().create_task(_release(conn, self._pool))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+
+    async def aclose(self) -> None:
+        """Wait for the calls in flight (up to the timeout), then close the connection."""
+        pending = [f for f in self._waiting if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self._timeout_s)
+        conn, self._conn = self._conn, None
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        if self._connecting is not None:
+            self._connecting.cancel()
+        if conn is not None:
+            await _release(conn, self._pool)
+
+
+def _ignore(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # a failed load shows as NOSCRIPT on the call that needs it
+
+
+async def _release(conn: Any, pool: Any) -> None:
+    """Close the connection and hand it back to its pool (which opens a new one when it is next needed)."""
+    with contextlib.suppress(Exception):
+        await conn.disconnect(nowait=True)
+    with contextlib.suppress(Exception):
+        await pool.release(conn)

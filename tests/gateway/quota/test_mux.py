@@ -1,0 +1,128 @@
+"""The calls of this process share one connection in the order they were issued; errors reach exactly the calls
+they belong to; a store that stops answering or goes away fails what was in flight, and the next call connects
+again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+
+from gateway.quota.mux import ScriptMux
+
+INCR = "return redis.call('incrby', KEYS[1], ARGV[1])"
+
+pytestmark = pytest.mark.redis
+
+
+async def test_calls_run_in_the_order_they_were_issued(state_store: aioredis.Redis, prefix: str) -> None:
+    sha = await state_store.script_load(INCR)
+    mux = ScriptMux(state_store, timeout_s=5.0)
+    key = f"{prefix}:n"
+    results = await asyncio.gather(*(mux.evalsha(sha, [key], [i]) for i in (1, 2, 3)))
+    assert results == [1, 3, 6]  # applied in the order they were issued
+    queued = mux.evalsha(sha, [key], [10])  # written at the end of this turn
+    now = mux.evalsha_now(sha, [key], [100])  # written at once, behind the one queued before it
+    assert await asyncio.gather(queued, now) == [16, 116]
+    await mux.aclose()
+
+
+async def test_an_error_reply_fails_only_its_call(state_store: aioredis.Redis, prefix: str) -> None:
+    sha = await state_store.script_load(INCR)
+    mux = ScriptMux(state_store, timeout_s=5.0)
+    key = f"{prefix}:n"
+    ok, missing, after = await asyncio.gather(
+        mux.evalsha(sha, [key], [5]),
+        mux.evalsha("0" * 40, [key], [1]),
+        mux.evalsha(sha, [key], [1]),
+        return_exceptions=True,
+    )
+    assert (ok, after) == (5, 6)
+    assert isinstance(missing, NoScriptError)
+    await mux.aclose()
+
+
+async def test_a_caller_that_stopped_waiting_is_skipped(state_store: aioredis.Redis, prefix: str) -> None:
+    sha = await state_store.script_load(INCR)
+    mux = ScriptMux(state_store, timeout_s=5.0)
+    key = f"{prefix}:n"
+    gone = mux.evalsha(sha, [key], [1])
+    kept = mux.evalsha(sha, [key], [2])
+    gone.cancel()  # its caller's timeout fired before the answer came
+    assert await kept == 3  # the command was sent all the same, as a lone command that timed out may have been
+    assert gone.cancelled()
+    await mux.aclose()
+
+
+class _Silent:
+    """A TCP server that accepts connections, reads everything and never answers (a hung store)."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.connections = 0
+
+    async def __aenter__(self) -> _Silent:
+        async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                while await reader.read(65536):
+                    pass
+            writer.close()
+
+        self.server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+async def test_a_store_that_stops_answering_fails_the_calls_in_flight_at_the_timeout_and_is_dropped() -> None:
+    async with _Silent() as silent:
+        client = aioredis.Redis(host="127.0.0.1", port=silent.port)
+        mux = ScriptMux(client, timeout_s=0.05)  # the loop's own timer (this test runs in real time: 50 ms)
+        calls = [mux.evalsha("a" * 40, ["k"], [1]) for _ in range(2)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert [type(r) for r in results] == [TimeoutError, TimeoutError]
+        later = mux.evalsha("a" * 40, ["k"], [1])  # a new connection
+        assert isinstance((await asyncio.gather(later, return_exceptions=True))[0], TimeoutError)
+        assert silent.connections == 2
+        await mux.aclose()
+        await client.aclose()
+
+
+async def test_a_store_that_cannot_be_reached_fails_the_call_and_the_next_one_tries_again() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    client = aioredis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
+    mux = ScriptMux(client, timeout_s=5.0)
+    for _ in range(2):
+        with pytest.raises(RedisConnectionError):
+            await mux.evalsha("a" * 40, ["k"], [1])
+    await mux.aclose()
+
+
+async def test_a_connection_lost_fails_what_was_in_flight_and_the_next_call_reconnects(
+    state_store: aioredis.Redis, prefix: str
+) -> None:
+    sha = await state_store.script_load(INCR)
+    mux = ScriptMux(state_store, timeout_s=5.0)
+    key = f"{prefix}:n"
+    assert await mux.evalsha(sha, [key], [1]) == 1
+    blocked = mux.evalsha_now(sha, [key], [1])
+    mux._drop(RedisConnectionError("connection lost"))  # what the reader does when the socket closes
+    with pytest.raises(RedisConnectionError):
+        await blocked
+    assert await mux.evalsha(sha, [key], [1]) in (2, 3)  # the lost command may or may not have run
+    await mux.aclose()
