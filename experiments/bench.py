@@ -115,8 +115,24 @@ class Conn:
         self.w.close()
 
 
-async def throughput(port: int, req: bytes, connections: int, seconds: float) -> dict[str, float]:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput(
+    port: int, req: bytes, connections: int, seconds: float, pid: int | None = None
+) -> dict[str, float]:
+    """Requests per second over ``connections`` keep-alive connections; with ``pid``, that process's CPU per
+    request (µs) too: the figure least moved by other work on the machine."""
     conns = [await Conn.open(port) for _ in range(connections)]
+    cpu0 = cpu_seconds(pid)
     done = errors = 0
     stop = time.perf_counter() + seconds
 
@@ -130,9 +146,10 @@ async def throughput(port: int, req: bytes, connections: int, seconds: float) ->
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(c) for c in conns))
     elapsed = time.perf_counter() - t0
+    cpu_us = (cpu_seconds(pid) - cpu0) / max(done, 1) * 1e6
     for c in conns:
         c.close()
-    return {"rps": done / elapsed, "requests": done, "errors": errors}
+    return {"rps": done / elapsed, "requests": done, "errors": errors, "cpu_us": cpu_us}
 
 
 async def latencies(port: int, req: bytes, n: int) -> tuple[list[float], list[float]]:
@@ -184,7 +201,10 @@ def quota_store(tmp: Path, procs: Procs) -> Store:
 class Targets:
     """The systems under comparison: name -> (port, request bytes), for JSON and for streaming requests."""
 
-    def __init__(self, sim: int, fwd: int, gw: int) -> None:
+    def __init__(self, sim: int, fwd: int, gw: int, pids: Mapping[str, int] | None = None) -> None:
+        pids = pids or {}
+        self.pid = {"direct": pids.get("simulator"), "forwarder": pids.get("forwarder")}
+        self.pid |= {"gateway": pids.get("gateway"), "gateway_quota": pids.get("gateway")}
         self.json = {
             "direct": (sim, request_bytes(sim, PATH, BODY, auth=False)),
             "forwarder": (fwd, request_bytes(fwd, PATH, BODY, auth=False)),
@@ -208,7 +228,7 @@ async def throughput_rounds(t: Targets, seconds: float) -> dict[str, Any]:
     for _ in range(THROUGHPUT_ROUNDS):
         one = {}
         for n in names:
-            m = await throughput(*t.json[n], 32, seconds / THROUGHPUT_ROUNDS)
+            m = await throughput(*t.json[n], 32, seconds / THROUGHPUT_ROUNDS, pid=t.pid[n])
             runs[n].append(m)
             one[n] = m["rps"]
         rounds.append(one)
@@ -219,6 +239,7 @@ async def throughput_rounds(t: Targets, seconds: float) -> dict[str, Any]:
             "requests": total,
             "errors": sum(m["errors"] for m in runs[n]),
             "rounds_rps": [m["rps"] for m in runs[n]],
+            "cpu_us": sum(m["cpu_us"] * m["requests"] for m in runs[n]) / max(total, 1),
         }
     out["gateway_ratio"] = benchreport.rps_ratio(rounds, "gateway", "forwarder")
     out["gateway_quota_ratio"] = benchreport.rps_ratio(rounds, "gateway_quota", "forwarder")
@@ -281,11 +302,14 @@ async def run(seconds: float, samples: int, tmp: Path, procs: Procs) -> dict[str
         ),
         ("gateway", pinned([py, "-m", "gateway", "--config", str(cfg)], front), gw_port),
     ]
+    pids = {}
     for name, args, port in starts:
         log = tmp / f"{name}.log"
-        wait_tcp(port, procs.add(spawn(name, args, log_path=log, env=env)), log)
+        proc = procs.add(spawn(name, args, log_path=log, env=env))
+        wait_tcp(port, proc, log)
+        pids[name] = proc.pid
     try:
-        t = Targets(sim_port, fwd_port, gw_port)
+        t = Targets(sim_port, fwd_port, gw_port, pids)
         out: dict[str, Any] = {"seconds": seconds, "samples": samples, "quota_store": _store_label(store)}
         out["throughput"] = await throughput_rounds(t, seconds)
         out["latency"] = latency_figures(await latency_rounds(t.json, samples, first_byte=False))

@@ -158,6 +158,7 @@ def table(result: Mapping[str, Any]) -> str:
         lines.append(f"{label:30}" + "".join(f"{c:>14}" for c in cells))
 
     row("RPS @32 conns", [f"{tp[k]['rps']:.0f}" if k in tp else "" for k in keys])
+    row("CPU per request @32 (us)", [f"{tp[k]['cpu_us']:.0f}" if k in tp and "cpu_us" in tp[k] else "" for k in keys])
     row("latency p50 @1 (ms)", [f"{lat[k]['p50_ms']:.3f}" if k in lat else "" for k in keys])
     row("latency p99 @1 (ms)", [f"{lat[k]['p99_ms']:.3f}" if k in lat else "" for k in keys])
     row("added p50 @1 vs upstream (ms)", [f"+{lat[k]['added_p50_ms']:.3f}" if k != "direct" else "" for k in keys])
