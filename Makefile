@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools serve test lint fmt bench lock clean experiment experiments scenarios loadtest report slo-check rebaseline baseline incident
+.PHONY: help install tools serve test lint fmt bench soak lock clean experiment experiments scenarios loadtest report slo-check rebaseline baseline incident
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ lint: $(STAMP) ## ruff and mypy (strict on gateway/)
 fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format gateway simulators experiments reports tests
 	$(BIN)/ruff check --fix gateway simulators experiments reports tests
+
+soak: $(STAMP) ## 10 minutes of mixed traffic at a fixed rate, quotas on Redis: RSS, fds, Redis memory, latency drift [SOAK_S=600 RATE=100]
+	$(PY) -m experiments.soak $(if $(SOAK_S),--seconds $(SOAK_S)) $(if $(RATE),--rate $(RATE)) --out runs/soak
 
 bench: $(STAMP) ## the gateway vs the thinnest forwarder in one run: ratios, floors (quota on real Redis)
 	$(PY) -m experiments.bench
