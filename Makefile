@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools serve test lint fmt bench soak lock clean experiment experiments scenarios loadtest report slo-check rebaseline baseline incident
+.PHONY: help install tools serve test lint fmt bench soak capacity lock clean experiment experiments scenarios loadtest report slo-check rebaseline baseline incident
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ fmt: $(STAMP) ## format the code
 
 soak: $(STAMP) ## 10 minutes of mixed traffic at a fixed rate, quotas on Redis: RSS, fds, Redis memory, latency drift [SOAK_S=600 RATE=100]
 	$(PY) -m experiments.soak $(if $(SOAK_S),--seconds $(SOAK_S)) $(if $(RATE),--rate $(RATE)) --out runs/soak
+
+capacity: $(STAMP) ## Redis commands and CPU per request with --workers 2 and with two replicas on one Redis
+	$(PY) -m experiments.capacity
 
 bench: $(STAMP) ## the gateway vs the thinnest forwarder in one run: ratios, floors (quota on real Redis)
 	$(PY) -m experiments.bench
