@@ -1,5 +1,5 @@
-"""Dollar budgets on Redis: one EVALSHA to reserve (reserve.lua), one to settle (settle.lua), batched with the
-other script calls of the same event-loop turn (gateway/quota/batch.py).
+"""Dollar budgets on Redis: one EVALSHA to reserve (reserve.lua), one to settle (settle.lua), on one connection
+in the order they are issued, written with the other calls of the same event-loop turn (gateway/quota/mux.py).
 
 Keys carry the quota's prefix and the consumer as a Redis Cluster hash tag, so a request's counters (its key's
 and its consumer's) live in one slot: ``<prefix>:{<consumer>}:usd:key:<key id>:d:<day>``,
@@ -15,7 +15,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from gateway.budget.core import DAY_MS, Limit, Outcome, period_of
-from gateway.quota.batch import ScriptBatch
+from gateway.quota.mux import ScriptMux
 
 
 def _lua(name: str) -> str:
@@ -29,7 +29,7 @@ class RedisBudgets:
         self._resv_ttl_ms = reservation_ttl_ms
         self._reserve = redis.register_script(_lua("reserve.lua"))
         self._settle = redis.register_script(_lua("settle.lua"))
-        self._batch = ScriptBatch(redis, timeout_s=timeout_s)
+        self._batch = ScriptMux(redis, timeout_s=timeout_s, scripts=(self._reserve.script, self._settle.script))
 
     def key(self, consumer: str, suffix: str) -> str:
         return f"{self._prefix}:{{{consumer}}}:{suffix}"
