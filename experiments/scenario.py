@@ -6,7 +6,8 @@ timelines use the simulator's phase vocabulary (simulators/profile.py). ``faults
 for the reports; those of the upstream timelines are derived, state-store faults are written here.
 ``slo``, ``slo_gate`` and ``expectations`` are the reports' own schemas (reports.slo, reports.expectations).
 
-:func:`load_scenario` validates a file and raises :class:`ScenarioError` naming the file and each bad field.
+:func:`load_scenario` validates a file and raises :class:`ScenarioError` naming the file and every problem at
+once, each by its path (``load.phases[0].end_s``; experiments/validate.py).
 :func:`scaled` compresses every timeline of a scenario (the duration scale of real-time runs).
 """
 
@@ -17,12 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from experiments.validate import profile_problem_lines, reference_problems, schema_problems
 from gateway.budget.settings import Budget
 from gateway.quota.settings import Limits
+from reports.expectations import EVALUATORS as EXPECTATION_KINDS
 from reports.expectations import Expectation
 from reports.slo import SloGate, SloSpec
+from simulators.profile import ProfileError
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 STATE_STORE = "state_store"
@@ -152,37 +156,6 @@ class Scenario(_M):
     slo_gate: SloGate = SloGate()
     expectations: list[Expectation] = []
 
-    @model_validator(mode="after")
-    def _references(self) -> Scenario:
-        consumers = [c.name for c in self.consumers]
-        upstreams = [u.name for u in self.upstreams]
-        _unique("consumers", consumers)
-        _unique("consumer keys", [c.key for c in self.consumers])
-        _unique("upstreams", upstreams)
-        for ph in self.load.phases:
-            _window(f"load phase {ph.name!r}", ph.start_s, ph.end_s, self.duration_s)
-            for c in ph.mix or {}:
-                if c not in consumers:
-                    raise ValueError(f"load phase {ph.name!r}: unknown consumer {c!r} in mix")
-        for sp in self.load.spikes:
-            _window(f"spike {sp.name!r}", sp.start_s, sp.end_s, self.duration_s)
-            if sp.consumer is not None and sp.consumer not in consumers:
-                raise ValueError(f"spike {sp.name!r}: unknown consumer {sp.consumer!r}")
-        if sum(c.share for c in self.consumers) <= 0:
-            raise ValueError("consumers: at least one needs share > 0")
-        for f in self.faults:
-            if f.upstream not in (*upstreams, STATE_STORE):
-                raise ValueError(f"faults: unknown upstream {f.upstream!r} (or {STATE_STORE!r})")
-            _window(f"fault {f.kind!r}", f.start_s, f.end_s or self.duration_s, self.duration_s)
-        for i, e in enumerate(self.expectations):
-            provider = getattr(e, "provider", None)
-            if provider is not None and provider not in upstreams:
-                raise ValueError(f"expectations[{i}]: unknown provider {provider!r}")
-            consumer = getattr(e, "consumer", None)
-            if consumer is not None and consumer not in consumers:
-                raise ValueError(f"expectations[{i}]: unknown consumer {consumer!r}")
-        return self
-
     def upstream(self, name: str) -> UpstreamSpec:
         return next(u for u in self.upstreams if u.name == name)
 
@@ -194,8 +167,8 @@ class Scenario(_M):
             for ph in u.timeline:
                 kind = str(ph.get("type", "fault")).replace("-", "_")
                 mode = ph.get("mode")
-                start = float(ph.get("start", 0.0)) * scale
-                end = ph.get("end")
+                start = float(ph.get("start_s", 0.0)) * scale
+                end = ph.get("end_s")
                 out.append(
                     {
                         "upstream": u.name,
@@ -222,19 +195,6 @@ class Scenario(_M):
         return d
 
 
-def _unique(what: str, names: list[str]) -> None:
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ValueError(f"{what}: duplicates {dup}")
-
-
-def _window(what: str, start: float, end: float, duration: float) -> None:
-    if not start < end:
-        raise ValueError(f"{what}: start_s ({start:g}) must be before end_s ({end:g})")
-    if end > duration + 1e-9:
-        raise ValueError(f"{what}: end_s ({end:g}) is past duration_s ({duration:g})")
-
-
 def list_scenarios(directory: Path = SCENARIOS_DIR) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.yaml"))
 
@@ -244,24 +204,47 @@ def scenario_path(ref: str | Path, directory: Path = SCENARIOS_DIR) -> Path:
     return p if p.suffix in (".yaml", ".yml") else directory / f"{ref}.yaml"
 
 
+def _profile_problems(raw: Any) -> list[str]:
+    """Each upstream's simulator profile, checked on its own so every bad one is named."""
+    from experiments.resolve import profile_of  # resolve imports this module
+
+    out = []
+    for i, u in enumerate(raw.get("upstreams") if isinstance(raw.get("upstreams"), list) else []):
+        try:
+            spec = UpstreamSpec.model_validate(u)
+        except ValidationError:
+            continue  # its fields are reported by the schema check
+        try:
+            profile_of(spec)
+        except ProfileError as exc:
+            out += profile_problem_lines(i, str(exc))
+    return out
+
+
 def parse_scenario(raw: Any, *, source: str = "<scenario>") -> Scenario:
+    """Validate a scenario mapping; :class:`ScenarioError` lists every problem, each by its path."""
     if not isinstance(raw, dict):
         raise ScenarioError(f"{source}: a scenario is a mapping")
+    problems: list[str] = []
+    sc: Scenario | None = None
     try:
         sc = Scenario.model_validate(raw)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"  {loc}: {msg}")
-        raise ScenarioError(f"{source}: invalid scenario:\n" + "\n".join(lines)) from None
-    from experiments.resolve import check_resolvable  # validates profiles and the gateway overlay
+        problems += schema_problems(exc, {"expectations": set(EXPECTATION_KINDS)})
+    problems += reference_problems(raw) + _profile_problems(raw)
+    if sc is not None and not problems:  # the gateway overlay needs the whole scenario
+        from experiments.resolve import check_resolvable
 
-    try:
-        check_resolvable(sc)
-    except ValueError as exc:
-        raise ScenarioError(f"{source}: invalid scenario:\n  {exc}") from None
+        try:
+            check_resolvable(sc)
+        except ValueError as exc:
+            problems.append(f"gateway: {str(exc).strip()}")
+    if problems or sc is None:
+        n = len(problems)
+        raise ScenarioError(
+            f"{source}: invalid scenario ({n} problem{'s' if n != 1 else ''}):\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
     return sc
 
 

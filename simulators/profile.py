@@ -4,7 +4,7 @@ A profile is a YAML file in ``simulators/profiles/`` or a plain dict (experiment
 Keys may be written kebab-case (``time-to-first-token``, as llm-d-inference-sim spells its flags) or
 snake_case. Latencies are milliseconds, phase windows and periods are seconds of simulator time.
 
-Phase windows are ``[start, end)`` seconds since the simulator started (``end`` omitted = forever) and/or
+Phase windows are ``[start_s, end_s)`` seconds since the simulator started (``end_s`` omitted = forever) and/or
 ``[from-request, to-request)`` request sequence numbers. ``timeline.scale`` stretches every window and period
 (``scale: 0.1`` plays a 10-minute timeline in one minute); it does not touch latencies.
 """
@@ -105,14 +105,24 @@ class Prices(_M):
 
 class _Phase(_M):
     name: str | None = None
-    start: float = Field(default=0.0, ge=0, description="s since simulator start")
-    end: float | None = Field(default=None, description="s since simulator start; none = forever")
+    start_s: float = Field(default=0.0, ge=0, description="s since simulator start")
+    end_s: float | None = Field(default=None, description="s since simulator start; none = forever")
     from_request: int | None = Field(default=None, ge=0, description="first request seq (inclusive)")
     to_request: int | None = Field(default=None, ge=0, description="last request seq (exclusive)")
     toxicity: float = Field(default=1.0, ge=0, le=1, description="probability the phase applies to a request")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            old = sorted(k for k in ("start", "end") if k in v)
+            if old:
+                new = ", ".join(f"{k}_s" for k in old)
+                raise ValueError(f"time fields are spelled start_s/end_s (seconds): write {new}, not {', '.join(old)}")
+        return v
+
     def covers(self, tau: float, seq: int) -> bool:
-        if tau < self.start or (self.end is not None and tau >= self.end):
+        if tau < self.start_s or (self.end_s is not None and tau >= self.end_s):
             return False
         if self.from_request is not None and seq < self.from_request:
             return False
@@ -134,7 +144,7 @@ class Flapping(_Phase):
     hang_timeout: float = Field(default=0.0, ge=0)
 
     def is_down(self, tau: float) -> bool:
-        pos = ((tau - self.start) % self.period) / self.period
+        pos = ((tau - self.start_s) % self.period) / self.period
         down = pos < self.down_fraction if self.first == "down" else pos >= 1 - self.down_fraction
         return down
 

@@ -66,42 +66,50 @@ BAD: list[tuple[str, Any, list[str]]] = [
     ("negative duration", _with("duration_s", -1), ["duration_s", "greater than 0"]),
     ("bad name", _with("name", "Has Spaces"), ["name", "pattern"]),
     ("short description", _with("description", "short"), ["description"]),
-    ("phase past the end", _with("load.phases.0.end_s", 90), ["load phase 'steady'", "end_s (90)", "duration_s (60)"]),
-    ("phase ends before it starts", _with("load.phases.0.start_s", 60), ["start_s (60) must be before end_s (60)"]),
-    ("no phases", _with("load.phases", []), ["load.phases", "at least 1"]),
+    ("phase past the end", _with("load.phases.0.end_s", 90), ["load.phases[0].end_s: 90 is past duration_s (60)"]),
+    (
+        "phase ends before it starts",
+        _with("load.phases.0.start_s", 60),
+        ["load.phases[0]: start_s (60) must be before end_s (60)"],
+    ),
+    ("no phases", _with("load.phases", []), ["load.phases: ", "at least 1"]),
     (
         "unknown flavour",
         _with("upstreams.0.flavour", "anthropic"),
-        ["upstreams.0.flavour", "'openai', 'vllm' or 'gemini'"],
+        ["upstreams[0].flavour: ", "'openai', 'vllm' or 'gemini'"],
     ),
     ("unknown profile", _with("upstreams.0.profile", "no-such-profile"), ["no-such-profile"]),
-    ("unknown consumer in a mix", _with("load.phases.0.mix", {"nobody": 1.0}), ["unknown consumer 'nobody'"]),
+    (
+        "unknown consumer in a mix",
+        _with("load.phases.0.mix", {"nobody": 1.0}),
+        ["load.phases[0].mix: unknown consumer 'nobody'"],
+    ),
     (
         "spike from an unknown consumer",
         _with("load.spikes", [{"start_s": 1, "end_s": 2, "rps": 1, "consumer": "ghost"}]),
-        ["spike 'spike'", "unknown consumer 'ghost'"],
+        ["load.spikes[0].consumer: unknown consumer 'ghost'"],
     ),
     ("duplicate upstreams", _with("upstreams", GOOD["upstreams"] * 2), ["upstreams: duplicates ['openai']"]),
-    ("short key", _with("consumers.0.key", "abc"), ["consumers.0.key", "at least 8"]),
-    ("client retries", _with("consumers.0.client", {"retries": 99}), ["consumers.0.client.retries"]),
+    ("short key", _with("consumers.0.key", "abc"), ["consumers[0].key: ", "at least 8"]),
+    ("client retries", _with("consumers.0.client", {"retries": 99}), ["consumers[0].client.retries: "]),
     (
         "fault on an unknown upstream",
         _with("faults", [{"upstream": "redis", "kind": "outage", "start_s": 1}]),
-        ["faults: unknown upstream 'redis'"],
+        ["faults[0].upstream: unknown upstream 'redis'"],
     ),
-    ("unknown expectation kind", _with("expectations.0.kind", "vibes"), ["expectations.0", "vibes"]),
+    ("unknown expectation kind", _with("expectations.0.kind", "vibes"), ["expectations[0]: ", "vibes"]),
     (
         "expectation on an unknown provider",
         _with("expectations", [{"kind": "breaker_stays_closed", "provider": "azure"}]),
-        ["expectations[0]: unknown provider 'azure'"],
+        ["expectations[0].provider: unknown provider 'azure'"],
     ),
     (
         "expectation field typo",
         _with("expectations.0", {"kind": "min_availability", "valeu": 0.9}),
-        ["expectations.0.min_availability.valeu"],
+        ["expectations[0].valeu (min_availability): "],
     ),
     ("bad gateway overlay", _with("gateway", {"router": {"retry": {"max_attempts": "many"}}}), ["max_attempts"]),
-    ("bad slo", _with("slo", {"availability": 2}), ["slo.availability"]),
+    ("bad slo", _with("slo", {"availability": 2}), ["slo.availability: "]),
 ]
 
 
@@ -114,6 +122,36 @@ def test_a_bad_scenario_names_the_file_and_the_field(tmp_path: Path, raw: Any, n
     assert str(path) in message
     for needle in needles:
         assert needle in message
+
+
+def test_every_problem_is_reported_at_once_in_one_path_notation(tmp_path: Path) -> None:
+    raw = _with("duration_s", 30)  # the phase now ends past the run
+    raw["consumers"][0]["key"] = "abc"  # a schema error
+    raw["upstreams"][0]["profile"] = "no-such-profile"  # a profile error
+    raw["upstreams"].append(  # a second upstream, its timeline in the old spelling
+        {
+            "name": "vllm",
+            "flavour": "vllm",
+            "model": "m",
+            "profile": "vllm-8b-h100",
+            "timeline": [{"type": "outage", "start": 5}],
+        }
+    )
+    raw["expectations"] = [{"kind": "breaker_stays_closed", "provider": "azure"}, {"kind": "min_availability"}]
+    path = _write(tmp_path, raw)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"{path}: invalid scenario (6 problems):"
+    assert lines[1:] == [
+        "  consumers[0].key: String should have at least 8 characters",
+        "  expectations[1].value (min_availability): Field required",
+        "  load.phases[0].end_s: 60 is past duration_s (30)",
+        "  expectations[0].provider: unknown provider 'azure'",
+        "  upstreams[0].profile: unknown base profile 'no-such-profile'; known: " + lines[5].split("known: ", 1)[1],
+        "  upstreams[1].timeline[0] (outage): time fields are spelled start_s/end_s (seconds): "
+        "write start_s, not start",
+    ]
 
 
 @pytest.mark.parametrize(

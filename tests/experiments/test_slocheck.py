@@ -113,7 +113,7 @@ def test_end_to_end_a_change_that_burns_more_budget_than_declared_fails(tmp_path
     capsys.readouterr()
     # the change: every upstream answers 503 for the last half of the run
     for u in raw["upstreams"]:
-        u["timeline"] = [{"type": "outage", "start": 60, "mode": 503}]
+        u["timeline"] = [{"type": "outage", "start_s": 60, "mode": 503}]
     (scenarios / "baseline.yaml").write_text(yaml.safe_dump(raw))
     assert main(args) == 1
     out = capsys.readouterr().out

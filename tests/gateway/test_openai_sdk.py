@@ -91,7 +91,7 @@ async def test_rate_limit_is_rate_limit_error(make_gateway: Any) -> None:
 
 async def test_upstream_outage_is_a_5xx_error(make_gateway: Any) -> None:
     settings = make_settings()
-    outage = {"base": "instant", "timeline": [{"type": "outage", "start": 0, "end": 3600, "mode": 503}]}
+    outage = {"base": "instant", "timeline": [{"type": "outage", "start_s": 0, "end_s": 3600, "mode": 503}]}
     client = sdk(await make_gateway(settings, openai_profile=outage))
     with pytest.raises(openai.InternalServerError) as info:
         await client.chat.completions.create(model="gpt-4o-mini", messages=MSG)

@@ -15,7 +15,7 @@ PROFILE = {
     "output": {"output-tokens": 30, "output-tokens-std-dev": 20},
     "timeline": [
         {"type": "degradation", "failure-injection-rate": 0.2, "failure-types": ["server_error", "overloaded"]},
-        {"type": "latency_spike", "start": 2, "end": 4, "factor": 2, "latency": 100, "jitter": 50},
+        {"type": "latency_spike", "start_s": 2, "end_s": 4, "factor": 2, "latency": 100, "jitter": 50},
         {"type": "outage", "toxicity": 0.1, "mode": 500},
         {"type": "budget_exhaustion", "after-tokens": 3000},
     ],
@@ -67,7 +67,7 @@ BYTES_PROFILE = {
     "capacity": {"max-num-seqs": 4, "time-factor-under-load": 2.0},
     "timeline": [
         {"type": "degradation", "failure-injection-rate": 0.15, "failure-types": ["server_error", "overloaded", "429"]},
-        {"type": "latency_spike", "start": 1, "end": 3, "factor": 3, "jitter": 40, "latency": 100},
+        {"type": "latency_spike", "start_s": 1, "end_s": 3, "factor": 3, "jitter": 40, "latency": 100},
         {"type": "slow_stream", "toxicity": 0.2, "cut-after-tokens": 4, "cut-mode": "error"},
         {"type": "slow_stream", "toxicity": 0.2, "stall-after-tokens": 2, "stall-seconds": 0.5},
     ],

@@ -22,7 +22,7 @@ async def statuses(sim, n: int, **body) -> list[int]:
 
 async def test_outage_window_in_seconds(make_sim):
     clock = FakeClock()
-    sim = make_sim("openai", tl({"type": "outage", "start": 10, "end": 20, "mode": 503}), clock=clock)
+    sim = make_sim("openai", tl({"type": "outage", "start_s": 10, "end_s": 20, "mode": 503}), clock=clock)
     assert (await sim.chat()).status_code == 200
     clock.advance(10)
     assert (await sim.chat()).status_code == 503
@@ -39,7 +39,8 @@ async def test_outage_window_in_requests(make_sim):
 
 async def test_timeline_scale_stretches_windows(make_sim):
     clock = FakeClock()
-    profile = {"base": "instant", "timeline": {"scale": 0.1, "phases": [{"type": "outage", "start": 10, "end": 20}]}}
+    phases = [{"type": "outage", "start_s": 10, "end_s": 20}]
+    profile = {"base": "instant", "timeline": {"scale": 0.1, "phases": phases}}
     sim = make_sim("openai", profile, clock=clock)
     clock.advance(1.5)
     assert (await sim.chat()).status_code == 503
@@ -49,7 +50,7 @@ async def test_timeline_scale_stretches_windows(make_sim):
 
 async def test_vllm_health_follows_outage(make_sim):
     clock = FakeClock()
-    sim = make_sim("vllm", tl({"type": "outage", "start": 5, "end": 10, "mode": "reset"}), clock=clock)
+    sim = make_sim("vllm", tl({"type": "outage", "start_s": 5, "end_s": 10, "mode": "reset"}), clock=clock)
     assert (await sim.http.get("/health")).status_code == 200
     clock.advance(5)
     assert (await sim.http.get("/health")).status_code == 503
@@ -98,7 +99,7 @@ async def test_flapping(make_sim, first, pattern):
 async def test_latency_spike_multiplies_and_adds(make_sim):
     clock = FakeClock()
     base = {"latency": {"time-to-first-token": 100, "inter-token-latency": 10}, "output": {"output-tokens": 5}}
-    spike = {"type": "latency_spike", "start": 60, "end": 120, "factor": 3, "latency": 50}
+    spike = {"type": "latency_spike", "start_s": 60, "end_s": 120, "factor": 3, "latency": 50}
     sim = make_sim("openai", tl(spike, **base), clock=clock)
     await sim.chat()
     clock.advance(60)
@@ -207,7 +208,7 @@ async def test_slow_stream_cut_eof_is_a_silent_truncation(make_sim):
 
 async def test_budget_exhaustion_after_tokens_until_phase_end(make_sim):
     clock = FakeClock()
-    ph = {"type": "budget_exhaustion", "start": 0, "end": 60, "after-tokens": 100}
+    ph = {"type": "budget_exhaustion", "start_s": 0, "end_s": 60, "after-tokens": 100}
     sim = make_sim("openai", tl(ph), clock=clock)
     seen = await statuses(sim, 6)  # each request: 12 prompt + 16 completion tokens
     assert seen == [200, 200, 200, 200, 429, 429]
@@ -224,7 +225,7 @@ async def test_budget_exhaustion_after_dollars(make_sim):
 
 async def test_rate_limit_phase(make_sim):
     clock = FakeClock()
-    sim = make_sim("openai", tl({"type": "rate_limit", "start": 0, "end": 30, "rpm": 3}), clock=clock)
+    sim = make_sim("openai", tl({"type": "rate_limit", "start_s": 0, "end_s": 30, "rpm": 3}), clock=clock)
     seen = await statuses(sim, 4)
     assert seen == [200, 200, 200, 429]
     resp = await sim.chat()
@@ -238,7 +239,7 @@ async def test_phases_compose(make_sim):
     clock = FakeClock()
     profile = tl(
         {"type": "latency_spike", "factor": 2},
-        {"type": "outage", "start": 10, "end": 20, "mode": 500},
+        {"type": "outage", "start_s": 10, "end_s": 20, "mode": 500},
         {"type": "rate_limit", "rpm": 100},
         latency={"time-to-first-token": 100},
     )

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.clock import FakeClock
 from simulators import ProfileError, list_profiles, load_profile
-from simulators.profile import Outage
+from simulators.profile import Outage, profile_from_dict
 
 
 def test_every_shipped_profile_loads_and_says_what_it_is():
@@ -27,7 +27,7 @@ def test_dict_with_base_scale_and_aliases():
     raw = {
         "base": "openai-gpt-4o",
         "latency": {"inter_token_latency": 20},
-        "timeline": {"scale": 2, "phases": [{"type": "outage", "start": 5, "end": 10, "mode": 503}]},
+        "timeline": {"scale": 2, "phases": [{"type": "outage", "start_s": 5, "end_s": 10, "mode": 503}]},
     }
     p = load_profile(raw)
     assert p.model == "gpt-4o" and p.latency.inter_token_latency == 20
@@ -79,7 +79,7 @@ async def test_control_endpoint_switches_profile_and_restarts_the_timeline(make_
     assert (await sim.chat()).status_code == 200
     clock.advance(100)
     resp = await sim.http.post(
-        "/_sim/profile", json={"profile": {"base": "instant", "timeline": [{"type": "outage", "end": 5}]}}
+        "/_sim/profile", json={"profile": {"base": "instant", "timeline": [{"type": "outage", "end_s": 5}]}}
     )
     assert resp.status_code == 200
     assert (await sim.chat()).status_code == 503  # t = 0 on the new timeline
@@ -98,7 +98,7 @@ async def test_control_reset_starts_afresh(make_sim):
     clock = FakeClock()
     prof = {
         "base": "instant",
-        "timeline": [{"type": "outage", "start": 10, "end": 20}, {"type": "rate_limit", "rpm": 2}],
+        "timeline": [{"type": "outage", "start_s": 10, "end_s": 20}, {"type": "rate_limit", "rpm": 2}],
     }
     sim = make_sim("vllm", prof, control=True, clock=clock, seed=4)
     first = (await sim.chat()).json()
@@ -120,3 +120,11 @@ async def test_control_reset_starts_afresh(make_sim):
     for bad in ({"seed": 1.5}, {"seed": True}, [1]):
         assert (await sim.http.post("/_sim/reset", json=bad)).status_code == 400
     assert (await sim.http.post("/_sim/reset", content=b"{")).status_code == 400
+
+
+def test_phase_windows_have_one_spelling_start_s_end_s() -> None:
+    expected = r"timeline\.phases\.0\.outage: .*spelled start_s/end_s .*write end_s, start_s, not end, start"
+    with pytest.raises(ProfileError, match=expected):
+        profile_from_dict({"base": "instant", "timeline": [{"type": "outage", "start": 5, "end": 10}]})
+    ok = profile_from_dict({"base": "instant", "timeline": [{"type": "outage", "start_s": 5, "end_s": 10}]})
+    assert (ok.timeline.phases[0].start_s, ok.timeline.phases[0].end_s) == (5, 10)

@@ -13,7 +13,7 @@ from gateway.clock import LoopClock, run_virtual
 from gateway.transport import AsgiTransport
 from simulators import create_app as create_simulator
 
-SLOW_FIRST_TOKEN = {"base": "instant", "timeline": [{"type": "latency_spike", "start": 0, "latency": 3000}]}
+SLOW_FIRST_TOKEN = {"base": "instant", "timeline": [{"type": "latency_spike", "start_s": 0, "latency": 3000}]}
 PAYLOAD = {"model": "m", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
 
 

@@ -58,7 +58,7 @@ async def cluster(redis_server_url: str, tmp_path: Path, key_prefix: str) -> Asy
     profile = tmp_path / "down.yaml"
     profile.write_text(
         yaml.safe_dump(
-            {"description": "every request gets 503", "base": "instant", "timeline": [{"type": "outage", "start": 0}]}
+            {"description": "every request gets 503", "base": "instant", "timeline": [{"type": "outage", "start_s": 0}]}
         )
     )
     sim_port, ports = free_port(), [free_port(), free_port()]

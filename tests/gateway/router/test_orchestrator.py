@@ -14,7 +14,7 @@ from gateway.errors import GatewayError, PermissionDenied, Unavailable
 
 from .conftest import make_call, profile, runtime, send, settings
 
-OUTAGE = profile({"type": "outage", "start": 0, "mode": "503"})
+OUTAGE = profile({"type": "outage", "start_s": 0, "mode": "503"})
 FAST_BREAKER = {"min_calls": 4, "failure_rate": 0.5, "consecutive_failures": 0, "cooloff_s": 5, "half_open_probes": 2}
 
 
@@ -41,7 +41,7 @@ def test_outage_fails_over_then_breaker_skips_the_dead_provider() -> None:
 
 
 def test_flapping_breaker_opens_half_opens_and_closes() -> None:
-    flapping = profile({"type": "flapping", "start": 0, "period": 20, "down-fraction": 0.25, "mode": "503"})
+    flapping = profile({"type": "flapping", "start_s": 0, "period": 20, "down-fraction": 0.25, "mode": "503"})
     breaker = {**FAST_BREAKER, "cooloff_s": 3}
 
     async def main() -> list[tuple[str, str]]:
@@ -93,7 +93,7 @@ def test_sustained_outage_upstream_calls_per_request_stay_within_budget() -> Non
 
 
 def test_mid_stream_cut_ends_with_an_error_event_and_no_done() -> None:
-    cut = profile({"type": "slow_stream", "start": 0, "cut-after-tokens": 3, "cut-mode": "reset"})
+    cut = profile({"type": "slow_stream", "start_s": 0, "cut-after-tokens": 3, "cut-mode": "reset"})
 
     async def main() -> tuple[bytes, Call]:
         rt, _ = runtime(settings(), openai=cut)
@@ -112,7 +112,7 @@ def test_mid_stream_cut_ends_with_an_error_event_and_no_done() -> None:
 
 
 def test_stream_failing_before_its_first_chunk_is_retried() -> None:
-    cut = profile({"type": "slow_stream", "start": 0, "cut-after-tokens": 0, "cut-mode": "reset"})
+    cut = profile({"type": "slow_stream", "start_s": 0, "cut-after-tokens": 0, "cut-mode": "reset"})
 
     async def main() -> list[tuple[bytes, Call]]:
         rt, _ = runtime(settings(), openai=cut)
@@ -153,7 +153,7 @@ def test_pinning_rules() -> None:
 
 
 def test_insufficient_quota_fails_over_and_skips_the_provider() -> None:
-    broke = profile({"type": "outage", "start": 0, "mode": "insufficient_quota"})
+    broke = profile({"type": "outage", "start_s": 0, "mode": "insufficient_quota"})
 
     async def main() -> None:
         rt, tr = runtime(settings(), openai=broke)
@@ -216,7 +216,7 @@ def test_guardrail_truncates_a_stream() -> None:
 
 @pytest.mark.parametrize("header", ["0.5", "0.001"])
 def test_client_deadline_bounds_every_attempt(header: str) -> None:
-    hang = profile({"type": "outage", "start": 0, "mode": "hang"})
+    hang = profile({"type": "outage", "start_s": 0, "mode": "hang"})
 
     async def main() -> float:
         rt, _ = runtime(settings(), openai=hang, vllm=hang)

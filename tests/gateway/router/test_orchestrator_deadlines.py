@@ -12,7 +12,7 @@ from gateway.errors import DeadlineExceeded, GatewayError
 
 from .conftest import make_call, profile, runtime, send, settings, sse_events
 
-HANG = profile({"type": "outage", "start": 0, "mode": "hang"})
+HANG = profile({"type": "outage", "start_s": 0, "mode": "hang"})
 FAST_BREAKER = {"min_calls": 4, "failure_rate": 0.5, "consecutive_failures": 0, "cooloff_s": 5}
 LONG_STREAM = {"base": "instant", "latency": {"inter-token-latency": 100}, "output": {"output-tokens": 50}}
 
@@ -75,7 +75,7 @@ def test_the_deadline_ends_a_long_stream_with_an_error_event_and_no_done() -> No
 
 
 def test_a_stall_past_the_idle_limit_mid_stream_ends_with_an_error_event() -> None:
-    stall = profile({"type": "slow_stream", "start": 0, "stall-after-tokens": 3, "stall-seconds": 30})
+    stall = profile({"type": "slow_stream", "start_s": 0, "stall-after-tokens": 3, "stall-seconds": 30})
 
     async def main() -> tuple[bytes, Call, float]:
         rt, _ = runtime(settings({"timeouts": {"stream_idle_s": 2.0}}), openai=stall)

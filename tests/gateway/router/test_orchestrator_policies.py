@@ -204,7 +204,7 @@ def test_chaos_faults_by_provider_model_and_consumer(rule: dict[str, Any], outco
 
 
 def test_retry_and_budget_decisions_are_recorded() -> None:
-    outage = profile({"type": "outage", "start": 0, "mode": "503"})
+    outage = profile({"type": "outage", "start_s": 0, "mode": "503"})
     calls = _run({"retry": {"max_attempts": 3}}, 4, openai=outage, vllm=outage)
     steps = calls[0].record.decisions["retry_decisions"]
     assert steps[0]["action"] == "failover" and steps[0]["budget"] == "healthy_failover"
@@ -237,7 +237,7 @@ def test_an_injected_fault_is_tagged_in_the_logs_the_metrics_and_the_request_log
 
 
 def test_breaker_transitions_and_budget_refusals_reach_the_logs_metrics_and_request_log() -> None:
-    outage = profile({"type": "outage", "start": 0, "mode": "503"})
+    outage = profile({"type": "outage", "start_s": 0, "mode": "503"})
     breaker = {"min_calls": 4, "failure_rate": 0.5, "consecutive_failures": 0, "cooloff_s": 1000}
 
     async def main() -> tuple[list[Call], list[Any], Any]:
