@@ -1,9 +1,11 @@
 """``make serve``: the gateway on :8000 in front of three simulated upstreams, with an embedded state store.
 
-Starts ``python -m simulators`` three times (OpenAI-like on 127.0.0.1:9101, vLLM-like on :9102, Gemini-like on
-:9103), then the gateway with
-deploy/gateway.example.yaml in this process. The simulators are children that die with this process (they are
-sent SIGTERM on exit and, on Linux, by the kernel if this process is killed): Ctrl-C leaves nothing behind.
+First checks that every port it needs is free (the gateway's, its metrics port, and the simulators' 9101-9103
+on 127.0.0.1) and stops, naming the busy ones, if not. Then starts ``python -m simulators`` three times
+(OpenAI-like on :9101, vLLM-like on :9102, Gemini-like on :9103) and the gateway (``python -m gateway`` with
+deploy/gateway.example.yaml), and prints the banner only once every one of them answers. Every process is a
+child that dies with this one (SIGTERM on exit and, on Linux, from the kernel if this process is killed):
+Ctrl-C leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -16,11 +18,29 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
+
+import yaml
 
 CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "gateway.example.yaml"
 DEMO_KEY = "fl-demo-3c1f9a7e52d84b06"
+HOST = "127.0.0.1"
 UPSTREAMS = [("openai", "openai-gpt-4o-mini", 9101), ("vllm", "vllm-8b-h100", 9102), ("gemini", "gemini-flash", 9103)]
+
+
+@dataclass(frozen=True)
+class Service:
+    """One process of the demo: what it is, its command, and the URL that answers once it is ready."""
+
+    name: str
+    port: int
+    cmd: Sequence[str]
+    ready_url: str
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -28,51 +48,152 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _wait_listening(port: int, within_s: float = 15.0) -> bool:
-    end = time.monotonic() + within_s
-    while time.monotonic() < end:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return True
-        time.sleep(0.05)
-    return False
+def port_free(port: int, host: str = HOST) -> bool:
+    """Whether ``host:port`` can be bound now (nothing listens there)."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
-def main() -> int:
-    from gateway.main import main as serve_gateway
+def busy_ports(services: Sequence[Service], extra: Sequence[tuple[str, int]] = ()) -> list[str]:
+    """``"8000 (gateway)"`` for each port that is taken."""
+    wanted = [(s.name, s.port) for s in services] + list(extra)
+    return [f"{port} ({name})" for name, port in wanted if port and not port_free(port)]
 
-    children: list[subprocess.Popen[bytes]] = []
+
+def answers(url: str) -> bool:
+    """Whether an HTTP GET gets any HTTP answer (an error status is an answer: the server is up)."""
     try:
-        for flavour, profile, port in UPSTREAMS:
-            cmd = [sys.executable, "-m", "simulators", "--flavour", flavour, "--profile", profile]
-            cmd += ["--seed", "7", "--name", flavour, "--port", str(port)]
-            children.append(subprocess.Popen(cmd, preexec_fn=_die_with_parent))
-        for (flavour, _, port), child in zip(UPSTREAMS, children, strict=True):
-            if not _wait_listening(port) or child.poll() is not None:
-                print(f"faultline: the {flavour} simulator did not start on port {port}", file=sys.stderr)
-                return 1
-        print(
-            "\nFaultline gateway  http://127.0.0.1:8000/v1\n"
-            f"demo API key       {DEMO_KEY}\n"
-            "models             gpt-4o-mini (OpenAI-like 3 : vLLM-like 1, Gemini-like fallback), llama-3.1-8b\n"
-            "                   (vLLM-like), gemini-flash (Gemini-like)\n"
-            "metrics            http://127.0.0.1:9090/metrics\n"
-            "upstreams          http://127.0.0.1:9101 (openai sim), :9102 (vllm sim), :9103 (gemini sim)\n"
-            "Ctrl-C stops everything.\n",
-            flush=True,
+        with urllib.request.urlopen(url, timeout=1.0):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def wait_ready(
+    services: Sequence[Service],
+    procs: Sequence[subprocess.Popen[bytes]],
+    *,
+    within_s: float,
+    ready: Callable[[str], bool] = answers,
+    poll_s: float = 0.1,
+) -> str | None:
+    """None when every service answers within ``within_s``; else the name of one that exited or never answered."""
+    pending = list(zip(services, procs, strict=True))
+    deadline = time.monotonic() + within_s
+    while pending:
+        for svc, proc in list(pending):
+            if proc.poll() is not None:
+                return f"{svc.name} exited with status {proc.returncode}"
+            if ready(svc.ready_url):
+                pending.remove((svc, proc))
+        if pending and time.monotonic() > deadline:
+            return f"{pending[0][0].name} did not answer on {pending[0][0].ready_url} within {within_s:g} s"
+        if pending:
+            time.sleep(poll_s)
+    return None
+
+
+def _sim_cmd(flavour: str, profile: str, port: int) -> list[str]:
+    args = ["--flavour", flavour, "--profile", profile, "--seed", "7", "--name", flavour, "--port", str(port)]
+    return [sys.executable, "-m", "simulators", *args]
+
+
+def services(config: Path = CONFIG) -> tuple[list[Service], int]:
+    """The simulators and the gateway, and the gateway's metrics port (0: none), from the demo configuration."""
+    server = (yaml.safe_load(config.read_text()) or {}).get("server") or {}
+    port, metrics_port = int(server.get("port", 8000)), int(server.get("metrics_port", 0))
+    out = [
+        Service(
+            f"{flavour} simulator",
+            sim_port,
+            _sim_cmd(flavour, profile, sim_port),
+            f"http://{HOST}:{sim_port}/v1/models",
         )
-        return serve_gateway(["--config", str(CONFIG)])
+        for flavour, profile, sim_port in UPSTREAMS
+    ]
+    out.append(
+        Service(
+            "gateway",
+            port,
+            [sys.executable, "-m", "gateway", "--config", str(config)],
+            f"http://{HOST}:{port}/v1/health",
+        )
+    )
+    return out, metrics_port
+
+
+def banner(port: int, metrics_port: int) -> str:
+    metrics = f"http://{HOST}:{metrics_port}/metrics" if metrics_port else "off"
+    return (
+        f"\nFaultline gateway  http://{HOST}:{port}/v1\n"
+        f"demo API key       {DEMO_KEY}\n"
+        "models             gpt-4o-mini (OpenAI-like 3 : vLLM-like 1, Gemini-like fallback), llama-3.1-8b\n"
+        "                   (vLLM-like), gemini-flash (Gemini-like)\n"
+        f"metrics            {metrics}\n"
+        f"upstreams          http://{HOST}:9101 (openai sim), :9102 (vllm sim), :9103 (gemini sim)\n"
+        "Ctrl-C stops everything.\n"
+    )
+
+
+def serve(
+    svcs: Sequence[Service],
+    metrics_port: int,
+    *,
+    out: TextIO,
+    err: TextIO,
+    spawn: Callable[[Sequence[str]], subprocess.Popen[bytes]],
+    ready: Callable[[str], bool] = answers,
+    within_s: float = 30.0,
+) -> int:
+    """Check the ports, start everything, print the banner once all of it answers, then wait for the gateway."""
+    busy = busy_ports(svcs, [("gateway metrics", metrics_port)])
+    if busy:
+        print(
+            f"faultline: port(s) already in use on {HOST}: {', '.join(busy)}. Stop what listens there "
+            "(`ss -ltnp` shows it), or change server.port / metrics_port in the configuration.",
+            file=err,
+        )
+        return 1
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs += [spawn(s.cmd) for s in svcs]
+        problem = wait_ready(svcs, procs, within_s=within_s, ready=ready)
+        if problem is not None:
+            print(f"faultline: {problem}; stopping", file=err)
+            return 1
+        gateway = next(s for s in svcs if s.name == "gateway")
+        print(banner(gateway.port, metrics_port), file=out, flush=True)
+        return procs[-1].wait()
     except KeyboardInterrupt:
         return 0
     finally:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        _stop(procs)
+
+
+def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _spawn(cmd: Sequence[str]) -> subprocess.Popen[bytes]:  # pragma: no cover - real processes
+    return subprocess.Popen(list(cmd), preexec_fn=_die_with_parent)
+
+
+def main() -> int:
+    svcs, metrics_port = services()
+    return serve(svcs, metrics_port, out=sys.stdout, err=sys.stderr, spawn=_spawn)
 
 
 if __name__ == "__main__":

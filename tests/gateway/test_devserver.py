@@ -1,0 +1,93 @@
+"""``make serve``: the ports are checked before anything starts, and the banner is printed only once every
+process answers."""
+
+from __future__ import annotations
+
+import io
+import socket
+
+from gateway import devserver
+from gateway.devserver import Service, serve
+
+
+class FakeProc:
+    def __init__(self) -> None:
+        self.returncode: int | None = None
+        self.signals: list[int] = []
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.returncode = 0
+        return 0
+
+    def send_signal(self, sig: int) -> None:
+        self.signals.append(sig)
+
+    def kill(self) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _services() -> list[Service]:
+    sim, gw = _free_port(), _free_port()
+    return [
+        Service("openai simulator", sim, ["sim"], f"http://127.0.0.1:{sim}/v1/models"),
+        Service("gateway", gw, ["gw"], f"http://127.0.0.1:{gw}/v1/health"),
+    ]
+
+
+def test_a_busy_port_stops_it_before_anything_starts() -> None:
+    svcs = _services()
+    spawned: list[object] = []
+    out, err = io.StringIO(), io.StringIO()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", svcs[1].port))
+        holder.listen()
+        status = serve(svcs, 0, out=out, err=err, spawn=lambda cmd: spawned.append(cmd) or FakeProc())  # type: ignore[func-returns-value]
+    assert status == 1 and spawned == [] and out.getvalue() == ""
+    assert f"{svcs[1].port} (gateway)" in err.getvalue() and "already in use" in err.getvalue()
+
+
+def test_the_banner_waits_until_every_process_answers() -> None:
+    svcs = _services()
+    out, err = io.StringIO(), io.StringIO()
+    asked: list[str] = []
+
+    def ready(url: str) -> bool:
+        asked.append(url)
+        assert out.getvalue() == "", "the banner came before everything answered"
+        return asked.count(url) >= 3  # each answers on its third try
+
+    status = serve(svcs, 0, out=out, err=err, spawn=lambda cmd: FakeProc(), ready=ready, within_s=60)  # type: ignore[arg-type,return-value]
+    assert status == 0
+    assert out.getvalue().count("Faultline gateway") == 1
+    assert f"http://127.0.0.1:{svcs[1].port}/v1" in out.getvalue()
+
+
+def test_no_banner_when_the_gateway_never_answers() -> None:
+    svcs = _services()
+    out, err = io.StringIO(), io.StringIO()
+    procs: list[FakeProc] = []
+
+    def spawn(cmd: object) -> FakeProc:
+        procs.append(FakeProc())
+        return procs[-1]
+
+    status = serve(svcs, 0, out=out, err=err, spawn=spawn, ready=lambda url: "models" in url, within_s=0)  # type: ignore[arg-type]
+    assert status == 1 and out.getvalue() == ""
+    assert "gateway did not answer" in err.getvalue()
+    assert all(p.signals for p in procs)  # everything started is stopped
+
+
+def test_the_demo_services_come_from_the_example_configuration() -> None:
+    svcs, metrics_port = devserver.services()
+    gateway = svcs[-1]
+    assert (gateway.name, gateway.port, metrics_port) == ("gateway", 8000, 9090)
+    assert [s.port for s in svcs[:-1]] == [9101, 9102, 9103]
