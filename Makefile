@@ -54,7 +54,7 @@ tools: $(STAMP) $(RUNTIME_VENV)/.installed ## what the tests run: validators (de
 	@for t in promtool hadolint docker-compose kubectl kubernetes-validate redis-server; do \
 	  test -x $(BIN)/$$t || command -v $$t >/dev/null || { echo "$$t is missing after make tools" >&2; exit 1; }; done
 
-serve: $(STAMP) ## gateway on :8000 with two simulated upstreams and an embedded state store
+serve: $(STAMP) ## gateway on :8000 with three simulated upstreams and an embedded state store (checks its ports first)
 	$(PY) -m gateway.devserver
 
 test: tools ## the whole test suite (installs the tools it runs first: make tools)

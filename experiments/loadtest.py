@@ -45,6 +45,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--run-time", default=None, help="stop after this long, e.g. 60s, 5m (headless default 60s)")
     ap.add_argument("--workers", type=int, default=0, help="locust worker processes under one master (0: none)")
     ap.add_argument("--scenario", default=None, help="a scenario's load shape, pacing and request mix")
+    ap.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        help="address the web UI, and a master for workers on other machines (-- --master), listen on "
+        "(default 127.0.0.1; 0.0.0.0 for every interface); local --workers always use the loopback",
+    )
     ap.add_argument("locust_args", nargs="*", help="after --: passed to locust as they are")
     return ap
 
@@ -69,13 +75,17 @@ def command(args: argparse.Namespace) -> list[str]:
     if pacing is not None:
         cmd += ["--pacing", str(pacing)]
     if args.workers:
-        cmd += locust_workers_args(args.workers)
+        cmd += locust_workers_args(args.workers)  # local workers: the master listens on the loopback
+    elif "--master" in args.locust_args:  # workers on other machines reach the master at --bind
+        cmd += ["--master-bind-host", args.bind]
     if args.headless:
         cmd += ["--headless"]
         if not args.scenario:  # else the shape sets the users and the end
             cmd += ["--users", str(args.users or 10), "--spawn-rate", f"{args.spawn_rate or 2:g}"]
             cmd += ["--run-time", args.run_time or "60s"]
-    elif not args.scenario:
+    else:
+        cmd += ["--web-host", args.bind]
+    if not args.headless and not args.scenario:
         if args.users is not None:
             cmd += ["--users", str(args.users)]
         if args.spawn_rate is not None:
@@ -98,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         parser().error(str(exc))
     if not args.headless:
-        print("locust web UI on http://127.0.0.1:8089 (Ctrl-C stops it)", file=sys.stderr, flush=True)
+        print(f"locust web UI on http://{args.bind}:8089 (Ctrl-C stops it)", file=sys.stderr, flush=True)
     os.execv(cmd[0], cmd)
     return 0  # not reached
 

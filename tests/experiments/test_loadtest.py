@@ -43,6 +43,15 @@ def test_defaults_target_make_serve_with_the_web_ui(monkeypatch):
     assert "--headless" not in cmd and "--users" not in cmd
 
 
+def test_every_listener_binds_the_loopback_unless_told_otherwise():
+    assert _opt(_cmd(), "--web-host") == "127.0.0.1"
+    assert _opt(_cmd("--headless", "--workers", "2"), "--master-bind-host") == "127.0.0.1"
+    assert _opt(_cmd("--", "--master"), "--master-bind-host") == "127.0.0.1"
+    assert "--web-host" not in _cmd("--headless") and "--master-bind-host" not in _cmd("--headless")
+    wide = _cmd("--bind", "0.0.0.0", "--", "--master")
+    assert (_opt(wide, "--web-host"), _opt(wide, "--master-bind-host")) == ("0.0.0.0", "0.0.0.0")
+
+
 def test_headless_fills_in_users_rate_and_run_time():
     cmd = _cmd("--headless", "--url", "http://gw:9000/", "--key", "k-123", "--users", "7")
     assert "--headless" in cmd
