@@ -6,7 +6,8 @@ Inputs (all in the run directory):
   (``from_state``/``to_state`` and a ``provider/model`` breaker key are accepted). When the file has any, they
   are the breaker history; otherwise the transitions noted on request records are used
   (``decisions.breaker_transitions`` or the router's ``decisions.breaker``, timed at the request's arrival when
-  they carry no ``ts``). A repeated change (same provider, same target state in a row) is kept once;
+  they carry no ``ts``). A repeated change (same provider, same target state in a row) is kept once and a
+  no-op line (``open -> open``) dropped: several workers' logs merge into one timeline;
 - ``resolved_scenario.json`` (optional): the scenario dict;
 - ``run.json`` (optional): run metadata; ``started_at`` (epoch s) sets the time origin, ``mode`` is shown.
 
@@ -269,6 +270,7 @@ def relativise(
     attempts = attempts.with_columns(t=pl.col("started") - t0).sort("t", "request_id", "idx")
     transitions = (
         transitions.drop_nulls(["provider", "to", "ts"])
+        .filter(pl.col("from").is_null() | (pl.col("from") != pl.col("to")))  # "open -> open": no change
         .with_columns(t=pl.col("ts") - t0)
         .sort("provider", "t", maintain_order=True)
         # the same change seen twice (two workers, or the request log and the events file) is kept once

@@ -45,3 +45,20 @@ def test_load_run_reads_the_directory(tmp_path):
     (tmp_path / "requests.jsonl").write_bytes(b"\n".join(lines([rec("a", 1, "ok")])))
     run = load_run(tmp_path)
     assert run.requests.height == 1 and run.scenario == {} and run.transitions.height == 0
+
+
+def test_breaker_transitions_of_several_workers_merge_into_one_timeline():
+    """Each worker logs the changes it sees; the report keeps each change once, and a no-op line never."""
+    from tests.reports.factory import T0, lines, rec
+
+    def tr(t, a, b):
+        return {"ts": T0 + t, "event": "breaker_transition", "provider": "openai", "from": a, "to": b}
+
+    worker_a = [tr(10.0, "closed", "open"), tr(20.0, "open", "half_open"), tr(20.5, "half_open", "closed")]
+    worker_b = [tr(10.2, "closed", "open"), tr(12.0, "open", "open"), tr(20.1, "open", "half_open")]
+    worker_b += [tr(20.6, "half_open", "closed")]
+    noop = {**tr(5.0, "open", "open"), "provider": "vllm"}  # a worker adopting a state it already had
+    events = sorted([*worker_a, *worker_b, noop], key=lambda e: e["ts"])
+    run = from_lines(lines([rec("a", 1.0)]), lines(events), {}, {"started_at": T0})
+    merged = run.transitions.select("t", "from", "to").rows()
+    assert merged == [(10.0, "closed", "open"), (20.0, "open", "half_open"), (20.5, "half_open", "closed")]
