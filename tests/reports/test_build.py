@@ -93,6 +93,26 @@ def test_locust_csvs_are_summarised(tmp_path):
     assert "## Load generator (locust)" in report and "| POST | /v1/chat/completions | HTTPError('429') | 5 |" in report
 
 
+def test_the_locust_total_counts_requests_not_ttft_samples(tmp_path):
+    run_dir = write_run(tmp_path / "run", [rec(f"r{i}", i, "ok") for i in range(10)], {"name": "x", "duration_s": 10})
+    header = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,95%,99%,Requests/s\n"
+    (run_dir / "locust_stats.csv").write_text(
+        header + "POST,chat,400,3,120,130,300,450,4.0\nPOST,chat stream,351,1,900,950,2000,2500,3.5\n"
+        "TTFT,ttft,371,0,200,210,500,800,3.7\n,Aggregated,1122,4,300,400,1900,2400,11.2\n"
+    )
+    (run_dir / "locust_stats_history.csv").write_text(
+        "Timestamp,User Count,Type,Name,Requests/s,95%\n1,5,,Aggregated,4.0,200\n2,10,,Aggregated,11.2,350\n"
+    )
+    s = build(run_dir, charts=False).summary
+    total = s["locust"]["aggregated"]
+    assert (total["requests"], total["failures"], total["rps"]) == (751, 4, 7.5)
+    assert total["p95_ms"] is None and "TTFT" in total["name"]
+    assert "peak_rps" not in s["locust"]["history"]
+    report = (run_dir / "report.md").read_text()
+    assert "| Total (requests; TTFT samples excluded) | 751 |" in report and "1,122" not in report
+    assert "Rows of type TTFT are not requests" in report
+
+
 def test_cli(tmp_path, capsys):
     run_dir = write_run(tmp_path / "run", outage_run(rate=2, seed=4), outage_scenario(), outage_events())
     assert main([str(run_dir), "--no-charts"]) == 0
