@@ -157,7 +157,8 @@ def _upstream_impact(s: dict[str, Any]) -> list[str]:
     if not res["first_attempt_failed"]:
         return []
     return [
-        f"- Behind the gateway: {res['first_attempt_failed']:,} requests' first-choice provider failed or was skipped "
+        f"- Behind the gateway, over the whole run: {res['first_attempt_failed']:,} requests' first-choice provider "
+        "failed or was skipped "
         f"by an open breaker; {res['failed_over']:,} of them were served by another provider (failover share "
         f"{pct(res['failover_share'], 1)}). Upstream calls per client request: "
         f"{num(res['upstream_calls_per_request'])}."
