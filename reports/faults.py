@@ -24,8 +24,9 @@ from reports.resilience import FAILED_OVER
 from reports.slo import overall_table
 
 
-def fault_end(f: dict[str, Any], end_s: float) -> float:
-    return float(f["end_s"]) if f.get("end_s") is not None else end_s
+def fault_end(f: dict[str, Any]) -> float:
+    """The end of a fault's window; one without an end lasts as long as anything is recorded."""
+    return float(f["end_s"]) if f.get("end_s") is not None else float("inf")
 
 
 def fault_label(f: dict[str, Any]) -> str:
@@ -62,13 +63,12 @@ def fault_figures(
     requests: pl.DataFrame,
     transitions: pl.DataFrame,
     page_rules: list[dict[str, Any]],
-    end_s: float,
     duration_s: float,
 ) -> list[dict[str, Any]]:
-    """One dict per fault (in the order given); see the module docstring. ``end_s``: the last request's end."""
+    """One dict per fault (in the order given); see the module docstring."""
     out = []
     for i, f in enumerate(faults):
-        start, end = float(f["start_s"]), fault_end(f, end_s)
+        start, end = float(f["start_s"]), fault_end(f)
         upstream = str(f.get("upstream", ""))
         inside = requests.filter(_in_window(start, end))
         row = overall_table(inside).row(0, named=True)
@@ -101,7 +101,7 @@ def fault_figures(
                 "other_active": [
                     fault_label(g)
                     for j, g in enumerate(faults)
-                    if j != i and float(g["start_s"]) < end and fault_end(g, end_s) > start
+                    if j != i and float(g["start_s"]) < end and fault_end(g) > start
                 ],
             }
         )

@@ -200,7 +200,7 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
         "resilience": res,
         "impact": _impact(req, buckets, spec, fault_start),
         "fault_windows": _fault_split(req, faults, end_s),
-        "fault_impact": fault_figures(faults, req, run.transitions, alerts["availability"]["rules"], end_s, duration),
+        "fault_impact": fault_figures(faults, req, run.transitions, alerts["availability"]["rules"], duration),
         "expectations": results,
         "slo_gate": _slo_gate(gate, slo_rows),
         "buckets": buckets.drop("bucket_start").to_dicts(),
