@@ -48,6 +48,8 @@ def schedule(sc: Scenario, seed: int, settings: Settings, run_dir: Path, *, work
     for a in arrivals(sc, seed):
         headers = request_headers(mix, a.consumer.key, "-", header)
         headers.pop("x-request-id")
+        if a.consumer.client.idempotency_key:
+            headers["idempotency-key"] = f"c{a.idx:06d}"  # the same on every retry of this logical request
         rows.append(
             {
                 "i": a.idx,

@@ -102,6 +102,8 @@ class _Client:
         for attempt in range(behaviour.retries + 1):
             rid = f"c{a.idx:06d}-{attempt}"
             headers = request_headers(mix, a.consumer.key, rid, self.deadline_header)
+            if behaviour.idempotency_key:
+                headers["idempotency-key"] = f"c{a.idx:06d}"
             status, ttft, stream_error = await self._once(headers, body, a.stream)
             now = self.clock.monotonic()
             self.log.append(

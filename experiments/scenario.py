@@ -57,6 +57,9 @@ class ClientBehaviour(_M):
     retries: int = Field(default=0, ge=0, le=10)
     retry_on: list[int] = [429, 500, 502, 503, 504]
     backoff_s: float = Field(default=0.0, ge=0)
+    idempotency_key: bool = Field(
+        default=False, description="send one Idempotency-Key per logical request, the same on each of its retries"
+    )
 
 
 class ConsumerSpec(_M):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway.budget.settings import Budget, BudgetSettings
 from gateway.db.settings import DatabaseSettings
+from gateway.idempotency.settings import IdempotencySettings
 from gateway.observability.settings import ObservabilitySettings
 from gateway.quota.settings import Limits, QuotaSettings
 from gateway.router.settings import RouterSettings
@@ -110,6 +111,7 @@ class Settings(_Model):
     prices: dict[str, Price] = {}
     quota: QuotaSettings = QuotaSettings()
     budget: BudgetSettings = BudgetSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
     router: RouterSettings = RouterSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
 

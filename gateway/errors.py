@@ -9,8 +9,11 @@ Client-facing errors are :class:`GatewayError`; each renders OpenAI's body
     ├── PermissionDenied      403     permission_denied
     │   └── ModelNotAllowed   403     model_not_allowed (the key's model allowlist)
     ├── QuotaExhausted        403     insufficient_quota (daily budget spent)
+    │   └── BudgetExceeded    403     budget_exceeded (a dollar budget: gateway/budget/)
     ├── ModelNotFound         404     model_not_found
+    ├── IdempotencyConflict   409     idempotency_in_progress (the first request with the key still runs)
     ├── PayloadTooLarge       413     request_too_large
+    ├── IdempotencyMismatch   422     idempotency_key_reused (the key was used with another request body)
     ├── RateLimited           429     rate_limit_exceeded (type requests | tokens | concurrency)
     ├── UpstreamFailed        502     upstream_error
     ├── Unavailable           503     service_unavailable (shed, breakers open, state store down)
@@ -82,6 +85,22 @@ class QuotaExhausted(GatewayError):
     status = 403
     type = "insufficient_quota"
     code = "insufficient_quota"
+
+
+class BudgetExceeded(QuotaExhausted):
+    code = "budget_exceeded"
+
+
+class IdempotencyConflict(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "idempotency_in_progress"
+
+
+class IdempotencyMismatch(GatewayError):
+    status = 422
+    type = "invalid_request_error"
+    code = "idempotency_key_reused"
 
 
 class ModelNotFound(GatewayError):

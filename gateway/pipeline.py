@@ -1,8 +1,10 @@
 """The request pipeline, in one place. Read top to bottom: that is the order every request goes through.
 
-    request id -> telemetry -> auth -> parse -> [served by] -> quota -> accounting -> router -> adapter
+    request id -> telemetry -> auth -> parse -> [served by] -> [idempotency] -> quota -> [budget] -> accounting
+    -> router -> adapter
 
-(``served by`` only when some consumer has the ``served_by`` permission.)
+(``served by`` only when some consumer has the ``served_by`` permission; ``idempotency`` unless turned off;
+``budget`` only when a dollar budget can apply.)
 
 A stage is ``async (call, next_) -> Reply`` (gateway/call.py). Nothing reaches a provider before auth and quota.
 """
@@ -18,6 +20,8 @@ from gateway.accounting import AccountingStage
 from gateway.auth import AdminStage, AuthStage
 from gateway.budget.stage import BudgetStage
 from gateway.call import Call, Handler, Reply, Stage
+from gateway.idempotency.stage import IdempotencyStage
+from gateway.idempotency.store import IdempotencyStore
 from gateway.observability.stage import RequestLine, TelemetryStage, Traced, traced_handler
 from gateway.parse import ParseStage
 from gateway.quota.stage import QuotaStage
@@ -52,12 +56,23 @@ def chat_pipeline(rt: Runtime, kind: Literal["chat", "embedding"] = "chat") -> H
             Traced("auth", AuthStage(rt.keys, permission="chat"), tracing),
             ParseStage(rt.catalog, kind),
             *([ServedByStage()] if any("served_by" in c.permissions for c in rt.settings.consumers) else []),
+            *_idempotency_stage(rt),
             Traced("quota", QuotaStage(rt.quota, rt.settings), tracing),
             *_budget_stage(rt),
             AccountingStage(rt.settings.prices, rt.usage, estimates=rt.settings.quota),
         ],
         terminal=traced_handler("route", rt.router, tracing),
     )
+
+
+def _idempotency_stage(rt: Runtime) -> list[Stage]:
+    """``Idempotency-Key`` (gateway/idempotency/), unless turned off: before quota, so a replay charges nothing."""
+    s = rt.settings
+    if not s.idempotency.enabled:
+        return []
+    store = IdempotencyStore(rt.state, prefix=s.quota.key_prefix)
+    deadline = s.router.timeouts.request_deadline_s
+    return [IdempotencyStage(store, s.idempotency, deadline_s=deadline, events=rt.telemetry)]
 
 
 def _budget_stage(rt: Runtime) -> list[Stage]:

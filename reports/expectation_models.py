@@ -99,6 +99,14 @@ class MaxUpstreamCallsPerRequest(_Filtered):
     value: float = Field(gt=0)
 
 
+class MaxUpstreamCallsPerLogicalRequest(_Filtered):
+    """Upstream calls per logical request: a client's request and its retries (request ids ``<id>-<attempt>``)
+    count once."""
+
+    kind: Literal["max_upstream_calls_per_logical_request"]
+    value: float = Field(gt=0)
+
+
 class MinAvailability(_Filtered):
     kind: Literal["min_availability"]
     value: float = Field(ge=0, le=1)
@@ -181,6 +189,7 @@ Expectation = Annotated[
     | NoRequestsWhileBreakerOpen
     | MinBreakerTransitions
     | MaxUpstreamCallsPerRequest
+    | MaxUpstreamCallsPerLogicalRequest
     | MinAvailability
     | MaxTtftP95
     | MaxE2eP99

@@ -82,6 +82,15 @@ def _max_calls_per_request(exp: m.MaxUpstreamCallsPerRequest, ctx: Context) -> O
     return x is None or x <= exp.value, x, detail
 
 
+def _max_calls_per_logical_request(exp: m.MaxUpstreamCallsPerLogicalRequest, ctx: Context) -> Outcome:
+    sel = _scoped(exp, ctx.requests)
+    logical = sel["request_id"].str.replace(r"-\d+$", "").n_unique()
+    calls = int(sel["n_calls"].sum() or 0)
+    if logical == 0:
+        return True, None, "no requests in scope"
+    return calls / logical <= exp.value, calls / logical, f"{calls} calls / {logical} logical requests"
+
+
 def _min_availability(exp: m.MinAvailability, ctx: Context) -> Outcome:
     row = _scoped(exp, ctx.requests).select(VALID.sum().alias("v"), GOOD.sum().alias("g")).row(0)
     valid, good = int(row[0] or 0), int(row[1] or 0)
@@ -170,6 +179,7 @@ EVALUATORS: Mapping[str, Callable[[Any, Context], Outcome]] = MappingProxyType(
         "min_provider_share": _min_provider_share,
         "max_error_budget_consumed": _max_budget,
         "outcome_count": _outcome_count,
+        "max_upstream_calls_per_logical_request": _max_calls_per_logical_request,
         "max_spend_usd": _max_spend,
         "alert_fires_within": _alert_fires_within,
         "no_alert_fires": _no_alert_fires,
@@ -192,6 +202,7 @@ _TEXT: Mapping[str, str] = MappingProxyType(
         "max_error_budget_consumed": "{slo} error budget consumed <= {value:.3g}",
         "outcome_count": "{outcome} count in [{min}, {max}]",
         "max_spend_usd": "spend <= ${value:g}",
+        "max_upstream_calls_per_logical_request": "upstream calls per logical request (retries included) <= {value:g}",
         "alert_fires_within": "a page alert on {slo} fires within {within_s:g} s of the fault",
         "no_alert_fires": "no page alert on {slo} fires",
     }

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from gateway.budget.settings import Budget
 from gateway.config import ModelGroup, Price
-from gateway.errors import GatewayError
+from gateway.errors import BudgetExceeded
 from gateway.quota.estimate import Estimate
 from gateway.quota.replies import go_duration
 
@@ -122,12 +122,6 @@ def headers(limits: Sequence[Limit], used: Sequence[int], now_ms: int) -> dict[s
         h[f"x-ratelimit-remaining-usd-{period}"] = _money(max(0, remaining))
         h[f"x-ratelimit-reset-usd-{period}"] = go_duration(period_of(period, now_ms)[1])
     return h
-
-
-class BudgetExceeded(GatewayError):
-    status = 403
-    type = "insufficient_quota"
-    code = "budget_exceeded"
 
 
 def rejection(limits: Sequence[Limit], out: Outcome, worst: int, now_ms: int) -> BudgetExceeded:

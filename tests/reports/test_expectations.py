@@ -51,6 +51,8 @@ CASES = [
     ({"kind": "max_spend_usd", "value": 10}, True, None),
     ({"kind": "max_spend_usd", "value": 0.5, "window": [0, 60]}, False, None),  # $0.001 a request, 10 a second
     ({"kind": "max_spend_usd", "value": 0, "consumer": "nobody"}, True, 0.0),
+    ({"kind": "max_upstream_calls_per_logical_request", "value": 1.2}, True, None),
+    ({"kind": "max_upstream_calls_per_logical_request", "value": 1.0}, False, None),
     ({"kind": "no_alert_fires"}, True, 0.0),
     ({"kind": "alert_fires_within", "within_s": 30}, False, None),
 ]
