@@ -32,6 +32,7 @@ def settings(database_url: str) -> Any:
     return make_settings(
         admin_key_sha256=hash_key(ADMIN_KEY),
         database={"url": database_url},
+        budget={"redis_timeout_s": 2.0},  # a burst of 60 requests in one test process: never a 503 for slowness
         prices={"gpt-4o-mini": {"input_per_1m": PRICE_IN, "output_per_1m": PRICE_OUT}},
     )
 
@@ -50,11 +51,15 @@ async def replica(database_url: str, state: Any) -> AsyncIterator[httpx.AsyncCli
 
 
 @pytest.fixture
-def states(redis_url: str | None) -> tuple[Any, Any]:
+async def states(redis_url: str | None) -> AsyncIterator[tuple[Any, Any]]:
     if redis_url:
-        return aioredis.Redis.from_url(redis_url), aioredis.Redis.from_url(redis_url)
-    server = fakeredis.FakeServer()
-    return fakeredis.FakeAsyncRedis(server=server), fakeredis.FakeAsyncRedis(server=server)
+        pair: tuple[Any, Any] = (aioredis.Redis.from_url(redis_url), aioredis.Redis.from_url(redis_url))
+    else:
+        server = fakeredis.FakeServer()
+        pair = (fakeredis.FakeAsyncRedis(server=server), fakeredis.FakeAsyncRedis(server=server))
+    yield pair
+    for s in pair:
+        await s.aclose()
 
 
 async def arrives(replica: httpx.AsyncClient, auth: dict[str, str]) -> None:
@@ -98,8 +103,6 @@ async def test_a_cent_a_day_is_refused_exactly_across_two_replicas(database_url:
         # the other replica refuses it too
         again = await (b, a)[len(spent) % 2].post("/v1/chat/completions", json=BODY, headers=auth)
         assert again.status_code == 403
-    for s in states:
-        await s.aclose()
 
 
 async def test_concurrent_requests_never_overspend(database_url: str, states: Any) -> None:
@@ -113,5 +116,3 @@ async def test_concurrent_requests_never_overspend(database_url: str, states: An
         ok = [r for r in replies if r.status_code == 200]
         assert {r.status_code for r in replies} == {200, 403}
         assert sum(cost(r.json()["usage"]) for r in ok) <= 0.01
-    for s in states:
-        await s.aclose()

@@ -36,11 +36,15 @@ async def replica(database_url: str, state: Any) -> AsyncIterator[httpx.AsyncCli
 
 
 @pytest.fixture
-def states(redis_url: str | None) -> tuple[Any, Any]:
+async def states(redis_url: str | None) -> AsyncIterator[tuple[Any, Any]]:
     if redis_url:
-        return aioredis.Redis.from_url(redis_url), aioredis.Redis.from_url(redis_url)
-    server = fakeredis.FakeServer()
-    return fakeredis.FakeAsyncRedis(server=server), fakeredis.FakeAsyncRedis(server=server)
+        pair: tuple[Any, Any] = (aioredis.Redis.from_url(redis_url), aioredis.Redis.from_url(redis_url))
+    else:
+        server = fakeredis.FakeServer()
+        pair = (fakeredis.FakeAsyncRedis(server=server), fakeredis.FakeAsyncRedis(server=server))
+    yield pair
+    for s in pair:
+        await s.aclose()
 
 
 async def test_created_and_revoked_keys_take_effect_on_every_replica(database_url: str, states: Any) -> None:
@@ -57,5 +61,3 @@ async def test_created_and_revoked_keys_take_effect_on_every_replica(database_ur
             return {(await chat(a, made["key"])).status_code, (await chat(b, made["key"])).status_code} == {401}
 
         await eventually(refused_on_both, within_s=BOUND_S)
-    for s in states:
-        await s.aclose()
