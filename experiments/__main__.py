@@ -27,7 +27,8 @@ from typing import Any, TextIO
 import orjson
 
 from experiments.rundir import RUNS_DIR, generate_report, new_run_dir
-from experiments.scenario import Scenario, ScenarioError, list_scenarios, load_scenario, scaled
+from experiments.scenario import Scenario, ScenarioError, scaled
+from experiments.scenario_files import list_scenarios, load_scenario
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

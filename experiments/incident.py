@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 from experiments.replay import run_replay
-from experiments.scenario import SCENARIOS_DIR, load_scenario, scaled
+from experiments.scenario import SCENARIOS_DIR, scaled
+from experiments.scenario_files import load_scenario
 from reports.build import build
 from reports.charts import CHARTS
 from reports.postmortem import render_postmortem

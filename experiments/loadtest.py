@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 
 from experiments.procs import locust_workers_args
-from experiments.scenario import ScenarioError, load_scenario
+from experiments.scenario import ScenarioError
+from experiments.scenario_files import load_scenario
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 SHAPE = Path(__file__).resolve().parent / "locust_shape.py"
@@ -78,21 +79,28 @@ def command(args: argparse.Namespace) -> list[str]:
         cmd += locust_workers_args(args.workers)  # local workers: the master listens on the loopback
     elif "--master" in args.locust_args:  # workers on other machines reach the master at --bind
         cmd += ["--master-bind-host", args.bind]
+    return cmd + _ui_args(args) + list(args.locust_args)
+
+
+def _ui_args(args: argparse.Namespace) -> list[str]:
+    """Headless (users, rate and run time defaulted) or the web UI; with a scenario its shape sets them."""
     if args.headless:
-        cmd += ["--headless"]
-        if not args.scenario:  # else the shape sets the users and the end
-            cmd += ["--users", str(args.users or 10), "--spawn-rate", f"{args.spawn_rate or 2:g}"]
-            cmd += ["--run-time", args.run_time or "60s"]
-    else:
-        cmd += ["--web-host", args.bind]
-    if not args.headless and not args.scenario:
+        if args.scenario:
+            return ["--headless"]
+        return [
+            "--headless",
+            *["--users", str(args.users or 10), "--spawn-rate", f"{args.spawn_rate or 2:g}"],
+            *["--run-time", args.run_time or "60s"],
+        ]
+    out = ["--web-host", args.bind]
+    if not args.scenario:
         if args.users is not None:
-            cmd += ["--users", str(args.users)]
+            out += ["--users", str(args.users)]
         if args.spawn_rate is not None:
-            cmd += ["--spawn-rate", f"{args.spawn_rate:g}"]
+            out += ["--spawn-rate", f"{args.spawn_rate:g}"]
         if args.run_time is not None:
-            cmd += ["--run-time", args.run_time]
-    return cmd + list(args.locust_args)
+            out += ["--run-time", args.run_time]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

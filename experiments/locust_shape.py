@@ -13,7 +13,8 @@ from typing import Any
 from locust import LoadTestShape, events
 
 from experiments.loadplan import paced_users
-from experiments.scenario import Scenario, load_scenario
+from experiments.scenario import Scenario
+from experiments.scenario_files import load_scenario
 
 SPAWN_RATE = 100.0  # users started a second: a step in the rate takes effect within a second
 

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments.replay import run_replay
-from experiments.scenario import SCENARIOS_DIR, ScenarioError, list_scenarios, load_scenario, scaled
+from experiments.scenario import SCENARIOS_DIR, ScenarioError, scaled
+from experiments.scenario_files import list_scenarios, load_scenario
 from reports.build import build
 from reports.expectation_models import ExpectationError
 from reports.slocheck import Row, SloCheckResult, check_slo, load_baselines, write_baseline

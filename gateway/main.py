@@ -1,8 +1,7 @@
 """Process entry points: read the configuration and the environment, then build the app.
 
-Environment is read here and only here: ``GATEWAY_CONFIG`` (the YAML file), ``REDIS_URL`` (overrides
-``state.redis_url``), ``DATABASE_URL`` (overrides ``database.url``), ``FAULTLINE_RUN_ID`` (tags the request log),
-and each provider's ``api_key_env``.
+The environment is read here (``FAULTLINE_RUN_ID``: tags the request log) and in gateway/environ.py (the
+configuration and its overrides).
 
 ``python -m gateway`` serves; ``python -m gateway migrate`` applies the database migrations;
 ``python -m gateway keys ...`` manages virtual keys (gateway/keys/cli.py).
@@ -20,24 +19,10 @@ from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.clock import SystemClock
-from gateway.config import ConfigError, Settings, load_settings
+from gateway.config import ConfigError
+from gateway.environ import settings_from_env
 from gateway.observability.logs import EventLog
 from gateway.rng import Rng
-
-
-def settings_from_env(path: str | None = None) -> Settings:
-    config = path or os.environ.get("GATEWAY_CONFIG")
-    if not config:
-        raise ConfigError("no configuration: pass --config FILE or set GATEWAY_CONFIG")
-    settings = load_settings(config)
-    redis_url = os.environ.get("REDIS_URL")
-    if redis_url:
-        settings = settings.model_copy(update={"state": settings.state.model_copy(update={"redis_url": redis_url})})
-    database_url = os.environ.get("DATABASE_URL")
-    if database_url:
-        db = settings.database.model_copy(update={"url": database_url})
-        settings = settings.model_copy(update={"database": db})
-    return settings
 
 
 def app_from_env() -> FastAPI:

@@ -38,7 +38,9 @@ def _page_lesson(s: dict[str, Any], rule: dict[str, Any]) -> str:
     return text + "."
 
 
-def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+# One flat list of independent rules, each a condition on the summary and its sentence: splitting it would
+# scatter the rules, not simplify them.
+def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:  # noqa: C901
     well: list[str] = []
     wrong: list[str] = []
     lucky: list[str] = []

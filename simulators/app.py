@@ -45,7 +45,8 @@ class SimulatorApp:
     def flavour(self) -> Flavour:
         return self.engine.flavour
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    # The simulator's route table: one branch per endpoint, read top to bottom.
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: C901
         kind = scope["type"]
         if kind == "http":
             path, method = scope["path"], scope["method"]
@@ -228,7 +229,8 @@ class SimulatorApp:
             h += [(b"openai-processing-ms", str(ms).encode()), (b"openai-version", b"2020-10-01")]
         return h
 
-    async def _serve(
+    # One response in wire order (head, tokens with their gaps, cut or end), each fault a branch at its point.
+    async def _serve(  # noqa: C901
         self,
         d: Decision,
         req: Request,

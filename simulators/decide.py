@@ -182,7 +182,9 @@ def _scripted(kind: str, profile: Profile, base: dict[str, Any]) -> tuple[ErrorI
     return info, headers
 
 
-def decide(profile: Profile, req: Request, seq: int, t: float, rng: Rng, state: SimState) -> Decision:
+# The rules of the simulated provider in the order they apply (each draws from the RNG in that order, so the
+# replayed byte streams depend on it): one function keeps the order in one place.
+def decide(profile: Profile, req: Request, seq: int, t: float, rng: Rng, state: SimState) -> Decision:  # noqa: C901
     d = Decision(seq=seq, t=t, response_id=rng.hex_id(12))
     base: dict[str, Any] = {"model": req.model, "organization": profile.organization}
     max_tokens = req.max_tokens if req.max_tokens is not None else profile.output.default_max_tokens

@@ -9,7 +9,7 @@ prompt tokens x prefill time per token, scaled by the load factor), with vectors
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -17,11 +17,9 @@ from simulators import embeddings as emb
 from simulators import gemini
 from simulators.asgi import Receive, Scope, Send, read_body, send_json
 from simulators.decide import Decision, Request
+from simulators.engine import Engine
 from simulators.errors import ErrorInfo
 from simulators.gemini_tools import GeminiToolRender, pick_function
-
-if TYPE_CHECKING:
-    from simulators.app import SimulatorApp
 
 
 class StreamChunker(Protocol):
@@ -29,6 +27,26 @@ class StreamChunker(Protocol):
     def token(self, text: str) -> bytes: ...
     def end(self, reason: str, prompt: int, completion: int) -> bytes: ...
     def error(self, body: dict[str, Any]) -> bytes: ...
+
+
+class SimulatorApp(Protocol):
+    """What these handlers use of the simulator app (simulators/app.py)."""
+
+    engine: Engine
+
+    async def error(
+        self,
+        send: Send,
+        info: ErrorInfo,
+        status: int | None = None,
+        headers: list[tuple[bytes, bytes]] = ...,
+    ) -> None: ...
+
+    def ids(self, d: Decision) -> list[tuple[bytes, bytes]]: ...
+
+    async def generate(self, req: Request, out: Render, receive: Receive, send: Send) -> None: ...
+
+    async def fail(self, d: Decision, info: ErrorInfo, receive: Receive, send: Send) -> None: ...
 
 
 class Render(Protocol):

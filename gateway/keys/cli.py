@@ -31,6 +31,7 @@ from gateway.config import ConfigError, Settings
 from gateway.db.engine import create_engine, redact
 from gateway.db.migrate import upgrade
 from gateway.db.system import build_records
+from gateway.environ import settings_from_env
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.keys.admin import KeyAdmin, invalid_field
 from gateway.keys.model import KeyCreate
@@ -132,8 +133,6 @@ async def run(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 def main(argv: list[str]) -> int:
-    from gateway.main import settings_from_env
-
     args = _parser().parse_args(argv)
     try:
         settings = settings_from_env(args.config)

@@ -17,7 +17,7 @@ The relay knows the attempt only through :class:`RelayedAttempt`, and the router
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from gateway.adapters.base import AttemptTimeouts, ChunkStream
@@ -97,16 +97,9 @@ class Relay:
         failure: UpstreamError | None = None
         finished = False
         last: dict[str, Any] = {}
-        # Until ``safe_until`` the adapter's idle limit ends any read before the deadline; after it, each read
-        # gets a timer to the deadline (no extra cost per chunk on the common path).
-        safe_until = call.deadline - limits.idle_s
-        monotonic = clock.monotonic
-
-        def bounded() -> Awaitable[dict[str, Any] | None]:
-            return self._read(it, call.deadline, limits.idle_s, attempt.provider)
-
+        read = self._reader(it, head, call.deadline, limits.idle_s, attempt.provider)
         try:
-            chunk = head.pop(0) if head else (await anext(it, None) if monotonic() <= safe_until else await bounded())
+            chunk = await read()
             while chunk is not None:
                 if rec.ts_first_byte is None:
                     rec.ts_first_byte = clock.now()
@@ -127,9 +120,7 @@ class Relay:
                     yield frame(chunk)
                     if stop is not None:
                         break
-                chunk = (
-                    head.pop(0) if head else (await anext(it, None) if monotonic() <= safe_until else await bounded())
-                )
+                chunk = await read()
             if guards:
                 for tail in self._flush(guards, last):
                     yield frame(tail)
@@ -148,6 +139,29 @@ class Relay:
                 else:  # the client went away: no verdict on the provider
                     rec.outcome = "cancelled"
                     await attempt.end(cancelled=True)
+
+    def _reader(
+        self,
+        it: AsyncIterator[dict[str, Any]],
+        head: list[dict[str, Any]],
+        deadline: float,
+        idle_s: float,
+        provider: str,
+    ) -> Callable[[], Awaitable[dict[str, Any] | None]]:
+        """The next chunk: the held-back head first, then the stream's. Until ``safe_until`` the adapter's idle
+        limit ends any read before the deadline; after it, each read gets a timer to the deadline (no extra cost
+        per chunk on the common path)."""
+        safe_until = deadline - idle_s
+        monotonic = self._clock.monotonic
+
+        async def read() -> dict[str, Any] | None:
+            if head:
+                return head.pop(0)
+            if monotonic() <= safe_until:
+                return await anext(it, None)
+            return await self._read(it, deadline, idle_s, provider)
+
+        return read
 
     async def _read(
         self, it: AsyncIterator[dict[str, Any]], deadline: float, idle_s: float, provider: str

@@ -13,7 +13,8 @@ import pytest
 
 from experiments.replay import ReplayResult, run_replay
 from experiments.rundir import sha256_of
-from experiments.scenario import list_scenarios, load_scenario, scaled
+from experiments.scenario import scaled
+from experiments.scenario_files import list_scenarios, load_scenario
 
 SCALE = 0.25
 EMPTY_SHA = sha256_of(Path("/nonexistent"))

@@ -134,7 +134,7 @@ def test_workers_run_locusts_distributed_mode_on_this_machine():
 
 
 def test_a_scenario_sets_pacing_mix_and_shape_instead_of_users_and_run_time():
-    from experiments.scenario import load_scenario
+    from experiments.scenario_files import load_scenario
 
     sc = load_scenario("noisy-neighbor")
     cmd = _cmd("--headless", "--scenario", "noisy-neighbor")
@@ -159,7 +159,7 @@ def test_bad_scenario_or_workers_are_refused(argv):
 
 def test_the_scenario_shape_follows_the_arrival_rate():
     from experiments.loadplan import paced_users
-    from experiments.scenario import parse_scenario
+    from experiments.scenario_files import parse_scenario
 
     raw = yaml.safe_load((ROOT / "experiments" / "scenarios" / "baseline.yaml").read_text())
     raw["load"] = {

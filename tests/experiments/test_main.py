@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import experiments.__main__ as cli
-from experiments.scenario import list_scenarios, load_scenario
+from experiments.scenario_files import list_scenarios, load_scenario
 
 SCALE = ["--scale", "0.1", "--no-charts"]
 

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from experiments.loadplan import user_plan
 from experiments.procs import group_members
-from experiments.scenario import load_scenario, parse_scenario
+from experiments.scenario_files import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,7 +159,8 @@ RUNNER = """
 import sys
 from pathlib import Path
 from experiments.realtime import run_realtime
-from experiments.scenario import load_scenario, scaled
+from experiments.scenario import scaled
+from experiments.scenario_files import load_scenario
 run_realtime(scaled(load_scenario("baseline"), 0.5), Path(sys.argv[1]), scale=0.5)
 """
 

@@ -7,7 +7,7 @@ import io
 import orjson
 
 from experiments.progress import ClientTail, Progress, status_line
-from experiments.scenario import load_scenario
+from experiments.scenario_files import load_scenario
 
 
 class _Tty(io.StringIO):

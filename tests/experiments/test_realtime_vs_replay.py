@@ -23,7 +23,8 @@ import polars as pl
 import pytest
 
 from experiments.replay import run_replay
-from experiments.scenario import load_scenario, scaled
+from experiments.scenario import scaled
+from experiments.scenario_files import load_scenario
 from reports.load import load_run
 from reports.resilience import failover
 from reports.slo import GOOD, VALID

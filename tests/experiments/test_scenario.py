@@ -11,15 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from experiments.scenario import (
-    SCENARIOS_DIR,
-    STATE_STORE,
-    Scenario,
-    ScenarioError,
-    list_scenarios,
-    load_scenario,
-    scaled,
-)
+from experiments.scenario import SCENARIOS_DIR, STATE_STORE, Scenario, ScenarioError, scaled
+from experiments.scenario_files import list_scenarios, load_scenario
 from experiments.workload import arrivals
 
 GOOD: dict[str, Any] = {

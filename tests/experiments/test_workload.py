@@ -6,7 +6,8 @@ import fakeredis
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from experiments.scenario import Spike, load_scenario
+from experiments.scenario import Spike
+from experiments.scenario_files import load_scenario
 from experiments.statefault import FlakyState
 from experiments.workload import arrival_times, arrivals
 from gateway.clock import FakeClock

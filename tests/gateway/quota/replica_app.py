@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from gateway.app import create_app
-from gateway.main import settings_from_env
+from gateway.environ import settings_from_env
 from gateway.state import connect_state
 
 
