@@ -7,7 +7,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.gateway.conftest import sdk, with_gemini
+from tests.gateway.conftest import DEMO_KEY, sdk, with_gemini
 
 MSG: list[Any] = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
 PROFILE = {"output": {"output-tokens": 5}}
@@ -62,3 +62,20 @@ async def test_upstream_errors_are_openai_shaped(make_gateway: Any, mode: str, s
         await client.chat.completions.create(model="gemini-flash", messages=MSG)
     assert info.value.status_code == status
     assert "Gemini" not in info.value.message and "RESOURCE_EXHAUSTED" not in info.value.message
+
+
+@pytest.mark.parametrize("mode", ["reset", "error", "eof"])
+async def test_a_gemini_stream_cut_mid_answer_ends_with_an_error_event(make_gateway: Any, mode: str) -> None:
+    profile = {
+        "output": {"output-tokens": 8},
+        "timeline": {"phases": [{"type": "slow-stream", "cut-after-tokens": 3, "cut-mode": mode}]},
+    }
+    client = await make_gateway(with_gemini(), gemini_profile=profile)
+    resp = await client.post(
+        "/v1/chat/completions",
+        json={"model": "gemini-flash", "messages": MSG, "stream": True},
+        headers={"authorization": f"Bearer {DEMO_KEY}"},
+    )
+    events = [e for e in resp.text.split("\n\n") if e]
+    assert len([e for e in events if '"content"' in e]) >= 1
+    assert events[-1].startswith('data: {"error"') and "[DONE]" not in resp.text
