@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.budget.settings import Budget, BudgetSettings
+from gateway.cache.settings import CacheSettings
 from gateway.db.settings import DatabaseSettings
 from gateway.idempotency.settings import IdempotencySettings
 from gateway.observability.settings import ObservabilitySettings
@@ -112,6 +113,7 @@ class Settings(_Model):
     quota: QuotaSettings = QuotaSettings()
     budget: BudgetSettings = BudgetSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
+    cache: CacheSettings = CacheSettings()
     router: RouterSettings = RouterSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
 
@@ -137,6 +139,9 @@ class Settings(_Model):
             for m in allowed or ():
                 if m not in known:
                     raise ValueError(f"{where}.models: unknown model {m!r}")
+        for cached in self.cache.groups:
+            if cached not in {m.name for m in self.models}:
+                raise ValueError(f"cache.groups: unknown model group {cached!r}")
         if len({c.key_sha256 for c in self.consumers}) != len(self.consumers):
             raise ValueError("consumers: two consumers share a key")
         return self

@@ -1,10 +1,10 @@
 """The request pipeline, in one place. Read top to bottom: that is the order every request goes through.
 
-    request id -> telemetry -> auth -> parse -> [served by] -> [idempotency] -> quota -> [budget] -> accounting
-    -> router -> adapter
+    request id -> telemetry -> auth -> parse -> [served by] -> [idempotency] -> quota -> [cache] -> [budget]
+    -> accounting -> router -> adapter
 
 (``served by`` only when some consumer has the ``served_by`` permission; ``idempotency`` unless turned off;
-``budget`` only when a dollar budget can apply.)
+``cache`` only when a model group opts in; ``budget`` only when a dollar budget can apply.)
 
 A stage is ``async (call, next_) -> Reply`` (gateway/call.py). Nothing reaches a provider before auth and quota.
 """
@@ -19,6 +19,7 @@ import orjson
 from gateway.accounting import AccountingStage
 from gateway.auth import AdminStage, AuthStage
 from gateway.budget.stage import BudgetStage
+from gateway.cache.stage import CacheStage
 from gateway.call import Call, Handler, Reply, Stage
 from gateway.idempotency.stage import IdempotencyStage
 from gateway.idempotency.store import IdempotencyStore
@@ -58,6 +59,7 @@ def chat_pipeline(rt: Runtime, kind: Literal["chat", "embedding"] = "chat") -> H
             *([ServedByStage()] if any("served_by" in c.permissions for c in rt.settings.consumers) else []),
             *_idempotency_stage(rt),
             Traced("quota", QuotaStage(rt.quota, rt.settings), tracing),
+            *_cache_stage(rt),
             *_budget_stage(rt),
             AccountingStage(rt.settings.prices, rt.usage, estimates=rt.settings.quota),
         ],
@@ -73,6 +75,18 @@ def _idempotency_stage(rt: Runtime) -> list[Stage]:
     store = IdempotencyStore(rt.state, prefix=s.quota.key_prefix)
     deadline = s.router.timeouts.request_deadline_s
     return [IdempotencyStage(store, s.idempotency, deadline_s=deadline, events=rt.telemetry)]
+
+
+def _cache_stage(rt: Runtime) -> list[Stage]:
+    """The response cache (gateway/cache/), only when some model group opts in: after quota (a hit counts
+    against the request quota), before budget (a hit costs nothing upstream)."""
+    s = rt.settings
+    if not s.cache.groups:
+        return []
+    stage = CacheStage(
+        rt.state, s.cache, prefix=s.quota.key_prefix, catalog=rt.catalog, clock=rt.clock, events=rt.telemetry
+    )
+    return [Traced("cache", stage, rt.telemetry.tracing)]
 
 
 def _budget_stage(rt: Runtime) -> list[Stage]:

@@ -146,6 +146,18 @@ class Metrics:
             ["scope", "period"],
             registry=r,
         )
+        self.cache_lookups = Counter(
+            "faultline_cache_lookups",
+            "Response-cache lookups of cacheable requests: hit or miss.",
+            ["result"],
+            registry=r,
+        )
+        self.cache_bytes = Counter(
+            "faultline_cache_bytes",
+            "Response-cache bytes: served from it (hits) or stored in it.",
+            ["op"],
+            registry=r,
+        )
         self.usage_records = Counter(
             "faultline_usage_records",
             "Usage records for the database: written, or dropped (queue full while it was down, or at shutdown).",
@@ -252,6 +264,12 @@ class Metrics:
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return child
+
+    def cache_lookup(self, result: str) -> None:
+        self._child(self.cache_lookups, self.word("cache_result", result)).inc()
+
+    def cache_moved(self, op: str, n: int) -> None:
+        self._child(self.cache_bytes, self.word("cache_op", op)).inc(n)
 
     def budget_charged(self, consumer: str, usd: float) -> None:
         self._child(self.budget_spent, self.consumer(consumer)).inc(usd)

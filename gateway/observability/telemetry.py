@@ -180,6 +180,13 @@ class Telemetry:
     def budget_rejected(self, scope: str, period: str) -> None:
         self.metrics.budget_refused(scope, period)
 
+    # gateway.cache.stage.CacheEvents
+    def cache_lookup(self, result: str) -> None:
+        self.metrics.cache_lookup(result)
+
+    def cache_bytes(self, op: str, n: int) -> None:
+        self.metrics.cache_moved(op, n)
+
     # gateway.usage.writer.UsageEvents
     def usage_written(self, records: int) -> None:
         self.metrics.usage_records.labels("written").inc(records)

@@ -1,0 +1,1 @@
+"""The response cache: exact-match answers of deterministic requests, kept on Redis."""
