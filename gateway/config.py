@@ -139,11 +139,15 @@ class Settings(_Model):
             for m in allowed or ():
                 if m not in known:
                     raise ValueError(f"{where}.models: unknown model {m!r}")
-        for cached in self.cache.groups:
-            if cached not in {m.name for m in self.models}:
-                raise ValueError(f"cache.groups: unknown model group {cached!r}")
         if len({c.key_sha256 for c in self.consumers}) != len(self.consumers):
             raise ValueError("consumers: two consumers share a key")
+        return self
+
+    @model_validator(mode="after")
+    def _cached_groups(self) -> Settings:
+        unknown = sorted(set(self.cache.groups) - {m.name for m in self.models})
+        if unknown:
+            raise ValueError(f"cache.groups: unknown model group(s) {', '.join(unknown)}")
         return self
 
     def limits_for(self, consumer: Consumer) -> Limits:
