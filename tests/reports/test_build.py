@@ -130,3 +130,16 @@ def test_sixty_thousand_records_build(tmp_path):
     s = build(run_dir).summary
     assert s["run"]["records"] == len(records) > 55_000
     assert len(s["buckets"]) == 60
+
+
+def test_the_cli_line_says_broken_in_report_md_units(tmp_path, capsys):
+    """The one line `python -m reports` prints agrees with report.md: a broken SLO is BROKEN, in percent."""
+    records = [rec(f"r{i}", i, "ok" if i % 10 else "error") for i in range(100)]
+    run_dir = write_run(tmp_path / "run", records, {"name": "x", "duration_s": 100, "slo": {"availability": 0.99}})
+    assert main([str(run_dir), "--no-charts"]) == 0
+    line = capsys.readouterr().out
+    assert "availability 90.000 %" in line and "Availability (good / valid) BROKEN (1,000.0 % of budget)" in line
+    assert (
+        "| Availability (good / valid) | 99.000 % | 90.000 % | 10 / 100 | 1,000.0 % | **BROKEN** |"
+        in (run_dir / "report.md").read_text()
+    )
