@@ -203,7 +203,7 @@ _TEXT: Mapping[str, str] = MappingProxyType(
         "outcome_count": "{outcome} count in [{min}, {max}]",
         "max_spend_usd": "spend <= ${value:g}",
         "max_upstream_calls_per_logical_request": "upstream calls per logical request (retries included) <= {value:g}",
-        "alert_fires_within": "a page alert on {slo} fires within {within_s:g} s of the fault",
+        "alert_fires_within": "a page alert on {slo} fires within {within_s:g} s of the first fault",
         "no_alert_fires": "no page alert on {slo} fires",
     }
 )

@@ -81,7 +81,8 @@ def gate_table(s: dict[str, Any]) -> str:
         ]
         for b in gate.get("budgets") or []
     ]
-    reason = f"\n\nAllowed to break on purpose: {gate['reason']}" if gate.get("reason") else ""
+    why = str(gate.get("reason") or "").strip()
+    reason = f"\n\nAllowed to break on purpose: {why}{'' if why.endswith(('.', '!', '?')) else '.'}" if why else ""
     return table(["result", "SLO", "error budget used", "allowed"], rows) + reason
 
 
