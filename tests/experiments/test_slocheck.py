@@ -95,6 +95,20 @@ def test_write_with_an_overspent_budget_still_fails(tmp_path, summary):
     assert status == 1 and "burned more than allowed" in text and "not baselined" in text
 
 
+def test_rebaseline_of_one_scenario_rewrites_only_its_baseline(tmp_path, summary):
+    both = {"a": summary, "b": summary}
+    _run(tmp_path, both, ["a", "b"], write=True)
+    other = tmp_path / "bl" / "b.json"
+    other.write_text(other.read_text().replace('"schema": 2', '"schema": 2 '))  # marked: any rewrite would undo it
+    moved = json.loads(json.dumps(summary))
+    moved["figures"]["upstream_calls_per_request"] += 0.3
+    status, _text = _run(tmp_path, {"a": moved, "b": summary}, ["a"], write=True)
+    assert status == 0
+    saved = json.loads((tmp_path / "bl" / "a.json").read_text())
+    assert saved["figures"]["upstream_calls_per_request"] == moved["figures"]["upstream_calls_per_request"]
+    assert '"schema": 2 ' in other.read_text()
+
+
 def test_a_new_scenario_without_a_baseline_is_reported_as_new_with_the_command(tmp_path, summary):
     status, text = _run(tmp_path, {"fresh": summary}, ["fresh"])
     assert status == 0, text
