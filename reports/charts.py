@@ -24,7 +24,7 @@ from matplotlib.patches import Patch
 
 from reports.summary import Computed
 
-RC = {
+RC: Any = {  # matplotlib types rc keys as a Literal of every key; these are checked by matplotlib at run time
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "axes.grid": True,
@@ -43,7 +43,7 @@ FAULT_ALPHA = 0.18
 FAULT_LABEL = "fault window"
 PHASE_COLOUR = "#000000"
 PHASE_ALPHA = 0.05
-LEGEND = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "fontsize": 8}
+LEGEND: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "fontsize": 8}
 
 
 def provider_colours(c: Computed) -> dict[str, str]:
@@ -97,7 +97,7 @@ def _legend(ax: Axes, c: Computed, extra: list[Any] | None = None) -> None:
         handles.append(Patch(color=FAULT_COLOUR, alpha=FAULT_ALPHA, label=FAULT_LABEL))
         labels.append(FAULT_LABEL)
     if handles:
-        ax.legend(handles, labels, **LEGEND)  # type: ignore[arg-type]
+        ax.legend(handles, labels, **LEGEND)
 
 
 def _step(ax: Axes, x: np.ndarray, y: np.ndarray, **kw: Any) -> None:

@@ -104,7 +104,9 @@ def _quantile(exp: Any, ctx: Context, metric: str, q: float) -> Outcome:
     sel = _scoped(exp, ctx.requests).filter(pop)
     if sel.height == 0:
         return False, None, f"no good {'streamed ' if metric == 'ttft' else ''}requests in scope"
-    x = float(sel[col].quantile(q, interpolation=QUANTILE_METHOD))  # type: ignore[arg-type]
+    found = sel[col].quantile(q, interpolation=QUANTILE_METHOD)
+    assert found is not None  # a non-empty column has every quantile
+    x = float(found)
     return x <= exp.value, x, f"{metric} p{q * 100:g} over {sel.height} requests"
 
 
@@ -214,7 +216,8 @@ def describe(exp: Any) -> str:
     if "quantile" in fields:
         fields["quantile_pct"] = fields["quantile"] * 100
     fields = {k: ("-" if v is None else v) for k, v in fields.items()}
-    return _TEXT[exp.kind].format(**fields) + exp.scope()
+    text: str = _TEXT[exp.kind].format(**fields) + exp.scope()
+    return text
 
 
 def evaluate(expectations: list[Expectation], ctx: Context) -> list[dict[str, Any]]:

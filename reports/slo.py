@@ -16,12 +16,12 @@ type 7): ``QUANTILE_METHOD``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-QUANTILE_METHOD = "linear"
+QUANTILE_METHOD: Final = "linear"
 QUANTILES = (0.5, 0.95, 0.99)
 EXCLUDED = ("client_error", "quota_rejected", "cancelled")
 
@@ -166,13 +166,15 @@ def slo_results(requests: pl.DataFrame, spec: SloSpec) -> list[dict[str, object]
         bad = int(n - ev["good"].sum()) if n else 0
         ratio = (n - bad) / n if n else None
         consumed = (bad / n) / (1 - sli.objective) if n else None
+        achieved: float | None
+        target: float | None
         if sli.name == "availability":
             achieved, target = ratio, sli.objective
             met = ratio is None or ratio >= target
         else:
             col = "ttft_p95" if sli.name == "ttft_p95" else "e2e_p99"
             achieved, target = overall[col], sli.threshold_s
-            met = achieved is None or achieved <= target  # type: ignore[operator]
+            met = achieved is None or target is None or achieved <= target
         rows.append(
             {
                 "slo": sli.name,

@@ -143,7 +143,7 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
     shares = provider_share(req, duration, bucket_s)
     intervals = breaker_intervals(run.transitions, end_s)
     slo_rows = slo_results(req, spec)
-    alerts = {
+    alerts: dict[str, dict[str, Any]] = {
         sli.name: evaluate_alerts(sli_events(req, sli), sli.objective, spec, duration, end_s, fault_start)
         for sli in slis(spec)
     }

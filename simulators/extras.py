@@ -32,13 +32,14 @@ def wants_extras(payload: dict[str, Any]) -> bool:
 
 def pick_tool(payload: dict[str, Any]) -> dict[str, Any] | None:
     """The function the simulated model calls, or None when it answers in text."""
-    tools = [t.get("function") for t in payload.get("tools") or () if isinstance(t, dict)]
-    tools = [f for f in tools if isinstance(f, dict) and f.get("name")]
+    functions = [t.get("function") for t in payload.get("tools") or () if isinstance(t, dict)]
+    tools: list[dict[str, Any]] = [f for f in functions if isinstance(f, dict) and f.get("name")]
     choice = payload.get("tool_choice", "auto")
     if not tools or choice == "none":
         return None
     if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
         return next((f for f in tools if f["name"] == name), tools[0])
     messages = payload.get("messages") or []
     last = messages[-1].get("role") if messages and isinstance(messages[-1], dict) else None
