@@ -116,3 +116,30 @@ async def test_turned_off_it_is_ignored(make_gateway: GatewayFactory) -> None:
     client = await make_gateway(make_settings(idempotency={"enabled": False}))
     a, b = await post(client, BODY, "k"), await post(client, BODY, "k")
     assert orjson.loads(a.content)["id"] != orjson.loads(b.content)["id"]
+
+
+async def test_an_error_is_kept_and_a_rate_limit_is_not(make_gateway: GatewayFactory) -> None:
+    calls, wrap = recording()
+    down = {
+        "timeline": [
+            {
+                "type": "degradation",
+                "start_s": 0,
+                "end_s": 3600,
+                "failure-injection-rate": 1.0,
+                "failure-types": ["server_error"],
+            }
+        ]
+    }
+    client = await make_gateway(make_settings(router={"retry": {"max_attempts": 1}}), openai_profile=down, wrap=wrap)
+    first = await post(client, BODY, "e")
+    assert first.status_code >= 500
+    n = len(calls[0].sent)
+    again = await post(client, BODY, "e")
+    assert (again.status_code, again.content) == (first.status_code, first.content)
+    assert again.headers["idempotent-replayed"] == "true" and len(calls[0].sent) == n
+    for _ in range(2):  # consumer "other" may send 2 requests a minute
+        await post(client, BODY, None, auth=OTHER_KEY)
+    assert (await post(client, BODY, "r", auth=OTHER_KEY)).status_code == 429
+    retry = await post(client, BODY, "r", auth=OTHER_KEY)
+    assert retry.status_code == 429 and "idempotent-replayed" not in retry.headers  # a 429 released the key
