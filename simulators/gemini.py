@@ -122,6 +122,15 @@ def response(rid: str, model: str, text: str, finish: str, prompt: int, completi
     return orjson.dumps(body)
 
 
+def blocked(model: str, prompt: int) -> bytes:
+    """The answer to a prompt the safety filter blocked: no candidates, ``promptFeedback.blockReason``."""
+    ratings = [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}]
+    feedback = {"blockReason": "SAFETY", "safetyRatings": ratings}
+    return orjson.dumps(
+        {"promptFeedback": feedback, "usageMetadata": usage_metadata(prompt, None), "modelVersion": model}
+    )
+
+
 class GeminiChunker:
     """Frames of ``streamGenerateContent``: every frame a whole ``GenerateContentResponse`` whose candidate holds
     the new text; the last carries ``finishReason`` and the full ``usageMetadata``. SSE frames end with the last

@@ -223,6 +223,9 @@ class Profile(_M):
     served_models: list[str] = Field(default=[], description="models answered; empty = any model")
     max_model_len: int = Field(default=128_000, ge=16)
     embedding_dimensions: int = Field(default=1536, ge=1, description="length of an embedding before dimensions")
+    blocked_phrases: list[str] = Field(
+        default=[], description="Gemini flavour: a prompt containing one is blocked (promptFeedback.blockReason SAFETY)"
+    )
     organization: str = "org-faultline-sim"
     api_keys: list[str] | None = Field(default=None, description="accepted bearer keys; none = any")
     latency: Latency = Latency()

@@ -15,7 +15,7 @@ import orjson
 
 from simulators import embeddings as emb
 from simulators import gemini
-from simulators.asgi import Receive, Scope, Send, read_body, send_json
+from simulators.asgi import JSON_HEADER, SSE_HEADERS, Receive, Scope, Send, read_body, send_json
 from simulators.decide import Decision, Request
 from simulators.engine import Engine
 from simulators.errors import ErrorInfo
@@ -102,11 +102,25 @@ async def handle_gemini(app: SimulatorApp, scope: Scope, receive: Receive, send:
         return await app.error(send, ErrorInfo(kind="invalid_request", detail=problem))
     prompt, text = gemini.prompt_tokens(messages)
     stream = verb == "streamGenerateContent"
+    said = " ".join(str(m.get("content", "")) for m in messages)
+    if any(phrase in said for phrase in p.blocked_phrases):
+        return await _blocked(send, model, prompt, stream, gemini.wants_sse(scope))
     req = Request(model, prompt, limit, stream, key, text)
     sse = gemini.wants_sse(scope)
     function = pick_function(payload)
     out: Render = gemini.GeminiRender(stream, sse) if function is None else GeminiToolRender(stream, sse, function)
     await app.generate(req, out, receive, send)
+
+
+async def _blocked(send: Send, model: str, prompt: int, stream: bool, sse: bool) -> None:
+    """A prompt blocked by the safety filter, as Gemini answers it: 200, no candidates, a ``blockReason``."""
+    body = gemini.blocked(model, prompt)
+    if not stream:
+        return await send_json(send, 200, body)
+    frame = b"data: " + body + b"\r\n\r\n" if sse else b"[" + body + b"]"
+    headers = SSE_HEADERS if sse else [JSON_HEADER]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": frame})
 
 
 async def handle_embeddings(app: SimulatorApp, scope: Scope, receive: Receive, send: Send) -> None:

@@ -185,3 +185,11 @@ async def test_sdk_function_call_round_trip(sdk: genai.Client) -> None:
     ]
     answer = await sdk.aio.models.generate_content(model=MODEL, contents=history, config=cfg)
     assert answer.text and not answer.function_calls
+
+
+async def test_sdk_sees_a_blocked_prompt() -> None:
+    c, http = client(create_app("gemini", {**PROFILE, "blocked-phrases": ["forbidden"]}))
+    r = await c.aio.models.generate_content(model=MODEL, contents="something forbidden")
+    await http.aclose()
+    assert not r.candidates
+    assert r.prompt_feedback is not None and r.prompt_feedback.block_reason == types.BlockedReason.SAFETY

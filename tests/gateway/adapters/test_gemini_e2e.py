@@ -79,3 +79,18 @@ async def test_a_gemini_stream_cut_mid_answer_ends_with_an_error_event(make_gate
     events = [e for e in resp.text.split("\n\n") if e]
     assert len([e for e in events if '"content"' in e]) >= 1
     assert events[-1].startswith('data: {"error"') and "[DONE]" not in resp.text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_prompt_blocked_for_safety_is_content_filter(make_gateway: Any, stream: bool) -> None:
+    profile = {"blocked-phrases": ["forbidden"]}
+    client = sdk(await make_gateway(with_gemini(), gemini_profile=profile))
+    msgs = [{"role": "user", "content": "something forbidden"}]
+    if stream:
+        chunks = [
+            c async for c in await client.chat.completions.create(model="gemini-flash", messages=msgs, stream=True)
+        ]
+        assert [c.choices[0].finish_reason for c in chunks if c.choices] == ["content_filter"]
+    else:
+        resp = await client.chat.completions.create(model="gemini-flash", messages=msgs)
+        assert resp.choices[0].finish_reason == "content_filter" and resp.choices[0].message.content is None
