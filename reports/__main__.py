@@ -28,15 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     parser.add_argument("--bucket-s", type=float, default=None, help="time bucket width (default: by run length)")
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    parser.add_argument(
+        "--database", metavar="URL", help="read the request records from the gateway's database instead of the JSONL"
+    )
     args = parser.parse_args(argv)
     status = 0
     for run_dir in args.run_dirs:
-        if not (run_dir / "requests.jsonl").exists():
+        if args.database is None and not (run_dir / "requests.jsonl").exists():
             print(f"{run_dir}: no requests.jsonl", file=sys.stderr)
             status = 2
             continue
         try:
-            computed = build(run_dir, bucket_s=args.bucket_s, charts=not args.no_charts)
+            computed = build(run_dir, bucket_s=args.bucket_s, charts=not args.no_charts, database_url=args.database)
         except (ExpectationError, ValueError) as exc:
             print(f"{run_dir}: {exc}", file=sys.stderr)
             status = 2

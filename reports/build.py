@@ -24,9 +24,12 @@ def needs_postmortem(summary: dict[str, object]) -> bool:
     return bool(scenario["faults"]) or any(r["verdict"] == "broken" for r in slos)
 
 
-def build(run_dir: Path, *, bucket_s: float | None = None, charts: bool = True) -> Computed:
-    """Read ``run_dir``, compute, write the outputs next to the inputs; return the computation."""
-    run = load_run(run_dir)
+def build(
+    run_dir: Path, *, bucket_s: float | None = None, charts: bool = True, database_url: str | None = None
+) -> Computed:
+    """Read ``run_dir`` (its request records from ``database_url`` when given), compute, write the outputs next
+    to the inputs; return the computation."""
+    run = load_run(run_dir, database_url=database_url)
     run.meta["locust"] = locust_summary(run_dir)
     run.meta["metrics"] = metrics_summary(run_dir)
     computed = compute(run, bucket_s)

@@ -304,11 +304,22 @@ def from_lines(
     return RunData(requests, attempts, transitions, scenario, meta, t0)
 
 
-def load_run(run_dir: Path) -> RunData:
-    """Read a run directory (see the module docstring)."""
+def load_run(run_dir: Path, *, database_url: str | None = None) -> RunData:
+    """Read a run directory (see the module docstring); with ``database_url``, the request records come from the
+    gateway's database (reports/database.py) instead of ``requests.jsonl``."""
+    meta = _read_json(run_dir / "run.json")
+    if database_url is not None:
+        from reports.database import request_lines
+
+        run_id = meta.get("run_id")
+        if not isinstance(run_id, str):
+            raise ValueError(f"{run_dir}: run.json names no run_id to read from the database")
+        lines = request_lines(database_url, run_id)
+    else:
+        lines = _read_lines(run_dir / "requests.jsonl")
     return from_lines(
-        _read_lines(run_dir / "requests.jsonl"),
+        lines,
         _read_lines(run_dir / "events.jsonl"),
         _read_json(run_dir / "resolved_scenario.json"),
-        _read_json(run_dir / "run.json"),
+        meta,
     )

@@ -61,6 +61,7 @@ def row_of(rec: RequestRecord) -> dict[str, Any]:
         "cache": cache.get("result") if isinstance(cache, dict) else None,
         "idempotent_replay": bool(rec.decisions.get("idempotency", {}).get("replayed", False)),
         "tags": rec.tags,
+        "record": rec.to_dict(),
     }
 
 
