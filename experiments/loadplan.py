@@ -35,13 +35,14 @@ def user_plan(sc: Scenario, *, lookahead_s: float = 2.0, minimum: int = 2) -> li
 
 def paced_users(sc: Scenario, t: float) -> int:
     """Closed-loop users that send one request every ``pacing_s`` each, for the scenario's rate at ``t``
-    (``python -m experiments.loadtest --scenario``): ``max(1, ceil(rate x pacing_s))``."""
-    return max(1, math.ceil(sc.load.rate_at(t) * sc.load.pacing_s))
+    (``python -m experiments.loadtest --scenario``): ``ceil(rate x pacing_s)``, none while the rate is 0."""
+    return math.ceil(sc.load.rate_at(t) * sc.load.pacing_s)
 
 
 def schedule(sc: Scenario, seed: int, settings: Settings, run_dir: Path, *, workers: int = 0) -> dict[str, Any]:
     """The locust side's input: every arrival with its body, headers and client behaviour. With ``workers`` > 0
-    (locust's distributed mode) the plan keeps at least one user per worker, so every worker sends its share."""
+    (locust's distributed mode) the plan keeps at least one user per worker, and the workers claim arrivals and
+    mark them answered in two directories (see ``experiments/locust_scenario.py``)."""
     mix = sc.request_mix
     header = settings.router.timeouts.deadline_header
     rows = []
@@ -68,6 +69,8 @@ def schedule(sc: Scenario, seed: int, settings: Settings, run_dir: Path, *, work
         "grace_s": settings.router.timeouts.request_deadline_s + GRACE_S,
         "users": user_plan(sc, minimum=max(2, workers)),
         "workers": workers,
+        "claims_dir": str(run_dir / ".arrivals" / "claimed"),
+        "done_dir": str(run_dir / ".arrivals" / "answered"),
         "t0_file": str(run_dir / ".t0"),
         "ready_file": str(run_dir / ".locust-ready"),
         "client_log": str(run_dir / "client.jsonl"),

@@ -12,10 +12,11 @@ user stopped mid-wait would drop its arrival). The clock starts when the runner 
 into the time-origin file; the test stops once the duration has passed and nothing is in flight, or after the
 grace. Each attempt (retries included, ids ``c<idx>-<attempt>`` as in replay) is a line of ``client.jsonl``.
 
-Distributed (the schedule's ``workers`` > 0, locust started with ``--processes``): worker ``k`` of ``n`` sends the
-arrivals whose index is ``k`` modulo ``n``, so together they send each arrival once at its time; the master keeps
-the user plan (locust spreads the users over the workers) and ends the test once the duration has passed and every
-worker has said, with a ``faultline_done`` message, that its share is sent and nothing of it is in flight.
+Distributed (the schedule's ``workers`` > 0, locust started with ``--processes``): every worker walks the same
+arrivals and claims each one by creating its file in the schedule's ``claims_dir`` (``O_CREAT | O_EXCL``: one
+process wins), so each arrival is sent once, at its time, by whichever worker had a user free for it, however
+locust spreads or moves the users. A worker marks an arrival answered in ``done_dir``; the master keeps the user
+plan and ends the test once the duration has passed and every arrival is answered.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import json
 import math
 import os
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import gevent
 import requests
 from locust import LoadTestShape, User, constant, events, task
-from locust.runners import MasterRunner, WorkerRunner
 
 from experiments.locustfile import chat_call
 
@@ -49,19 +50,29 @@ class Feed:
         self.next = 0
         self.in_flight = 0
         self.t0: float | None = None
-        self.workers = int(schedule.get("workers", 0))
-        self.share: int | None = None  # this worker's index, once its share of the arrivals is taken
-        self.done_workers: set[int] = set()  # on the master: workers whose share is sent and answered
-        self.said_done = False
+        shared = int(schedule.get("workers", 0)) > 0
+        self.claims = Path(schedule["claims_dir"]) if shared else None
+        self.done = Path(schedule["done_dir"]) if shared else None
+        self.returned: deque[dict[str, Any]] = deque()  # taken by a user stopped before it could send them
 
-    def take_share(self, index: int) -> None:
-        self.arrivals = [a for a in self.arrivals if a["i"] % self.workers == index]
-        self.share = index
+    def _claim(self, idx: int) -> bool:
+        """This process sends arrival ``idx`` (always, when it is alone)."""
+        if self.claims is None:
+            return True
+        try:
+            os.close(os.open(self.claims / str(idx), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+    def answered(self, idx: int) -> None:
+        if self.done is not None:
+            (self.done / str(idx)).touch()
 
     def finished(self) -> bool:
-        """Every arrival sent and answered (in distributed mode, as the master knows from the workers)."""
-        if self.workers:
-            return len(self.done_workers) >= self.workers
+        """Every arrival sent and answered: by this process, or by all of them (distributed)."""
+        if self.done is not None:
+            return sum(1 for _ in os.scandir(self.done)) >= len(self.arrivals)
         return self.exhausted() and self.in_flight == 0
 
     def origin(self) -> float | None:
@@ -71,14 +82,17 @@ class Feed:
         return self.t0
 
     def take(self) -> dict[str, Any] | None:
-        if self.next >= len(self.arrivals):
-            return None
-        a = self.arrivals[self.next]
-        self.next += 1
-        return a
+        if self.returned:
+            return self.returned.popleft()
+        while self.next < len(self.arrivals):
+            a = self.arrivals[self.next]
+            self.next += 1
+            if self._claim(a["i"]):
+                return a
+        return None
 
     def exhausted(self) -> bool:
-        return self.next >= len(self.arrivals)
+        return self.next >= len(self.arrivals) and not self.returned
 
     def users_at(self, elapsed: float) -> int:
         n = 1
@@ -97,14 +111,7 @@ def _init(environment: Any, **_kw: Any) -> None:
     path = os.environ.get("FAULTLINE_SCHEDULE")
     if not path:
         raise SystemExit("locust_scenario.py needs $FAULTLINE_SCHEDULE (it is started by experiments.realtime)")
-    feed = Feed(json.loads(Path(path).read_text()))
-    environment.faultline_feed = feed
-    if isinstance(environment.runner, MasterRunner):
-
-        def on_done(msg: Any, **_kw: Any) -> None:
-            feed.done_workers.add(int(msg.data["index"]))
-
-        environment.runner.register_message("faultline_done", on_done)
+    environment.faultline_feed = Feed(json.loads(Path(path).read_text()))
 
 
 @events.test_start.add_listener
@@ -134,20 +141,19 @@ class ScenarioUser(User):
         if t0 is None:
             gevent.sleep(0.02)
             return
-        runner = self.environment.runner
-        if feed.workers and feed.share is None and isinstance(runner, WorkerRunner):
-            feed.take_share(runner.worker_index)
         a = feed.take()
         if a is None:
-            if isinstance(runner, WorkerRunner) and feed.in_flight == 0 and not feed.said_done:
-                runner.send_message("faultline_done", {"index": feed.share})
-                feed.said_done = True
             gevent.sleep(0.5)
             return
         feed.in_flight += 1
         try:
-            gevent.sleep(max(0.0, t0 + a["t"] - time.time()))
+            try:
+                gevent.sleep(max(0.0, t0 + a["t"] - time.time()))
+            except gevent.GreenletExit:  # this user is being stopped: another one of this process sends it
+                feed.returned.append(a)
+                raise
             self._send(a, t0)
+            feed.answered(a["i"])
         finally:
             feed.in_flight -= 1
 
@@ -191,4 +197,5 @@ class ScenarioShape(LoadTestShape):
             return None
         if elapsed >= feed.duration_s and feed.finished():
             return None
-        return max(1, math.ceil(feed.users_at(elapsed))), self.spawn_rate
+        # the origin is announced ahead of time: until it comes, keep the users of t = 0 (not the 1 of "before")
+        return max(1, math.ceil(feed.users_at(max(0.0, elapsed)))), self.spawn_rate

@@ -1,6 +1,6 @@
 """A scenario's load for ``python -m experiments.loadtest --scenario NAME`` (loaded beside ``locustfile.py``).
 
-The user count follows the scenario's arrival rate: ``max(1, ceil(rate(t) x pacing_s))`` users, each sending a
+The user count follows the scenario's arrival rate: ``ceil(rate(t) x pacing_s)`` users (none at rate 0), each sending a
 request every ``pacing_s`` (``--pacing``, set from the scenario by the loadtest command), so the request rate
 tracks the scenario's phases and spikes; the run ends at ``duration_s``. In distributed mode the shape runs on
 the master, which spreads the users over the workers.

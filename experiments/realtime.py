@@ -175,6 +175,9 @@ class _Run:
         self.grace_s = float(sched["grace_s"])
         path = self.run_dir / ".schedule.json"
         path.write_bytes(orjson.dumps(sched))
+        if self.load_workers:
+            for d in (sched["claims_dir"], sched["done_dir"]):
+                Path(d).mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", gateway_url]
         cmd += [
             "--csv",
@@ -260,6 +263,7 @@ class _Run:
             shutil.rmtree(prom_dir, ignore_errors=True)
         for name in (".t0", ".t0.tmp", ".locust-ready", ".schedule.json"):
             (self.run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(self.run_dir / ".arrivals", ignore_errors=True)
 
 
 def run_realtime(

@@ -130,6 +130,7 @@ def test_locustfile_times_first_tokens_and_flags_every_failure_kind(tmp_path):
 def test_workers_run_locusts_distributed_mode_on_this_machine():
     cmd = _cmd("--headless", "--workers", "3")
     assert _opt(cmd, "--processes") == "3"
+    assert _opt(cmd, "--master-bind-port") == _opt(cmd, "--master-port") != "5557"  # its own port
     assert "--processes" not in _cmd("--headless")
 
 
@@ -171,7 +172,7 @@ def test_the_scenario_shape_follows_the_arrival_rate():
         "spikes": [{"start_s": 30, "end_s": 40, "rps": 10.5}],
     }
     sc = parse_scenario(raw)
-    assert [paced_users(sc, t) for t in (0, 35, 59.9, 60, 119)] == [10, 31, 10, 1, 1]
+    assert [paced_users(sc, t) for t in (0, 35, 59.9, 60, 119)] == [10, 31, 10, 0, 0]
 
 
 def _start_instant_simulator(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -193,16 +194,28 @@ def _start_instant_simulator(tmp_path: Path) -> tuple[subprocess.Popen[bytes], i
 
 @pytest.mark.processes
 def test_a_master_with_two_workers_counts_what_the_workers_sent(tmp_path):
+    """Load for 3 s, then none for 5 s (more than locust's 3 s between a worker's reports), so every worker has
+    reported all it sent before the master stops; the master's totals must then be the workers' sum."""
+    raw = yaml.safe_load((ROOT / "experiments" / "scenarios" / "baseline.yaml").read_text())
+    raw["duration_s"] = 8
+    raw["load"] = {
+        "pacing_s": 0.2,
+        "phases": [
+            {"name": "load", "start_s": 0, "end_s": 3, "rps": 20},
+            {"name": "idle", "start_s": 3, "end_s": 8, "rps": 0},
+        ],
+    }
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text(yaml.safe_dump(raw))
     sim, port = _start_instant_simulator(tmp_path)
     counts = tmp_path / "counts"
     counts.mkdir()
     try:
-        argv = ["--url", f"http://127.0.0.1:{port}", "--headless", "--users", "4", "--spawn-rate", "4"]
-        argv += ["--run-time", "3s", "--pacing", "0.05", "--workers", "2", "--", "--only-summary"]
-        argv += ["--exit-code-on-error", "0"]
+        argv = ["--url", f"http://127.0.0.1:{port}", "--headless", "--scenario", str(scenario), "--workers", "2"]
+        argv += ["--", "--only-summary", "--exit-code-on-error", "0"]
         env = {**os.environ, "FAULTLINE_LOCUST_COUNTS": str(counts)}
         done = subprocess.run(
-            [sys.executable, "-m", "experiments.loadtest", *argv], capture_output=True, timeout=60, check=False, env=env
+            [sys.executable, "-m", "experiments.loadtest", *argv], capture_output=True, timeout=90, check=False, env=env
         )
         assert done.returncode == 0, done.stderr.decode()[-2000:]
     finally:

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from experiments.loadplan import user_plan
 from experiments.procs import group_members
 from experiments.scenario_files import load_scenario, parse_scenario
+from experiments.workload import arrivals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,6 +133,8 @@ def test_real_time_run_writes_the_run_directory_and_stops_every_process(tmp_path
 
     client = [orjson.loads(line) for line in (run_dir / "client.jsonl").read_bytes().splitlines()]
     assert sum(res.client_status.values()) == len(client) == res.client_requests > 0
+    sent = sorted(c["id"].rsplit("-", 1)[0] for c in client if c["id"].endswith("-0"))
+    assert sent == sorted(f"c{a.idx:06d}" for a in arrivals(sc, sc.seed))  # every arrival sent, once
     answered = {c["id"] for c in client if c["status"]}
     assert answered <= {r["request_id"] for r in records}  # the gateway logged every call it answered
     by_id = {c["id"]: c for c in client}
@@ -211,7 +214,6 @@ def test_a_distributed_run_sends_every_arrival_once_across_its_workers(tmp_path)
     import csv
 
     from experiments.realtime import run_realtime
-    from experiments.workload import arrivals
 
     raw = {k: v for k, v in SMOKE.items() if k != "faults"}
     raw["duration_s"] = 6
@@ -227,7 +229,10 @@ def test_a_distributed_run_sends_every_arrival_once_across_its_workers(tmp_path)
     client = [orjson.loads(line) for line in (run_dir / "client.jsonl").read_bytes().splitlines()]
     first_attempts = [c["id"].rsplit("-", 1)[0] for c in client if c["id"].endswith("-0")]
     expected = {f"c{a.idx:06d}" for a in arrivals(sc, sc.seed)}
-    assert sorted(first_attempts) == sorted(expected)  # each arrival sent once, none lost, none twice
+    exceptions = (run_dir / "locust_exceptions.csv").read_text()
+    lost, twice = expected - set(first_attempts), len(first_attempts) - len(set(first_attempts))
+    assert (lost, twice) == (set(), 0), exceptions  # each arrival sent once, none lost, none twice
+    assert set(first_attempts) == expected
     assert len({c["id"] for c in client}) == len(client) == res.client_requests
     with (run_dir / "locust_stats.csv").open() as f:
         total = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
