@@ -150,6 +150,11 @@ class KeyAdmin:
     async def consumer_budget(self, consumer: str, budget: Budget, actor: str) -> Result:
         if not re.match(NAME, consumer):
             raise InvalidRequest("Invalid consumer name.", param="consumer")
+        if consumer in {c.name for c in self._rt.settings.consumers}:
+            raise InvalidRequest(
+                f"The consumer '{consumer}' is defined in the configuration file; set its budget there.",
+                param="consumer",
+            )
         records = self._records
         await records.store.set_consumer_budget(consumer, budget.usd_per_day, budget.usd_per_month, actor=actor)
         await records.directory.announce()

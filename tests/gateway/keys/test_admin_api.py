@@ -93,3 +93,16 @@ async def test_configured_keys_keep_working_beside_virtual_ones(
     client = await make_gateway(settings(database_url))
     await client.post("/admin/keys", json={"name": "a"}, headers=ADMIN)
     assert (await chat(client, DEMO_KEY)).status_code == 200
+
+
+async def test_a_consumer_budget_applies_to_virtual_keys_only(make_gateway: GatewayFactory, database_url: str) -> None:
+    client = await make_gateway(settings(database_url))
+    r = await client.put("/admin/consumers/team-x/budget", json={"usd_per_day": 5}, headers=ADMIN)
+    assert r.status_code == 200 and r.json() == {
+        "object": "consumer_budget",
+        "consumer": "team-x",
+        "usd_per_day": 5.0,
+        "usd_per_month": None,
+    }
+    r = await client.put("/admin/consumers/demo/budget", json={"usd_per_day": 5}, headers=ADMIN)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "consumer"  # the configuration's own
