@@ -39,7 +39,7 @@ class Call:
     span: Any = None  # the request's tracing span, when tracing is on
     query: str = ""  # the raw query string
     path_params: dict[str, str] = field(default_factory=dict)  # the route's ``{name}`` segments
-    attributes: dict[str, Any] = field(default_factory=dict)  # stage-to-stage facts (e.g. quota reservation)
+    attributes: dict[str, Any] = field(default_factory=dict)  # stage-to-stage facts (e.g. the upstream trace headers)
     after_reply: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # see finish_with
 
     async def finish(self) -> None:

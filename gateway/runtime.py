@@ -40,7 +40,6 @@ class Runtime:
     adapters: dict[str, OpenAICompatibleAdapter]
     router: Router
     quota: QuotaLimiter
-    quota_events: QuotaEvents
     usage: UsageSink
     telemetry: Telemetry
     budgets: RedisBudgets | None = None  # dollar budgets, when any can apply (gateway/budget/)
@@ -101,7 +100,6 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, tra
         adapters=adapters,
         router=router,
         quota=QuotaLimiter(state, settings.quota, clock=clock, events=quota_events),
-        quota_events=quota_events,
         usage=UsageTotals(),
         telemetry=telemetry,
         budgets=budgets,

@@ -13,7 +13,17 @@ from typing import Any
 
 import orjson
 
-from gateway.adapters import errors as e
+from gateway.adapters.errors import (
+    UpstreamClientError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamQuotaExhausted,
+    UpstreamRateLimited,
+    UpstreamServerError,
+    UpstreamStreamCut,
+    UpstreamStreamTimeout,
+    UpstreamTimeout,
+)
 from gateway.adapters.sse import iter_data
 from gateway.transport import ConnectFailed, ConnectionLost, Transport, UpstreamResponse
 
@@ -92,27 +102,27 @@ class ChunkStream:
             return None
         except TimeoutError:
             if first:
-                raise e.UpstreamTimeout(self._provider, "no first chunk within the first-byte limit") from None
-            raise e.UpstreamStreamTimeout(self._provider, f"no chunk for {self._idle_s:g}s") from None
+                raise UpstreamTimeout(self._provider, "no first chunk within the first-byte limit") from None
+            raise UpstreamStreamTimeout(self._provider, f"no chunk for {self._idle_s:g}s") from None
         except ConnectionLost as exc:
-            raise e.UpstreamStreamCut(self._provider, f"connection lost mid-stream: {exc}") from None
+            raise UpstreamStreamCut(self._provider, f"connection lost mid-stream: {exc}") from None
 
     async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
         first = self._first_by is not None
         while True:
             data = await self._next(first)
             if data is None:
-                raise e.UpstreamStreamCut(self._provider, "stream ended without [DONE]")
+                raise UpstreamStreamCut(self._provider, "stream ended without [DONE]")
             first = False
             if data == b"[DONE]":
                 return
             try:
                 chunk = orjson.loads(data)
             except orjson.JSONDecodeError:
-                raise e.UpstreamStreamCut(self._provider, "malformed stream event") from None
+                raise UpstreamStreamCut(self._provider, "malformed stream event") from None
             if isinstance(chunk, dict) and "error" in chunk:
                 err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
-                raise e.UpstreamServerError(self._provider, f"error event mid-stream: {err.get('message', '')}")
+                raise UpstreamServerError(self._provider, f"error event mid-stream: {err.get('message', '')}")
             if isinstance(chunk, dict):
                 yield present(chunk, self._model, self._cid)
 
@@ -152,9 +162,9 @@ class OpenAICompatibleAdapter:
                     url or self._url, self._headers(request_id, headers), body, connect_timeout=t.connect_s
                 )
         except ConnectFailed as exc:
-            raise e.UpstreamConnectError(self.name, str(exc)) from None
+            raise UpstreamConnectError(self.name, str(exc)) from None
         except TimeoutError:
-            raise e.UpstreamTimeout(self.name, f"no response within {t.first_byte_s:g}s") from None
+            raise UpstreamTimeout(self.name, f"no response within {t.first_byte_s:g}s") from None
         if resp.status >= 400:
             try:
                 async with asyncio.timeout(t.idle_s):
@@ -176,7 +186,7 @@ class OpenAICompatibleAdapter:
         resp = await self._send(payload, model, request_id, headers, timeouts)
         body = await self._read_json(resp, timeouts)
         if not isinstance(body, dict) or "choices" not in body:
-            raise e.UpstreamServerError(self.name, "response is not a chat completion", status=resp.status)
+            raise UpstreamServerError(self.name, "response is not a chat completion", status=resp.status)
         present(body, str(payload.get("model") or model), reply_id(request_id))
         usage = body.get("usage") or {}
         return Completion(body, usage.get("prompt_tokens"), usage.get("completion_tokens"))
@@ -188,13 +198,13 @@ class OpenAICompatibleAdapter:
                 raw = await resp.read()
         except TimeoutError:
             await resp.aclose()
-            raise e.UpstreamTimeout(self.name, "response body did not arrive in time") from None
+            raise UpstreamTimeout(self.name, "response body did not arrive in time") from None
         except ConnectionLost as exc:
-            raise e.UpstreamStreamCut(self.name, f"connection lost reading the body: {exc}") from None
+            raise UpstreamStreamCut(self.name, f"connection lost reading the body: {exc}") from None
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise e.UpstreamServerError(self.name, "response is not JSON", status=resp.status) from None
+            raise UpstreamServerError(self.name, "response is not JSON", status=resp.status) from None
 
     async def embed(
         self,
@@ -209,7 +219,7 @@ class OpenAICompatibleAdapter:
         resp = await self._send(payload, model, request_id, headers, timeouts, url=self._embeddings_url)
         body = await self._read_json(resp, timeouts)
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise e.UpstreamServerError(self.name, "response is not an embeddings list", status=resp.status)
+            raise UpstreamServerError(self.name, "response is not an embeddings list", status=resp.status)
         body["model"] = str(payload.get("model") or model)
         usage = body.get("usage") or {}
         return Completion(body, usage.get("prompt_tokens"), 0)
@@ -230,15 +240,15 @@ class OpenAICompatibleAdapter:
         requested = str(payload.get("model") or model)
         return ChunkStream(self.name, resp, timeouts.idle_s, first_by, model=requested, cid=reply_id(request_id))
 
-    def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> e.UpstreamError:
+    def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         message, code, etype = _error_fields(raw)
         if status == 429:
             if code == "insufficient_quota" or etype == "insufficient_quota":
-                return e.UpstreamQuotaExhausted(self.name, message or "insufficient quota", status=status)
-            return e.UpstreamRateLimited(self.name, message or "rate limited", retry_after=retry_after(headers))
+                return UpstreamQuotaExhausted(self.name, message or "insufficient quota", status=status)
+            return UpstreamRateLimited(self.name, message or "rate limited", retry_after=retry_after(headers))
         if status >= 500:
-            return e.UpstreamServerError(self.name, message or f"HTTP {status}", status=status)
-        return e.UpstreamClientError(self.name, message or f"HTTP {status}", status=status, body=raw)
+            return UpstreamServerError(self.name, message or f"HTTP {status}", status=status)
+        return UpstreamClientError(self.name, message or f"HTTP {status}", status=status, body=raw)
 
 
 def _error_fields(raw: bytes) -> tuple[str, str | None, str | None]:

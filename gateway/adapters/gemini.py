@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from gateway.adapters import errors as e
 from gateway.adapters import gemini_embed
 from gateway.adapters.base import (
     AttemptTimeouts,
@@ -24,6 +23,14 @@ from gateway.adapters.base import (
     OpenAICompatibleAdapter,
     present,
     reply_id,
+)
+from gateway.adapters.errors import (
+    UpstreamClientError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamServerError,
+    UpstreamStreamCut,
+    UpstreamTimeout,
 )
 from gateway.adapters.gemini_request import TranslationError, to_gemini
 from gateway.adapters.gemini_response import StreamTranslator, classify, to_completion
@@ -53,7 +60,7 @@ class GeminiChunkStream(ChunkStream):
             first = False
             if data is None:
                 if not self._tr.finished:
-                    raise e.UpstreamStreamCut(self._provider, "stream ended before a finish reason")
+                    raise UpstreamStreamCut(self._provider, "stream ended before a finish reason")
                 tail = self._tr.finish()
                 if tail is not None:
                     yield present(tail, self._model, self._cid)
@@ -61,12 +68,12 @@ class GeminiChunkStream(ChunkStream):
             try:
                 doc = orjson.loads(data)
             except orjson.JSONDecodeError:
-                raise e.UpstreamStreamCut(self._provider, "malformed stream event") from None
+                raise UpstreamStreamCut(self._provider, "malformed stream event") from None
             if not isinstance(doc, dict):
                 continue
             if "error" in doc:
                 err = doc["error"] if isinstance(doc["error"], dict) else {"message": str(doc["error"])}
-                raise e.UpstreamServerError(self._provider, f"error event mid-stream: {err.get('message', '')}")
+                raise UpstreamServerError(self._provider, f"error event mid-stream: {err.get('message', '')}")
             chunk = self._tr.frame(doc)
             if chunk is not None:
                 yield present(chunk, self._model, self._cid)
@@ -97,9 +104,9 @@ class GeminiAdapter(OpenAICompatibleAdapter):
             async with asyncio.timeout(t.first_byte_s):
                 resp = await self._transport.send(url, headers, body, connect_timeout=t.connect_s)
         except ConnectFailed as exc:
-            raise e.UpstreamConnectError(self.name, str(exc)) from None
+            raise UpstreamConnectError(self.name, str(exc)) from None
         except TimeoutError:
-            raise e.UpstreamTimeout(self.name, f"no response within {t.first_byte_s:g}s") from None
+            raise UpstreamTimeout(self.name, f"no response within {t.first_byte_s:g}s") from None
         if resp.status >= 400:
             try:
                 async with asyncio.timeout(t.idle_s):
@@ -113,7 +120,7 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         try:
             return orjson.dumps(to_gemini(payload))
         except TranslationError as exc:
-            raise e.UpstreamClientError(self.name, str(exc), status=400) from None
+            raise UpstreamClientError(self.name, str(exc), status=400) from None
 
     async def complete(
         self,
@@ -131,15 +138,15 @@ class GeminiAdapter(OpenAICompatibleAdapter):
                 raw = await resp.read()
         except TimeoutError:
             await resp.aclose()
-            raise e.UpstreamTimeout(self.name, "response body did not arrive in time") from None
+            raise UpstreamTimeout(self.name, "response body did not arrive in time") from None
         except ConnectionLost as exc:
-            raise e.UpstreamStreamCut(self.name, f"connection lost reading the body: {exc}") from None
+            raise UpstreamStreamCut(self.name, f"connection lost reading the body: {exc}") from None
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise e.UpstreamServerError(self.name, "response is not JSON", status=resp.status) from None
+            raise UpstreamServerError(self.name, "response is not JSON", status=resp.status) from None
         if not isinstance(doc, dict) or not ("candidates" in doc or "promptFeedback" in doc):
-            raise e.UpstreamServerError(self.name, "response is not a GenerateContentResponse", status=resp.status)
+            raise UpstreamServerError(self.name, "response is not a GenerateContentResponse", status=resp.status)
         body = to_completion(doc, model=model, created=self._created())
         present(body, str(payload.get("model") or model), reply_id(request_id))
         u = body["usage"]
@@ -158,13 +165,13 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         try:
             body = orjson.dumps(gemini_embed.to_batch(payload, model))
         except TranslationError as exc:
-            raise e.UpstreamClientError(self.name, str(exc), status=400) from None
+            raise UpstreamClientError(self.name, str(exc), status=400) from None
         url = f"{self._base}/models/{model}:batchEmbedContents"
         resp = await self._post(url, body, request_id, headers, timeouts)
         doc = await self._read_json(resp, timeouts)
         out = gemini_embed.from_batch(doc, payload) if isinstance(doc, dict) else None
         if out is None:
-            raise e.UpstreamServerError(self.name, "response is not a batchEmbedContents answer", status=resp.status)
+            raise UpstreamServerError(self.name, "response is not a batchEmbedContents answer", status=resp.status)
         return Completion(out, out["usage"]["prompt_tokens"], 0)
 
     async def open_stream(
@@ -183,5 +190,5 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         requested, cid = str(payload.get("model") or model), reply_id(request_id)
         return GeminiChunkStream(self.name, resp, timeouts.idle_s, first_by, translator, model=requested, cid=cid)
 
-    def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> e.UpstreamError:
+    def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         return classify(self.name, status, raw)

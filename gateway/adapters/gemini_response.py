@@ -24,7 +24,13 @@ from typing import Any
 
 import orjson
 
-from gateway.adapters import errors as e
+from gateway.adapters.errors import (
+    UpstreamClientError,
+    UpstreamError,
+    UpstreamQuotaExhausted,
+    UpstreamRateLimited,
+    UpstreamServerError,
+)
 
 _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
 _DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
@@ -197,7 +203,7 @@ def error_fields(raw: bytes) -> tuple[str, str, list[Any]]:
     return str(err.get("message") or ""), str(err.get("status") or ""), details if isinstance(details, list) else []
 
 
-def classify(provider: str, status: int, raw: bytes) -> e.UpstreamError:
+def classify(provider: str, status: int, raw: bytes) -> UpstreamError:
     """429 RESOURCE_EXHAUSTED: a rate limit (its RetryInfo delay as ``retry_after``), or, naming a per-day quota
     without a RetryInfo, an exhausted quota that retrying does not help; 5xx (INTERNAL, UNAVAILABLE,
     DEADLINE_EXCEEDED): a server error; a 400 ``API_KEY_INVALID`` and 401/403 (UNAUTHENTICATED,
@@ -208,10 +214,10 @@ def classify(provider: str, status: int, raw: bytes) -> e.UpstreamError:
     if status == 429:
         delay = _retry_delay(details)
         if delay is None and _daily(details):
-            return e.UpstreamQuotaExhausted(provider, message, status=429)
-        return e.UpstreamRateLimited(provider, message, retry_after=delay)
+            return UpstreamQuotaExhausted(provider, message, status=429)
+        return UpstreamRateLimited(provider, message, retry_after=delay)
     if status >= 500:
-        return e.UpstreamServerError(provider, message, status=status)
+        return UpstreamServerError(provider, message, status=status)
     if status == 400 and _reason(details) == "API_KEY_INVALID":
-        return e.UpstreamClientError(provider, message, status=401, body=raw)
-    return e.UpstreamClientError(provider, f"{code}: {message}" if code else message, status=status, body=raw)
+        return UpstreamClientError(provider, message, status=401, body=raw)
+    return UpstreamClientError(provider, f"{code}: {message}" if code else message, status=status, body=raw)

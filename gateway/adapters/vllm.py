@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.adapters import errors as e
 from gateway.adapters.base import OpenAICompatibleAdapter, retry_after
+from gateway.adapters.errors import UpstreamError, UpstreamRateLimited
 
 
 class VLLMAdapter(OpenAICompatibleAdapter):
     kind = "vllm"
 
-    def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> e.UpstreamError:
+    def classify(self, status: int, headers: Mapping[str, str], raw: bytes) -> UpstreamError:
         if status == 429:  # vLLM has no billing: a 429 is always its queue or a rate limiter in front of it
-            return e.UpstreamRateLimited(self.name, "vLLM is at capacity", retry_after=retry_after(headers))
+            return UpstreamRateLimited(self.name, "vLLM is at capacity", retry_after=retry_after(headers))
         return super().classify(status, headers, raw)

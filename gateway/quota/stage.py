@@ -51,7 +51,6 @@ class QuotaStage:
             )
         call.record.decisions["quota"]["backend"] = reservation.backend
         call.response_headers.update(ratelimit_headers(decision, limits))
-        call.attributes["quota"] = reservation
         try:
             reply = await next_(call)
         except BaseException:

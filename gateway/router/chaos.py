@@ -18,7 +18,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from gateway.adapters import errors as ue
+from gateway.adapters.errors import (
+    UpstreamClientError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamServerError,
+    UpstreamTimeout,
+)
 from gateway.router.settings import ChaosRule, ChaosSettings
 
 
@@ -67,16 +74,16 @@ class Chaos:
         return hit
 
 
-def injected_error(provider: str, injection: Injection) -> ue.UpstreamError:
+def injected_error(provider: str, injection: Injection) -> UpstreamError:
     """The classified error an ``error`` / ``abort`` / ``timeout`` injection stands for."""
     note = "injected by gateway chaos"
     if injection.fault == "abort":
-        return ue.UpstreamConnectError(provider, f"connection aborted ({note})")
+        return UpstreamConnectError(provider, f"connection aborted ({note})")
     if injection.fault == "timeout":
-        return ue.UpstreamTimeout(provider, f"no first byte ({note})")
+        return UpstreamTimeout(provider, f"no first byte ({note})")
     status = injection.status
     if status == 429:
-        return ue.UpstreamRateLimited(provider, f"rate limited ({note})", retry_after=None)
+        return UpstreamRateLimited(provider, f"rate limited ({note})", retry_after=None)
     if status >= 500:
-        return ue.UpstreamServerError(provider, f"HTTP {status} ({note})", status=status)
-    return ue.UpstreamClientError(provider, f"HTTP {status} ({note})", status=status)
+        return UpstreamServerError(provider, f"HTTP {status} ({note})", status=status)
+    return UpstreamClientError(provider, f"HTTP {status} ({note})", status=status)

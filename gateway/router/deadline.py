@@ -18,8 +18,8 @@ import math
 from collections.abc import Awaitable, Mapping
 from typing import TypeVar
 
-from gateway.adapters import errors as ue
 from gateway.adapters.base import AttemptTimeouts
+from gateway.adapters.errors import UpstreamError, UpstreamStreamTimeout, UpstreamTimeout
 from gateway.clock import Clock
 from gateway.errors import DeadlineExceeded, InvalidRequest
 from gateway.router.settings import TimeoutSettings
@@ -27,7 +27,7 @@ from gateway.router.settings import TimeoutSettings
 T = TypeVar("T")
 
 
-class DeadlineReached(ue.UpstreamTimeout):
+class DeadlineReached(UpstreamTimeout):
     """The request deadline ended an attempt (before its response, or in the middle of its stream)."""
 
     outcome = "deadline"
@@ -72,20 +72,20 @@ class AttemptLimits:
             return self._full
         return attempt_timeouts(deadline, now, self._t)
 
-    def deadline_or(self, exc: ue.UpstreamError, limits: AttemptTimeouts) -> ue.UpstreamError:
+    def deadline_or(self, exc: UpstreamError, limits: AttemptTimeouts) -> UpstreamError:
         """``exc``, or a :class:`DeadlineReached` when the request deadline (not the provider) caused it."""
         if isinstance(exc, DeadlineReached) or not cut_by_deadline(exc, limits, self._t):
             return exc
         return DeadlineReached(exc.provider, f"the request deadline cut the attempt short ({exc.detail})")
 
 
-def cut_by_deadline(exc: ue.UpstreamError, limits: AttemptTimeouts, t: TimeoutSettings) -> bool:
+def cut_by_deadline(exc: UpstreamError, limits: AttemptTimeouts, t: TimeoutSettings) -> bool:
     """Was this failure the request deadline rather than the provider? Pure."""
     if isinstance(exc, DeadlineReached):
         return True
-    if isinstance(exc, ue.UpstreamTimeout):
+    if isinstance(exc, UpstreamTimeout):
         return limits.first_byte_s < t.first_byte_s
-    if isinstance(exc, ue.UpstreamStreamTimeout):
+    if isinstance(exc, UpstreamStreamTimeout):
         return limits.idle_s < t.stream_idle_s
     return False
 

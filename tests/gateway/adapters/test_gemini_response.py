@@ -7,7 +7,13 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.adapters import errors as e
+from gateway.adapters.errors import (
+    UpstreamClientError,
+    UpstreamError,
+    UpstreamQuotaExhausted,
+    UpstreamRateLimited,
+    UpstreamServerError,
+)
 from gateway.adapters.gemini_response import StreamTranslator, classify, finish_reason, to_completion, usage
 
 
@@ -133,35 +139,35 @@ def quota(quota_id: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("status", "raw", "kind", "extra"),
     [
-        (429, err(429, "RESOURCE_EXHAUSTED", details=[quota("PerMinute"), RETRY]), e.UpstreamRateLimited, 12.5),
-        (429, err(429, "RESOURCE_EXHAUSTED"), e.UpstreamRateLimited, None),
+        (429, err(429, "RESOURCE_EXHAUSTED", details=[quota("PerMinute"), RETRY]), UpstreamRateLimited, 12.5),
+        (429, err(429, "RESOURCE_EXHAUSTED"), UpstreamRateLimited, None),
         (
             429,
             err(429, "RESOURCE_EXHAUSTED", details=[quota("GenerateRequestsPerDay")]),
-            e.UpstreamQuotaExhausted,
+            UpstreamQuotaExhausted,
             None,
         ),
-        (500, err(500, "INTERNAL"), e.UpstreamServerError, 500),
-        (503, err(503, "UNAVAILABLE"), e.UpstreamServerError, 503),
-        (504, err(504, "DEADLINE_EXCEEDED"), e.UpstreamServerError, 504),
-        (400, err(400, "INVALID_ARGUMENT"), e.UpstreamClientError, 400),
-        (400, err(400, "FAILED_PRECONDITION"), e.UpstreamClientError, 400),
+        (500, err(500, "INTERNAL"), UpstreamServerError, 500),
+        (503, err(503, "UNAVAILABLE"), UpstreamServerError, 503),
+        (504, err(504, "DEADLINE_EXCEEDED"), UpstreamServerError, 504),
+        (400, err(400, "INVALID_ARGUMENT"), UpstreamClientError, 400),
+        (400, err(400, "FAILED_PRECONDITION"), UpstreamClientError, 400),
         (
             400,
             err(400, "INVALID_ARGUMENT", details=[{"@type": "x/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]),
-            e.UpstreamClientError,
+            UpstreamClientError,
             401,
         ),
-        (403, err(403, "PERMISSION_DENIED"), e.UpstreamClientError, 403),
-        (404, err(404, "NOT_FOUND"), e.UpstreamClientError, 404),
-        (502, b"<html>bad gateway</html>", e.UpstreamServerError, 502),
-        (429, b"[" + err(429, "RESOURCE_EXHAUSTED", details=[RETRY]) + b"]", e.UpstreamRateLimited, 12.5),
+        (403, err(403, "PERMISSION_DENIED"), UpstreamClientError, 403),
+        (404, err(404, "NOT_FOUND"), UpstreamClientError, 404),
+        (502, b"<html>bad gateway</html>", UpstreamServerError, 502),
+        (429, b"[" + err(429, "RESOURCE_EXHAUSTED", details=[RETRY]) + b"]", UpstreamRateLimited, 12.5),
     ],
 )
-def test_errors(status: int, raw: bytes, kind: type[e.UpstreamError], extra: Any) -> None:
+def test_errors(status: int, raw: bytes, kind: type[UpstreamError], extra: Any) -> None:
     exc = classify("gemini", status, raw)
     assert type(exc) is kind
-    if isinstance(exc, e.UpstreamRateLimited):
+    if isinstance(exc, UpstreamRateLimited):
         assert exc.retry_after == extra
     elif extra is not None:
         assert exc.status == extra

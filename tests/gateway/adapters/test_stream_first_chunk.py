@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.adapters import errors as ue
 from gateway.adapters.base import AttemptTimeouts, OpenAICompatibleAdapter
+from gateway.adapters.errors import UpstreamTimeout
 from gateway.clock import LoopClock, run_virtual
 from gateway.transport import AsgiTransport
 from simulators import create_app as create_simulator
@@ -33,7 +33,7 @@ async def _stream(first_byte_s: float) -> tuple[list[dict[str, Any]], float]:
 def test_a_first_chunk_later_than_the_first_byte_limit_is_a_timeout() -> None:
     async def main() -> float:
         t0 = LoopClock().monotonic()
-        with pytest.raises(ue.UpstreamTimeout, match="first chunk"):
+        with pytest.raises(UpstreamTimeout, match="first chunk"):
             await _stream(first_byte_s=1.0)
         return LoopClock().monotonic() - t0
 

@@ -2,8 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.adapters import errors as ue
 from gateway.adapters.base import AttemptTimeouts
+from gateway.adapters.errors import (
+    UpstreamClientError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamServerError,
+    UpstreamStreamTimeout,
+    UpstreamTimeout,
+)
 from gateway.errors import DeadlineExceeded, InvalidRequest
 from gateway.rng import Rng
 from gateway.router.chaos import Chaos, injected_error
@@ -65,11 +73,11 @@ def test_chaos_is_off_by_default_and_seeded() -> None:
 @pytest.mark.parametrize(
     ("fault", "status", "cls"),
     [
-        ("abort", 503, ue.UpstreamConnectError),
-        ("timeout", 503, ue.UpstreamTimeout),
-        ("error", 500, ue.UpstreamServerError),
-        ("error", 429, ue.UpstreamRateLimited),
-        ("error", 400, ue.UpstreamClientError),
+        ("abort", 503, UpstreamConnectError),
+        ("timeout", 503, UpstreamTimeout),
+        ("error", 500, UpstreamServerError),
+        ("error", 429, UpstreamRateLimited),
+        ("error", 400, UpstreamClientError),
     ],
 )
 def test_injected_errors(fault: str, status: int, cls: type) -> None:
@@ -136,17 +144,17 @@ CUT = AttemptTimeouts(connect_s=0.5, first_byte_s=0.5, idle_s=0.5)
 @pytest.mark.parametrize(
     ("exc", "limits", "cut"),
     [
-        (ue.UpstreamTimeout("p", "x"), FULL, False),
-        (ue.UpstreamTimeout("p", "x"), CUT, True),
-        (ue.UpstreamStreamTimeout("p", "x"), FULL, False),
-        (ue.UpstreamStreamTimeout("p", "x"), CUT, True),
+        (UpstreamTimeout("p", "x"), FULL, False),
+        (UpstreamTimeout("p", "x"), CUT, True),
+        (UpstreamStreamTimeout("p", "x"), FULL, False),
+        (UpstreamStreamTimeout("p", "x"), CUT, True),
         (DeadlineReached("p", "x"), FULL, True),
-        (ue.UpstreamServerError("p", "x", status=503), CUT, False),
-        (ue.UpstreamConnectError("p", "x"), CUT, False),
+        (UpstreamServerError("p", "x", status=503), CUT, False),
+        (UpstreamConnectError("p", "x"), CUT, False),
     ],
 )
 def test_a_timeout_is_the_deadlines_fault_only_when_the_limit_was_cut(
-    exc: ue.UpstreamError, limits: AttemptTimeouts, cut: bool
+    exc: UpstreamError, limits: AttemptTimeouts, cut: bool
 ) -> None:
     assert cut_by_deadline(exc, limits, T) is cut
 

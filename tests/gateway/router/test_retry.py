@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.adapters import errors as ue
+from gateway.adapters.errors import (
+    UpstreamClientError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamQuotaExhausted,
+    UpstreamRateLimited,
+    UpstreamServerError,
+    UpstreamStreamCut,
+    UpstreamTimeout,
+)
 from gateway.rng import Rng
 from gateway.router.retry import backoff, decide
 from gateway.router.settings import RetrySettings
@@ -10,7 +19,7 @@ from gateway.router.settings import RetrySettings
 S = RetrySettings(max_attempts=3, backoff_base_s=0.1, backoff_cap_s=2.0, retry_after_cap_s=5.0)
 
 
-def _decide(err: ue.UpstreamError, *, attempts: int = 1, started: bool = False, failover: bool = False):
+def _decide(err: UpstreamError, *, attempts: int = 1, started: bool = False, failover: bool = False):
     return decide(
         err,
         settings=S,
@@ -25,22 +34,22 @@ def _decide(err: ue.UpstreamError, *, attempts: int = 1, started: bool = False, 
 @pytest.mark.parametrize(
     ("err", "attempts", "started", "failover", "action", "reason"),
     [
-        (ue.UpstreamServerError("p", "x", status=503), 1, False, True, "failover", "server_error"),
-        (ue.UpstreamServerError("p", "x", status=500), 1, False, False, "retry", "server_error"),
-        (ue.UpstreamConnectError("p", "x"), 1, False, False, "retry", "connect_error"),
-        (ue.UpstreamTimeout("p", "x"), 1, False, True, "failover", "timeout"),
-        (ue.UpstreamServerError("p", "x", status=502), 1, True, True, "give_up", "stream_started"),
-        (ue.UpstreamServerError("p", "x", status=502), 3, False, True, "give_up", "max_attempts"),
-        (ue.UpstreamClientError("p", "x", status=400), 1, False, True, "give_up", "not_retryable"),
-        (ue.UpstreamClientError("p", "x", status=401), 1, False, True, "failover", "provider_refused"),
-        (ue.UpstreamClientError("p", "x", status=403), 1, False, False, "give_up", "provider_refused"),
-        (ue.UpstreamClientError("p", "x", status=401), 3, False, True, "give_up", "provider_refused"),
-        (ue.UpstreamQuotaExhausted("p", "x", status=429), 1, False, True, "failover", "insufficient_quota"),
-        (ue.UpstreamQuotaExhausted("p", "x", status=429), 1, False, False, "give_up", "insufficient_quota"),
-        (ue.UpstreamStreamCut("p", "x"), 1, False, False, "retry", "stream_cut"),
-        (ue.UpstreamStreamCut("p", "x"), 1, True, False, "give_up", "stream_started"),
-        (ue.UpstreamRateLimited("p", "x", retry_after=9.0), 1, False, False, "give_up", "retry_after_too_long"),
-        (ue.UpstreamRateLimited("p", "x", retry_after=9.0), 1, False, True, "failover", "rate_limited"),
+        (UpstreamServerError("p", "x", status=503), 1, False, True, "failover", "server_error"),
+        (UpstreamServerError("p", "x", status=500), 1, False, False, "retry", "server_error"),
+        (UpstreamConnectError("p", "x"), 1, False, False, "retry", "connect_error"),
+        (UpstreamTimeout("p", "x"), 1, False, True, "failover", "timeout"),
+        (UpstreamServerError("p", "x", status=502), 1, True, True, "give_up", "stream_started"),
+        (UpstreamServerError("p", "x", status=502), 3, False, True, "give_up", "max_attempts"),
+        (UpstreamClientError("p", "x", status=400), 1, False, True, "give_up", "not_retryable"),
+        (UpstreamClientError("p", "x", status=401), 1, False, True, "failover", "provider_refused"),
+        (UpstreamClientError("p", "x", status=403), 1, False, False, "give_up", "provider_refused"),
+        (UpstreamClientError("p", "x", status=401), 3, False, True, "give_up", "provider_refused"),
+        (UpstreamQuotaExhausted("p", "x", status=429), 1, False, True, "failover", "insufficient_quota"),
+        (UpstreamQuotaExhausted("p", "x", status=429), 1, False, False, "give_up", "insufficient_quota"),
+        (UpstreamStreamCut("p", "x"), 1, False, False, "retry", "stream_cut"),
+        (UpstreamStreamCut("p", "x"), 1, True, False, "give_up", "stream_started"),
+        (UpstreamRateLimited("p", "x", retry_after=9.0), 1, False, False, "give_up", "retry_after_too_long"),
+        (UpstreamRateLimited("p", "x", retry_after=9.0), 1, False, True, "failover", "rate_limited"),
     ],
 )
 def test_decisions(err, attempts, started, failover, action, reason) -> None:
@@ -49,7 +58,7 @@ def test_decisions(err, attempts, started, failover, action, reason) -> None:
 
 
 def test_retry_after_is_honoured() -> None:
-    d = _decide(ue.UpstreamRateLimited("p", "x", retry_after=1.5))
+    d = _decide(UpstreamRateLimited("p", "x", retry_after=1.5))
     assert (d.action, d.delay_s, d.reason) == ("retry", 1.5, "retry_after")
 
 
