@@ -71,6 +71,9 @@ def test_report_shows_metrics_next_to_the_request_log(tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "## Gateway metrics (Prometheus snapshots)" in report
     assert "| client requests | 11 | 10 |" in report
+    # breaker transitions: each worker counts its own, the report merges them; never called lost records
+    assert "Breaker transitions differ by design" in report
+    assert "| breaker transitions (see the note above) |" in report
 
 
 def test_a_scrape_of_the_gateway_registry_parses(tmp_path):
