@@ -2,9 +2,10 @@
 size and dpi, and no ``Software`` metadata in the PNG (matplotlib writes no timestamp into PNGs).
 
 Every chart: the scenario and run id in its title; legends outside the plotting area, to the right; fault
-windows shaded behind the data in ``FAULT_COLOUR``, which each legend names ("fault window"); load phases as
-alternating grey bands named along the top; one colour per provider, the same in every chart
-(:func:`provider_colours`). Each ``draw_*`` function returns the figure, so tests can read its structure.
+windows shaded behind the data in ``FAULT_COLOUR``, which each legend names ("fault window", and the darker
+shade where windows overlap); load phases as a strip of alternating greys along the top edge, each named
+above it; one colour per provider, the same in every chart (:func:`provider_colours`). Each ``draw_*``
+function returns the figure, so tests can read its structure.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ FAULT_COLOUR = "#9467bd"
 FIRE_COLOURS = ("#8c564b", "#e377c2")
 FAULT_ALPHA = 0.18
 FAULT_LABEL = "fault window"
-PHASE_COLOUR = "#000000"
-PHASE_ALPHA = 0.05
+OVERLAP_LABEL = "fault windows overlapping"
+PHASE_COLOURS = ("#bdbdbd", "#e0e0e0")  # alternating, in a strip along the top of each plot
+PHASE_STRIP = 0.035
 LEGEND: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "fontsize": 8}
 
 
@@ -64,13 +66,23 @@ def _arr(df: pl.DataFrame, col: str) -> np.ndarray:
     return df[col].cast(pl.Float64).fill_null(float("nan")).to_numpy()
 
 
+def _overlapping(faults: list[dict[str, Any]], end: float) -> bool:
+    reach = float("-inf")
+    for start, stop in sorted((f["start_s"], f["end_s"] if f["end_s"] is not None else end) for f in faults):
+        if start < reach:
+            return True
+        reach = max(reach, stop)
+    return False
+
+
 def _backdrop(ax: Axes, c: Computed, *, names: bool) -> None:
-    """Load phases (alternating bands, named along the top when ``names``) and fault windows, behind the data."""
+    """Load phases as a strip of alternating greys along the top edge (named above it when ``names``), so they
+    never tint the data; fault windows shaded behind the data."""
     s = c.summary
     end = s["run"]["end_s"]
     for i, ph in enumerate(s["scenario"].get("phases") or []):
-        if i % 2 == 1:
-            ax.axvspan(ph["start_s"], ph["end_s"], color=PHASE_COLOUR, alpha=PHASE_ALPHA, lw=0, zorder=0)
+        colour = PHASE_COLOURS[i % 2]
+        ax.axvspan(ph["start_s"], ph["end_s"], ymin=1 - PHASE_STRIP, ymax=1, color=colour, lw=0, gid="phase-band")
         if names:
             ax.text(
                 (ph["start_s"] + ph["end_s"]) / 2,
@@ -93,9 +105,13 @@ def _legend(ax: Axes, c: Computed, extra: list[Any] | None = None) -> None:
     handles, labels = ax.get_legend_handles_labels()
     handles += extra or []
     labels += [h.get_label() for h in extra or []]
-    if c.summary["scenario"]["faults"]:
+    faults = c.summary["scenario"]["faults"]
+    if faults:
         handles.append(Patch(color=FAULT_COLOUR, alpha=FAULT_ALPHA, label=FAULT_LABEL))
         labels.append(FAULT_LABEL)
+        if _overlapping(faults, c.summary["run"]["end_s"]):  # two translucent layers: the darker shade
+            handles.append(Patch(color=FAULT_COLOUR, alpha=1 - (1 - FAULT_ALPHA) ** 2, label=OVERLAP_LABEL))
+            labels.append(OVERLAP_LABEL)
     if handles:
         ax.legend(handles, labels, **LEGEND)
 

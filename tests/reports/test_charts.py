@@ -8,7 +8,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from reports.charts import FAULT_COLOUR, FAULT_LABEL, figures, provider_colours
+from reports.charts import FAULT_COLOUR, FAULT_LABEL, OVERLAP_LABEL, figures, provider_colours
 from reports.load import from_lines
 from reports.summary import compute
 from tests.reports.factory import T0, lines, outage_events, outage_run, outage_scenario
@@ -85,6 +85,21 @@ def test_load_phases_are_named_and_shaded(charts):
     for name, fig in charts.items():
         names = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_gid() == "phase-label"]
         assert names == ["steady", "outage", "recovery"], name
+        for ax in fig.axes:
+            bands = [p for p in ax.patches if p.get_gid() == "phase-band"]
+            assert len(bands) == 3 and len({to_hex(b.get_facecolor()) for b in bands}) == 2, name
+
+
+def test_overlapping_fault_windows_get_their_own_legend_entry(computed, charts):
+    entries = {k for lg in _legends(charts["traffic.png"]) for k in _entries(lg)}
+    assert OVERLAP_LABEL not in entries  # one fault: no overlap to name
+    scenario = outage_scenario() | {"load": {"phases": PHASES}}
+    scenario["faults"] = [*scenario["faults"], {"upstream": "vllm", "kind": "outage", "start_s": 90, "end_s": 100}]
+    run = from_lines(lines(outage_run(rate=10, seed=5)), lines(outage_events()), scenario, {"started_at": T0})
+    fig = figures(compute(run))["traffic.png"]
+    entries = {k: h for lg in _legends(fig) for k, h in _entries(lg).items()}
+    assert FAULT_LABEL in entries and OVERLAP_LABEL in entries
+    assert entries[OVERLAP_LABEL].get_alpha() > entries[FAULT_LABEL].get_alpha()
 
 
 def test_a_provider_has_one_colour_in_every_chart(computed, charts):
