@@ -45,6 +45,7 @@ FAULT_LABEL = "fault window"
 OVERLAP_LABEL = "fault windows overlapping"
 PHASE_COLOURS = ("#bdbdbd", "#e0e0e0")  # alternating, in a strip along the top of each plot
 PHASE_STRIP = 0.035
+FAULT_STRIP = 0.05
 LEGEND: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "fontsize": 8}
 
 
@@ -75,9 +76,10 @@ def _overlapping(faults: list[dict[str, Any]], end: float) -> bool:
     return False
 
 
-def _backdrop(ax: Axes, c: Computed, *, names: bool) -> None:
+def _backdrop(ax: Axes, c: Computed, *, names: bool, fault_strip: bool = False) -> None:
     """Load phases as a strip of alternating greys along the top edge (named above it when ``names``), so they
-    never tint the data; fault windows shaded behind the data."""
+    never tint the data; fault windows shaded behind the data, or (``fault_strip``, for a chart whose data fill
+    the plot) in a band of their own under the phase strip."""
     s = c.summary
     end = s["run"]["end_s"]
     for i, ph in enumerate(s["scenario"].get("phases") or []):
@@ -97,7 +99,10 @@ def _backdrop(ax: Axes, c: Computed, *, names: bool) -> None:
             )
     for f in s["scenario"]["faults"]:
         stop = f["end_s"] if f["end_s"] is not None else end
-        ax.axvspan(f["start_s"], stop, color=FAULT_COLOUR, alpha=FAULT_ALPHA, lw=0, zorder=0, gid="fault-window")
+        band = {"ymin": 1 - PHASE_STRIP - FAULT_STRIP, "ymax": 1 - PHASE_STRIP} if fault_strip else {}
+        ax.axvspan(
+            f["start_s"], stop, color=FAULT_COLOUR, alpha=FAULT_ALPHA, lw=0, zorder=0, gid="fault-window", **band
+        )
 
 
 def _legend(ax: Axes, c: Computed, extra: list[Any] | None = None) -> None:
@@ -174,11 +179,12 @@ def draw_providers(c: Computed) -> Figure:
         x = _arr(s.filter(pl.col("provider") == names[0]), "t_start")
         ys = [np.nan_to_num(_arr(s.filter(pl.col("provider") == n), "share")) for n in names]
         ax.stackplot(x, *ys, labels=names, colors=[colours[n] for n in names], step="post", zorder=2)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1 / (1 - PHASE_STRIP - FAULT_STRIP))  # the shares fill [0, 1]; the strips sit above them
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_ylabel("share of good requests")
     ax.set_xlabel("run time (s)")
-    ax.set_title(title(c, "serving provider share per bucket"), pad=14)
-    _backdrop(ax, c, names=True)
+    ax.set_title(title(c, "provider share (top strip: faults)"), pad=14)
+    _backdrop(ax, c, names=True, fault_strip=True)
     _legend(ax, c)
     return fig
 

@@ -75,6 +75,13 @@ def test_fault_windows_are_named_in_the_legend_in_their_own_colour(charts):
         assert all(p.get_zorder() < 1 for p in spans), f"{name}: fault shading must stay behind the data"
 
 
+def test_fault_windows_stay_visible_where_the_data_fill_the_plot(charts):
+    (ax,) = charts["providers.png"].axes
+    spans = [p for p in ax.patches if p.get_gid() == "fault-window"]
+    assert spans and all(p.get_y() >= 0.9 for p in spans)  # a strip above the stacked shares, not behind them
+    assert ax.get_ylim()[1] > 1.0
+
+
 def test_each_slo_line_says_which_percentile_it_bounds(charts):
     labels = [t.get_text() for lg in _legends(charts["latency.png"]) for t in lg.get_texts()]
     assert "SLO: TTFT p95 <= 2 s" in labels and "SLO: end-to-end p99 <= 10 s" in labels
