@@ -2,13 +2,14 @@
 
 Built by :func:`build_records` when ``database.url`` is set (none in replays: virtual time and a database thread
 do not mix). ``start``: migrate (``database.migrate_on_start``), load the keys, start the writers; a database
-unreachable at start is logged, not fatal: the configured keys serve, the directory keeps trying, usage records
-queue up to their bound. ``stop``: the last usage records, then the engine.
+unreachable at start is logged, not fatal: the configured keys serve, the migration is retried every 5 s, the
+directory keeps trying, usage records queue up to their bound. ``stop``: the last usage records, then the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from gateway.keys.store import KeyStore
 from gateway.observability.logs import EventLog
 from gateway.usage.writer import UsageEvents, UsageWriter
 
+MIGRATION_RETRY_S = 5.0
+
 
 @dataclass(slots=True)
 class Records:
@@ -32,24 +35,40 @@ class Records:
     directory: KeyDirectory
     usage: UsageWriter
     log: EventLog
+    clock: Clock
+    migrating: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        db = self.settings.database
-        if db.migrate_on_start:
-            try:
-                async with asyncio.timeout(max(db.timeout_s, 30.0)):
-                    await upgrade(self.engine)
-            except Exception as exc:
-                self.log.event(
-                    "database_migration_failed",
-                    level="error",
-                    url=redact(db.url or ""),
-                    error=type(exc).__name__,
-                )
+        if self.settings.database.migrate_on_start and not await self._migrate():
+            # unreachable at start: keep trying in the background; the keys and usage catch up once it is there
+            self.migrating = asyncio.get_running_loop().create_task(self._retry_migration(), name="faultline-migrate")
         await self.directory.start()
         await self.usage.start()
 
+    async def _migrate(self) -> bool:
+        db = self.settings.database
+        try:
+            async with asyncio.timeout(max(db.timeout_s, 30.0)):
+                await upgrade(self.engine)
+        except Exception as exc:
+            self.log.event(
+                "database_migration_failed", level="error", url=redact(db.url or ""), error=type(exc).__name__
+            )
+            return False
+        return True
+
+    async def _retry_migration(self) -> None:
+        while True:
+            await self.clock.sleep(MIGRATION_RETRY_S)
+            if await self._migrate():
+                await self.directory.refresh()
+                return
+
     async def stop(self) -> None:
+        if self.migrating is not None:
+            self.migrating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.migrating
         await self.directory.stop()
         await self.usage.stop()
         await self.engine.dispose()
@@ -70,4 +89,5 @@ def build_records(
         directory=KeyDirectory(store, settings, clock=clock, log=log, state=state),
         usage=UsageWriter(engine, db.usage, clock=clock, log=log, events=events, timeout_s=db.timeout_s),
         log=log,
+        clock=clock,
     )
