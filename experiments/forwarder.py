@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         lifespan="on",
         access_log=False,
         log_level="warning",
+        proxy_headers=False,  # as the gateway runs
+        server_header=False,
     )
     return 0
 

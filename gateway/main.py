@@ -89,5 +89,9 @@ def serve(argv: list[str]) -> int:
         http="httptools",
         access_log=False,
         log_level="warning",
+        # The gateway reads no client address, so uvicorn's X-Forwarded-For rewriting is pure cost (about 1 % of
+        # its CPU at 32 connections, profiled); and a reply names no server software.
+        proxy_headers=False,
+        server_header=False,
     )
     return 0
