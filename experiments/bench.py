@@ -169,7 +169,9 @@ def pinned(args: list[str], core: int | None) -> list[str]:
     return ["taskset", "-c", str(core), *args] if core is not None and shutil.which("taskset") else args
 
 
-def gateway_config(sim_port: int, gw_port: int, key_prefix: str | None = None) -> dict[str, Any]:
+def gateway_config(
+    sim_port: int, gw_port: int, key_prefix: str | None = None, request_log: Path | None = None
+) -> dict[str, Any]:
     config: dict[str, Any] = {
         "seed": 1,
         "server": {"host": "127.0.0.1", "port": gw_port, "metrics_port": 0},
@@ -186,6 +188,8 @@ def gateway_config(sim_port: int, gw_port: int, key_prefix: str | None = None) -
     }
     if key_prefix:
         config["quota"] = {"key_prefix": key_prefix}
+    if request_log is not None:  # every feature on: the request log too (written off the request's path)
+        config["observability"] = {"request_log_path": str(request_log)}
     return config
 
 
@@ -278,7 +282,7 @@ async def run(seconds: float, samples: int, tmp: Path, procs: Procs) -> dict[str
         if store.proc is not None:  # a private store shares the upstream's core
             os.sched_setaffinity(store.proc.pid, {back} if back is not None else set(range(cores)))
     cfg = tmp / "gateway.yaml"
-    cfg.write_text(yaml.safe_dump(gateway_config(sim_port, gw_port, store.key_prefix)))
+    cfg.write_text(yaml.safe_dump(gateway_config(sim_port, gw_port, store.key_prefix, tmp / "requests.jsonl")))
     py = sys.executable
     sim = [py, "-m", "simulators", "--flavour", "openai", "--profile", "instant", "--seed", "1", "--port"]
     env = {**os.environ, "REDIS_URL": store.url}

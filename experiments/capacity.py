@@ -133,6 +133,23 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The same figures as a Markdown table (docs/DEPLOYMENT.md quotes it)."""
+    lines = [
+        "| layout | script calls per request | Redis commands per request (in the scripts) | Redis CPU per 1,000 "
+        "requests | gateway CPU per request | gateway cores per Redis core |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        ratio = r["gateway_cores_per_redis_core"]
+        lines.append(
+            f"| {r['layout']} | {r['evalsha_per_request']:.2f} | {r['redis_commands_per_request']:.1f} | "
+            f"{r['redis_cpu_ms_per_1000_requests']:.0f} ms | {r['gateway_cpu_us_per_request']:.0f} µs | "
+            f"{f'{ratio:.1f}' if ratio else '-'} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.capacity")
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -151,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         procs.stop_all()
     print(table(results))
+    print()
+    print(markdown(results))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"machine": m, "seconds": args.seconds, "layouts": results}, indent=2))
     print(f"wrote {args.out}")

@@ -97,8 +97,8 @@ async def sample_loop(
     load: Load, gw_pid: int, store: Any, interval: float, seconds: float, samples: list[dict[str, Any]]
 ) -> None:
     start = time.perf_counter()
-    while (t := time.perf_counter() - start) < seconds + interval / 2:
-        await asyncio.sleep(max(0.0, (len(samples) + 1) * interval - t))
+    for k in range(1, int(seconds / interval) + 1):  # the load runs half an interval longer: every sample is full
+        await asyncio.sleep(max(0.0, k * interval - (time.perf_counter() - start)))
         lat, errors, streams = load.drain()
         info = await store.info("memory")
         samples.append(
@@ -135,7 +135,7 @@ def chart(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> None:
             ax.plot(t, [s[k] for s in samples], label=k)
         ax.axvline(warmup_s, color="grey", linestyle=":", linewidth=1)
         ax.set_ylabel(title)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, 1.15 * max(max(s[k] for s in samples) for k in keys) or 1)
         if len(keys) > 1:
             ax.legend(loc="upper right")
     axes[-1].set_xlabel("seconds (dotted: end of warm-up)")
@@ -160,7 +160,7 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> tuple[dict[s
     store = pick_store(tmp, procs)
     sim_port, gw_port = free_port(), free_port()
     cfg = tmp / "gateway.yaml"
-    cfg.write_text(yaml.safe_dump(gateway_config(sim_port, gw_port, store.key_prefix)))
+    cfg.write_text(yaml.safe_dump(gateway_config(sim_port, gw_port, store.key_prefix, tmp / "requests.jsonl")))
     py = sys.executable
     sim = [py, "-m", "simulators", "--flavour", "openai", "--profile", "instant", "--seed", "1", "--port"]
     env = {**os.environ, "REDIS_URL": store.url}
@@ -176,7 +176,8 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> tuple[dict[s
     samples: list[dict[str, Any]] = []
     try:
         await asyncio.gather(
-            load.run(args.seconds), sample_loop(load, gw.pid, client, args.interval, args.seconds, samples)
+            load.run(args.seconds + args.interval / 2),
+            sample_loop(load, gw.pid, client, args.interval, args.seconds, samples),
         )
     finally:
         await client.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.capacity import per_request, redis_figures
+from experiments.capacity import markdown, per_request, redis_figures
 
 
 def test_info_sections_become_calls_per_command_and_cpu_seconds() -> None:
@@ -30,3 +30,9 @@ def test_per_request_figures_and_the_cores_one_redis_core_carries() -> None:
 
 def test_no_redis_cpu_gives_no_ratio_rather_than_a_division_by_zero() -> None:
     assert per_request({}, 0.0, 1.0, 10)["gateway_cores_per_redis_core"] is None
+
+
+def test_the_markdown_table_carries_each_layouts_figures() -> None:
+    row = per_request({"evalsha": 2000, "zadd": 3000}, 0.05, 0.5, 1000) | {"layout": "two replicas"}
+    text = markdown([row])
+    assert "| two replicas | 2.00 | 5.0 | 50 ms | 500 µs | 10.0 |" in text
