@@ -41,8 +41,26 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+def open_fds(pid: int) -> tuple[int, int, int]:
+    """(all open fds, those that are not sockets, sockets the peer closed and the process has not: CLOSE_WAIT)."""
+    sockets: set[str] = set()
+    total = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        total += 1
+        if target.startswith("socket:["):
+            sockets.add(target[8:-1])
+    half_closed = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        half_closed += sum(1 for r in rows if (f := r.split())[3] == "08" and f[9] in sockets)  # 08: CLOSE_WAIT
+    return total, total - len(sockets), half_closed
 
 
 class Load:
@@ -101,6 +119,7 @@ async def sample_loop(
         await asyncio.sleep(max(0.0, k * interval - (time.perf_counter() - start)))
         lat, errors, streams = load.drain()
         info = await store.info("memory")
+        fds, other_fds, half_closed = open_fds(gw_pid)
         samples.append(
             {
                 "t": round(time.perf_counter() - start, 1),
@@ -110,7 +129,9 @@ async def sample_loop(
                 "p50_ms": pct(lat, 0.5) * 1e3 if lat else 0.0,
                 "p99_ms": pct(lat, 0.99) * 1e3 if lat else 0.0,
                 "rss_mb": rss_mb(gw_pid),
-                "fds": open_fds(gw_pid),
+                "fds": fds,
+                "other_fds": other_fds,
+                "close_wait": half_closed,
                 "redis_mb": int(info["used_memory"]) / 2**20,
             }
         )

@@ -24,6 +24,8 @@ def steady(n: int = 60, **over: Any) -> list[dict[str, Any]]:
             "p99_ms": 4.0 + 0.2 * (i % 4),
             "rss_mb": 100.0 + (i % 2),
             "fds": 40 + (i % 5),
+            "other_fds": 20,
+            "close_wait": i % 2,
             "redis_mb": 2.0,
         }
         for key, f in over.items():
@@ -40,6 +42,11 @@ def test_a_steady_run_passes_every_check() -> None:
     assert failed(steady()) == []
 
 
+def test_a_pool_that_grew_once_under_a_stall_is_not_a_leak() -> None:
+    samples = steady(fds=lambda i, v: v + (20 if i > 30 else 0))
+    assert failed(samples) == []
+
+
 def test_the_warm_up_is_left_out() -> None:
     """Memory that grows while warming up (imports, pools, caches) is not a leak."""
     samples = steady(rss_mb=lambda i, v: 50.0 + 10 * i if i < 5 else v)
@@ -50,7 +57,8 @@ def test_the_warm_up_is_left_out() -> None:
     ("over", "check"),
     [
         ({"rss_mb": lambda i, v: 100.0 + 0.25 * i}, "RSS growth after warm-up"),
-        ({"fds": lambda i, v: 40 + i}, "open file descriptors"),
+        ({"other_fds": lambda i, v: 20 + i}, "open files and pipes"),
+        ({"close_wait": lambda i, v: i // 10}, "sockets left half-closed (CLOSE_WAIT)"),
         ({"p50_ms": lambda i, v: 1.0 + 0.02 * i}, "latency p50 drift"),
         ({"p99_ms": lambda i, v: 4.0 + 0.1 * i}, "latency p99 drift"),
         ({"errors": lambda i, v: int(i == 30)}, "errors"),
