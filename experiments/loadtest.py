@@ -118,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.headless:
         print(f"locust web UI on http://{args.bind}:8089 (Ctrl-C stops it)", file=sys.stderr, flush=True)
     os.execv(cmd[0], cmd)
-    return 0  # not reached
 
 
 if __name__ == "__main__":

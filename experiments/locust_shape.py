@@ -38,7 +38,8 @@ class ScenarioLoadShape(LoadTestShape):
         cached: Scenario | None = getattr(self, "_loaded", None)
         if cached is None:
             runner = self.runner
-            assert runner is not None
-            cached = load_scenario(runner.environment.parsed_options.scenario)
+            options = runner.environment.parsed_options if runner is not None else None
+            assert options is not None  # a shape runs under locust's command line, which parsed them
+            cached = load_scenario(options.scenario)
             self._loaded = cached
         return cached

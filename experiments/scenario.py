@@ -218,10 +218,12 @@ def scaled(sc: Scenario, factor: float) -> Scenario:
     exps = []
     for e in sc.expectations:
         upd: dict[str, Any] = {}
-        if getattr(e, "window", None) is not None:
-            upd["window"] = (e.window[0] * factor, e.window[1] * factor)  # type: ignore[union-attr]
-        if getattr(e, "after_s", None):
-            upd["after_s"] = e.after_s * factor  # type: ignore[union-attr]
+        window = getattr(e, "window", None)  # not every kind of expectation has a window or an after_s
+        if window is not None:
+            upd["window"] = (window[0] * factor, window[1] * factor)
+        after_s = getattr(e, "after_s", None)
+        if after_s:
+            upd["after_s"] = after_s * factor
         if e.kind == "outcome_count":  # counts grow with the time the load runs; "at least one" stays one
             if e.min is not None:
                 upd["min"] = max(min(e.min, 1), math.floor(e.min * factor))
