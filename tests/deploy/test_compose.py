@@ -54,7 +54,7 @@ SETTINGS = load_settings(ROOT / _mounted_config()[0])
 
 
 def test_services_and_keys() -> None:
-    assert set(SERVICES) == {"gateway", *SIMULATORS, "redis", "prometheus", "grafana", "locust"}
+    assert set(SERVICES) == {"gateway", *SIMULATORS, "redis", "postgres", "prometheus", "grafana", "locust"}
     for name, svc in SERVICES.items():
         assert set(svc) <= _SERVICE_KEYS, (name, set(svc) - _SERVICE_KEYS)
         assert "image" in svc
@@ -71,7 +71,7 @@ def test_every_service_has_a_health_check_and_waits_for_healthy_dependencies() -
         assert check[0] == "CMD" and len(check) > 1, name
         for dep, cond in svc.get("depends_on", {}).items():
             assert dep in SERVICES and cond == {"condition": "service_healthy"}, (name, dep)
-    assert set(GATEWAY["depends_on"]) == {"redis", *SIMULATORS}
+    assert set(GATEWAY["depends_on"]) == {"redis", "postgres", *SIMULATORS}
 
 
 def test_health_checks_ask_each_service_on_its_own_port() -> None:
@@ -82,6 +82,7 @@ def test_health_checks_ask_each_service_on_its_own_port() -> None:
         url = f"http://127.0.0.1:{_arg(svc['command'], '--port')}/v1/models"
         assert url in " ".join(svc["healthcheck"]["test"])
     assert SERVICES["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert SERVICES["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
 
 
 def test_every_service_has_cpu_and_memory_limits() -> None:
@@ -129,6 +130,11 @@ def test_gateway_config_points_at_the_compose_services() -> None:
         profile = _arg(SERVICES[name]["command"], "--profile")
         assert (ROOT / "simulators" / "profiles" / f"{profile}.yaml").is_file()
     assert urlparse(GATEWAY["environment"]["REDIS_URL"]).hostname == "redis"
+    database = urlparse(GATEWAY["environment"]["DATABASE_URL"])
+    postgres = SERVICES["postgres"]["environment"]
+    assert (database.scheme, database.hostname) == ("postgresql", "postgres")
+    assert (database.username, database.password) == (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"])
+    assert database.path == "/" + postgres["POSTGRES_DB"]
     assert f"{SETTINGS.server.port}:{SETTINGS.server.port}" in GATEWAY["ports"]
     assert f"{SETTINGS.server.metrics_port}:{SETTINGS.server.metrics_port}" in GATEWAY["ports"]
 

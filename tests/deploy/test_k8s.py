@@ -100,6 +100,8 @@ def test_secrets_are_referenced_never_written(overlay: str) -> None:
     assert not [d for d in render(overlay) if d["kind"] == "Secret"]
     env = {e["name"]: e for e in gateway_container(overlay)["env"]}
     assert "secretKeyRef" in env["OPENAI_API_KEY"]["valueFrom"]
+    database = env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]  # the system of record: its URL holds a password
+    assert set(env["DATABASE_URL"]) == {"name", "valueFrom"} and database["optional"] is (overlay == "dev")
     cfg = settings(overlay)
     assert all(p.api_key_env is None or p.api_key_env in env for p in cfg.providers)
     if overlay == "prod":  # an external Redis (or Redis Cluster): its URL, password included, from a Secret
