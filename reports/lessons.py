@@ -56,7 +56,13 @@ def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:  # noq
             f'Expectation "{e["expectation"]}" {"held" if e["held"] else "broke"}: {e["detail"]}.'
         )
     share = f["failover_share"]
-    if share is not None and res["first_attempt_failed"]:
+    called = sorted({str(p["provider"]) for p in res["upstream_calls_by_provider"]})
+    if share is not None and res["first_attempt_failed"] and len(called) == 1 and not res["failed_over"]:
+        wrong.append(
+            f"No failover was possible: `{called[0]}` was the only provider called, so the "
+            f"{res['first_attempt_failed']:,} requests whose first choice failed had nowhere else to go."
+        )
+    elif share is not None and res["first_attempt_failed"]:
         (well if share >= 0.9 else wrong).append(
             f"Failover saved {pct(share, 1)} of the {res['first_attempt_failed']:,} requests whose first choice failed "
             "(whole run)."

@@ -49,3 +49,14 @@ def test_one_affected_consumer_is_luck_only_when_there_are_others():
     assert not any("consumers saw failures" in x for x in lessons(alone)[2])
     others = _summary([rec("a", 1, "ok"), rec("b", 2, "ok", consumer="bob"), failed])
     assert "Only one of 2 consumers saw failures: alice." in lessons(others)[2]
+
+
+def test_with_one_provider_failover_is_not_called_a_failure_to_save():
+    failing = [attempt("openai", 60 + i, "server_error", 503, 0.01) for i in range(5)]
+    recs = [rec(f"ok{i}", i, "ok") for i in range(50)]
+    recs += [rec(f"e{i}", 60 + i, "error", provider=None, attempts=[a]) for i, a in enumerate(failing)]
+    _well, wrong, _lucky = lessons(_summary(recs))
+    assert "No failover was possible: `openai` was the only provider called, so the 5 requests whose first " in (
+        " ".join(wrong)
+    )
+    assert not any(x.startswith("Failover saved") for x in wrong)
