@@ -13,6 +13,7 @@ from gateway.config import Consumer, Price, hash_key
 from gateway.errors import UpstreamFailed
 from gateway.quota.settings import QuotaSettings
 from gateway.requestlog import AttemptRecord, RequestRecord
+from tests.calls import build_call
 
 PRICES = {
     "gpt-4o-mini": Price(input_per_1m=0.15, output_per_1m=0.60),
@@ -21,19 +22,10 @@ PRICES = {
 
 
 def make_call(model: str = "gpt-4o-mini") -> Call:
-    async def body() -> bytes:
-        return b""
-
-    rec = RequestRecord(request_id="r", ts_arrival=0.0, model=model, provider="openai")
-    return Call(
+    return build_call(
         request_id="r",
-        method="POST",
-        path="/v1/chat/completions",
-        headers={},
-        receive_body=body,
-        record=rec,
-        started=0.0,
-        deadline=1.0,
+        record=RequestRecord(request_id="r", ts_arrival=0.0, model=model, provider="openai"),
+        deadline_s=1.0,
         consumer=Consumer(name="team", key_sha256=hash_key("k")),
         payload={"model": model},
     )

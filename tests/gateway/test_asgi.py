@@ -14,26 +14,14 @@ from gateway.asgi import Edge
 from gateway.call import Call, Guarded, Reply, finish_with
 from gateway.clock import FakeClock
 from gateway.observability.logs import EventLog
-from gateway.requestlog import RequestRecord
 from gateway.routes import RouteTable
+from tests.calls import build_call
 
 SECRET = "prompt-text-0c1d"
 
 
 def _call(scope: MutableMapping[str, Any], receive: Any) -> Call:
-    async def body() -> bytes:
-        return b""
-
-    return Call(
-        request_id="req-1",
-        method=scope["method"],
-        path=scope["path"],
-        headers={},
-        receive_body=body,
-        record=RequestRecord(request_id="req-1", ts_arrival=0.0),
-        started=0.0,
-        deadline=60.0,
-    )
+    return build_call(method=scope["method"], path=scope["path"])
 
 
 def _edge(seen: list[str], *, failing_work: bool = False) -> tuple[Edge, io.StringIO]:

@@ -10,26 +10,14 @@ from gateway.call import Call, Reply
 from gateway.clock import FakeClock
 from gateway.observability.logs import EventLog
 from gateway.requestid import RequestIdStage, pick_request_id
-from gateway.requestlog import RequestRecord
 from gateway.rng import Rng
+from tests.calls import build_call
 
 SECRET = "prompt-text-7f3a91"
 
 
 def _call() -> Call:
-    async def body() -> bytes:
-        return b""
-
-    return Call(
-        request_id="req-1",
-        method="POST",
-        path="/v1/chat/completions",
-        headers={},
-        receive_body=body,
-        record=RequestRecord(request_id="req-1", ts_arrival=0.0),
-        started=0.0,
-        deadline=60.0,
-    )
+    return build_call()
 
 
 async def test_an_unexpected_exception_is_a_generic_500_and_a_log_line_without_its_message() -> None:

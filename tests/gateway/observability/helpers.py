@@ -19,8 +19,9 @@ from gateway.observability.stage import TelemetryStage, Traced, traced_handler
 from gateway.observability.telemetry import Telemetry
 from gateway.observability.tracing import UPSTREAM_HEADERS
 from gateway.pipeline import chain
-from gateway.requestlog import AttemptRecord, RequestRecord
+from gateway.requestlog import AttemptRecord
 from gateway.rng import Rng
+from tests.calls import build_call
 
 
 @dataclass
@@ -43,19 +44,7 @@ def kit(settings: Settings, *, request_log: Path | None = None, seed: int = 1) -
 
 
 def make_call(clock: FakeClock, *, headers: dict[str, str] | None = None, rid: str = "req_1") -> Call:
-    async def receive() -> bytes:
-        return b""
-
-    return Call(
-        request_id=rid,
-        method="POST",
-        path="/v1/chat/completions",
-        headers=headers or {},
-        receive_body=receive,
-        record=RequestRecord(request_id=rid, ts_arrival=clock.now()),
-        started=clock.monotonic(),
-        deadline=clock.monotonic() + 60,
-    )
+    return build_call(request_id=rid, headers=headers, arrival=clock.now(), started=clock.monotonic())
 
 
 class FakeRouter:

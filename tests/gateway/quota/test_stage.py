@@ -15,7 +15,7 @@ from gateway.errors import QuotaExhausted, RateLimited, UpstreamFailed
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter
 from gateway.quota.settings import Limits
 from gateway.quota.stage import QuotaStage
-from gateway.requestlog import RequestRecord
+from tests.calls import build_call
 
 PROMPT = {"role": "user", "content": "x" * 40}  # 3 + 4 + 10 = 17 prompt tokens estimated
 
@@ -36,18 +36,8 @@ def settings(prefix: str, **limits: int) -> Settings:
 
 
 def make_call(s: Settings, consumer: str = "team", **payload: Any) -> Call:
-    async def body() -> bytes:
-        return b""
-
-    return Call(
+    return build_call(
         request_id="r1",
-        method="POST",
-        path="/v1/chat/completions",
-        headers={},
-        receive_body=body,
-        record=RequestRecord(request_id="r1", ts_arrival=0.0),
-        started=0.0,
-        deadline=60.0,
         consumer=next(c for c in s.consumers if c.name == consumer),
         payload={"model": "m", "messages": [PROMPT], **payload},
     )

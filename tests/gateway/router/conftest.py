@@ -14,13 +14,13 @@ from gateway.clock import LoopClock
 from gateway.config import Consumer, Settings, hash_key, parse_settings
 from gateway.errors import GatewayError
 from gateway.observability.events import NullEvents
-from gateway.requestlog import RequestRecord
 from gateway.rng import Rng
 from gateway.router.orchestrator import Router
 from gateway.runtime import Runtime, build_runtime
 from gateway.schemas import ChatRequest
 from gateway.transport import AsgiTransport
 from simulators import create_app as create_simulator
+from tests.calls import build_call
 
 ADMIN_KEY = "fl-test-admin"
 PIN_KEY = "fl-test-pinner"
@@ -151,20 +151,12 @@ def make_call(
     payload: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": content}]}
     if stream:
         payload["stream"] = True
-    now = rt.clock.monotonic()
-
-    async def no_body() -> bytes:
-        return b""
-
-    return Call(
+    return build_call(
         request_id=f"req-{n}",
-        method="POST",
-        path="/v1/chat/completions",
-        headers=dict(headers or {}),
-        receive_body=no_body,
-        record=RequestRecord(request_id=f"req-{n}", ts_arrival=rt.clock.now()),
-        started=now,
-        deadline=now + rt.settings.router.timeouts.request_deadline_s,
+        headers=headers,
+        arrival=rt.clock.now(),
+        started=rt.clock.monotonic(),
+        deadline_s=rt.settings.router.timeouts.request_deadline_s,
         consumer=consumer,
         body=ChatRequest.model_validate(payload),
         group=rt.catalog.resolve(model),
