@@ -20,6 +20,7 @@ from gateway.idempotency.settings import IdempotencySettings
 from gateway.observability.settings import ObservabilitySettings
 from gateway.quota.settings import Limits, QuotaSettings
 from gateway.router.settings import RouterSettings
+from gateway.store.settings import StateSettings
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -37,10 +38,6 @@ class ServerSettings(_Model):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="0 disables the metrics listener")
-
-
-class StateSettings(_Model):
-    redis_url: str | None = Field(default=None, description="overridden by $REDIS_URL; none = embedded fakeredis")
 
 
 class Tier(Limits):

@@ -24,6 +24,7 @@ from gateway.observability.telemetry import Telemetry
 from gateway.quota.limiter import QuotaEvents, QuotaLimiter
 from gateway.rng import Rng
 from gateway.router.orchestrator import Router
+from gateway.store.store import StateStore
 from gateway.transport import Transport
 
 
@@ -33,6 +34,7 @@ class Runtime:
     clock: Clock
     rng: Rng
     state: Any  # redis.asyncio.Redis (or fakeredis): the shared state store
+    store: StateStore  # the same, bounded, with its health
     transport: Transport
     log: EventLog
     catalog: ModelCatalog
@@ -52,7 +54,7 @@ class Runtime:
         await self.quota.start()
         if self.budgets is not None:
             try:
-                async with asyncio.timeout(max(self.settings.quota.redis_timeout_s, 1.0)):
+                async with asyncio.timeout(max(self.settings.state.timeout_s, 1.0)):
                     await self.budgets.load()
             except (RedisError, OSError, TimeoutError) as exc:  # loaded on first use instead
                 self.telemetry.store_error("budget_load", type(exc).__name__)
@@ -74,7 +76,8 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, tra
     catalog = ModelCatalog(settings)
     adapters = build_adapters(settings.providers, transport, clock=clock)
     telemetry = Telemetry.from_settings(settings, clock=clock, rng=rng.child("telemetry"))
-    router = Router(settings, catalog, adapters, clock, rng.child("router"), state=state, events=telemetry)
+    store = StateStore(state, settings.state, events=telemetry)
+    router = Router(settings, catalog, adapters, clock, rng.child("router"), store=store, events=telemetry)
     quota_events: QuotaEvents = telemetry
     records = build_records(settings, clock=clock, log=telemetry.logs, state=state, events=telemetry)
     if records is not None:
@@ -93,13 +96,15 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, tra
         clock=clock,
         rng=rng,
         state=state,
+        store=store,
         transport=transport,
         log=telemetry.logs,
         catalog=catalog,
         keys=KeyRing(settings, records.directory if records is not None else None),
         adapters=adapters,
         router=router,
-        quota=QuotaLimiter(state, settings.quota, clock=clock, events=quota_events),
+        quota=QuotaLimiter(store, settings.quota, clock=clock, events=quota_events),
+        quota_events=quota_events,
         usage=UsageTotals(),
         telemetry=telemetry,
         budgets=budgets,

@@ -1,7 +1,8 @@
 """The shared state store: Redis when a URL is given, else an embedded fakeredis (with Lua) for one process.
 
-The Redis client uses a blocking pool: under a burst, a call waits (up to the call timeout) for a free connection
-instead of failing at once with MaxConnectionsError; the callers bound every call with their own short timeout.
+The Redis client uses a blocking pool: under a burst, a call waits for a free connection instead of failing at
+once with MaxConnectionsError. The client's own timeouts are only a backstop: every call on a request's path is
+bounded by ``state.timeout_s`` (gateway/store/store.py), which cancels the call long before they fire.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 
-def connect_state(url: str | None, *, timeout_s: float = 0.25, max_connections: int = 64) -> Any:
+def connect_state(url: str | None, *, timeout_s: float = 5.0, max_connections: int = 64) -> Any:
     if url:
         pool = aioredis.BlockingConnectionPool.from_url(
             url,

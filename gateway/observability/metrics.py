@@ -249,6 +249,17 @@ class Metrics:
             ["operation"],
             registry=r,
         )
+        self.state_store_false_outages = Counter(
+            "faultline_state_store_false_outages",
+            "State-store outages whose first probe, sent the moment they were declared, was answered.",
+            registry=r,
+        )
+        self.state_store_lag_excused = Counter(
+            "faultline_state_store_lag_excused",
+            "State-store deadlines re-armed because the event loop itself was behind, not the store.",
+            ["operation"],
+            registry=r,
+        )
 
     def word(self, label: str, value: str | None) -> str:
         """``value`` for a free-form label, bounded to the first :data:`MAX_VALUES` values of that label."""

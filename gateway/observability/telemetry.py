@@ -172,6 +172,12 @@ class Telemetry:
     def store_error(self, op: str, error: str) -> None:
         self.state_store_failure(op, error)
 
+    def store_false_outage(self) -> None:
+        self.metrics.state_store_false_outages.inc()
+
+    def store_lag_excused(self, op: str) -> None:
+        self.metrics.state_store_lag_excused.labels(self.metrics.word("operation", op)).inc()
+
     # gateway.budget.stage.BudgetEvents
     def budget_spent(self, consumer: str, usd: float) -> None:
         if usd > 0:

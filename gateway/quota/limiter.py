@@ -1,15 +1,18 @@
 """The limiter the gateway calls: Redis first, the state-store failure policy at the edge.
 
-* Redis healthy: every check and settle is one EVALSHA, bounded by ``quota.redis_timeout_s``, on one connection
-  in the order this process issues them (gateway/quota/mux.py). :meth:`QuotaLimiter.release` writes a settle
-  without waiting for its answer: a finished request costs no round trip.
-* Redis fails (error or timeout): the transition is logged and counted; for ``quota.probe_interval_s`` requests
-  go straight to the policy's answer, then one request probes Redis again; success ends the outage (logged and
-  counted). Policy ``open``: an in-process :class:`~gateway.quota.core.LocalLimiter` enforcing this replica's
-  share of each limit (``limit // replicas``, at least 1), its day counter starting from this replica's share
-  of the day's use last seen on Redis (so an outage does not hand out a fresh daily budget). Policy
-  ``closed``: 503 ``service_unavailable``.
-* A settle that fails (or comes during an outage) is logged and counted, never raised, and kept in a bounded
+* Redis healthy: every check and settle is one EVALSHA, on one connection in the order this process issues them
+  (gateway/quota/mux.py), bounded by the state store's one bound (``state.timeout_s``, the event loop's own lag
+  not counted against Redis: gateway/store/). :meth:`QuotaLimiter.release` writes a settle without waiting for
+  its answer: a finished request costs no round trip.
+* A call that fails gets the policy's answer; the store itself declares an outage after
+  ``state.outage_after_failures`` consecutive failed round trips and probes Redis on its own task until it
+  answers (gateway/store/store.py). While it is down, requests go straight to the policy's answer. Policy
+  ``open``: an in-process :class:`~gateway.quota.core.LocalLimiter` enforcing this replica's share of each limit
+  (``limit // replicas``, at least 1), its day counter starting from this replica's share of the day's use last
+  seen on Redis (so an outage does not hand out a fresh daily budget); its windows are cleared when Redis is back.
+  Policy ``closed``: 503 ``service_unavailable``.
+* A settle that fails (or comes during an outage, or right after a failed round trip: a request waits for a
+  failing store once at most) is logged and counted, never raised, and kept in a bounded
   queue (``quota.max_unsettled``); after the next successful call to the store a background task replays the
   queue. Settling is idempotent per reservation, so a settle that did reach Redis before its reply was lost is
   not charged twice on replay. Until then the reservation (the estimate) and its in-flight lease stand; a settle
@@ -22,7 +25,7 @@ import asyncio
 import contextlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from redis.exceptions import RedisError
 
@@ -31,6 +34,7 @@ from gateway.errors import Unavailable
 from gateway.quota.core import Decision, LocalLimiter, day_index
 from gateway.quota.redis_store import RedisLimiter
 from gateway.quota.settings import Limits, QuotaSettings
+from gateway.store.store import StateStore
 
 Backend = Literal["redis", "local"]
 
@@ -42,20 +46,21 @@ class QuotaEvents(Protocol):
 
     def settled(self, consumer: str, delta: int | None) -> None: ...
 
-    def store_transition(self, healthy: bool, reason: str) -> None: ...
-
     def store_error(self, op: str, error: str) -> None: ...
 
 
 @dataclass(slots=True)
 class QuotaCounters:
-    """A plain :class:`QuotaEvents` that counts: decisions by kind/backend, outages, recoveries, errors."""
+    """A plain :class:`QuotaEvents` (and store events) that counts: decisions by kind/backend, outages,
+    recoveries, errors."""
 
     decisions: dict[tuple[str, str], int] = field(default_factory=dict)
     settles: int = 0
     settles_lost: int = 0  # applied nothing: already settled, lease expired, or dropped from a full replay queue
     outages: int = 0
     recoveries: int = 0
+    false_outages: int = 0
+    lag_excused: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
     def decision(self, consumer: str, kind: str, backend: str) -> None:
@@ -72,6 +77,12 @@ class QuotaCounters:
             self.recoveries += 1
         else:
             self.outages += 1
+
+    def store_false_outage(self) -> None:
+        self.false_outages += 1
+
+    def store_lag_excused(self, op: str) -> None:
+        self.lag_excused += 1
 
     def store_error(self, op: str, error: str) -> None:
         self.errors[op] = self.errors.get(op, 0) + 1
@@ -101,34 +112,32 @@ def replica_share(limits: Limits, replicas: int) -> Limits:
 
 
 class QuotaLimiter:
-    def __init__(self, redis: Any, settings: QuotaSettings, *, clock: Clock, events: QuotaEvents) -> None:
-        lease_ms = int(settings.lease_ttl_s * 1000)
+    def __init__(self, store: StateStore, settings: QuotaSettings, *, clock: Clock, events: QuotaEvents) -> None:
+        self._lease_ms = lease_ms = int(settings.lease_ttl_s * 1000)
         self._settings = settings
         self._clock = clock
         self._events = events
-        self._remote = RedisLimiter(
-            redis, prefix=settings.key_prefix, lease_ms=lease_ms, timeout_s=settings.redis_timeout_s
-        )
+        self._store = store
+        self._remote = RedisLimiter(store.redis, prefix=settings.key_prefix, lease_ms=lease_ms, store=store)
         self._local = LocalLimiter(lease_ms)
-        self._healthy = True
-        self._retry_at = 0.0
-        self._probing = False
         self._slots = asyncio.Semaphore(settings.max_store_calls)
         self._unsettled: deque[tuple[Reservation, int]] = deque()
         self._day_seen: dict[str, tuple[int, int]] = {}  # consumer -> (UTC day, tokens used) last seen on Redis
         self._replay: asyncio.Task[None] | None = None
+        store.on_recovery(self._recovered)
 
     @property
     def healthy(self) -> bool:
-        return self._healthy
+        return self._store.healthy
 
     async def start(self) -> None:
         """Load the scripts; an unreachable store at start is an outage like any other, not a crash."""
         try:
-            async with asyncio.timeout(max(self._settings.redis_timeout_s, 1.0)):
+            async with asyncio.timeout(max(self._store.settings.timeout_s, 1.0)):
                 await self._remote.load()
         except (RedisError, OSError, TimeoutError) as exc:
-            self._failed("load", exc)
+            self._events.store_error("load", type(exc).__name__)
+            self._store.outage(f"load: {type(exc).__name__}")
 
     async def stop(self) -> None:
         """Stop a replay in progress; what is still queued is reported lost (its estimates stand)."""
@@ -141,6 +150,12 @@ class QuotaLimiter:
             r, _ = self._unsettled.popleft()
             self._events.settled(r.consumer, None)
         await self._remote.aclose()
+        await self._store.stop()
+
+    def _recovered(self) -> None:
+        """Redis is back: the local windows of the outage are dropped (Redis counts again), queued settles go."""
+        self._local = LocalLimiter(self._lease_ms)
+        self._replay_soon()
 
     @property
     def unsettled(self) -> int:
@@ -153,14 +168,12 @@ class QuotaLimiter:
     async def check(self, consumer: str, tokens: int, limits: Limits) -> tuple[Decision, Reservation | None]:
         decision: Decision | None = None
         backend: Backend = "redis"
-        if self._healthy:
-            async with self._slots:  # a burst queues here, not inside the store timeout
-                if self._healthy:
+        store = self._store
+        if store.healthy:
+            async with self._slots:  # a burst queues here, not inside the store's bound
+                if store.healthy:
                     now_ms = self.now_ms()
                     decision = await self._remote_check(consumer, now_ms, tokens, limits)
-        elif not self._probing and self._clock.monotonic() >= self._retry_at:
-            now_ms = self.now_ms()
-            decision = await self._remote_check(consumer, now_ms, tokens, limits)
         if decision is not None:
             if limits.tpd is not None:
                 self._day_seen[consumer] = (day_index(now_ms), decision.day_used)
@@ -169,7 +182,7 @@ class QuotaLimiter:
                 self._events.decision(consumer, "unavailable", "none")
                 raise Unavailable(
                     "The rate-limit state store is unavailable; the request was not attempted. Please retry shortly.",
-                    headers={"retry-after": str(max(1, round(self._settings.probe_interval_s)))},
+                    headers={"retry-after": str(max(1, round(store.settings.probe_interval_s)))},
                 )
             backend = "local"
             now_ms = self.now_ms()
@@ -189,7 +202,7 @@ class QuotaLimiter:
         for replay because the store is unreachable)."""
         if r.backend == "local":
             delta = self._local.settle(r.consumer, r.handle, actual, r.day)
-        elif not self._healthy:
+        elif not self._store.clear:  # down, or its last round trip failed: no second wait for this request
             self._defer(r, actual)
             return None
         else:
@@ -215,7 +228,7 @@ class QuotaLimiter:
             self._events.settled(r.consumer, delta)
             out.set_result(delta)
             return out
-        if not self._healthy:
+        if not self._store.clear:  # down, or its last round trip failed
             self._defer(r, actual)
             out.set_result(None)
             return out
@@ -235,7 +248,7 @@ class QuotaLimiter:
         return out
 
     async def _remote_settle(self, r: Reservation, actual: int) -> int | None:
-        async with self._slots, asyncio.timeout(self._settings.redis_timeout_s):
+        async with self._slots:
             return await self._remote.settle(r.consumer, r.handle, actual, r.day)
 
     def _defer(self, r: Reservation, actual: int) -> None:
@@ -250,7 +263,7 @@ class QuotaLimiter:
             self._replay = asyncio.get_running_loop().create_task(self._replay_unsettled())
 
     async def _replay_unsettled(self) -> None:
-        while self._unsettled and self._healthy:
+        while self._unsettled and self._store.healthy:
             r, actual = self._unsettled.popleft()
             try:
                 delta = await self._remote_settle(r, actual)
@@ -261,26 +274,10 @@ class QuotaLimiter:
             self._events.settled(r.consumer, delta)
 
     async def _remote_check(self, consumer: str, now_ms: int, tokens: int, limits: Limits) -> Decision | None:
-        probing = not self._healthy
-        self._probing = probing
         try:
-            async with asyncio.timeout(self._settings.redis_timeout_s):
-                decision = await self._remote.check(consumer, now_ms, tokens, limits)
+            decision = await self._remote.check(consumer, now_ms, tokens, limits)
         except (RedisError, OSError, TimeoutError) as exc:
-            self._failed("check", exc)
+            self._events.store_error("check", type(exc).__name__)
             return None
-        finally:
-            if probing:
-                self._probing = False
-        if not self._healthy:
-            self._healthy = True
-            self._events.store_transition(True, "probe succeeded")
         self._replay_soon()
         return decision
-
-    def _failed(self, op: str, exc: BaseException) -> None:
-        self._events.store_error(op, type(exc).__name__)
-        self._retry_at = self._clock.monotonic() + self._settings.probe_interval_s
-        if self._healthy:
-            self._healthy = False
-            self._events.store_transition(False, f"{op}: {type(exc).__name__}")

@@ -9,11 +9,13 @@ in one read. Each new connection first loads ``scripts`` (a restarted server has
 does not meet NOSCRIPT and fall out of order.
 
 The connection is taken from the client's pool (address, TLS, credentials, database as configured) and kept; the
-pool closes it with the client. Its reads wait without the pool's socket timeout: a call's wait is bounded by
-``timeout_s``, and a call that waited that long drops the connection (every call in flight on it fails, as the
+pool closes it with the client. Its reads wait without the pool's socket timeout: a call's wait is bounded by the
+state store's one bound (``store``: gateway/store/, the event loop's own lag not counted against Redis; or a plain
+``timeout_s``), and a call that waited that long drops the connection (every call in flight on it fails, as the
 calls of one lost connection do; the next call takes a connection again). A connection lost fails every call in
 flight. An error reply (e.g. ``NOSCRIPT``) fails only its call. A caller that stopped waiting is skipped when its
-answer arrives; its command may have run, exactly as a lone command that timed out may have.
+answer arrives; its command may have run, exactly as a lone command that timed out may have. With a ``store``,
+every answer read counts as a round trip answered and every drop as one failed, for the store's health.
 """
 
 from __future__ import annotations
@@ -23,16 +25,38 @@ import contextlib
 import math
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class StoreHealth(Protocol):
+    """The state store's bound and health (gateway.store.store.StateStore)."""
+
+    def timer(self, fire: Any) -> Timer: ...
+
+    def succeeded(self, op: str) -> None: ...
+
+    def failed(self, op: str, exc: BaseException) -> None: ...
+
+
 class ScriptMux:
     """``await mux.evalsha(sha, keys, args)``; ``mux.evalsha_now(...)`` writes before it returns."""
 
-    def __init__(self, redis: Any, *, timeout_s: float | None = None, scripts: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        timeout_s: float | None = None,
+        scripts: Sequence[str] = (),
+        store: StoreHealth | None = None,
+    ) -> None:
+        self._store = store
         self._pool = redis.connection_pool
         self._scripts = tuple(scripts)
         self._timeout_s = timeout_s
@@ -70,7 +94,10 @@ class ScriptMux:
         return self._bounded(future)
 
     def _bounded(self, future: asyncio.Future[Any]) -> asyncio.Future[Any]:
-        if self._timeout_s is not None:
+        if self._store is not None:
+            timer = self._store.timer(lambda: self._expire(future))
+            future.add_done_callback(lambda _: timer.cancel())
+        elif self._timeout_s is not None:
             handle = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, future)
             future.add_done_callback(lambda _: handle.cancel())
         return future
@@ -78,7 +105,7 @@ class ScriptMux:
     def _expire(self, future: asyncio.Future[Any]) -> None:
         """A call unanswered after ``timeout_s``: the connection is taken for dead."""
         if not future.done():
-            self._drop(TimeoutError(f"no answer from the state store within {self._timeout_s} s"))
+            self._drop(TimeoutError("no answer from the state store in time"))
 
     def _flush(self) -> None:
         if not self._buffer:
@@ -104,6 +131,8 @@ class ScriptMux:
             conn = await self._pool.get_connection()  # connected; held for good (the pool closes it with the client)
         except Exception as exc:
             self._connecting = None
+            if self._store is not None:
+                self._store.failed("quota", exc)
             self._fail_buffered(exc)
             return
         self._conn, self._connecting = conn, None
@@ -132,6 +161,8 @@ class ScriptMux:
                 except ResponseError as err:  # an error reply: read whole, the connection stays in step
                     answer = err
                 future = waiting.popleft()
+                if self._store is not None:
+                    self._store.succeeded("quota")
                 if future.done():  # its caller stopped waiting
                     continue
                 if isinstance(answer, ResponseError):
@@ -146,6 +177,8 @@ class ScriptMux:
 
     def _drop(self, exc: Exception) -> None:
         """Forget the connection (or the connection attempt); fail every call in flight or waiting for it."""
+        if self._store is not None and (self._waiting or self._buffer):
+            self._store.failed("quota", exc)
         conn, self._conn = self._conn, None
         reader, self._reader = self._reader, None
         connecting, self._connecting = self._connecting, None

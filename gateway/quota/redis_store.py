@@ -10,6 +10,7 @@ in one slot: ``<prefix>:{<consumer>}:rpm``, ``:tpm``, ``:tpmw``, ``:tpd:<UTC day
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from importlib.resources import files
 from typing import Any
 
@@ -18,6 +19,7 @@ from redis.exceptions import NoScriptError
 from gateway.quota.core import WINDOW_MS, Decision, day_index, ms_to_day_end
 from gateway.quota.mux import ScriptMux
 from gateway.quota.settings import Limits
+from gateway.store.store import StateStore
 
 
 def _lua(name: str) -> str:
@@ -27,13 +29,25 @@ def _lua(name: str) -> str:
 class RedisLimiter:
     """Same contract as :class:`gateway.quota.core.LocalLimiter`, shared by every replica."""
 
-    def __init__(self, redis: Any, *, prefix: str, lease_ms: int, timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        prefix: str,
+        lease_ms: int,
+        store: StateStore | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        """``store``: every call bounded by the state store's one bound and counted for its health (the gateway);
+        without it, a plain ``timeout_s`` (tests)."""
         self._redis = redis
+        self._store = store
         self._prefix = prefix
         self._lease_ms = lease_ms
         self._check = redis.register_script(_lua("check.lua"))
         self._settle = redis.register_script(_lua("settle.lua"))
-        self._mux = ScriptMux(redis, timeout_s=timeout_s, scripts=(self._check.script, self._settle.script))
+        scripts = (self._check.script, self._settle.script)
+        self._mux = ScriptMux(redis, timeout_s=timeout_s, scripts=scripts, store=store)
         self._keys: dict[str, tuple[int, list[str]]] = {}  # consumer -> (UTC day, check.lua's KEYS), one per consumer
 
     def key(self, consumer: str, suffix: str) -> str:
@@ -91,7 +105,7 @@ class RedisLimiter:
             if sent.cancelled():
                 out.set_exception(TimeoutError("the settle was abandoned"))
             elif isinstance(exc, NoScriptError):  # the server lost its scripts: load and run it alone
-                retry = loop.create_task(self._settle(keys=keys, args=args))
+                retry = loop.create_task(self._alone(self._settle, keys, args))
                 retry.add_done_callback(lambda t: _chain(t, out))
             elif exc is not None:
                 out.set_exception(exc)
@@ -105,6 +119,11 @@ class RedisLimiter:
         try:
             return await self._mux.evalsha(script.sha, keys, args)
         except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it and run it alone
+            return await self._alone(script, keys, args)
+
+    async def _alone(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """``script`` on a pooled connection of its own (it loads itself on NOSCRIPT), within the store's bound."""
+        async with self._store.bounded("quota") if self._store else contextlib.nullcontext():
             return await script(keys=keys, args=args)
 
     async def aclose(self) -> None:

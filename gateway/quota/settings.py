@@ -27,7 +27,6 @@ class QuotaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key_prefix: str = "faultline"
-    redis_timeout_s: float = Field(default=0.05, gt=0)
     failure_policy: Literal["open", "closed"] = "open"
     replicas: int = Field(default=1, ge=1, description="gateway replicas sharing the limits (fail-open share)")
     default_max_tokens: int = Field(default=256, ge=1, description="completion estimate when none is given")
@@ -37,16 +36,11 @@ class QuotaSettings(BaseModel):
         description="an in-flight lease (concurrency slot + open token reservation) expires after this; "
         "bounds what a crashed replica can hold",
     )
-    probe_interval_s: float = Field(
-        default=1.0,
-        gt=0,
-        description="after a state-store failure, the fallback answers this long before a retry",
-    )
     max_store_calls: int = Field(
         default=32,
         ge=1,
         description="quota calls to the state store in flight at once per replica; more wait their turn "
-        "(outside redis_timeout_s, which bounds only the round trip)",
+        "(outside state.timeout_s, which bounds only the round trip)",
     )
     max_unsettled: int = Field(
         default=10_000,

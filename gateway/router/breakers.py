@@ -6,7 +6,8 @@ and ``closed`` are published to the state store (one hash per breaker, written b
 one pipelined round trip) and adopt a newer state, so a breaker opened by one replica opens on all of them within
 ``cache_s`` and the hot path pays no round trip per request. ``half_open`` is not published: every replica
 derives it from ``open_until`` and lets its own ``half_open_probes`` through. A state-store failure never fails a
-request: the replica goes on locally.
+request: the replica goes on locally. A fetch is bounded by the state store's one bound (``state.timeout_s``,
+gateway/store/); neither a fetch nor a publish is made while the store is down or its last round trip failed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from gateway.clock import Clock
 from gateway.router.breaker import CircuitBreaker, State, Transition, TransitionListener
 from gateway.router.settings import BreakerSettings
+from gateway.store.store import StateStore
 
 _PUBLISH_LUA = (Path(__file__).parent / "lua" / "breaker_publish.lua").read_text
 
@@ -31,26 +33,35 @@ class BreakerStore(Protocol):
 class RedisBreakerStore:
     """Breaker states in Redis: ``{prefix}:breaker:{key}`` hashes."""
 
-    def __init__(self, redis: Any, *, prefix: str = "faultline", origin: str = "", ttl_s: float = 3600.0) -> None:
-        self._redis = redis
+    def __init__(
+        self, store: StateStore, *, prefix: str = "faultline", origin: str = "", ttl_s: float = 3600.0
+    ) -> None:
+        self._store = store
+        self._redis = store.redis
         self._prefix = prefix
         self._origin = origin
         self._ttl_ms = int(ttl_s * 1000)
-        self._script = redis.register_script(_PUBLISH_LUA())
+        self._script = store.redis.register_script(_PUBLISH_LUA())
 
     def _k(self, key: str) -> str:
         return f"{self._prefix}:breaker:{key}"
 
     async def publish(self, key: str, state: State, open_until: float, changed_at: float) -> None:
+        if not self._store.clear:
+            return
         args = [str(state), repr(open_until), repr(changed_at), self._ttl_ms, self._origin]
         await self._script(keys=[self._k(key)], args=args)
 
     async def fetch(self, keys: Sequence[str]) -> list[tuple[State, float, float] | None]:
-        """The stored state of each key (None: nothing stored), in one round trip."""
+        """The stored state of each key (None: nothing stored, or the store is down), in one round trip."""
+        if not self._store.clear:
+            return [None] * len(keys)
         pipe = self._redis.pipeline(transaction=False)
         for key in keys:
             pipe.hgetall(self._k(key))
-        return [_parse(raw) for raw in await pipe.execute()]
+        async with self._store.bounded("breaker_fetch"):
+            raw = await pipe.execute()
+        return [_parse(r) for r in raw]
 
 
 def _parse(raw: dict[Any, Any]) -> tuple[State, float, float] | None:

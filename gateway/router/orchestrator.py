@@ -18,7 +18,6 @@ Every decision is written to ``call.record`` (attempts, retries, breaker_states,
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
 
 from gateway.adapters.base import OpenAICompatibleAdapter
 from gateway.adapters.errors import UpstreamError
@@ -43,6 +42,7 @@ from gateway.router.guardrails import Guardrails
 from gateway.router.relay import Relay
 from gateway.router.selection import LatencyEwma
 from gateway.router.shedding import LoadShedder, Shed
+from gateway.store.store import StateStore
 
 
 class Router:
@@ -54,7 +54,7 @@ class Router:
         clock: Clock,
         rng: Rng,
         *,
-        state: Any = None,
+        store: StateStore | None = None,
         events: RouterEvents | None = None,
     ) -> None:
         r = self._settings = settings.router
@@ -62,14 +62,14 @@ class Router:
         _check_config(settings, catalog, groups.keys())
         self.events: RouterEvents = events or NullEvents()
         self.clock = clock
-        store = None
-        if state is not None and r.breaker.shared:
+        shared = None
+        if store is not None and r.breaker.shared:
             origin = rng.child("breaker-origin").hex_id(4)
-            store = RedisBreakerStore(state, prefix=settings.quota.key_prefix, origin=origin)
+            shared = RedisBreakerStore(store, prefix=settings.quota.key_prefix, origin=origin)
         breakers = Breakers(
             r.breaker,
             clock,
-            store=store,
+            store=shared,
             listeners=[BreakerEventsListener(self.events)],
             on_store_failure=self.events.state_store_failure,
         )

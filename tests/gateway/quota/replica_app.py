@@ -1,5 +1,4 @@
-"""uvicorn factory for the replica tests: the real gateway app, with state-store timeouts generous enough that a
-loaded test machine's event-loop lag is not mistaken for a store outage (that path has its own tests)."""
+"""uvicorn factory for the replica tests: the real gateway app with its default state-store client."""
 
 from __future__ import annotations
 
@@ -12,4 +11,4 @@ from gateway.state import connect_state
 
 def build() -> FastAPI:
     settings = settings_from_env()
-    return create_app(settings, state=connect_state(settings.state.redis_url, timeout_s=5.0))
+    return create_app(settings, state=connect_state(settings.state.redis_url))

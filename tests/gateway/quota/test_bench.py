@@ -16,6 +16,8 @@ from gateway.clock import SystemClock
 from gateway.quota.core import LocalLimiter
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter
 from gateway.quota.settings import Limits, QuotaSettings
+from gateway.store.settings import StateSettings
+from gateway.store.store import StateStore
 
 pytestmark = pytest.mark.bench
 
@@ -30,9 +32,8 @@ def test_bench_check_and_settle_on_real_redis(benchmark: Any, redis_url: str | N
     with asyncio.Runner() as runner:
         client = aioredis.Redis.from_url(redis_url)
         events = QuotaCounters()
-        lim = QuotaLimiter(
-            client, QuotaSettings(key_prefix=prefix, redis_timeout_s=1.0), clock=SystemClock(), events=events
-        )
+        store = StateStore(client, StateSettings(timeout_s=1.0), events=events)
+        lim = QuotaLimiter(store, QuotaSettings(key_prefix=prefix), clock=SystemClock(), events=events)
         runner.run(lim.start())
 
         async def request() -> None:

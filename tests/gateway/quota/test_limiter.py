@@ -13,7 +13,7 @@ from gateway.clock import FakeClock
 from gateway.errors import Unavailable
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter, replica_share
 from gateway.quota.settings import Limits, QuotaSettings
-from tests.gateway.quota.conftest import point_at
+from tests.gateway.quota.conftest import point_at, store_for
 from tests.processes import free_port
 from tests.tools import tool
 
@@ -21,11 +21,12 @@ DEAD = "redis://127.0.0.1:1/0"
 
 
 def limiter(
-    redis: aioredis.Redis, policy: str = "open", replicas: int = 1, prefix: str = "t"
+    redis: aioredis.Redis, policy: str = "open", replicas: int = 1, prefix: str = "t", failures: int = 1
 ) -> tuple[QuotaLimiter, QuotaCounters, FakeClock]:
-    qs = QuotaSettings(failure_policy=policy, replicas=replicas, redis_timeout_s=0.2, key_prefix=prefix)  # type: ignore[arg-type]
+    qs = QuotaSettings(failure_policy=policy, replicas=replicas, key_prefix=prefix)  # type: ignore[arg-type]
     events, clock = QuotaCounters(), FakeClock()
-    return QuotaLimiter(redis, qs, clock=clock, events=events), events, clock
+    store = store_for(redis, events, timeout_s=0.2, outage_after_failures=failures)
+    return QuotaLimiter(store, qs, clock=clock, events=events), events, clock
 
 
 @pytest.fixture
@@ -49,6 +50,7 @@ async def test_fail_open_enforces_this_replicas_share(dead: aioredis.Redis) -> N
     assert [(d.admitted, d.kind) for d in got] == [(True, "ok"), (True, "ok"), (False, "requests")]
     assert (events.outages, events.recoveries, lim.healthy) == (1, 0, False)
     assert events.decisions == {("ok", "local"): 2, ("requests", "local"): 1}
+    await lim.stop()
 
 
 async def test_fail_closed_answers_503(dead: aioredis.Redis) -> None:
@@ -58,17 +60,51 @@ async def test_fail_closed_answers_503(dead: aioredis.Redis) -> None:
     assert exc.value.status == 503
     assert exc.value.headers["retry-after"] == "1"
     assert events.outages == 1
+    await lim.stop()
 
 
-async def test_probes_the_store_again_only_after_the_probe_interval(dead: aioredis.Redis) -> None:
-    lim, events, clock = limiter(dead, "open")
+async def test_an_outage_takes_consecutive_failures_and_then_spares_the_store(dead: aioredis.Redis) -> None:
+    """Each failed check gets the policy's answer; only ``outage_after_failures`` in a row declare an outage,
+    after which requests no longer call the store at all."""
+    lim, events, _ = limiter(dead, "open", failures=3)
+    for n in (1, 2):
+        assert (await lim.check("a", 1, Limits(rpm=4)))[1] is not None  # admitted locally
+        assert (events.errors, events.outages, lim.healthy) == ({"check": n}, 0, True)
     await lim.check("a", 1, Limits(rpm=4))
+    assert (events.errors, events.outages, lim.healthy) == ({"check": 3}, 1, False)
     await lim.check("a", 1, Limits(rpm=4))
-    assert events.errors == {"check": 1}  # the second went straight to the fallback
-    clock.advance(1.0)
-    await lim.check("a", 1, Limits(rpm=4))
-    assert events.errors == {"check": 2}
-    assert events.outages == 1  # one outage, however many failed probes
+    assert events.errors["check"] == 3  # straight to the fallback: the store is probed on its own task
+    await lim.stop()
+
+
+async def test_a_probe_off_the_request_path_ends_the_outage_and_clears_the_local_windows(
+    state_store: aioredis.Redis, prefix: str, dead: aioredis.Redis
+) -> None:
+    lim, events, _ = limiter(state_store, "open", prefix=prefix)
+    await lim.start()
+    point_at(lim, dead)
+    local = [(await lim.check("a", 1, Limits(rpm=2)))[0] for _ in range(3)]
+    assert [(d.admitted, d.kind) for d in local] == [(True, "ok"), (True, "ok"), (False, "requests")]
+    assert not lim.healthy
+    point_at(lim, state_store)
+    await lim._store.recovery()  # no request needed: the probe task found the store back
+    assert (lim.healthy, events.recoveries) == (True, 1)
+    assert events.errors.get("probe", 0) >= 1  # it had probed the dead store first: a real outage
+    assert events.false_outages == 0
+    back, _ = await lim.check("a", 1, Limits(rpm=2))
+    assert (back.admitted, back.req_used) == (True, 1)  # Redis counts again, from its own window
+    point_at(lim, dead)
+    for _ in range(2):  # a new outage starts from empty local windows, not the previous outage's
+        d, _ = await lim.check("a", 1, Limits(rpm=2))
+        assert d.admitted and d.req_used <= 2
+    await lim.stop()
+
+
+async def test_an_outage_answered_by_its_first_probe_is_counted_false(state_store: aioredis.Redis, prefix: str) -> None:
+    lim, events, _ = limiter(state_store, "open", prefix=prefix)
+    lim._store.outage("check: TimeoutError")  # as if a slow moment had been taken for an outage
+    await lim._store.recovery()
+    assert (lim.healthy, events.outages, events.recoveries, events.false_outages) == (True, 1, 1, 1)
 
 
 async def test_a_store_that_never_answers_times_out() -> None:
@@ -86,6 +122,7 @@ async def test_a_store_that_never_answers_times_out() -> None:
         with pytest.raises(Unavailable):
             await lim.check("a", 1, Limits(rpm=1))
         assert events.errors == {"check": 1}
+        await lim.stop()
     finally:
         await client.aclose()
         for w in held:
@@ -109,6 +146,7 @@ async def test_fail_open_keeps_the_days_use_seen_on_the_store(
     b, _ = await lim.check("a", 100, limits)
     assert [(x.admitted, x.kind, x.day_used) for x in (a, b)] == [(True, "ok", 450), (False, "day", 450)]
     assert events.decisions == {("ok", "redis"): 1, ("ok", "local"): 1, ("day", "local"): 1}
+    await lim.stop()
 
 
 @pytest.fixture
@@ -149,7 +187,7 @@ async def test_stop_and_restart_a_real_server(
     client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.2)
     try:
         await _ready(client)
-        lim, events, clock = limiter(client, policy)
+        lim, events, _ = limiter(client, policy)
         await lim.start()
         limits = Limits(rpm=2)
         first, _ = await lim.check("a", 1, limits)
@@ -167,12 +205,13 @@ async def test_stop_and_restart_a_real_server(
 
         procs.append(_start(port))
         await _ready(client)
-        clock.advance(1.0)
+        await lim._store.recovery()
         back, _ = await lim.check("a", 1, limits)
         assert (back.admitted, back.req_used) == (True, 1)  # a fresh server: shared counting resumes
         second, _ = await lim.check("a", 1, limits)
         assert (second.admitted, second.req_used) == (True, 2)
         assert not (await lim.check("a", 1, limits))[0].admitted
         assert (events.recoveries, lim.healthy) == (1, True)
+        await lim.stop()
     finally:
         await client.aclose()

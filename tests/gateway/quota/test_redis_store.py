@@ -14,6 +14,7 @@ from gateway.quota.limiter import QuotaCounters, QuotaLimiter
 from gateway.quota.redis_store import RedisLimiter
 from gateway.quota.settings import Limits, QuotaSettings
 from gateway.rng import Rng
+from tests.gateway.quota.conftest import store_for
 
 pytestmark = pytest.mark.redis
 
@@ -129,7 +130,9 @@ async def test_a_check_and_a_settle_are_one_command_each_and_concurrent_ones_sha
         return pack(self, commands)
 
     monkeypatch.setattr(cls, "pack_commands", spy)
-    lim = QuotaLimiter(state_store, QuotaSettings(key_prefix=prefix), clock=FakeClock(), events=QuotaCounters())
+    events = QuotaCounters()
+    store = store_for(state_store, events)
+    lim = QuotaLimiter(store, QuotaSettings(key_prefix=prefix), clock=FakeClock(), events=events)
     await lim.start()
     assert sent == [["SCRIPT", "SCRIPT", "PING"]]  # the connection opens at start and loads both scripts first
     limits = Limits(rpm=10, tpm=1000, tpd=10_000, max_concurrency=8)

@@ -71,7 +71,8 @@ async def replicas(redis_server_url: str, tmp_path: Path, key_prefix: str) -> As
         ],
         "providers": [{"name": "openai", "kind": "openai", "base_url": f"http://127.0.0.1:{sim_port}/v1"}],
         "models": [{"name": "gpt-4o-mini", "routes": [{"provider": "openai", "model": "gpt-4o-mini"}]}],
-        "quota": {"key_prefix": prefix, "replicas": 2, "redis_timeout_s": 5.0},
+        "quota": {"key_prefix": prefix, "replicas": 2},
+        "state": {"timeout_s": 5.0},  # exactness across replicas; the defaults under a burst: test_burst.py
     }
     cfg = tmp_path / "gateway.yaml"
     cfg.write_text(yaml.safe_dump(config))

@@ -16,6 +16,7 @@ from gateway.quota.limiter import QuotaCounters, QuotaLimiter
 from gateway.quota.settings import Limits
 from gateway.quota.stage import QuotaStage
 from tests.calls import build_call
+from tests.gateway.quota.conftest import store_for
 
 PROMPT = {"role": "user", "content": "x" * 40}  # 3 + 4 + 10 = 17 prompt tokens estimated
 
@@ -45,7 +46,8 @@ def make_call(s: Settings, consumer: str = "team", **payload: Any) -> Call:
 
 def stage(state: aioredis.Redis, s: Settings) -> tuple[QuotaStage, QuotaLimiter, FakeClock]:
     clock = FakeClock()
-    lim = QuotaLimiter(state, s.quota, clock=clock, events=QuotaCounters())
+    events = QuotaCounters()
+    lim = QuotaLimiter(store_for(state, events), s.quota, clock=clock, events=events)
     return QuotaStage(lim, s), lim, clock
 
 

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from gateway.clock import FakeClock
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter, Reservation
 from gateway.quota.settings import Limits, QuotaSettings
-from tests.gateway.quota.conftest import point_at
+from tests.gateway.quota.conftest import point_at, store_for
 
 pytestmark = pytest.mark.redis
 
@@ -25,10 +25,12 @@ async def dead() -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-def make(state: Any, prefix: str, **quota: Any) -> tuple[QuotaLimiter, QuotaCounters, FakeClock]:
+def make(state: Any, prefix: str, failures: int = 1, **quota: Any) -> tuple[QuotaLimiter, QuotaCounters, FakeClock]:
+    """``failures``: failed round trips before an outage (3: one failed settle is not an outage)."""
     events, clock = QuotaCounters(), FakeClock()
-    qs = QuotaSettings(key_prefix=prefix, redis_timeout_s=0.5, **quota)
-    return QuotaLimiter(state, qs, clock=clock, events=events), events, clock
+    qs = QuotaSettings(key_prefix=prefix, **quota)
+    store = store_for(state, events, outage_after_failures=failures)
+    return QuotaLimiter(store, qs, clock=clock, events=events), events, clock
 
 
 async def replayed(lim: QuotaLimiter) -> None:
@@ -53,7 +55,7 @@ async def reserve(lim: QuotaLimiter, tokens: int) -> Reservation:
 async def test_a_failed_settle_is_replayed_after_the_next_successful_call(
     state_store: aioredis.Redis, prefix: str, dead: aioredis.Redis
 ) -> None:
-    lim, events, _ = make(state_store, prefix)
+    lim, events, _ = make(state_store, prefix, failures=3)
     r = await reserve(lim, 100)
     point_at(lim, dead)  # the store goes away mid-request
     assert await lim.settle(r, 30) is None
@@ -83,7 +85,7 @@ async def test_a_settle_that_reached_the_store_is_not_charged_again_on_replay(
 async def test_during_an_outage_settles_queue_without_calling_the_store(
     state_store: aioredis.Redis, prefix: str, dead: aioredis.Redis
 ) -> None:
-    lim, events, clock = make(state_store, prefix)
+    lim, events, _ = make(state_store, prefix)
     r1 = await reserve(lim, 100)
     point_at(lim, dead)
     _, r2 = await lim.check("a", 10, LIMITS)  # fails over to the local limiter (fail-open)
@@ -92,8 +94,7 @@ async def test_during_an_outage_settles_queue_without_calling_the_store(
     assert events.errors == {"check": 1}  # no settle was attempted against the dead store
     assert await lim.settle(r2, 8) == -2  # the local reservation settles locally
     point_at(lim, state_store)
-    clock.advance(1.0)  # the probe interval passed: the next check probes the store, succeeds, replays
-    await lim.check("b", 1, LIMITS)
+    await lim._store.recovery()  # the probe, on its own task, finds the store back: the queued settles replay
     await replayed(lim)
     assert (lim.healthy, lim.unsettled, events.recoveries) == (True, 0, 1)
     assert await used(lim) == (40, 40, 0)
@@ -102,7 +103,7 @@ async def test_during_an_outage_settles_queue_without_calling_the_store(
 async def test_a_full_queue_drops_the_oldest_and_counts_it_lost(
     state_store: aioredis.Redis, prefix: str, dead: aioredis.Redis
 ) -> None:
-    lim, events, _ = make(state_store, prefix, max_unsettled=1)
+    lim, events, _ = make(state_store, prefix, failures=3, max_unsettled=1)
     first = await reserve(lim, 100)
     second, _ = await lim.check("b", 50, Limits(tpd=10_000))
     assert second.handle is not None

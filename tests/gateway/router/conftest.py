@@ -85,7 +85,9 @@ def runtime(
     state = state or fakeredis.FakeAsyncRedis()
     rt = build_runtime(s, clock=clock, rng=Rng(s.seed), state=state, transport=transport)
     if events is not None:
-        rt.router = Router(s, rt.catalog, rt.adapters, clock, Rng(s.seed).child("router"), state=state, events=events)
+        rt.router = Router(
+            s, rt.catalog, rt.adapters, clock, Rng(s.seed).child("router"), store=rt.store, events=events
+        )
     return rt, transport
 
 

@@ -5,15 +5,23 @@ from typing import Any
 import pytest
 
 from gateway.clock import FakeClock
+from gateway.quota.limiter import QuotaCounters
 from gateway.router.breaker import State, Transition
 from gateway.router.breakers import Breakers, RedisBreakerStore
 from gateway.router.settings import BreakerSettings
+from gateway.store.settings import StateSettings
+from gateway.store.store import StateStore
 
 pytestmark = pytest.mark.redis
 
 S = BreakerSettings(
     min_calls=2, failure_rate=0.5, consecutive_failures=0, cooloff_s=10, half_open_probes=1, cache_s=0.5
 )
+
+
+def bounded(client: Any) -> StateStore:
+    """The state store as the router uses it: every call bounded, its health kept."""
+    return StateStore(client, StateSettings(timeout_s=2.0), events=QuotaCounters())
 
 
 class Events:
@@ -27,8 +35,12 @@ class Events:
 async def test_a_breaker_opened_by_one_replica_opens_on_the_other(state_store, key_prefix) -> None:
     clock = FakeClock(1000.0)
     ev_a, ev_b = Events(), Events()
-    a = Breakers(S, clock, store=RedisBreakerStore(state_store, prefix=key_prefix, origin="a"), listeners=[ev_a])
-    b = Breakers(S, clock, store=RedisBreakerStore(state_store, prefix=key_prefix, origin="b"), listeners=[ev_b])
+    a = Breakers(
+        S, clock, store=RedisBreakerStore(bounded(state_store), prefix=key_prefix, origin="a"), listeners=[ev_a]
+    )
+    b = Breakers(
+        S, clock, store=RedisBreakerStore(bounded(state_store), prefix=key_prefix, origin="b"), listeners=[ev_b]
+    )
     key = a.key("p", "m")
     await b.refresh([key])  # b caches "nothing stored"
     await a.record(key, False)
@@ -89,7 +101,7 @@ async def test_store_failures_are_reported() -> None:
 async def test_a_requests_stale_breakers_are_read_in_one_round_trip(state_store, key_prefix) -> None:
     class Counting(RedisBreakerStore):
         def __init__(self) -> None:
-            super().__init__(state_store, prefix=key_prefix, origin="c")
+            super().__init__(bounded(state_store), prefix=key_prefix, origin="c")
             self.reads: list[list[str]] = []
 
         async def fetch(self, keys: list[str]) -> list[Any]:
@@ -98,7 +110,7 @@ async def test_a_requests_stale_breakers_are_read_in_one_round_trip(state_store,
 
     clock = FakeClock(1000.0)
     store = Counting()
-    writer = Breakers(S, clock, store=RedisBreakerStore(state_store, prefix=key_prefix, origin="w"))
+    writer = Breakers(S, clock, store=RedisBreakerStore(bounded(state_store), prefix=key_prefix, origin="w"))
     await writer.record("p2/m", False)
     await writer.record("p2/m", False)  # p2/m open in the store, p1/m never written
     br = Breakers(S, clock, store=store)
