@@ -96,7 +96,7 @@ async def run(seconds: float, tmp: Path, procs: Procs) -> list[dict[str, Any]]:
                 config = gateway_config(sim_port, port)
                 # a busy machine must not turn the quota local (fail-open) and so off Redis: what is measured here
                 # is Redis's work per request, not the store timeout
-                config["quota"] = {"redis_timeout_s": 1.0}
+                config["state"] = {"timeout_s": 1.0}
                 cfg.write_text(yaml.safe_dump(config))
                 log = tmp / f"gw-{port}.log"
                 p = procs.add(

@@ -104,7 +104,6 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, tra
         adapters=adapters,
         router=router,
         quota=QuotaLimiter(store, settings.quota, clock=clock, events=quota_events),
-        quota_events=quota_events,
         usage=UsageTotals(),
         telemetry=telemetry,
         budgets=budgets,
