@@ -33,6 +33,7 @@ class GatewayError(Exception):
     status = 500
     type = "server_error"
     code: str | None = "internal_error"
+    outcome: str | None = None  # the request's outcome when it ends with this error; None: from status and code
 
     def __init__(
         self,

@@ -24,6 +24,13 @@ from gateway.errors import GatewayError
 from gateway.observability.logs import EventLog
 from gateway.observability.telemetry import Telemetry
 from gateway.observability.tracing import UPSTREAM_HEADERS, Tracing, trace_ids
+from gateway.requestlog import RequestRecord
+
+
+def _end(rec: RequestRecord, outcome: str) -> None:
+    """The one place a request's outcome is written: the first ending decided stands (``ok`` until one is)."""
+    if rec.outcome == "ok":
+        rec.outcome = outcome
 
 
 def _outcome_for(status: int, code: str | None) -> str:
@@ -60,34 +67,32 @@ class TelemetryStage:
         except GatewayError as exc:
             rec.status = exc.status
             rec.error_type = rec.error_type or exc.code or exc.type
-            if rec.outcome == "ok":
-                rec.outcome = _outcome_for(exc.status, exc.code)
+            _end(rec, exc.outcome or _outcome_for(exc.status, exc.code))
             call.after_reply.append(done)
             raise
         except BaseException as exc:
             rec.status = rec.status or (499 if isinstance(exc, asyncio.CancelledError) else 500)
-            if rec.outcome == "ok":
-                rec.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+            _end(rec, "cancelled" if isinstance(exc, asyncio.CancelledError) else "error")
             rec.error_type = rec.error_type or type(exc).__name__
             call.after_reply.append(done)
             raise
         if not rec.status:
             rec.status = reply.status
-        if rec.status >= 400 and rec.outcome == "ok":
-            rec.outcome = _outcome_for(rec.status, None)
+        if rec.status >= 400:
+            _end(rec, _outcome_for(rec.status, None))
         if reply.stream is not None:
             inner = reply.stream
 
             async def unstarted() -> None:  # closed before its first byte: the client never had it
-                if rec.outcome == "ok":
-                    rec.outcome = "cancelled"
+                _end(rec, "cancelled")
                 await close_stream(inner)
 
             reply.stream = Guarded(self._observe(call, inner), if_unstarted=unstarted)
         return finish_with(call, reply, done)
 
     async def _observe(self, call: Call, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """Relay the stream, noting its first byte and how it ended."""
+        """Relay the stream, noting its first byte and how it ended. A stream that carries an error type (the
+        relay's error event) ended in an error, whether the client stays to its end or not."""
         rec = call.record
         complete = False
         try:
@@ -97,13 +102,18 @@ class TelemetryStage:
                 complete = chunk == DONE
                 yield chunk
         except (GeneratorExit, asyncio.CancelledError):
-            if rec.outcome == "ok" and not complete:  # a client leaving once it has [DONE] cancelled nothing
-                rec.outcome = "cancelled"
+            if rec.error_type is not None:
+                _end(rec, "error")
+            elif not complete:  # a client leaving once it has [DONE] cancelled nothing
+                _end(rec, "cancelled")
             raise
         except Exception as exc:
-            if rec.outcome == "ok":
-                rec.outcome, rec.error_type = "error", rec.error_type or type(exc).__name__
+            rec.error_type = rec.error_type or type(exc).__name__
+            _end(rec, "error")
             raise
+        else:
+            if rec.error_type is not None:
+                _end(rec, "error")
         finally:
             await close_stream(stream)
 

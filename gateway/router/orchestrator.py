@@ -148,14 +148,15 @@ class Router:
         self.policies.shedder.leave()
 
     def _shed(self, call: Call, s: Shed) -> Unavailable:
-        call.record.outcome = "shed"
         call.record.decisions["shed"] = s.reason
         self.events.shed(s.reason)
-        return Unavailable(
+        shed = Unavailable(
             "The gateway is overloaded; the request was shed. Retry after the indicated time.",
             code="overloaded",
             headers={"retry-after": str(s.retry_after_s)},
         )
+        shed.outcome = "shed"
+        return shed
 
     async def _route(self, call: Call, routes: Candidates, priority: int) -> Reply:
         """Attempts over ``routes`` until one answers: failover, retries within the budget and the deadline."""
@@ -242,12 +243,14 @@ class Router:
         return target
 
     def _none_available(self, call: Call, routes: Candidates) -> Unavailable:
-        call.record.outcome = "error"
-        return self._selector.none_available(routes)
+        err = self._selector.none_available(routes)
+        err.outcome = "error"
+        return err
 
     def _fail(self, call: Call, exc: UpstreamError) -> GatewayError:
-        call.record.outcome = "error"
-        return client_error(exc)
+        err = client_error(exc)
+        err.outcome = "error"  # the upstream's failure, even when it is a 4xx for the client
+        return err
 
 
 def _check_config(settings: Settings, catalog: ModelCatalog, groups: Collection[str]) -> None:

@@ -75,7 +75,6 @@ class Relay:
             try:
                 await stream.aclose()
             finally:
-                call.record.outcome = "cancelled"
                 await attempt.end(cancelled=True)
 
         return Reply(stream=Guarded(body, if_unstarted=unstarted), media_type="text/event-stream")
@@ -128,7 +127,7 @@ class Relay:
             yield DONE
         except UpstreamError as exc:
             failure = attempt.failed(exc, limits)
-            rec.outcome, rec.error_type = "error", failure.outcome
+            rec.error_type = failure.outcome  # the stream ends in an error: its outcome (telemetry stage) is error
             yield frame(client_error(failure).body())
         finally:
             try:
@@ -137,7 +136,6 @@ class Relay:
                 if failure is not None or finished:
                     await attempt.end(failure)
                 else:  # the client went away: no verdict on the provider
-                    rec.outcome = "cancelled"
                     await attempt.end(cancelled=True)
 
     def _reader(

@@ -107,7 +107,7 @@ def test_mid_stream_cut_ends_with_an_error_event_and_no_done() -> None:
     assert b"[DONE]" not in body
     last = orjson.loads(events[-1].removeprefix(b"data: "))
     assert set(last["error"]) == {"message", "type", "param", "code"}
-    assert call.record.tokens_out == 3 and call.record.outcome == "error"
+    assert call.record.tokens_out == 3 and call.record.error_type == "stream_cut"  # its outcome: error
     assert call.record.attempts[0].outcome == "stream_cut"
 
 

@@ -70,7 +70,7 @@ def test_the_deadline_ends_a_long_stream_with_an_error_event_and_no_done() -> No
     delivered = [e for e in events[:-1] if e["choices"] and e["choices"][0]["delta"].get("content")]
     assert 15 <= len(delivered) < 50
     assert call.record.tokens_out == len(delivered)  # tokens delivered are accounted
-    assert call.record.attempts[0].outcome == "deadline" and call.record.outcome == "error"
+    assert call.record.attempts[0].outcome == "deadline" and call.record.error_type == "deadline"
     assert window == (0, 0)  # no verdict on the provider
 
 
