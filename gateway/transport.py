@@ -159,8 +159,8 @@ class AsgiTransport:
                 return app, url[len(prefix.rstrip("/")) :] or "/"
         raise ConnectFailed(f"no in-process app serves {url}")
 
-    # One ASGI exchange, read in the order the app sends: its branches are the ASGI message kinds and the failure
-    # points (before or after the response start), kept together so the order stays visible.
+    # One ASGI exchange, read in the order the app sends: its branches and length are the ASGI message kinds and the
+    # failure points (before or after the response start), kept together so the order stays visible.
     async def send(  # noqa: C901
         self, url: str, headers: Mapping[str, str], body: bytes, *, connect_timeout: float
     ) -> UpstreamResponse:

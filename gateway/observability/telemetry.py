@@ -49,6 +49,7 @@ class Telemetry:
         self.server = server
         self.sinks: list[RecordSink] = []  # more takers of each finished record, besides the request log
 
+    # Builds each observability part from its settings, one after the other; no branching to split.
     @classmethod
     def from_settings(
         cls,

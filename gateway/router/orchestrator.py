@@ -46,6 +46,7 @@ from gateway.store.store import StateStore
 
 
 class Router:
+    # Wires the router's parts once, from its settings: one statement per part.
     def __init__(
         self,
         settings: Settings,
