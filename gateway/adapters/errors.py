@@ -70,3 +70,8 @@ class UpstreamClientError(UpstreamError):
     def __init__(self, provider: str, message: str, *, status: int | None, body: bytes = b"") -> None:
         super().__init__(provider, message, status=status)
         self.body = body
+
+
+class NotTranslatable(UpstreamClientError):
+    """A request the adapter cannot express for its provider (e.g. a tool kind Gemini lacks). Never sent; its
+    message is the gateway's own and may reach the client."""

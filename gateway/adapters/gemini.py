@@ -25,7 +25,7 @@ from gateway.adapters.base import (
     reply_id,
 )
 from gateway.adapters.errors import (
-    UpstreamClientError,
+    NotTranslatable,
     UpstreamConnectError,
     UpstreamError,
     UpstreamServerError,
@@ -120,7 +120,7 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         try:
             return orjson.dumps(to_gemini(payload))
         except TranslationError as exc:
-            raise UpstreamClientError(self.name, str(exc), status=400) from None
+            raise NotTranslatable(self.name, str(exc), status=400) from None
 
     async def complete(
         self,
@@ -165,7 +165,7 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         try:
             body = orjson.dumps(gemini_embed.to_batch(payload, model))
         except TranslationError as exc:
-            raise UpstreamClientError(self.name, str(exc), status=400) from None
+            raise NotTranslatable(self.name, str(exc), status=400) from None
         url = f"{self._base}/models/{model}:batchEmbedContents"
         resp = await self._post(url, body, request_id, headers, timeouts)
         doc = await self._read_json(resp, timeouts)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from gateway.adapters.base import OpenAICompatibleAdapter
-from gateway.adapters.errors import UpstreamError
+from gateway.adapters.errors import UpstreamClientError, UpstreamError
 from gateway.call import Call, Reply, finish_with
 from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
@@ -249,6 +249,8 @@ class Router:
         return err
 
     def _fail(self, call: Call, exc: UpstreamError) -> GatewayError:
+        if isinstance(exc, UpstreamClientError):  # its own words stay with the operator (the request log)
+            call.record.decisions["upstream_error"] = {"status": exc.status, "message": exc.detail[:500]}
         err = client_error(exc)
         err.outcome = "error"  # the upstream's failure, even when it is a 4xx for the client
         return err
