@@ -225,7 +225,8 @@ class Targets:
 
 async def throughput_rounds(t: Targets, seconds: float) -> dict[str, Any]:
     """RPS at 32 connections: the upstream once, then forwarder / gateway / gateway with limits in rounds."""
-    out: dict[str, Any] = {"direct": await throughput(*t.json["direct"], 32, seconds / THROUGHPUT_ROUNDS)}
+    direct = await throughput(*t.json["direct"], 32, seconds / THROUGHPUT_ROUNDS, pid=t.pid["direct"])
+    out: dict[str, Any] = {"direct": direct}
     names = ("forwarder", "gateway", "gateway_quota")
     rounds: list[dict[str, float]] = []
     runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
