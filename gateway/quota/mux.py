@@ -83,7 +83,7 @@ class ScriptMux:
         if not self._buffer:
             loop.call_soon(self._flush)
         self._buffer.append((("PING",), future))
-        await self._bounded(future)
+        await future  # bounded by the caller (at start: a second at least, not the per-call timeout)
 
     def evalsha_now(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
         """Write the call (and anything queued before it) now, when connected: once this returns, a call issued
@@ -116,8 +116,7 @@ class ScriptMux:
             return  # written in order once connected
         batch, self._buffer = self._buffer, []
         try:
-            data = self._conn.pack_commands([cmd for cmd, _ in batch])
-            self._conn._writer.writelines(data)
+            self._conn._writer.writelines(pack_commands([cmd for cmd, _ in batch]))
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -213,6 +212,19 @@ class ScriptMux:
             self._connecting.cancel()
         if conn is not None:
             await _release(conn, self._pool)
+
+
+def pack_commands(commands: Sequence[tuple[Any, ...]]) -> list[bytes]:
+    """Commands in Redis's wire format (RESP arrays of bulk strings). The arguments here are strings, integers
+    and bytes only, which this encodes as redis-py does, at about a third of its cost (measured)."""
+    out = []
+    for args in commands:
+        parts = [b"*%d\r\n" % len(args)]
+        for a in args:
+            b = a if isinstance(a, bytes) else str(a).encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        out.append(b"".join(parts))
+    return out
 
 
 def _ignore(future: asyncio.Future[Any]) -> None:

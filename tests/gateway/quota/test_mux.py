@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
-from gateway.quota.mux import ScriptMux
+from gateway.quota.mux import ScriptMux, pack_commands
 
 INCR = "return redis.call('incrby', KEYS[1], ARGV[1])"
 
@@ -126,3 +126,9 @@ async def test_a_connection_lost_fails_what_was_in_flight_and_the_next_call_reco
         await blocked
     assert await mux.evalsha(sha, [key], [1]) in (2, 3)  # the lost command may or may not have run
     await mux.aclose()
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    conn = aioredis.Redis().connection_pool.make_connection()
+    commands = [("EVALSHA", "a" * 40, 2, "p:{c}:rpm", b"raw", 1_796_313_715_191, -3, 0), ("PING",)]
+    assert pack_commands(commands) == [b"".join(conn.pack_commands([c])) for c in commands]

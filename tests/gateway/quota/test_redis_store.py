@@ -9,8 +9,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.clock import FakeClock
+from gateway.quota import mux
 from gateway.quota.core import DAY_MS, WINDOW_MS, LocalLimiter, day_index
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter
+from gateway.quota.mux import pack_commands
 from gateway.quota.redis_store import RedisLimiter
 from gateway.quota.settings import Limits, QuotaSettings
 from gateway.rng import Rng
@@ -122,14 +124,12 @@ async def test_a_check_and_a_settle_are_one_command_each_and_concurrent_ones_sha
     """The hot path's check is a single EVALSHA (atomic); so is the settle after the call. Calls made in the same
     event-loop turn go out in one write; a release is written before it returns."""
     sent: list[list[str]] = []  # the commands of each write to the store
-    cls = state_store.connection_pool.connection_class
-    pack = cls.pack_commands
 
-    def spy(self: Any, commands: Any) -> Any:
+    def spy(commands: Any) -> Any:
         sent.append([str(c[0]).upper() for c in commands])
-        return pack(self, commands)
+        return pack_commands(commands)
 
-    monkeypatch.setattr(cls, "pack_commands", spy)
+    monkeypatch.setattr(mux, "pack_commands", spy)
     events = QuotaCounters()
     store = store_for(state_store, events)
     lim = QuotaLimiter(store, QuotaSettings(key_prefix=prefix), clock=FakeClock(), events=events)
