@@ -113,8 +113,10 @@ if tpm > 0 then
   redis.call('PEXPIRE', KEYS[2], window)
   redis.call('PEXPIRE', KEYS[3], window)
 end
-day_used = redis.call('INCRBY', KEYS[4], tokens)
-redis.call('PEXPIRE', KEYS[4], day_left + 86400000)
+if tpd > 0 then  -- no day counter for a consumer without a daily budget
+  day_used = redis.call('INCRBY', KEYS[4], tokens)
+  redis.call('PEXPIRE', KEYS[4], day_left + 86400000)
+end
 redis.call('ZADD', KEYS[5], now + lease, handle)
 redis.call('HSET', KEYS[6], handle, tokens)
 inflight = inflight + 1

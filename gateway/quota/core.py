@@ -136,6 +136,13 @@ class LocalLimiter:
                         break
                 return reject("tokens", at + WINDOW_MS - now_ms)
 
+        if limits.tpd is not None:  # no day counter for a consumer without a daily budget
+            day_used += tokens
+            st.days[day] = day_used
+        return self._admit(st, now_ms, tokens, limits, day_used)
+
+    def _admit(self, st: _Consumer, now_ms: int, tokens: int, limits: Limits, day_used: int) -> Decision:
+        """Write an admitted request's entries: the logs of its limited axes, its lease and reservation."""
         st.seq += 1
         handle = str(st.seq)
         if limits.rpm is not None:
@@ -144,10 +151,9 @@ class LocalLimiter:
             st.toks.append((now_ms, handle))
             st.weights[handle] = tokens
             st.tok_sum += tokens
-        st.days[day] = day_used + tokens
         st.leases[handle] = now_ms + self._lease_ms
         st.reserved[handle] = tokens
-        return Decision(True, "ok", handle, 0, *_usage(st, now_ms), day_used + tokens, len(st.leases))
+        return Decision(True, "ok", handle, 0, *_usage(st, now_ms), day_used, len(st.leases))
 
     def seed_day(self, consumer: str, day: int, used: int) -> None:
         """Count at least ``used`` tokens on ``day`` (the share of the day's use known from elsewhere)."""

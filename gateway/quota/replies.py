@@ -4,7 +4,8 @@ Headers (only for the axes a consumer has a limit on)::
 
     x-ratelimit-limit-requests      RPM limit
     x-ratelimit-remaining-requests  RPM limit - requests in the current 60 s window
-    x-ratelimit-reset-requests      time until that window is empty (Go duration: 1.574s, 6m0s)
+    x-ratelimit-reset-requests      time until that window is empty (Go duration: 1.574s), never beyond the
+                                    60 s window (an entry written by a replica whose clock runs ahead)
     x-ratelimit-limit-tokens / -remaining-tokens / -reset-tokens     the same for TPM
 
 A 429 adds ``retry-after`` (whole seconds, rounded up) and ``retry-after-ms``: when the rejected request would
@@ -17,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from gateway.errors import GatewayError, QuotaExhausted, RateLimited
-from gateway.quota.core import Decision
+from gateway.quota.core import WINDOW_MS, Decision
 from gateway.quota.settings import Limits
 
 
@@ -46,11 +47,11 @@ def ratelimit_headers(d: Decision, limits: Limits) -> dict[str, str]:
     if limits.rpm is not None:
         h["x-ratelimit-limit-requests"] = str(limits.rpm)
         h["x-ratelimit-remaining-requests"] = str(max(0, limits.rpm - d.req_used))
-        h["x-ratelimit-reset-requests"] = go_duration(d.req_reset_ms)
+        h["x-ratelimit-reset-requests"] = go_duration(min(d.req_reset_ms, WINDOW_MS))
     if limits.tpm is not None:
         h["x-ratelimit-limit-tokens"] = str(limits.tpm)
         h["x-ratelimit-remaining-tokens"] = str(max(0, limits.tpm - d.tok_used))
-        h["x-ratelimit-reset-tokens"] = go_duration(d.tok_reset_ms)
+        h["x-ratelimit-reset-tokens"] = go_duration(min(d.tok_reset_ms, WINDOW_MS))
     return h
 
 

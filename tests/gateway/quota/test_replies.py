@@ -104,3 +104,10 @@ def test_a_request_larger_than_the_whole_daily_budget_says_so() -> None:
         "Request too large for the daily token budget of consumer c: Limit 100, Requested 300."
     )
     assert "resets" not in err.message
+
+
+def test_reset_headers_never_pass_the_window() -> None:
+    """An entry written by a replica whose clock runs a little ahead would read as more than 60 s away."""
+    d = Decision(True, "ok", "1", 0, req_used=1, req_reset_ms=60_013, tok_used=5, tok_reset_ms=61_000)
+    h = ratelimit_headers(d, Limits(rpm=10, tpm=100))
+    assert (h["x-ratelimit-reset-requests"], h["x-ratelimit-reset-tokens"]) == ("1m0s", "1m0s")

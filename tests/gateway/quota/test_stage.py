@@ -71,7 +71,7 @@ pytestmark = pytest.mark.redis
 
 
 async def test_admitted_reply_carries_the_headers_and_is_reconciled(state_store: aioredis.Redis, prefix: str) -> None:
-    s = settings(prefix, rpm=10, tpm=1000)
+    s = settings(prefix, rpm=10, tpm=1000, tpd=10**9)
     st, lim, _ = stage(state_store, s)
     call = make_call(s, max_tokens=50)
     await st(call, answer(17, 5))
@@ -90,6 +90,7 @@ async def test_admitted_reply_carries_the_headers_and_is_reconciled(state_store:
         "backend": "redis",
         "charged": 22,
         "settled": True,
+        "day_used": 67,  # the daily budget's use after the check: the reservation
     }
     assert await used(lim) == (22, 22)
 
@@ -147,7 +148,7 @@ async def test_unlimited_consumers_and_non_model_calls_pass_untouched(state_stor
 
 
 async def test_a_later_stage_raising_settles_what_was_used(state_store: aioredis.Redis, prefix: str) -> None:
-    s = settings(prefix, tpm=1000)
+    s = settings(prefix, tpm=1000, tpd=10**9)
     st, lim, _ = stage(state_store, s)
 
     async def fails(call: Call) -> Reply:
@@ -176,7 +177,7 @@ def streaming(chunks: int, *, usage: bool) -> Any:
 
 
 async def test_a_finished_stream_is_charged_at_its_end(state_store: aioredis.Redis, prefix: str) -> None:
-    s = settings(prefix, tpm=1000)
+    s = settings(prefix, tpm=1000, tpd=10**9)
     st, lim, _ = stage(state_store, s)
     call = make_call(s, stream=True)
     reply = await st(call, streaming(8, usage=True))
@@ -191,7 +192,7 @@ async def test_a_finished_stream_is_charged_at_its_end(state_store: aioredis.Red
 async def test_a_client_disconnect_mid_stream_charges_what_was_sent(
     state_store: aioredis.Redis, prefix: str, delivered: int
 ) -> None:
-    s = settings(prefix, tpm=1000)
+    s = settings(prefix, tpm=1000, tpd=10**9)
     st, lim, _ = stage(state_store, s)
     call = make_call(s, stream=True, max_tokens=200)
     reply = await st(call, streaming(50, usage=True))
@@ -204,3 +205,13 @@ async def test_a_client_disconnect_mid_stream_charges_what_was_sent(
     expected = 17 + delivered if delivered else 0
     assert call.record.decisions["quota"]["charged"] == expected
     assert await used(lim) == (expected, expected)
+
+
+async def test_no_day_counter_is_kept_for_a_consumer_without_a_daily_budget(
+    state_store: aioredis.Redis, prefix: str
+) -> None:
+    s = settings(prefix, rpm=10)
+    qs, lim, _ = stage(state_store, s)
+    await qs(make_call(s), answer(10, 5))
+    assert [k async for k in state_store.scan_iter(match=f"{prefix}:*tpd*")] == []
+    await lim.stop()
