@@ -122,3 +122,4 @@ class Health(BaseModel):
 class Ready(BaseModel):
     status: Literal["ready", "unavailable"]
     providers: dict[str, dict[str, str]]
+    state_store: Literal["up", "down"]

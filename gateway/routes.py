@@ -102,10 +102,12 @@ async def health(call: Call) -> Reply:
 
 
 class Readiness:
-    """Each provider's routing state; 503 when none is routable."""
+    """Each provider's routing state and the state store's; 503 when no provider is routable (Redis down is
+    reported, not a reason to take the replica out: the quota's failure policy answers for it)."""
 
     def __init__(self, rt: Runtime) -> None:
         self._router = rt.router
+        self._store = rt.store
         self._providers = [(p.name, p.kind) for p in rt.settings.providers]
 
     async def answer(self, call: Call) -> Reply:
@@ -114,6 +116,7 @@ class Readiness:
         body = {
             "status": "ready" if routable else "unavailable",
             "providers": {name: {"kind": kind, "state": states.get(name, "unknown")} for name, kind in self._providers},
+            "state_store": "up" if self._store.healthy else "down",
         }
         return Reply(status=200 if routable else 503, body=orjson.dumps(body))
 
