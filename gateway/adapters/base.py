@@ -156,10 +156,16 @@ class OpenAICompatibleAdapter:
         url: str | None = None,
     ) -> UpstreamResponse:
         body = orjson.dumps({**payload, "model": model})
+        return await self._post(url or self._url, body, request_id, headers, t)
+
+    async def _post(
+        self, url: str, body: bytes, request_id: str, headers: Mapping[str, str], t: AttemptTimeouts
+    ) -> UpstreamResponse:
+        """POST within the attempt's limits; an error status becomes the adapter's exception (``classify``)."""
         try:
             async with asyncio.timeout(t.first_byte_s):
                 resp = await self._transport.send(
-                    url or self._url, self._headers(request_id, headers), body, connect_timeout=t.connect_s
+                    url, self._headers(request_id, headers), body, connect_timeout=t.connect_s
                 )
         except ConnectFailed as exc:
             raise UpstreamConnectError(self.name, str(exc)) from None

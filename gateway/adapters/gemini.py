@@ -26,16 +26,14 @@ from gateway.adapters.base import (
 )
 from gateway.adapters.errors import (
     NotTranslatable,
-    UpstreamConnectError,
     UpstreamError,
     UpstreamServerError,
     UpstreamStreamCut,
-    UpstreamTimeout,
 )
 from gateway.adapters.gemini_request import TranslationError, to_gemini
 from gateway.adapters.gemini_response import StreamTranslator, classify, to_completion
 from gateway.clock import Clock
-from gateway.transport import ConnectFailed, ConnectionLost, Transport, UpstreamResponse
+from gateway.transport import Transport, UpstreamResponse
 
 
 class GeminiChunkStream(ChunkStream):
@@ -95,27 +93,6 @@ class GeminiAdapter(OpenAICompatibleAdapter):
     def _created(self) -> int:
         return int(self._clock.now())
 
-    async def _post(
-        self, url: str, body: bytes, request_id: str, extra: Mapping[str, str], t: AttemptTimeouts
-    ) -> UpstreamResponse:
-        """POST within the attempt's limits; ``extra``: the headers the gateway forwards (trace context)."""
-        headers = {"content-type": "application/json", "x-request-id": request_id, **self._auth, **extra}
-        try:
-            async with asyncio.timeout(t.first_byte_s):
-                resp = await self._transport.send(url, headers, body, connect_timeout=t.connect_s)
-        except ConnectFailed as exc:
-            raise UpstreamConnectError(self.name, str(exc)) from None
-        except TimeoutError:
-            raise UpstreamTimeout(self.name, f"no response within {t.first_byte_s:g}s") from None
-        if resp.status >= 400:
-            try:
-                async with asyncio.timeout(t.idle_s):
-                    raw = await resp.read()
-            except (TimeoutError, ConnectionLost):
-                raw = b""
-            raise self.classify(resp.status, resp.headers, raw)
-        return resp
-
     def _request(self, payload: dict[str, Any]) -> bytes:
         try:
             return orjson.dumps(to_gemini(payload))
@@ -133,18 +110,7 @@ class GeminiAdapter(OpenAICompatibleAdapter):
     ) -> Completion:
         url = f"{self._base}/models/{model}:generateContent"
         resp = await self._post(url, self._request(payload), request_id, headers, timeouts)
-        try:
-            async with asyncio.timeout(timeouts.first_byte_s):
-                raw = await resp.read()
-        except TimeoutError:
-            await resp.aclose()
-            raise UpstreamTimeout(self.name, "response body did not arrive in time") from None
-        except ConnectionLost as exc:
-            raise UpstreamStreamCut(self.name, f"connection lost reading the body: {exc}") from None
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UpstreamServerError(self.name, "response is not JSON", status=resp.status) from None
+        doc = await self._read_json(resp, timeouts)
         if not isinstance(doc, dict) or not ("candidates" in doc or "promptFeedback" in doc):
             raise UpstreamServerError(self.name, "response is not a GenerateContentResponse", status=resp.status)
         body = to_completion(doc, model=model, created=self._created())
