@@ -38,6 +38,7 @@ from gateway.app import create_app
 from gateway.clock import LoopClock, VirtualTimeLoop
 from gateway.config import parse_settings
 from gateway.rng import Rng
+from gateway.store.client import StateClient
 from gateway.transport import AsgiTransport, TransportError
 from simulators import create_app as create_simulator
 
@@ -160,7 +161,7 @@ async def _replay(sc: Scenario, seed: int, run_dir: Path, run_id: str) -> dict[s
     )
     (run_dir / "gateway.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     settings = parse_settings(raw, source=f"scenario {sc.name}")
-    state: Any = fakeredis.FakeAsyncRedis()
+    state: StateClient = fakeredis.FakeAsyncRedis()
     windows = [(f.start_s, f.end_s or sc.duration_s) for f in sc.faults if f.upstream == STATE_STORE]
     if windows:
         state = FlakyState(state, clock=clock, windows=windows, t0=t0)

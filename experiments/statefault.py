@@ -19,10 +19,11 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.clock import Clock
+from gateway.store.client import Pool, StateClient
 
 
 class FlakyState:
-    def __init__(self, inner: Any, *, clock: Clock, windows: Sequence[tuple[float, float]], t0: float = 0.0):
+    def __init__(self, inner: StateClient, *, clock: Clock, windows: Sequence[tuple[float, float]], t0: float = 0.0):
         self._inner = inner
         self._clock = clock
         self._windows = tuple(windows)
@@ -97,7 +98,7 @@ class _FlakyPipeline:
 class _FlakyPool:
     """The client's pool: connections taken from it fail while the store is down."""
 
-    def __init__(self, owner: FlakyState, inner: Any) -> None:
+    def __init__(self, owner: FlakyState, inner: Pool) -> None:
         self._owner = owner
         self._inner = inner
 

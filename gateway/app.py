@@ -16,6 +16,7 @@ from gateway.rng import Rng
 from gateway.routes import RouteTable, build_routes
 from gateway.runtime import build_runtime
 from gateway.state import connect_state
+from gateway.store.client import StateClient
 from gateway.transport import AiohttpTransport, Transport
 
 
@@ -44,7 +45,7 @@ def create_app(
     *,
     clock: Clock | None = None,
     rng: Rng | None = None,
-    state: Any = None,
+    state: StateClient | None = None,
     upstream_transport: Transport | None = None,
     run_id: str | None = None,
 ) -> FastAPI:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -24,6 +23,7 @@ from gateway.observability.telemetry import Telemetry
 from gateway.quota.limiter import QuotaEvents, QuotaLimiter
 from gateway.rng import Rng
 from gateway.router.orchestrator import Router
+from gateway.store.client import StateClient
 from gateway.store.store import StateStore
 from gateway.transport import Transport
 
@@ -33,7 +33,7 @@ class Runtime:
     settings: Settings
     clock: Clock
     rng: Rng
-    state: Any  # redis.asyncio.Redis (or fakeredis): the shared state store
+    state: StateClient  # redis.asyncio.Redis (or fakeredis): the shared state store
     store: StateStore  # the same, bounded, with its health
     transport: Transport
     log: EventLog
@@ -72,7 +72,7 @@ class Runtime:
             await self.records.stop()
 
 
-def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: Any, transport: Transport) -> Runtime:
+def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: StateClient, transport: Transport) -> Runtime:
     catalog = ModelCatalog(settings)
     adapters = build_adapters(settings.providers, transport, clock=clock)
     telemetry = Telemetry.from_settings(settings, clock=clock, rng=rng.child("telemetry"))

@@ -7,12 +7,12 @@ bounded by ``state.timeout_s`` (gateway/store/store.py), which cancels the call 
 
 from __future__ import annotations
 
-from typing import Any
-
 import redis.asyncio as aioredis
 
+from gateway.store.client import StateClient
 
-def connect_state(url: str | None, *, timeout_s: float = 5.0, max_connections: int = 64) -> Any:
+
+def connect_state(url: str | None, *, timeout_s: float = 5.0, max_connections: int = 64) -> StateClient:
     if url:
         pool = aioredis.BlockingConnectionPool.from_url(
             url,

@@ -16,6 +16,7 @@ from redis.exceptions import NoScriptError
 
 from gateway.budget.core import DAY_MS, Limit, Outcome, period_of
 from gateway.quota.mux import ScriptMux
+from gateway.store.client import Script, StateClient
 
 
 def _lua(name: str) -> str:
@@ -23,20 +24,20 @@ def _lua(name: str) -> str:
 
 
 class RedisBudgets:
-    def __init__(self, redis: Any, *, prefix: str, timeout_s: float, reservation_ttl_ms: int) -> None:
+    def __init__(self, redis: StateClient, *, prefix: str, timeout_s: float, reservation_ttl_ms: int) -> None:
         self._redis = redis
         self._prefix = prefix
         self._resv_ttl_ms = reservation_ttl_ms
-        self._reserve = redis.register_script(_lua("reserve.lua"))
-        self._settle = redis.register_script(_lua("settle.lua"))
-        self._batch = ScriptMux(redis, timeout_s=timeout_s, scripts=(self._reserve.script, self._settle.script))
+        self._texts = (_lua("reserve.lua"), _lua("settle.lua"))
+        self._reserve, self._settle = (redis.register_script(text) for text in self._texts)
+        self._batch = ScriptMux(redis, timeout_s=timeout_s, scripts=self._texts)
 
     def key(self, consumer: str, suffix: str) -> str:
         return f"{self._prefix}:{{{consumer}}}:{suffix}"
 
     async def load(self) -> None:
-        self._reserve.sha = await self._redis.script_load(self._reserve.script)
-        self._settle.sha = await self._redis.script_load(self._settle.script)
+        self._reserve.sha = await self._redis.script_load(self._texts[0])
+        self._settle.sha = await self._redis.script_load(self._texts[1])
 
     async def reserve(
         self, consumer: str, limits: Sequence[Limit], cost: int, now_ms: int
@@ -61,7 +62,7 @@ class RedisBudgets:
         settled, delta = await self._run(self._settle, keys, [handle, actual, len(counters)])
         return int(delta) if int(settled) == 1 else None
 
-    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    async def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         try:
             return await self._batch.evalsha(script.sha, keys, args)
         except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it and run it alone

@@ -30,6 +30,7 @@ from gateway.call import Call, Handler, Reply, finish_with
 from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
 from gateway.idempotency.stage import replay_stream
+from gateway.store.client import StateClient
 
 _NOT_IN_KEY = frozenset(("model", "user"))
 
@@ -59,7 +60,7 @@ def cache_key(group: str, payload: Mapping[str, Any]) -> str:
 class CacheStage:
     def __init__(
         self,
-        state: Any,
+        state: StateClient,
         settings: CacheSettings,
         *,
         prefix: str,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +21,7 @@ from gateway.db.migrate import upgrade
 from gateway.keys.directory import KeyDirectory
 from gateway.keys.store import KeyStore
 from gateway.observability.logs import EventLog
+from gateway.store.client import StateClient
 from gateway.usage.writer import UsageEvents, UsageWriter
 
 MIGRATION_RETRY_S = 5.0
@@ -75,7 +75,7 @@ class Records:
 
 
 def build_records(
-    settings: Settings, *, clock: Clock, log: EventLog, state: Any, events: UsageEvents | None = None
+    settings: Settings, *, clock: Clock, log: EventLog, state: StateClient | None, events: UsageEvents | None = None
 ) -> Records | None:
     db = settings.database
     if not db.url:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
+from gateway.store.client import StateClient
+
 
 def _lua(name: str) -> str:
     return files("gateway.idempotency").joinpath(name).read_text()
@@ -27,7 +29,7 @@ def _text(v: Any) -> str:
 
 
 class IdempotencyStore:
-    def __init__(self, redis: Any, *, prefix: str) -> None:
+    def __init__(self, redis: StateClient, *, prefix: str) -> None:
         self._prefix = prefix
         self._claim = redis.register_script(_lua("claim.lua"))
         self._finish = redis.register_script(_lua("finish.lua"))

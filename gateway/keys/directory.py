@@ -27,6 +27,7 @@ from gateway.clock import Clock
 from gateway.config import Consumer, Settings
 from gateway.observability.logs import EventLog
 from gateway.quota.settings import Limits
+from gateway.store.client import StateClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ class KeyDirectory:
         *,
         clock: Clock,
         log: EventLog,
-        state: Any = None,
+        state: StateClient | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -131,7 +132,7 @@ class KeyDirectory:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._poll(), name="faultline-keys-refresh"))
         if self._state is not None:
-            self._tasks.append(loop.create_task(self._listen(), name="faultline-keys-listen"))
+            self._tasks.append(loop.create_task(self._listen(self._state), name="faultline-keys-listen"))
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -199,10 +200,10 @@ class KeyDirectory:
             self._wake.clear()
             await self.refresh()
 
-    async def _listen(self) -> None:
+    async def _listen(self, state: StateClient) -> None:
         """Wake the refresh loop when another replica announces a change; reconnect after a failure."""
         while True:
-            pubsub = self._state.pubsub()
+            pubsub = state.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
                 while True:

@@ -30,6 +30,8 @@ from typing import Any, Protocol
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from gateway.store.client import Pool, StateClient
+
 
 class Timer(Protocol):
     def cancel(self) -> None: ...
@@ -50,7 +52,7 @@ class ScriptMux:
 
     def __init__(
         self,
-        redis: Any,
+        redis: StateClient,
         *,
         timeout_s: float | None = None,
         scripts: Sequence[str] = (),
@@ -232,7 +234,7 @@ def _ignore(future: asyncio.Future[Any]) -> None:
         future.exception()  # a failed load shows as NOSCRIPT on the call that needs it
 
 
-async def _release(conn: Any, pool: Any) -> None:
+async def _release(conn: Any, pool: Pool) -> None:
     """Close the connection and hand it back to its pool (which opens a new one when it is next needed)."""
     with contextlib.suppress(Exception):
         await conn.disconnect(nowait=True)

@@ -19,6 +19,7 @@ from redis.exceptions import NoScriptError
 from gateway.quota.core import WINDOW_MS, Decision, day_index, ms_to_day_end
 from gateway.quota.mux import ScriptMux
 from gateway.quota.settings import Limits
+from gateway.store.client import Script, StateClient
 from gateway.store.store import StateStore
 
 
@@ -31,7 +32,7 @@ class RedisLimiter:
 
     def __init__(
         self,
-        redis: Any,
+        redis: StateClient,
         *,
         prefix: str,
         lease_ms: int,
@@ -44,10 +45,9 @@ class RedisLimiter:
         self._store = store
         self._prefix = prefix
         self._lease_ms = lease_ms
-        self._check = redis.register_script(_lua("check.lua"))
-        self._settle = redis.register_script(_lua("settle.lua"))
-        scripts = (self._check.script, self._settle.script)
-        self._mux = ScriptMux(redis, timeout_s=timeout_s, scripts=scripts, store=store)
+        self._texts = (_lua("check.lua"), _lua("settle.lua"))
+        self._check, self._settle = (redis.register_script(text) for text in self._texts)
+        self._mux = ScriptMux(redis, timeout_s=timeout_s, scripts=self._texts, store=store)
         self._keys: dict[str, tuple[int, list[str]]] = {}  # consumer -> (UTC day, check.lua's KEYS), one per consumer
 
     def key(self, consumer: str, suffix: str) -> str:
@@ -55,8 +55,8 @@ class RedisLimiter:
 
     async def load(self) -> None:
         """Load both scripts and open the connection now (at start), so the first request pays for neither."""
-        self._check.sha = await self._redis.script_load(self._check.script)
-        self._settle.sha = await self._redis.script_load(self._settle.script)
+        self._check.sha = await self._redis.script_load(self._texts[0])
+        self._settle.sha = await self._redis.script_load(self._texts[1])
         await self._mux.ping()
 
     def _check_keys(self, consumer: str, day: int) -> list[str]:
@@ -115,13 +115,13 @@ class RedisLimiter:
         self._mux.evalsha_now(self._settle.sha, keys, args).add_done_callback(answered)
         return out
 
-    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    async def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         try:
             return await self._mux.evalsha(script.sha, keys, args)
         except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it and run it alone
             return await self._alone(script, keys, args)
 
-    async def _alone(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    async def _alone(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """``script`` on a pooled connection of its own (it loads itself on NOSCRIPT), within the store's bound."""
         async with self._store.bounded("quota") if self._store else contextlib.nullcontext():
             return await script(keys=keys, args=args)

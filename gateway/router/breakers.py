@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from gateway.clock import Clock
 from gateway.router.breaker import CircuitBreaker, State, Transition, TransitionListener
 from gateway.router.settings import BreakerSettings
+from gateway.store.client import Arg
 from gateway.store.store import StateStore
 
 _PUBLISH_LUA = (Path(__file__).parent / "lua" / "breaker_publish.lua").read_text
@@ -49,7 +50,7 @@ class RedisBreakerStore:
     async def publish(self, key: str, state: State, open_until: float, changed_at: float) -> None:
         if not self._store.clear:
             return
-        args = [str(state), repr(open_until), repr(changed_at), self._ttl_ms, self._origin]
+        args: list[Arg] = [str(state), repr(open_until), repr(changed_at), self._ttl_ms, self._origin]
         await self._script(keys=[self._k(key)], args=args)
 
     async def fetch(self, keys: Sequence[str]) -> list[tuple[State, float, float] | None]:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from redis.exceptions import RedisError, ResponseError
 
+from gateway.store.client import StateClient
 from gateway.store.deadline import LagTimer, StoreDeadline
 from gateway.store.health import Change, StoreHealth
 from gateway.store.settings import StateSettings
@@ -43,7 +44,7 @@ class StoreEvents(Protocol):
 
 
 class StateStore:
-    def __init__(self, redis: Any, settings: StateSettings, *, events: StoreEvents) -> None:
+    def __init__(self, redis: StateClient, settings: StateSettings, *, events: StoreEvents) -> None:
         self.redis = redis
         self.settings = settings
         self._events = events
