@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.budget.settings import Budget
-from gateway.quota.settings import Limits
+from gateway.settings.budget import Budget
+from gateway.settings.quota import Limits
 from reports.expectations import Expectation
 from reports.slo import SloGate, SloSpec
 

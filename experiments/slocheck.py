@@ -6,7 +6,7 @@
 For each scenario (all of ``experiments/scenarios/`` unless names are given): a virtual-time replay with the
 scenario's own seed at ``--scale`` (default 1), in ``--jobs`` worker processes (default 2), then
 ``reports.build.build(run_dir, charts=False)`` for its ``summary.json``. The summaries go through
-:func:`reports.slocheck.check_slo`: (a) each SLO's error budget used against what the scenario allows, (b) its
+:func:`reports.slogate.check_slo`: (a) each SLO's error budget used against what the scenario allows, (b) its
 expectations, (c) each tracked figure against the committed baseline ``experiments/baselines/<name>.json``
 (rules in docs/REPORTS.md). The table (scenario, gate, figure, now, limit, verdict, note) and one line per
 breach go to stdout, progress to stderr; exit 1 when any check fails or a scenario cannot be replayed.
@@ -38,7 +38,7 @@ from experiments.scenario import SCENARIOS_DIR, ScenarioError, scaled
 from experiments.scenario_files import list_scenarios, load_scenario
 from reports.build import build
 from reports.expectation_models import ExpectationError
-from reports.slocheck import Row, SloCheckResult, check_slo, load_baselines, write_baseline
+from reports.slogate import Row, SloCheckResult, check_slo, load_baselines, write_baseline
 
 BASELINES_DIR = Path("experiments/baselines")
 

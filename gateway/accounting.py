@@ -19,7 +19,7 @@ from typing import Protocol
 from gateway.call import Call, Handler, Reply, finish_with
 from gateway.config import Price
 from gateway.quota.estimate import estimate
-from gateway.quota.settings import QuotaSettings
+from gateway.settings.quota import QuotaSettings
 
 
 class UsageSink(Protocol):

@@ -17,7 +17,7 @@ from gateway.call import Call, Handler, Reply, close_stream
 from gateway.errors import PayloadTooLarge
 from gateway.observability.logs import EventLog
 from gateway.requestid import pick_request_id
-from gateway.requestlog import RequestRecord
+from gateway.requestrecord import RequestRecord
 from gateway.runtime import Runtime
 
 Scope = MutableMapping[str, Any]

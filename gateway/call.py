@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.requestlog import RequestRecord
+from gateway.requestrecord import RequestRecord
 
 if TYPE_CHECKING:
     from gateway.config import Consumer, ModelGroup

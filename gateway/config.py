@@ -13,14 +13,14 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.budget.settings import Budget, BudgetSettings
-from gateway.cache.settings import CacheSettings
-from gateway.db.settings import DatabaseSettings
-from gateway.idempotency.settings import IdempotencySettings
-from gateway.observability.settings import ObservabilitySettings
-from gateway.quota.settings import Limits, QuotaSettings
-from gateway.router.settings import RouterSettings
-from gateway.store.settings import StateSettings
+from gateway.settings.budget import Budget, BudgetSettings
+from gateway.settings.cache import CacheSettings
+from gateway.settings.db import DatabaseSettings
+from gateway.settings.idempotency import IdempotencySettings
+from gateway.settings.observability import ObservabilitySettings
+from gateway.settings.quota import Limits, QuotaSettings
+from gateway.settings.router import RouterSettings
+from gateway.settings.store import StateSettings
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -19,7 +19,7 @@ Client-facing errors are :class:`GatewayError`; each renders OpenAI's body
     ├── Unavailable           503     service_unavailable (shed, breakers open, state store down)
     └── DeadlineExceeded      504     timeout
 
-Upstream failures seen by the router are :class:`gateway.adapters.errors.UpstreamError` subclasses.
+Upstream failures seen by the router are :class:`gateway.adapters.upstreamerrors.UpstreamError` subclasses.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from gateway.auth import AdminStage, AuthStage
 from gateway.budget.stage import BudgetStage
 from gateway.cache.stage import CacheStage
 from gateway.call import Call, Handler, Reply, Stage
+from gateway.idempotency.claims import IdempotencyStore
 from gateway.idempotency.stage import IdempotencyStage
-from gateway.idempotency.store import IdempotencyStore
 from gateway.observability.stage import RequestLine, TelemetryStage, Traced, traced_handler
 from gateway.parse import ParseStage
 from gateway.quota.stage import QuotaStage

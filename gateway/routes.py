@@ -15,10 +15,10 @@ import orjson
 
 from gateway.call import Call, Handler, Reply
 from gateway.errors import MethodNotAllowed, NotFound
-from gateway.keys.admin import KeyRoutes
+from gateway.keys.keyadmin import KeyRoutes
 from gateway.openapi import ApiDocs
 from gateway.pipeline import admin_pipeline, chat_pipeline, edge_pipeline, models_pipeline
-from gateway.router.admin import RouterAdmin
+from gateway.router.routeradmin import RouterAdmin
 from gateway.runtime import Runtime
 
 

@@ -12,8 +12,8 @@ from gateway.accounting import UsageSink, UsageTotals
 from gateway.adapters.base import OpenAICompatibleAdapter
 from gateway.adapters.registry import build_adapters
 from gateway.auth import KeyRing
-from gateway.budget.core import WorstCase
-from gateway.budget.store import RedisBudgets
+from gateway.budget.dollars import WorstCase
+from gateway.budget.redisbudgets import RedisBudgets
 from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -24,7 +24,7 @@ from gateway.quota.limiter import QuotaEvents, QuotaLimiter
 from gateway.rng import Rng
 from gateway.router.orchestrator import Router
 from gateway.store.client import StateClient
-from gateway.store.store import StateStore
+from gateway.store.statestore import StateStore
 from gateway.transport import Transport
 
 

@@ -2,7 +2,7 @@
 
 The Redis client uses a blocking pool: under a burst, a call waits for a free connection instead of failing at
 once with MaxConnectionsError. The client's own timeouts are only a backstop: every call on a request's path is
-bounded by ``state.timeout_s`` (gateway/store/store.py), which cancels the call long before they fire.
+bounded by ``state.timeout_s`` (gateway/store/statestore.py), which cancels the call long before they fire.
 """
 
 from __future__ import annotations

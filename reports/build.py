@@ -10,8 +10,8 @@ from reports.charts import render_all
 from reports.load import load_run
 from reports.locust import locust_summary
 from reports.markdown import render_report
-from reports.metrics import metrics_summary
 from reports.postmortem import render_postmortem
+from reports.promsnapshots import metrics_summary
 from reports.summary import Computed, compute
 
 

@@ -1,7 +1,7 @@
 """Read a run directory into polars frames.
 
 Inputs (all in the run directory):
-- ``requests.jsonl``: one ``gateway.requestlog.RequestRecord.to_dict()`` per line (schema 1);
+- ``requests.jsonl``: one ``gateway.requestrecord.RequestRecord.to_dict()`` per line (schema 1);
 - ``events.jsonl`` (optional): ``{"event": "breaker_transition", "ts", "provider", "from", "to"}`` lines
   (``from_state``/``to_state`` and a ``provider/model`` breaker key are accepted). When the file has any, they
   are the breaker history; otherwise the transitions noted on request records are used

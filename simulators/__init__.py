@@ -4,9 +4,9 @@
 ``python -m simulators`` serves one with uvicorn. See docs/SIMULATORS.md.
 """
 
-from simulators.app import SimulatorApp, create_app
-from simulators.errors import SimulatedConnectionReset
+from simulators.failures import SimulatedConnectionReset
 from simulators.profile import Profile, ProfileError, list_profiles, load_profile
+from simulators.simulator import SimulatorApp, create_app
 
 __all__ = [
     "Profile",

@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from simulators.app import create_app
-from simulators.errors import SimulatedConnectionReset
+from simulators.failures import SimulatedConnectionReset
 from simulators.profile import PROFILES_DIR, ProfileError, list_profiles, load_profile
+from simulators.simulator import create_app
 
 
 class _DropResets(logging.Filter):

@@ -16,7 +16,7 @@ import orjson
 from simulators.profile import ProfileError, load_profile
 
 if TYPE_CHECKING:
-    from simulators.engine import Engine
+    from simulators.backend import Engine
 
 
 def _is_int(v: object) -> bool:

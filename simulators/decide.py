@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.rng import Rng
-from simulators.errors import ErrorInfo, go_duration
+from simulators.failures import ErrorInfo, go_duration
 from simulators.profile import (
     BudgetExhaustion,
     Degradation,

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from simulators.decide import Decision
-from simulators.errors import Flavour
+from simulators.failures import Flavour
 from simulators.wire import Chunker, completion, completion_id
 
 _ALT = ("the", "a", "of", "and", "to", "in", "is", "it", "for", "on", "as", "at", "by", "or", "an", "be", "we", "so")

@@ -1,5 +1,5 @@
 """Function calls from the simulated Gemini, for requests that declare functions (others are answered by
-:class:`simulators.gemini.GeminiRender` unchanged).
+:class:`simulators.gemini_wire.GeminiRender` unchanged).
 
 The model calls a function when ``toolConfig.functionCallingConfig.mode`` is ``ANY``, or (``AUTO``, the default)
 when the last turn is the user's text rather than a ``functionResponse``; ``NONE`` never calls. It calls the first
@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from simulators.extras import arguments, pieces
-from simulators.gemini import GeminiChunker, field, usage_metadata
+from simulators.gemini_wire import GeminiChunker, field, usage_metadata
 
 
 def pick_function(payload: dict[str, Any]) -> dict[str, Any] | None:

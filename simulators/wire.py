@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from simulators.errors import Flavour
+from simulators.failures import Flavour
 
 FINGERPRINT = "fp_f4ul7l1n3"
 

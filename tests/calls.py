@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.call import Call
-from gateway.requestlog import RequestRecord
+from gateway.requestrecord import RequestRecord
 
 
 def build_call(

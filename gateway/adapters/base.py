@@ -1,7 +1,7 @@
 """The OpenAI-compatible adapter both providers share: translate, call, classify. Nothing else.
 
 No retries, no policy, no quotas: the router decides what to do with the classified errors
-(gateway/adapters/errors.py) and passes the time limits of each attempt in :class:`AttemptTimeouts`.
+(gateway/adapters/upstreamerrors.py) and passes the time limits of each attempt in :class:`AttemptTimeouts`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from gateway.adapters.errors import (
+from gateway.adapters.sse import iter_data
+from gateway.adapters.upstreamerrors import (
     UpstreamClientError,
     UpstreamConnectError,
     UpstreamError,
@@ -24,7 +25,6 @@ from gateway.adapters.errors import (
     UpstreamStreamTimeout,
     UpstreamTimeout,
 )
-from gateway.adapters.sse import iter_data
 from gateway.transport import ConnectFailed, ConnectionLost, Transport, UpstreamResponse
 
 

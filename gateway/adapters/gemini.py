@@ -24,14 +24,14 @@ from gateway.adapters.base import (
     present,
     reply_id,
 )
-from gateway.adapters.errors import (
+from gateway.adapters.gemini_request import TranslationError, to_gemini
+from gateway.adapters.gemini_response import StreamTranslator, classify, to_completion
+from gateway.adapters.upstreamerrors import (
     NotTranslatable,
     UpstreamError,
     UpstreamServerError,
     UpstreamStreamCut,
 )
-from gateway.adapters.gemini_request import TranslationError, to_gemini
-from gateway.adapters.gemini_response import StreamTranslator, classify, to_completion
 from gateway.clock import Clock
 from gateway.transport import Transport, UpstreamResponse
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from gateway.adapters.errors import (
+from gateway.adapters.upstreamerrors import (
     UpstreamClientError,
     UpstreamError,
     UpstreamQuotaExhausted,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.adapters.base import OpenAICompatibleAdapter, retry_after
-from gateway.adapters.errors import UpstreamError, UpstreamRateLimited
+from gateway.adapters.upstreamerrors import UpstreamError, UpstreamRateLimited
 
 
 class VLLMAdapter(OpenAICompatibleAdapter):

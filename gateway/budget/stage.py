@@ -19,16 +19,16 @@ from typing import Protocol
 from redis.exceptions import RedisError
 
 from gateway.accounting import price_call
-from gateway.budget.core import Limit, WorstCase, describe, headers, limits_of, nano, rejection, usd
-from gateway.budget.settings import BudgetSettings
-from gateway.budget.store import RedisBudgets
+from gateway.budget.dollars import Limit, WorstCase, describe, headers, limits_of, nano, rejection, usd
+from gateway.budget.redisbudgets import RedisBudgets
 from gateway.call import Call, Handler, Reply, finish_with
 from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
 from gateway.config import Price
 from gateway.errors import Unavailable
 from gateway.quota.estimate import estimate
-from gateway.quota.settings import QuotaSettings
+from gateway.settings.budget import BudgetSettings
+from gateway.settings.quota import QuotaSettings
 
 
 class BudgetEvents(Protocol):

@@ -25,11 +25,11 @@ import orjson
 from redis.exceptions import RedisError
 
 from gateway.adapters.sse import DONE
-from gateway.cache.settings import CacheSettings
 from gateway.call import Call, Handler, Reply, finish_with
 from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
 from gateway.idempotency.stage import replay_stream
+from gateway.settings.cache import CacheSettings
 from gateway.store.client import StateClient
 
 _NOT_IN_KEY = frozenset(("model", "user"))

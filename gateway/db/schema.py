@@ -94,7 +94,7 @@ usage_records = Table(
     Column("cache", String(8)),  # hit | miss | null (not cacheable)
     Column("idempotent_replay", Boolean, nullable=False),
     Column("tags", JSON),
-    Column("record", JSON),  # the request-log record itself (gateway/requestlog.py): what the reports read
+    Column("record", JSON),  # the request-log record itself (gateway/requestrecord.py): what the reports read
     Index("ix_usage_records_ts", "ts"),
     Index("ix_usage_records_key_ts", "key_id", "ts"),
     Index("ix_usage_records_run", "run_id"),

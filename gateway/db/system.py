@@ -19,7 +19,7 @@ from gateway.config import Settings
 from gateway.db.engine import create_engine, redact
 from gateway.db.migrate import upgrade
 from gateway.keys.directory import KeyDirectory
-from gateway.keys.store import KeyStore
+from gateway.keys.keystore import KeyStore
 from gateway.observability.logs import EventLog
 from gateway.store.client import StateClient
 from gateway.usage.writer import UsageEvents, UsageWriter

@@ -28,8 +28,8 @@ from redis.exceptions import RedisError
 from gateway.adapters.sse import DONE
 from gateway.call import Call, Handler, Reply
 from gateway.errors import GatewayError, IdempotencyConflict, IdempotencyMismatch, InvalidRequest
-from gateway.idempotency.settings import IdempotencySettings
-from gateway.idempotency.store import IdempotencyStore
+from gateway.idempotency.claims import IdempotencyStore
+from gateway.settings.idempotency import IdempotencySettings
 
 HEADER = "idempotency-key"
 REPLAYED = {"idempotent-replayed": "true"}

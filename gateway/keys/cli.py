@@ -33,7 +33,7 @@ from gateway.db.migrate import upgrade
 from gateway.db.system import build_records
 from gateway.environ import settings_from_env
 from gateway.errors import GatewayError, InvalidRequest
-from gateway.keys.admin import KeyAdmin, invalid_field
+from gateway.keys.keyadmin import KeyAdmin, invalid_field
 from gateway.keys.model import KeyCreate
 from gateway.observability.logs import EventLog
 

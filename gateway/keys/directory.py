@@ -1,7 +1,7 @@
 """Every replica's copy of the virtual keys: looked up in memory on the hot path, kept fresh off it.
 
 A replica loads the live keys at start, then reads the changes (rows whose revision is newer than the last it
-read: gateway/keys/store.py) every ``database.keys.refresh_s`` (1 s by default), and at once when a change is
+read: gateway/keys/keystore.py) every ``database.keys.refresh_s`` (1 s by default), and at once when a change is
 announced on the Redis channel ``database.keys.channel`` (the admin API publishes one after each change). So a
 key created, changed or revoked on one replica is in force on every replica within the refresh interval plus
 one read (under 2 s), usually within milliseconds; if Redis is down the interval alone still bounds it. The
@@ -22,11 +22,11 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from gateway.budget.settings import Budget
 from gateway.clock import Clock
 from gateway.config import Consumer, Settings
 from gateway.observability.logs import EventLog
-from gateway.quota.settings import Limits
+from gateway.settings.budget import Budget
+from gateway.settings.quota import Limits
 from gateway.store.client import StateClient
 
 
@@ -72,7 +72,7 @@ def identity_of(row: Any, consumer_budget: Budget | None) -> Identity:
 
 
 class KeyChanges(Protocol):
-    """What the directory reads (gateway/keys/store.py ``KeyStore.changes``)."""
+    """What the directory reads (gateway/keys/keystore.py ``KeyStore.changes``)."""
 
     async def changes(self, since: int) -> tuple[int, Sequence[Any], Sequence[Any]]: ...
 

@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from gateway.budget.settings import Budget
-from gateway.quota.settings import Limits
+from gateway.settings.budget import Budget
+from gateway.settings.quota import Limits
 
 NAME = r"^[A-Za-z0-9._-]{1,64}$"
 Permission = Literal["chat", "pin", "models", "served_by"]

@@ -17,7 +17,7 @@ from typing import IO, Any
 import orjson
 
 from gateway.clock import Clock
-from gateway.requestlog import RequestRecord
+from gateway.requestrecord import RequestRecord
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 

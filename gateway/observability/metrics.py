@@ -18,7 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from gateway.requestlog import RequestRecord
+from gateway.requestrecord import RequestRecord
 
 # LLM latencies: tens of milliseconds (a cached vLLM prefill) to minutes (a long stream).
 LATENCY_BUCKETS = (

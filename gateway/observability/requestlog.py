@@ -1,4 +1,4 @@
-"""The request-log writer: JSONL of :meth:`gateway.requestlog.RequestRecord.to_dict`, one line per request.
+"""The request-log writer: JSONL of :meth:`gateway.requestrecord.RequestRecord.to_dict`, one line per request.
 
 Off the hot path: :meth:`RequestLogWriter.submit` only enqueues; a task started by :meth:`start` drains the queue
 in batches (serialised with orjson, one ``write`` per batch). :meth:`stop` writes everything still queued, so a
@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import orjson
 
-from gateway.requestlog import RequestRecord
+from gateway.requestrecord import RequestRecord
 
 _STOP = None
 

@@ -24,7 +24,7 @@ from gateway.errors import GatewayError
 from gateway.observability.logs import EventLog
 from gateway.observability.telemetry import Telemetry
 from gateway.observability.tracing import UPSTREAM_HEADERS, Tracing, trace_ids
-from gateway.requestlog import RequestRecord
+from gateway.requestrecord import RequestRecord
 
 
 def _end(rec: RequestRecord, outcome: str) -> None:

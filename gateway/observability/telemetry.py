@@ -20,7 +20,7 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.requestlog import RequestLogWriter
 from gateway.observability.server import MetricsServer
 from gateway.observability.tracing import Tracing, genai_provider
-from gateway.requestlog import RequestRecord
+from gateway.requestrecord import RequestRecord
 from gateway.rng import Rng
 
 

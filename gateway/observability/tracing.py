@@ -29,7 +29,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, S
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.clock import Clock
-from gateway.requestlog import AttemptRecord, RequestRecord
+from gateway.requestrecord import AttemptRecord, RequestRecord
 from gateway.rng import Rng
 
 UPSTREAM_HEADERS = "upstream_headers"  # call.attributes key: dict of headers the adapters forward upstream

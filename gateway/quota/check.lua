@@ -1,7 +1,7 @@
 --[[ check.lua: admit one request for one consumer, or say why not. Atomic; all-or-nothing.
 
 Algorithm: sliding-window logs (requests and reserved tokens per WINDOW), a per-UTC-day token counter and
-in-flight leases. Mirrors gateway/quota/core.py LocalLimiter.check exactly.
+in-flight leases. Mirrors gateway/quota/algorithm.py LocalLimiter.check exactly.
 
 Units: times in integer milliseconds since the Unix epoch, taken from the gateway's clock (never Redis TIME);
 tokens are integers; a limit of 0 means "no limit on that axis". TTLs are hygiene only.

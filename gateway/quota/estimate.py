@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.quota.settings import QuotaSettings
+from gateway.settings.quota import QuotaSettings
 
 _REPLY_PRIMING = 3
 

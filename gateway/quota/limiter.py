@@ -6,8 +6,8 @@
   its answer: a finished request costs no round trip.
 * A call that fails gets the policy's answer; the store itself declares an outage after
   ``state.outage_after_failures`` consecutive failed round trips and probes Redis on its own task until it
-  answers (gateway/store/store.py). While it is down, requests go straight to the policy's answer. Policy
-  ``open``: an in-process :class:`~gateway.quota.core.LocalLimiter` enforcing this replica's share of each limit
+  answers (gateway/store/statestore.py). While it is down, requests go straight to the policy's answer. Policy
+  ``open``: an in-process :class:`~gateway.quota.algorithm.LocalLimiter` enforcing this replica's share of each limit
   (``limit // replicas``, at least 1), its day counter starting from this replica's share of the day's use last
   seen on Redis (so an outage does not hand out a fresh daily budget); its windows are cleared when Redis is back.
   Policy ``closed``: 503 ``service_unavailable``.
@@ -31,10 +31,10 @@ from redis.exceptions import RedisError
 
 from gateway.clock import Clock
 from gateway.errors import Unavailable
-from gateway.quota.core import Decision, LocalLimiter, day_index
+from gateway.quota.algorithm import Decision, LocalLimiter, day_index
 from gateway.quota.redis_store import RedisLimiter
-from gateway.quota.settings import Limits, QuotaSettings
-from gateway.store.store import StateStore
+from gateway.settings.quota import Limits, QuotaSettings
+from gateway.store.statestore import StateStore
 
 Backend = Literal["redis", "local"]
 

@@ -38,7 +38,7 @@ class Timer(Protocol):
 
 
 class StoreHealth(Protocol):
-    """The state store's bound and health (gateway.store.store.StateStore)."""
+    """The state store's bound and health (gateway.store.statestore.StateStore)."""
 
     def timer(self, fire: Any) -> Timer: ...
 

@@ -16,11 +16,11 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from gateway.quota.core import WINDOW_MS, Decision, day_index, ms_to_day_end
+from gateway.quota.algorithm import WINDOW_MS, Decision, day_index, ms_to_day_end
 from gateway.quota.mux import ScriptMux
-from gateway.quota.settings import Limits
+from gateway.settings.quota import Limits
 from gateway.store.client import Script, StateClient
-from gateway.store.store import StateStore
+from gateway.store.statestore import StateStore
 
 
 def _lua(name: str) -> str:
@@ -28,7 +28,7 @@ def _lua(name: str) -> str:
 
 
 class RedisLimiter:
-    """Same contract as :class:`gateway.quota.core.LocalLimiter`, shared by every replica."""
+    """Same contract as :class:`gateway.quota.algorithm.LocalLimiter`, shared by every replica."""
 
     def __init__(
         self,

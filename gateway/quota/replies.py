@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from gateway.errors import GatewayError, QuotaExhausted, RateLimited
-from gateway.quota.core import WINDOW_MS, Decision
-from gateway.quota.settings import Limits
+from gateway.quota.algorithm import WINDOW_MS, Decision
+from gateway.settings.quota import Limits
 
 
 def go_duration(ms: int) -> str:

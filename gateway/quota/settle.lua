@@ -1,6 +1,6 @@
 --[[ settle.lua: replace a request's token reservation with its real usage and release its lease. Idempotent:
 the lease is the once-only token — a second settle of the same handle (or one after the lease expired) changes
-nothing and returns {0, 0}. Mirrors gateway/quota/core.py LocalLimiter.settle exactly.
+nothing and returns {0, 0}. Mirrors gateway/quota/algorithm.py LocalLimiter.settle exactly.
 
 Units: tokens are integers. No time argument: settling does not move any window (the tokens stay at the
 request's admission time in the tokens log).

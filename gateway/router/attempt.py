@@ -18,21 +18,21 @@ from typing import Any
 import orjson
 
 from gateway.adapters.base import AttemptTimeouts, ChunkStream, OpenAICompatibleAdapter
-from gateway.adapters.errors import UpstreamClientError, UpstreamError, UpstreamQuotaExhausted
+from gateway.adapters.upstreamerrors import UpstreamClientError, UpstreamError, UpstreamQuotaExhausted
 from gateway.call import Call, Reply
 from gateway.clock import Clock
 from gateway.config import Route
-from gateway.requestlog import AttemptRecord
+from gateway.requestrecord import AttemptRecord
 from gateway.router.breaker import Transition
 from gateway.router.breakers import Breakers
-from gateway.router.budget import RetryBudget
 from gateway.router.chaos import Chaos, Injection, injected_error
 from gateway.router.cooloff import QuotaCooloffs
 from gateway.router.deadline import AttemptLimits, DeadlineReached, within
-from gateway.router.events import RouterEvents
 from gateway.router.guardrails import Guardrails, note_actions
 from gateway.router.relay import Relay
 from gateway.router.retry import provider_refused
+from gateway.router.retrybudget import RetryBudget
+from gateway.router.routerevents import RouterEvents
 from gateway.router.selection import LatencyEwma
 from gateway.router.shedding import LoadShedder
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from gateway.router.settings import BreakerSettings
+from gateway.settings.router import BreakerSettings
 
 
 class State(StrEnum):

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from gateway.clock import Clock
 from gateway.router.breaker import CircuitBreaker, State, Transition, TransitionListener
-from gateway.router.settings import BreakerSettings
+from gateway.settings.router import BreakerSettings
 from gateway.store.client import Arg
-from gateway.store.store import StateStore
+from gateway.store.statestore import StateStore
 
 _PUBLISH_LUA = (Path(__file__).parent / "lua" / "breaker_publish.lua").read_text
 

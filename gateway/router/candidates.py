@@ -28,7 +28,7 @@ from gateway.router.breaker import State
 from gateway.router.breakers import Breakers
 from gateway.router.cooloff import QuotaCooloffs
 from gateway.router.selection import LatencyEwma, order_scored, order_weighted, pinned_provider, resolve_group
-from gateway.router.settings import RouterSettings
+from gateway.settings.router import RouterSettings
 
 Usable = Callable[[Route, float, float], str | None]
 

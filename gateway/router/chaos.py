@@ -1,6 +1,6 @@
 """Gateway-side chaos: faults injected into upstream attempts, by rule and percentage, from the seeded RNG.
 
-Off unless ``router.chaos.enabled``; rules change at run time through the admin API (gateway/router/admin.py).
+Off unless ``router.chaos.enabled``; rules change at run time through the admin API (gateway/router/routeradmin.py).
 A rule matches an attempt when each of its ``provider`` / ``model`` / ``consumer`` is unset or equal (``model``
 matches the upstream model name or the model group the client asked for); every matching rule draws once (so the
 draws do not depend on earlier outcomes) and the first hit wins. Faults:
@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from gateway.adapters.errors import (
+from gateway.adapters.upstreamerrors import (
     UpstreamClientError,
     UpstreamConnectError,
     UpstreamError,
@@ -26,7 +26,7 @@ from gateway.adapters.errors import (
     UpstreamServerError,
     UpstreamTimeout,
 )
-from gateway.router.settings import ChaosRule, ChaosSettings
+from gateway.settings.router import ChaosRule, ChaosSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.adapters.errors import (
+from gateway.adapters.upstreamerrors import (
     NotTranslatable,
     UpstreamClientError,
     UpstreamError,

@@ -19,10 +19,10 @@ from collections.abc import Awaitable, Mapping
 from typing import TypeVar
 
 from gateway.adapters.base import AttemptTimeouts
-from gateway.adapters.errors import UpstreamError, UpstreamStreamTimeout, UpstreamTimeout
+from gateway.adapters.upstreamerrors import UpstreamError, UpstreamStreamTimeout, UpstreamTimeout
 from gateway.clock import Clock
 from gateway.errors import DeadlineExceeded, InvalidRequest
-from gateway.router.settings import TimeoutSettings
+from gateway.settings.router import TimeoutSettings
 
 T = TypeVar("T")
 

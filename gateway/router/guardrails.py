@@ -19,8 +19,8 @@ from typing import Any
 
 from gateway.errors import InvalidRequest
 from gateway.observability.events import GuardrailEvents
-from gateway.requestlog import RequestRecord
-from gateway.router.settings import GuardrailSettings
+from gateway.requestrecord import RequestRecord
+from gateway.settings.router import GuardrailSettings
 
 
 class Guardrails:

@@ -10,7 +10,7 @@
 7. the loop      for each route the candidates offer: breaker admission (half-open probes)   this module
                  -> an :class:`Attempt` (attempt.py: slot, limits, chaos, adapter call,
                  guardrails, the relay of a stream, and its one ``end``)
-8. on failure    deadline reached? -> retry decision -> retry budget -> deadline -> backoff  retry.py, budget.py
+8. on failure    deadline reached? -> retry decision -> retry budget -> deadline -> backoff  retry.py, retrybudget.py
 
 Every decision is written to ``call.record`` (attempts, retries, breaker_states, decisions).
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from gateway.adapters.base import OpenAICompatibleAdapter
-from gateway.adapters.errors import UpstreamClientError, UpstreamError
+from gateway.adapters.upstreamerrors import UpstreamClientError, UpstreamError
 from gateway.call import Call, Reply, finish_with
 from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
@@ -31,18 +31,18 @@ from gateway.rng import Rng
 from gateway.router import retry
 from gateway.router.attempt import Attempt, Policies, note_transition
 from gateway.router.breakers import Breakers, RedisBreakerStore
-from gateway.router.budget import RetryBudget
 from gateway.router.candidates import Candidates, Selector
 from gateway.router.chaos import Chaos
 from gateway.router.client_errors import client_error
 from gateway.router.cooloff import QuotaCooloffs
 from gateway.router.deadline import AttemptLimits, DeadlineReached, request_deadline
-from gateway.router.events import BreakerEventsListener, RouterEvents
 from gateway.router.guardrails import Guardrails
 from gateway.router.relay import Relay
+from gateway.router.retrybudget import RetryBudget
+from gateway.router.routerevents import BreakerEventsListener, RouterEvents
 from gateway.router.selection import LatencyEwma
 from gateway.router.shedding import LoadShedder, Shed
-from gateway.store.store import StateStore
+from gateway.store.statestore import StateStore
 
 
 class Router:

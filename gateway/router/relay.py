@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from gateway.adapters.base import AttemptTimeouts, ChunkStream
-from gateway.adapters.errors import UpstreamError
 from gateway.adapters.sse import DONE, frame
+from gateway.adapters.upstreamerrors import UpstreamError
 from gateway.call import Call, Guarded, Reply
 from gateway.clock import Clock
 from gateway.observability.events import GuardrailEvents

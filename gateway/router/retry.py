@@ -1,7 +1,7 @@
 """What to do after a failed attempt: retry the same provider, fail over to another, or give up.
 
 Pure: ``decide(...)`` takes the failure and the request's situation and returns a :class:`RetryDecision`.
-The caller checks the retry budget (gateway/router/budget.py) and the deadline before acting on it.
+The caller checks the retry budget (gateway/router/retrybudget.py) and the deadline before acting on it.
 
 Rules, in order:
 
@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from gateway.adapters.errors import (
+from gateway.adapters.upstreamerrors import (
     UpstreamClientError,
     UpstreamError,
     UpstreamQuotaExhausted,
@@ -32,7 +32,7 @@ from gateway.adapters.errors import (
     UpstreamStreamCut,
     UpstreamStreamTimeout,
 )
-from gateway.router.settings import RetrySettings
+from gateway.settings.router import RetrySettings
 
 Action = Literal["retry", "failover", "give_up"]
 

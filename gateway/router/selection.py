@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from gateway.config import Consumer, ModelGroup, Price, Route
 from gateway.errors import InvalidRequest, PermissionDenied
-from gateway.router.settings import ScoreWeights, TaskRule
+from gateway.settings.router import ScoreWeights, TaskRule
 
 
 def route_key(route: Route) -> str:

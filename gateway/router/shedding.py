@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.clock import Clock
-from gateway.router.settings import SheddingSettings
+from gateway.settings.router import SheddingSettings
 
 MAX_PRIORITY = 9
 

@@ -3,7 +3,7 @@
 redis.asyncio.Redis satisfies them (so does fakeredis's FakeAsyncRedis, a subclass of it), and so does any
 double that answers the same calls (the experiments' outage-injecting state store, experiments/statefault.py).
 Keeping the surface this small keeps every use of the store visible here: the bounded calls of
-gateway/store/store.py, the Lua scripts of the quota, budgets, idempotency, cache and breakers, the breakers'
+gateway/store/statestore.py, the Lua scripts of the quota, budgets, idempotency, cache and breakers, the breakers'
 pipelined fetch, the key directory's change announcements, and the quota's own ordered connection taken from
 the client's pool (gateway/quota/mux.py).
 """

@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.clock import Clock
 from gateway.db.schema import usage_records
-from gateway.db.settings import UsageSettings
 from gateway.observability.logs import EventLog
-from gateway.requestlog import RequestRecord
+from gateway.requestrecord import RequestRecord
+from gateway.settings.db import UsageSettings
 
 
 class UsageEvents(Protocol):

@@ -12,7 +12,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.observability.metrics import Metrics
-from gateway.requestlog import AttemptRecord, RequestRecord
+from gateway.requestrecord import AttemptRecord, RequestRecord
 
 from .conftest import ROOT
 

@@ -11,8 +11,8 @@ from gateway.accounting import AccountingStage, UsageTotals, cost_usd
 from gateway.call import Call, Reply
 from gateway.config import Consumer, Price, hash_key
 from gateway.errors import UpstreamFailed
-from gateway.quota.settings import QuotaSettings
-from gateway.requestlog import AttemptRecord, RequestRecord
+from gateway.requestrecord import AttemptRecord, RequestRecord
+from gateway.settings.quota import QuotaSettings
 from tests.calls import build_call
 
 PRICES = {

@@ -11,9 +11,9 @@ import orjson
 from gateway.clock import SystemClock
 from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
-from gateway.db.settings import UsageSettings
 from gateway.observability.logs import EventLog
-from gateway.requestlog import AttemptRecord, RequestRecord
+from gateway.requestrecord import AttemptRecord, RequestRecord
+from gateway.settings.db import UsageSettings
 from gateway.usage.writer import UsageWriter
 from reports.__main__ import main as reports_main
 from reports.load import load_run

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gateway.clock import FakeClock
-from simulators.errors import go_duration
+from simulators.failures import go_duration
 
 
 @pytest.mark.parametrize("flavour", ["openai", "vllm"])

@@ -7,14 +7,14 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.adapters.errors import (
+from gateway.adapters.gemini_response import StreamTranslator, classify, finish_reason, to_completion, usage
+from gateway.adapters.upstreamerrors import (
     UpstreamClientError,
     UpstreamError,
     UpstreamQuotaExhausted,
     UpstreamRateLimited,
     UpstreamServerError,
 )
-from gateway.adapters.gemini_response import StreamTranslator, classify, finish_reason, to_completion, usage
 
 
 @pytest.mark.parametrize(

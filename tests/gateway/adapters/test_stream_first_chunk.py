@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.adapters.base import AttemptTimeouts, OpenAICompatibleAdapter
-from gateway.adapters.errors import UpstreamTimeout
+from gateway.adapters.upstreamerrors import UpstreamTimeout
 from gateway.clock import LoopClock, run_virtual
 from gateway.transport import AsgiTransport
 from simulators import create_app as create_simulator

@@ -13,7 +13,7 @@ from gateway.clock import FakeClock
 from gateway.config import Settings, hash_key, parse_settings
 from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
-from gateway.keys.store import KeyStore
+from gateway.keys.keystore import KeyStore
 
 CONFIG_KEY = "fl-config-key-0001"
 

@@ -14,8 +14,8 @@ import orjson
 from gateway.clock import Clock, FakeClock, SystemClock
 from gateway.config import hash_key
 from gateway.keys.directory import KeyChanges, KeyDirectory
+from gateway.keys.keystore import KeyStore
 from gateway.keys.model import KeyCreate, KeyPatch
-from gateway.keys.store import KeyStore
 from gateway.observability.logs import EventLog
 from tests.gateway.keys.conftest import CONFIG_KEY, eventually, settings_with
 

@@ -19,7 +19,7 @@ from gateway.observability.stage import TelemetryStage, Traced, traced_handler
 from gateway.observability.telemetry import Telemetry
 from gateway.observability.tracing import UPSTREAM_HEADERS
 from gateway.pipeline import chain
-from gateway.requestlog import AttemptRecord
+from gateway.requestrecord import AttemptRecord
 from gateway.rng import Rng
 from tests.calls import build_call
 

@@ -16,7 +16,7 @@ from gateway.call import Call, Reply
 from gateway.clock import FakeClock
 from gateway.observability.logs import EventLog
 from gateway.observability.metrics import Metrics
-from gateway.requestlog import AttemptRecord, RequestRecord
+from gateway.requestrecord import AttemptRecord, RequestRecord
 
 from .conftest import make_settings
 from .helpers import FakeRouter, kit, make_call, pipeline

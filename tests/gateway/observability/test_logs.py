@@ -6,7 +6,7 @@ import orjson
 
 from gateway.clock import FakeClock
 from gateway.observability.logs import EventLog
-from gateway.requestlog import RequestRecord
+from gateway.requestrecord import RequestRecord
 
 
 def _lines(buf: io.StringIO) -> list[dict[str, object]]:

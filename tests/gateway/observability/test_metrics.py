@@ -5,7 +5,7 @@ import subprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.observability.metrics import OTHER, UNKNOWN, Metrics, _Bounded
-from gateway.requestlog import AttemptRecord, RequestRecord
+from gateway.requestrecord import AttemptRecord, RequestRecord
 
 from .conftest import promtool
 

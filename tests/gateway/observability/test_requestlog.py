@@ -6,7 +6,7 @@ from pathlib import Path
 import orjson
 
 from gateway.observability.requestlog import RequestLogWriter, encode, read_records, segments
-from gateway.requestlog import SCHEMA_VERSION, AttemptRecord, RequestRecord
+from gateway.requestrecord import SCHEMA_VERSION, AttemptRecord, RequestRecord
 
 
 def _rec(i: int) -> RequestRecord:

@@ -48,7 +48,7 @@ async def test_serves_metrics_on_its_own_port_and_stops() -> None:
 _WORKER = textwrap.dedent(
     """
     from gateway.observability.metrics import Metrics
-    from gateway.requestlog import RequestRecord
+    from gateway.requestrecord import RequestRecord
     m = Metrics(consumers=["alice"], models=["m"])
     m.request_finished("/v1/chat/completions",
                        RequestRecord("r", 0.0, consumer="alice", model="m", status=200),

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter
 from gateway.quota.mux import ScriptMux
-from gateway.store.settings import StateSettings
-from gateway.store.store import StateStore
+from gateway.settings.store import StateSettings
+from gateway.store.statestore import StateStore
 
 
 def store_for(client: Any, events: QuotaCounters, **state: Any) -> StateStore:

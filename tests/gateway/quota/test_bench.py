@@ -13,11 +13,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.clock import SystemClock
-from gateway.quota.core import LocalLimiter
+from gateway.quota.algorithm import LocalLimiter
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter
-from gateway.quota.settings import Limits, QuotaSettings
-from gateway.store.settings import StateSettings
-from gateway.store.store import StateStore
+from gateway.settings.quota import Limits, QuotaSettings
+from gateway.settings.store import StateSettings
+from gateway.store.statestore import StateStore
 
 pytestmark = pytest.mark.bench
 

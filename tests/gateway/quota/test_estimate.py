@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.quota.estimate import Estimate, actual_charge, estimate
-from gateway.quota.settings import QuotaSettings
+from gateway.settings.quota import QuotaSettings
 
 QS = QuotaSettings(default_max_tokens=100)
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from gateway.config import hash_key
-from gateway.store.settings import StateSettings
+from gateway.settings.store import StateSettings
 from tests.processes import free_port, stop, wait_http
 
 pytestmark = pytest.mark.processes

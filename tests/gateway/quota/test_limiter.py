@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from gateway.clock import FakeClock
 from gateway.errors import Unavailable
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter, replica_share
-from gateway.quota.settings import Limits, QuotaSettings
+from gateway.settings.quota import Limits, QuotaSettings
 from tests.gateway.quota.conftest import point_at, store_for
 from tests.processes import free_port
 from tests.tools import tool

@@ -10,12 +10,12 @@ import redis.asyncio as aioredis
 
 from gateway.clock import FakeClock
 from gateway.quota import mux
-from gateway.quota.core import DAY_MS, WINDOW_MS, LocalLimiter, day_index
+from gateway.quota.algorithm import DAY_MS, WINDOW_MS, LocalLimiter, day_index
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter
 from gateway.quota.mux import pack_commands
 from gateway.quota.redis_store import RedisLimiter
-from gateway.quota.settings import Limits, QuotaSettings
 from gateway.rng import Rng
+from gateway.settings.quota import Limits, QuotaSettings
 from tests.gateway.quota.conftest import store_for
 
 pytestmark = pytest.mark.redis

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import QuotaExhausted, RateLimited
-from gateway.quota.core import Decision
+from gateway.quota.algorithm import Decision
 from gateway.quota.replies import go_duration, ratelimit_headers, rejection
-from gateway.quota.settings import Limits
+from gateway.settings.quota import Limits
 
 
 @pytest.mark.parametrize(

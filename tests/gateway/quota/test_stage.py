@@ -13,8 +13,8 @@ from gateway.clock import FakeClock
 from gateway.config import Settings, hash_key, parse_settings
 from gateway.errors import QuotaExhausted, RateLimited, UpstreamFailed
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter
-from gateway.quota.settings import Limits
 from gateway.quota.stage import QuotaStage
+from gateway.settings.quota import Limits
 from tests.calls import build_call
 from tests.gateway.quota.conftest import store_for
 

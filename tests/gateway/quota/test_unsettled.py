@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from gateway.clock import FakeClock
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter, Reservation
-from gateway.quota.settings import Limits, QuotaSettings
+from gateway.settings.quota import Limits, QuotaSettings
 from tests.gateway.quota.conftest import point_at, store_for
 
 pytestmark = pytest.mark.redis

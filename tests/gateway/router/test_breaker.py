@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from gateway.clock import FakeClock
 from gateway.router.breaker import CircuitBreaker, State
-from gateway.router.settings import BreakerSettings
+from gateway.settings.router import BreakerSettings
 
 S = BreakerSettings(
     window_s=10, buckets=10, min_calls=4, failure_rate=0.5, consecutive_failures=0, cooloff_s=5, half_open_probes=2

@@ -8,9 +8,9 @@ from gateway.clock import FakeClock
 from gateway.quota.limiter import QuotaCounters
 from gateway.router.breaker import State, Transition
 from gateway.router.breakers import Breakers, RedisBreakerStore
-from gateway.router.settings import BreakerSettings
-from gateway.store.settings import StateSettings
-from gateway.store.store import StateStore
+from gateway.settings.router import BreakerSettings
+from gateway.settings.store import StateSettings
+from gateway.store.statestore import StateStore
 
 pytestmark = pytest.mark.redis
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from gateway.clock import FakeClock
-from gateway.router.budget import RetryBudget
-from gateway.router.settings import BudgetSettings
+from gateway.router.retrybudget import RetryBudget
+from gateway.settings.router import BudgetSettings
 
 
 def test_extras_capped_at_ratio_of_requests() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.adapters.base import AttemptTimeouts
-from gateway.adapters.errors import (
+from gateway.adapters.upstreamerrors import (
     UpstreamClientError,
     UpstreamConnectError,
     UpstreamError,
@@ -23,7 +23,7 @@ from gateway.router.deadline import (
     request_deadline,
 )
 from gateway.router.guardrails import Guardrails
-from gateway.router.settings import ChaosRule, ChaosSettings, GuardrailSettings, TimeoutSettings
+from gateway.settings.router import ChaosRule, ChaosSettings, GuardrailSettings, TimeoutSettings
 
 T = TimeoutSettings(connect_s=2, first_byte_s=30, stream_idle_s=15, request_deadline_s=60)
 

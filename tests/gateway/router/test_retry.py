@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.adapters.errors import (
+from gateway.adapters.upstreamerrors import (
     UpstreamClientError,
     UpstreamConnectError,
     UpstreamError,
@@ -14,7 +14,7 @@ from gateway.adapters.errors import (
 )
 from gateway.rng import Rng
 from gateway.router.retry import backoff, decide
-from gateway.router.settings import RetrySettings
+from gateway.settings.router import RetrySettings
 
 S = RetrySettings(max_attempts=3, backoff_base_s=0.1, backoff_cap_s=2.0, retry_after_cap_s=5.0)
 

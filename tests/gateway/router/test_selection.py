@@ -15,7 +15,7 @@ from gateway.router.selection import (
     resolve_group,
     scores,
 )
-from gateway.router.settings import ScoringSettings, TaskRule
+from gateway.settings.router import ScoringSettings, TaskRule
 
 A = Route(provider="a", model="m-a", weight=3)
 B = Route(provider="b", model="m-b", weight=1)

@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from gateway.clock import LoopClock, run_virtual
-from gateway.router.settings import SheddingSettings
 from gateway.router.shedding import LoadShedder, Shed, global_ceiling
+from gateway.settings.router import SheddingSettings
 
 
 @pytest.mark.parametrize(

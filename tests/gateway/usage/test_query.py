@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
 from gateway.db.schema import usage_records
-from gateway.requestlog import RequestRecord
+from gateway.requestrecord import RequestRecord
 from gateway.usage.query import UsageQuery, percentile, usage
 from gateway.usage.writer import row_of
 

@@ -14,9 +14,9 @@ from gateway.clock import SystemClock
 from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
 from gateway.db.schema import usage_records
-from gateway.db.settings import UsageSettings
 from gateway.observability.logs import EventLog
-from gateway.requestlog import AttemptRecord, RequestRecord
+from gateway.requestrecord import AttemptRecord, RequestRecord
+from gateway.settings.db import UsageSettings
 from gateway.usage.writer import UsageWriter, row_of
 
 

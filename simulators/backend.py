@@ -6,12 +6,12 @@ from collections import deque
 from typing import Any
 
 from gateway.clock import Clock
-from simulators.capacity import Scheduler
+from simulators.batching import Scheduler
 from simulators.decide import Decision, Request, SimState, decide
-from simulators.errors import Flavour
-from simulators.metrics import VllmMetrics
+from simulators.failures import Flavour
 from simulators.profile import Flapping, Outage, Profile
 from simulators.sampling import request_rng
+from simulators.vllm_metrics import VllmMetrics
 
 
 class Engine:

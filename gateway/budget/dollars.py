@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from gateway.budget.settings import Budget
 from gateway.config import ModelGroup, Price
 from gateway.errors import BudgetExceeded
 from gateway.quota.estimate import Estimate
 from gateway.quota.replies import go_duration
+from gateway.settings.budget import Budget
 
 NANO = 1_000_000_000
 DAY_MS = 86_400_000

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.router.settings import BudgetSettings
+from gateway.settings.router import BudgetSettings
 
 _REQ, _EXTRA, _OK, _FAIL = 0, 1, 2, 3
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from gateway.budget.core import DAY_MS, Limit, Outcome, period_of
+from gateway.budget.dollars import DAY_MS, Limit, Outcome, period_of
 from gateway.quota.mux import ScriptMux
 from gateway.store.client import Script, StateClient
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.budget.core import Limit, Outcome, WorstCase, headers, limits_of, nano, period_of, rejection
-from gateway.budget.settings import Budget
+from gateway.budget.dollars import Limit, Outcome, WorstCase, headers, limits_of, nano, period_of, rejection
 from gateway.config import ModelGroup, Price, Route
 from gateway.quota.estimate import Estimate
+from gateway.settings.budget import Budget
 
 
 def ms(text: str) -> int:

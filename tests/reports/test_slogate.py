@@ -9,7 +9,7 @@ import copy
 import pytest
 
 from reports.load import from_lines
-from reports.slocheck import check_slo, load_baselines, main, write_baseline
+from reports.slogate import check_slo, load_baselines, main, write_baseline
 from reports.summary import compute
 from tests.reports.factory import T0, lines, outage_events, outage_run, outage_scenario, write_run
 

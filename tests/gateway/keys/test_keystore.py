@@ -9,8 +9,8 @@ from sqlalchemy import select, text
 
 from gateway.clock import FakeClock
 from gateway.db.schema import virtual_keys
+from gateway.keys.keystore import KeyStore
 from gateway.keys.model import KeyCreate, KeyPatch, public
-from gateway.keys.store import KeyStore
 
 
 async def test_create_stores_only_the_hash_and_shows_the_secret_once(store: KeyStore) -> None:

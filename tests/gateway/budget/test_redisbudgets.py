@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gateway.budget.core import Limit, nano
-from gateway.budget.store import RedisBudgets
+from gateway.budget.dollars import Limit, nano
+from gateway.budget.redisbudgets import RedisBudgets
 
 NOW = 1_796_342_400_000  # 2026-12-04T00:00:00Z
 

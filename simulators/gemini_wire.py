@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from simulators.errors import STATUS, ErrorInfo
+from simulators.failures import STATUS, ErrorInfo
 from simulators.sampling import count_prompt_tokens
 
 PREFIXES = ("/v1beta/", "/v1/")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.observability.metrics import Metrics
 from reports.build import build
-from reports.metrics import metrics_summary
+from reports.promsnapshots import metrics_summary
 from tests.reports.factory import rec, write_run
 
 SNAPSHOT = """\

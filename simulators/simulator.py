@@ -19,16 +19,16 @@ from typing import Any, Literal
 import orjson
 
 from gateway.clock import Clock, SystemClock
-from simulators import gemini
-from simulators.asgi import JSON_HEADER, SSE_HEADERS, Receive, Scope, Send, read_body, send_json
-from simulators.capacity import Ticket
+from simulators import gemini_wire
+from simulators.asgitypes import JSON_HEADER, SSE_HEADERS, Receive, Scope, Send, read_body, send_json
+from simulators.backend import Engine
+from simulators.batching import Ticket
 from simulators.control import handle_control
 from simulators.decide import Decision, Request
-from simulators.engine import Engine
-from simulators.errors import ErrorInfo, Flavour, SimulatedConnectionReset, render_error, retry_after_header
+from simulators.extraroutes import Render, handle_embeddings, handle_gemini
 from simulators.extras import ExtrasRender, wants_extras
+from simulators.failures import ErrorInfo, Flavour, SimulatedConnectionReset, render_error, retry_after_header
 from simulators.profile import Profile, load_profile
-from simulators.routes import Render, handle_embeddings, handle_gemini
 from simulators.sampling import count_prompt_tokens
 from simulators.wire import OpenAIRender, models
 
@@ -50,7 +50,7 @@ class SimulatorApp:
         kind = scope["type"]
         if kind == "http":
             path, method = scope["path"], scope["method"]
-            if self.flavour == "gemini" and path.startswith(gemini.PREFIXES):
+            if self.flavour == "gemini" and path.startswith(gemini_wire.PREFIXES):
                 await handle_gemini(self, scope, receive, send)
             elif path == "/v1/chat/completions" and method == "POST":
                 await self._chat(scope, receive, send)
@@ -98,7 +98,7 @@ class SimulatorApp:
         await send_json(send, status or st, orjson.dumps(body), h)
 
     def render_error(self, info: ErrorInfo) -> tuple[int, dict[str, Any]]:
-        return gemini.render_error(info) if self.flavour == "gemini" else render_error(self.flavour, info)
+        return gemini_wire.render_error(info) if self.flavour == "gemini" else render_error(self.flavour, info)
 
     def ids(self, d: Decision) -> list[tuple[bytes, bytes]]:
         """The request id and rate-limit headers the flavour sends (Gemini sends neither)."""

@@ -7,7 +7,7 @@ API (what ``make slo-check`` / ``make rebaseline`` call):
   failing check: scenario, gate, figure, limit and the command that replays the scenario).
 - :func:`load_baselines` ``(directory, names) -> {name: baseline}`` reads ``<directory>/<name>.json`` (missing
   files are left out); :func:`write_baseline` ``(name, summary, directory) -> Path`` writes one.
-- CLI: ``python -m reports.slocheck [--baselines DIR] [--write] RUN_DIR...`` (reads each ``summary.json``).
+- CLI: ``python -m reports.slogate [--baselines DIR] [--write] RUN_DIR...`` (reads each ``summary.json``).
 
 The three gates, every row naming its own:
 - ``slo-budget``: each SLO's error budget used, in percent as report.md shows it, <= what the scenario's
@@ -266,7 +266,7 @@ def load_summaries(run_dirs: Iterable[Path]) -> dict[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports.slocheck", description="the SLO gate over run summaries")
+    parser = argparse.ArgumentParser(prog="python -m reports.slogate", description="the SLO gate over run summaries")
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     parser.add_argument("--baselines", type=Path, default=Path("experiments/baselines"))
     parser.add_argument("--write", action="store_true", help="write the baselines instead of checking")

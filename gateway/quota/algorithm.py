@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from gateway.quota.settings import Limits
+from gateway.settings.quota import Limits
 
 WINDOW_MS = 60_000
 DAY_MS = 86_400_000

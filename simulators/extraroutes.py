@@ -14,11 +14,11 @@ from typing import Any, Protocol
 import orjson
 
 from simulators import embeddings as emb
-from simulators import gemini
-from simulators.asgi import JSON_HEADER, SSE_HEADERS, Receive, Scope, Send, read_body, send_json
+from simulators import gemini_wire
+from simulators.asgitypes import JSON_HEADER, SSE_HEADERS, Receive, Scope, Send, read_body, send_json
+from simulators.backend import Engine
 from simulators.decide import Decision, Request
-from simulators.engine import Engine
-from simulators.errors import ErrorInfo
+from simulators.failures import ErrorInfo
 from simulators.gemini_tools import GeminiToolRender, pick_function
 
 
@@ -30,7 +30,7 @@ class StreamChunker(Protocol):
 
 
 class SimulatorApp(Protocol):
-    """What these handlers use of the simulator app (simulators/app.py)."""
+    """What these handlers use of the simulator app (simulators/simulator.py)."""
 
     engine: Engine
 
@@ -73,48 +73,48 @@ async def handle_gemini(app: SimulatorApp, scope: Scope, receive: Receive, send:
     served = p.served_models or [p.model]
     rest = path[1:].partition("/")[2]
     if method == "GET" and rest == "models":
-        return await send_json(send, 200, gemini.models(served, p.max_model_len))
+        return await send_json(send, 200, gemini_wire.models(served, p.max_model_len))
     if method == "GET" and rest.startswith("models/") and ":" not in rest:
         model = rest.removeprefix("models/")
         if p.served_models and model not in p.served_models:
             return await app.error(send, ErrorInfo(kind="model_not_found", model=model))
-        return await send_json(send, 200, orjson.dumps(gemini.model_card(model, p.max_model_len)))
-    target = gemini.route(path)
+        return await send_json(send, 200, orjson.dumps(gemini_wire.model_card(model, p.max_model_len)))
+    target = gemini_wire.route(path)
     if target is None or method != "POST":
         return await app.error(send, ErrorInfo(kind="not_found", detail=f"Method not found: {method} {path}"))
     model, verb = target
     ok, payload = await _payload(app, receive, send)
     if not ok:
         return None
-    key = gemini.api_key(scope)
+    key = gemini_wire.api_key(scope)
     if verb in ("embedContent", "batchEmbedContents"):
-        items, problem = gemini.embed_texts(payload, verb == "batchEmbedContents", model)
+        items, problem = gemini_wire.embed_texts(payload, verb == "batchEmbedContents", model)
         if items is None:
             return await app.error(send, ErrorInfo(kind="invalid_request", detail=problem))
         inputs = [(text, emb.tokens(text), dim) for text, dim in items]
 
         def render(vectors: list[list[float]]) -> bytes:
-            return gemini.embeddings(vectors, verb == "batchEmbedContents")
+            return gemini_wire.embeddings(vectors, verb == "batchEmbedContents")
 
         return await embed(app, model, key, inputs, render, receive, send)
-    messages, limit, problem = gemini.parse_generate(payload)
+    messages, limit, problem = gemini_wire.parse_generate(payload)
     if messages is None:
         return await app.error(send, ErrorInfo(kind="invalid_request", detail=problem))
-    prompt, text = gemini.prompt_tokens(messages)
+    prompt, text = gemini_wire.prompt_tokens(messages)
     stream = verb == "streamGenerateContent"
     said = " ".join(str(m.get("content", "")) for m in messages)
     if any(phrase in said for phrase in p.blocked_phrases):
-        return await _blocked(send, model, prompt, stream, gemini.wants_sse(scope))
+        return await _blocked(send, model, prompt, stream, gemini_wire.wants_sse(scope))
     req = Request(model, prompt, limit, stream, key, text)
-    sse = gemini.wants_sse(scope)
+    sse = gemini_wire.wants_sse(scope)
     function = pick_function(payload)
-    out: Render = gemini.GeminiRender(stream, sse) if function is None else GeminiToolRender(stream, sse, function)
+    out: Render = gemini_wire.GeminiRender(stream, sse) if function is None else GeminiToolRender(stream, sse, function)
     await app.generate(req, out, receive, send)
 
 
 async def _blocked(send: Send, model: str, prompt: int, stream: bool, sse: bool) -> None:
     """A prompt blocked by the safety filter, as Gemini answers it: 200, no candidates, a ``blockReason``."""
-    body = gemini.blocked(model, prompt)
+    body = gemini_wire.blocked(model, prompt)
     if not stream:
         return await send_json(send, 200, body)
     frame = b"data: " + body + b"\r\n\r\n" if sse else b"[" + body + b"]"

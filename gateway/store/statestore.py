@@ -1,7 +1,7 @@
 """The state store as the gateway uses it: the Redis client, one bound for every call, health and probing.
 
 Every call on a request's path goes through :meth:`StateStore.bounded` (or :meth:`StateStore.call`): the call is
-bounded by ``state.timeout_s`` with the event loop's own lag excused (gateway/store/deadline.py), and its outcome
+bounded by ``state.timeout_s`` with the event loop's own lag excused (gateway/store/storedeadline.py), and its outcome
 feeds the store's health (gateway/store/health.py). While the store is down, callers ask :attr:`healthy` and do
 not call it at all; a probe task, off the request path, PINGs it at once and then every
 ``state.probe_interval_s`` and ends the outage at the first answer. Listeners registered with
@@ -21,10 +21,10 @@ from typing import Protocol, TypeVar
 
 from redis.exceptions import RedisError, ResponseError
 
+from gateway.settings.store import StateSettings
 from gateway.store.client import StateClient
-from gateway.store.deadline import LagTimer, StoreDeadline
 from gateway.store.health import Change, StoreHealth
-from gateway.store.settings import StateSettings
+from gateway.store.storedeadline import LagTimer, StoreDeadline
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from gateway.clock import VirtualTimeLoop, run_virtual
-from gateway.store.deadline import StoreDeadline
+from gateway.store.storedeadline import StoreDeadline
 
 
 def busy(seconds: float) -> None:

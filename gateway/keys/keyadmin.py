@@ -27,10 +27,10 @@ from urllib.parse import parse_qsl
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from gateway.budget.settings import Budget
 from gateway.call import Call, Reply
 from gateway.errors import GatewayError, InvalidRequest, NotFound, Unavailable
 from gateway.keys.model import NAME, KeyCreate, KeyPatch, iso, public
+from gateway.settings.budget import Budget
 from gateway.usage.query import GROUPS, UsageQuery, usage
 
 Result = tuple[int, Any]

@@ -1,4 +1,4 @@
-"""Simulator throughput: ``python -m simulators.bench [--flavour openai] [--connections 32] [--seconds 5]``.
+"""Simulator throughput: ``python -m simulators.throughput [--flavour openai] [--connections 32] [--seconds 5]``.
 
 Starts ``python -m simulators --profile instant`` on a free loopback port (pinned to the last core when
 ``taskset`` exists; the load generator runs in this process on another core), drives it with a minimal
@@ -132,7 +132,7 @@ async def bench(flavour: str = "openai", connections: int = 32, seconds: float =
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m simulators.bench")
+    ap = argparse.ArgumentParser(prog="python -m simulators.throughput")
     ap.add_argument("--flavour", choices=["openai", "vllm", "gemini"], default="openai")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=5.0)

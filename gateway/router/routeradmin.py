@@ -20,7 +20,7 @@ from gateway.call import Call, Reply
 from gateway.errors import InvalidRequest
 from gateway.observability.logs import EventLog
 from gateway.router.orchestrator import Router
-from gateway.router.settings import ChaosSettings
+from gateway.settings.router import ChaosSettings
 
 
 def json_reply(obj: Any, status: int = 200) -> Reply:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.clock import FakeClock
-from gateway.quota.core import DAY_MS, WINDOW_MS, Decision, LocalLimiter, day_index
-from gateway.quota.settings import Limits
+from gateway.quota.algorithm import DAY_MS, WINDOW_MS, Decision, LocalLimiter, day_index
 from gateway.rng import Rng
+from gateway.settings.quota import Limits
 
 LEASE = 600_000
 
