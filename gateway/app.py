@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,9 +12,10 @@ from gateway.asgi import CallFactory, Edge, Receive, Scope, Send
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.openapi import ApiDocs
+from gateway.reload import Reloader, ReloadRoutes, ReloadWiring
 from gateway.rng import Rng
 from gateway.routes import RouteTable, build_routes
-from gateway.runtime import build_runtime
+from gateway.runtime import Runtime, build_runtime
 from gateway.state import connect_state
 from gateway.store.client import StateClient
 from gateway.transport import AiohttpTransport, Transport
@@ -48,8 +49,10 @@ def create_app(
     state: StateClient | None = None,
     upstream_transport: Transport | None = None,
     run_id: str | None = None,
+    reload: ReloadWiring | None = None,
 ) -> FastAPI:
-    """Build a gateway. Every source of time, randomness, state and network is injectable."""
+    """Build a gateway. Every source of time, randomness, state and network is injectable. ``reload``: where a
+    reload reads the configuration and what triggers one (gateway/reload.py); without it a reload is refused."""
     rt = build_runtime(
         settings,
         clock=clock or SystemClock(),
@@ -61,10 +64,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await rt.start()
+        reloader.start()
         try:
             yield
         finally:
-            await rt.stop()
+            reloader.stop()
+            await reloader.current.stop()  # the parts every generation shares, and those added since the start
 
     app = GatewayApp(
         title="Faultline",
@@ -76,8 +81,21 @@ def create_app(
         # Tracing is ours (gateway/observability), per app; FastAPI's global-provider probe costs per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.runtime = rt
-    app.docs = ApiDocs(app.title, app.version)
-    app.route_table = build_routes(rt, app.docs)
-    app.edge = Edge(routes=app.route_table, calls=CallFactory(rt, run_id), log=rt.log)
+    docs = app.docs = ApiDocs(app.title, app.version)
+
+    def serve(gen: Runtime) -> Callable[[], None]:
+        """Build what serves ``gen``; the function returned swaps it in."""
+        table, calls = build_routes(gen, docs, ReloadRoutes(reloader)), CallFactory(gen, run_id)
+
+        def swap() -> None:
+            app.state.runtime, app.route_table = gen, table
+            if app.edge is None:
+                app.edge = Edge(routes=table, calls=calls, log=gen.log)
+            else:
+                app.edge.use(table, calls)
+
+        return swap
+
+    reloader = app.state.reloader = Reloader(rt, serve, reload)
+    serve(rt)()
     return app

@@ -130,6 +130,13 @@ class Edge:
         self._calls = calls
         self._log = log
 
+    def use(self, routes: Routes, calls: Callable[[Scope, Receive], Call]) -> None:
+        """Serve the next requests with ``routes`` and ``calls`` (a reloaded configuration: gateway/reload.py).
+        One synchronous swap: a request reads both in :meth:`serve` before its first ``await``, so it runs
+        wholly on one generation; the requests already in flight finish on theirs."""
+        self._routes = routes
+        self._calls = calls
+
     async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         call = self._calls(scope, receive)
         handler, call.path_params = self._routes.handler(call.method, call.path)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import signal
 import socket
 import sys
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -22,6 +24,7 @@ from gateway.clock import SystemClock
 from gateway.config import ConfigError
 from gateway.environ import settings_from_env
 from gateway.observability.logs import EventLog
+from gateway.reload import SUPERVISOR_ENV, ReloadWiring
 from gateway.rng import Rng
 
 
@@ -32,9 +35,21 @@ def app_from_env() -> FastAPI:
     workers or replicas sharing one configuration never draw the same request or trace ids."""
     settings = settings_from_env()
     rng = Rng(settings.seed).child(f"instance-{socket.gethostname()}-{os.getpid()}")
-    app = create_app(settings, rng=rng, run_id=os.environ.get("FAULTLINE_RUN_ID") or None)
+    app = create_app(settings, rng=rng, run_id=os.environ.get("FAULTLINE_RUN_ID") or None, reload=reload_wiring())
     tune_gc()
     return app
+
+
+def reload_wiring() -> ReloadWiring:
+    """A server process reloads its configuration on SIGHUP, from the same file and environment as at start
+    (gateway/reload.py). Under the supervisor of several workers (``$FAULTLINE_SUPERVISOR_PID`` is this
+    process's parent: gateway/supervisor.py), ``POST /admin/reload`` sends it SIGHUP, which it forwards to
+    every worker; otherwise the admin call reloads this process alone."""
+    supervisor = os.environ.get(SUPERVISOR_ENV, "")
+    notify = None
+    if supervisor.isdigit() and int(supervisor) == os.getppid():
+        notify = partial(os.kill, int(supervisor), signal.SIGHUP)
+    return ReloadWiring(source=settings_from_env, on_signal=True, notify=notify)
 
 
 GC_GEN0_THRESHOLD = 10_000
@@ -64,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(argv: list[str]) -> int:
-    import uvicorn
+    from gateway.supervisor import run_server
 
     parser = argparse.ArgumentParser(prog="python -m gateway", description="Run the Faultline gateway.")
     parser.add_argument("--config", help="YAML configuration (default: $GATEWAY_CONFIG)")
@@ -79,7 +94,7 @@ def serve(argv: list[str]) -> int:
         return 2
     if args.config:
         os.environ["GATEWAY_CONFIG"] = args.config
-    uvicorn.run(
+    run_server(
         "gateway.main:app_from_env",
         factory=True,
         host=args.host or settings.server.host,

@@ -18,6 +18,7 @@ from gateway.errors import MethodNotAllowed, NotFound
 from gateway.keys.keyadmin import KeyRoutes
 from gateway.openapi import ApiDocs
 from gateway.pipeline import admin_pipeline, chat_pipeline, edge_pipeline, models_pipeline
+from gateway.reload import ReloadRoutes
 from gateway.router.routeradmin import RouterAdmin
 from gateway.runtime import Runtime
 
@@ -62,7 +63,7 @@ def _template(path: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"\\\{([a-z_]+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
 
 
-def build_routes(rt: Runtime, docs: ApiDocs) -> RouteTable:
+def build_routes(rt: Runtime, docs: ApiDocs, reloads: ReloadRoutes | None = None) -> RouteTable:
     def edge(handler: Handler) -> Handler:
         return edge_pipeline(rt, handler)
 
@@ -83,6 +84,7 @@ def build_routes(rt: Runtime, docs: ApiDocs) -> RouteTable:
             ("PUT", "/admin/chaos", admin_only(router.put_chaos)),
             ("DELETE", "/admin/chaos", admin_only(router.delete_chaos)),
             ("GET", "/admin/router", admin_only(router.state)),
+            *_reload_routes(reloads, admin_only),
             ("POST", "/admin/keys", admin_only(keys.create)),
             ("GET", "/admin/keys", admin_only(keys.list)),
             ("GET", "/admin/keys/{key_id}", admin_only(keys.get)),
@@ -94,6 +96,14 @@ def build_routes(rt: Runtime, docs: ApiDocs) -> RouteTable:
         ],
         edge=edge,
     )
+
+
+def _reload_routes(
+    reloads: ReloadRoutes | None, admin_only: Callable[[Handler], Handler]
+) -> list[tuple[str, str, Handler]]:
+    if reloads is None:
+        return []
+    return [("POST", "/admin/reload", admin_only(reloads.post)), ("GET", "/admin/reload", admin_only(reloads.get))]
 
 
 async def health(call: Call) -> Reply:

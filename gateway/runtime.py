@@ -4,7 +4,7 @@ transport. No module-level state anywhere: two apps in one process share nothing
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from redis.exceptions import RedisError
 
@@ -47,6 +47,7 @@ class Runtime:
     budgets: RedisBudgets | None = None  # dollar budgets, when any can apply (gateway/budget/)
     worst_case: WorstCase | None = None
     records: Records | None = None  # the database, when one is configured (gateway/db/system.py)
+    generation: int = 1  # 1 at start, one more per reload applied (gateway/reload.py)
 
     async def start(self) -> None:
         """Called once by the app's lifespan before the first request."""
@@ -82,15 +83,7 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: StateCli
     records = build_records(settings, clock=clock, log=telemetry.logs, state=state, events=telemetry)
     if records is not None:
         telemetry.sinks.append(records.usage)
-    budgets = None
-    if records is not None or any(c.budget is not None for c in settings.consumers):
-        q = settings.quota
-        budgets = RedisBudgets(
-            state,
-            prefix=q.key_prefix,
-            timeout_s=settings.budget.redis_timeout_s,
-            reservation_ttl_ms=int(q.lease_ttl_s * 1000),
-        )
+    budgets = _budgets(settings, state) if _budgeted(settings, records) else None
     return Runtime(
         settings=settings,
         clock=clock,
@@ -110,3 +103,45 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: StateCli
         worst_case=WorstCase(settings.models, settings.prices) if budgets is not None else None,
         records=records,
     )
+
+
+def next_runtime(old: Runtime, settings: Settings, *, carry: bool = True) -> Runtime:
+    """The runtime of a reloaded configuration: what is derived from the settings is built anew (catalog, keys,
+    adapters, router, the worst-case prices), the router carrying over its predecessor's state
+    (gateway/router/carry.py); what lives as long as the process is shared with ``old`` (clock, RNG, state store,
+    transport, telemetry, quota limiter, usage totals, database, budget store). ``old`` is left untouched but
+    for the router state it hands over (none with ``carry=False``: a trial build that checks the settings);
+    raises :class:`~gateway.config.ConfigError` before handing anything over."""
+    generation = old.generation + 1
+    catalog = ModelCatalog(settings)
+    adapters = build_adapters(settings.providers, old.transport, clock=old.clock)
+    rng = old.rng.child("router").child(f"generation-{generation}")
+    previous = old.router if carry else None
+    events = old.telemetry
+    router = Router(settings, catalog, adapters, old.clock, rng, store=old.store, events=events, previous=previous)
+    budgets = old.budgets
+    if budgets is None and _budgeted(settings, old.records):
+        budgets = _budgets(settings, old.state)
+    return replace(
+        old,
+        settings=settings,
+        catalog=catalog,
+        keys=KeyRing(settings, old.records.directory if old.records is not None else None),
+        adapters=adapters,
+        router=router,
+        budgets=budgets,
+        worst_case=WorstCase(settings.models, settings.prices) if _budgeted(settings, old.records) else None,
+        generation=generation,
+    )
+
+
+def _budgeted(settings: Settings, records: Records | None) -> bool:
+    """Can a dollar budget apply: a database (budgets set through the admin API), or a configured one."""
+    return records is not None or any(c.budget is not None for c in settings.consumers)
+
+
+def _budgets(settings: Settings, state: StateClient) -> RedisBudgets:
+    q = settings.quota
+    ttl_ms = int(q.lease_ttl_s * 1000)
+    timeout_s = settings.budget.redis_timeout_s
+    return RedisBudgets(state, prefix=q.key_prefix, timeout_s=timeout_s, reservation_ttl_ms=ttl_ms)

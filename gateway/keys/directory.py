@@ -105,6 +105,15 @@ class KeyDirectory:
         self._tasks: list[asyncio.Task[None]] = []
         self.loaded = False
 
+    def follow(self, settings: Settings) -> None:
+        """A reloaded configuration (gateway/reload.py): every key is checked again against its consumers (a key
+        may not shadow one) and its tiers."""
+        self._settings = settings
+        self._config_hashes = {c.key_sha256 for c in settings.consumers}
+        self._config_names = {c.name for c in settings.consumers}
+        for row in list(self._rows.values()):
+            self._apply(row)
+
     # -- hot path ------------------------------------------------------------------------------------------
 
     def lookup(self, digest: str) -> Identity | None:

@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from gateway.observability.reloads import ReloadMetrics
 from gateway.requestrecord import RequestRecord
 
 # LLM latencies: tens of milliseconds (a cached vLLM prefill) to minutes (a long stream).
@@ -58,6 +59,10 @@ class _Bounded:
         self._fallback = fallback
         self._limit = limit
 
+    def extend(self, values: Iterable[str]) -> None:
+        """More known values (a reloaded configuration's names); none is forgotten, so the label stays bounded."""
+        self._seen.update(values)
+
     def __call__(self, value: str | None) -> str:
         if value is None or value == "":
             return self._fallback
@@ -84,7 +89,7 @@ class Metrics:
     ) -> None:
         """``daily_budgets``: consumer -> tokens per day, for the remaining-budget gauge (read from each request's
         quota decision, ``decisions.quota.day_used``)."""
-        self._budgets = dict(daily_budgets or {})
+        self.daily_budgets = dict(daily_budgets or {})
         self.registry = CollectorRegistry(auto_describe=True)
         self.multiprocess_dir = multiprocess_dir
         self.consumer = _Bounded(consumers, fallback=UNKNOWN)
@@ -261,6 +266,7 @@ class Metrics:
             ["operation"],
             registry=r,
         )
+        self.reloads = ReloadMetrics(r)  # the configuration's generation and reloads
 
     def word(self, label: str, value: str | None) -> str:
         """``value`` for a free-form label, bounded to the first :data:`MAX_VALUES` values of that label."""
@@ -320,7 +326,7 @@ class Metrics:
             child(self.tokens, consumer, provider, model, "input").inc(rec.tokens_in)
             child(self.tokens, consumer, provider, model, "output").inc(rec.tokens_out)
             child(self.cost, consumer, provider, model).inc(rec.cost_usd)
-        if self._budgets and rec.consumer in self._budgets:
+        if self.daily_budgets and rec.consumer in self.daily_budgets:
             self._budget_after(rec.consumer, rec.decisions.get("quota"))
 
     def _budget_after(self, consumer: str, quota: dict[str, Any] | None) -> None:
@@ -330,7 +336,7 @@ class Metrics:
         used = int(quota["day_used"])
         if quota.get("decision") == "ok" and "charged" in quota:
             used += int(quota["charged"]) - int(quota.get("reserved", 0))
-        self.budget_remaining.labels(self.consumer(consumer)).set(max(0, self._budgets[consumer] - used))
+        self.budget_remaining.labels(self.consumer(consumer)).set(max(0, self.daily_budgets[consumer] - used))
 
     def request_started(self) -> None:
         self.in_flight.inc()

@@ -106,6 +106,16 @@ class Telemetry:
             server = MetricsServer(metrics.exposition, host=settings.server.host, port=port, reuse_port=multi)
         return cls(clock=clock, metrics=metrics, tracing=tracing, logs=logs, requestlog=writer, server=server)
 
+    def follow(self, settings: Settings) -> None:
+        """A reloaded configuration (gateway/reload.py): its consumers, models and providers become known label
+        values (those of earlier generations stay), its daily budgets feed the remaining-budget gauge."""
+        m = self.metrics
+        m.consumer.extend(c.name for c in settings.consumers)
+        m.model.extend(n for g in settings.models for n in (g.name, *g.aliases))
+        m.provider.extend(p.name for p in settings.providers)
+        m.daily_budgets = {c.name: tpd for c in settings.consumers if (tpd := settings.limits_for(c).tpd)}
+        self.tracing.name_providers({p.name: genai_provider(p.kind) for p in settings.providers})
+
     async def start(self) -> None:
         if self.requestlog is not None:
             await self.requestlog.start()
@@ -203,3 +213,11 @@ class Telemetry:
 
     def config_error(self, message: str) -> None:
         self.logs.event("config_error", level="error", message=message)
+
+    def config_reloaded(self, result: str, *, generation: int, **fields: object) -> None:
+        """One reload's outcome: its metrics and its ``config_reload`` log line (``config_error`` when refused)."""
+        self.metrics.reloads.reloaded(result, generation=generation, at=self.clock.now())
+        if result == "ok":
+            self.logs.event("config_reload", level="warning", result=result, generation=generation, **fields)
+        else:
+            self.logs.event("config_error", level="error", result=result, generation=generation, **fields)

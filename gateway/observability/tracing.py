@@ -95,6 +95,10 @@ class Tracing:
         self._propagator = TraceContextTextMapPropagator()
         self._kinds = dict(provider_kinds or {})
 
+    def name_providers(self, kinds: Mapping[str, str]) -> None:
+        """The ``gen_ai.provider.name`` of each provider (a reloaded configuration's)."""
+        self._kinds = dict(kinds)
+
     def add_processor(self, processor: SpanProcessor) -> None:
         """Export spans through ``processor`` too; the first one turns recording on (at the sampling ratio)."""
         self.provider.add_span_processor(processor)

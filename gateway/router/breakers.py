@@ -12,7 +12,7 @@ gateway/store/); neither a fetch nor a publish is made while the store is down o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -172,6 +172,12 @@ class Breakers:
 
     def release(self, key: str) -> None:
         self.get(key).release()
+
+    def retain(self, keys: Collection[str]) -> None:
+        """Forget the breakers not in ``keys`` (their routes left the configuration: gateway/router/carry.py)."""
+        for key in [k for k in self._breakers if k not in keys]:
+            del self._breakers[key]
+            self._synced.pop(key, None)
 
     async def record(self, key: str, ok: bool) -> Transition | None:
         b = self.get(key)

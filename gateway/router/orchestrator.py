@@ -32,6 +32,7 @@ from gateway.router import retry
 from gateway.router.attempt import Attempt, Policies, note_transition
 from gateway.router.breakers import Breakers, RedisBreakerStore
 from gateway.router.candidates import Candidates, Selector
+from gateway.router.carry import carry_over
 from gateway.router.chaos import Chaos
 from gateway.router.client_errors import client_error
 from gateway.router.cooloff import QuotaCooloffs
@@ -57,7 +58,10 @@ class Router:
         *,
         store: StateStore | None = None,
         events: RouterEvents | None = None,
+        previous: Router | None = None,
     ) -> None:
+        """``previous``: the router this one replaces on a reload; its state that still applies is carried over
+        (gateway/router/carry.py)."""
         r = self._settings = settings.router
         groups = {g.name: g for g in settings.models}
         _check_config(settings, catalog, groups.keys())
@@ -90,6 +94,9 @@ class Router:
             relay=Relay(clock, guardrails, self.events),
         )
         p = self.policies
+        if previous is not None:
+            routes = {(route.provider, route.model) for g in settings.models for route in g.routes}
+            carry_over(previous.policies, p, old_settings=previous._settings, new_settings=r, routes=routes)
         self._selector = Selector(
             r,
             groups,
@@ -97,7 +104,7 @@ class Router:
             settings.prices,
             clock=clock,
             rng=rng.child("select"),
-            breakers=breakers,
+            breakers=p.breakers,
             cooloffs=p.cooloffs,
             latency=p.latency,
         )

@@ -41,6 +41,10 @@ def global_ceiling(limit: int, reserve: float, priority: int) -> int:
     return limit - int(limit * reserve * (MAX_PRIORITY - p) / MAX_PRIORITY)
 
 
+def _ceilings(s: SheddingSettings) -> tuple[int, ...]:
+    return tuple(global_ceiling(s.global_limit, s.priority_reserve, p) for p in range(MAX_PRIORITY + 1))
+
+
 @dataclass(slots=True)
 class _Waiter:
     priority: int
@@ -66,8 +70,21 @@ class LoadShedder:
         self.in_flight = 0
         self._pools: dict[str, _Pool] = {}
         self._seq = itertools.count()
-        limit, reserve = settings.global_limit, settings.priority_reserve
-        self._ceilings = tuple(global_ceiling(limit, reserve, p) for p in range(MAX_PRIORITY + 1))
+        self._ceilings = _ceilings(settings)
+
+    def reconfigure(self, settings: SheddingSettings) -> None:
+        """New limits for the requests to come (a reload: gateway/router/carry.py); those in flight and waiting
+        keep their places. A provider whose limit rose hands its new free slots to its waiters at once."""
+        self._s = settings
+        self._ceilings = _ceilings(settings)
+        for name, pool in self._pools.items():
+            pool.limit = settings.provider_limits.get(name, settings.provider_limit)
+            while pool.waiters and pool.in_flight < pool.limit:
+                best = min(pool.waiters, key=lambda w: (-w.priority, w.seq))
+                self._dequeue(pool, best)
+                if not best.future.done():
+                    pool.in_flight += 1
+                    best.future.set_result(None)
 
     # -- global gate ---------------------------------------------------------------------------------------
     def enter(self, priority: int) -> None:

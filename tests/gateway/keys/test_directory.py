@@ -134,3 +134,21 @@ async def test_an_announcement_wakes_the_other_replicas_at_once(database_url: st
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_reloaded_configuration_checks_every_key_again(store: KeyStore, clock: FakeClock) -> None:
+    d = _directory(store, clock)
+    gold = await store.create(KeyCreate(name="a", tier="gold"), actor="t")
+    team = await store.create(KeyCreate(name="b", consumer="team-x"), actor="t")
+    await d.refresh()
+    assert d.lookup(_digest(gold.secret)) is not None and d.lookup(_digest(team.secret)) is not None
+    d.follow(
+        settings_with(
+            "sqlite://",
+            consumers=[{"name": "team-x", "key_sha256": hash_key("fl-other")}],  # now a configured consumer
+            tiers={"default": {}},  # gold is gone
+        )
+    )
+    assert (d.lookup(_digest(gold.secret)), d.lookup(_digest(team.secret))) == (None, None)
+    d.follow(settings_with("sqlite://"))
+    assert d.lookup(_digest(gold.secret)) is not None and d.lookup(_digest(team.secret)) is not None

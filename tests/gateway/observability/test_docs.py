@@ -38,7 +38,8 @@ def _metric_rows() -> dict[str, tuple[str, set[str]]]:
 
 def _code_metrics() -> dict[str, tuple[str, set[str]]]:
     out = {}
-    for value in vars(Metrics()).values():
+    metrics = Metrics()
+    for value in [*vars(metrics).values(), *vars(metrics.reloads).values()]:
         if isinstance(value, MetricWrapperBase):
             kind = value._type
             name = value._name + ("_total" if kind == "counter" else "")

@@ -1,0 +1,220 @@
+"""Reloading the configuration in process (gateway/reload.py): ``POST /admin/reload`` swaps in a valid file at
+once, a request in flight finishes on the generation it started with, an invalid file or a restart-only change is
+refused with a 400 naming the field while the old configuration keeps serving, and each reload is counted and
+logged."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import httpx
+import orjson
+import pytest
+import yaml
+
+from gateway.app import create_app
+from gateway.clock import SystemClock
+from gateway.config import hash_key, load_settings
+from gateway.reload import Outcome, ReloadWiring
+from gateway.transport import AsgiTransport, UpstreamResponse
+from simulators import create_app as create_simulator
+
+ADMIN = "fl-test-admin"
+KEY = "fl-test-chat"
+
+
+def config(openai_weight: float = 1, vllm_weight: float = 0, **extra: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "seed": 5,
+        "admin_key_sha256": hash_key(ADMIN),
+        "consumers": [{"name": "app", "key_sha256": hash_key(KEY)}],
+        "providers": [
+            {"name": "openai", "kind": "openai", "base_url": "http://openai.sim/v1"},
+            {"name": "vllm", "kind": "vllm", "base_url": "http://vllm.sim/v1"},
+        ],
+        "models": [
+            {
+                "name": "chat",
+                "routes": [
+                    {"provider": "openai", "model": "gpt-4o-mini", "weight": openai_weight},
+                    {"provider": "vllm", "model": "llama", "weight": vllm_weight},
+                ],
+            }
+        ],
+    }
+    raw.update(extra)
+    return raw
+
+
+class Gated(AsgiTransport):
+    """Counts upstream calls per host; while ``hold`` is set, a call waits for it to be cleared."""
+
+    def __init__(self, apps: Mapping[str, Any]) -> None:
+        super().__init__(apps)
+        self.calls: list[str] = []
+        self.hold: asyncio.Event | None = None
+        self.reached = asyncio.Event()
+
+    async def send(self, url: str, headers: Mapping[str, str], body: bytes, **kw: Any) -> UpstreamResponse:
+        self.calls.append(url.split("/")[2])
+        if self.hold is not None:
+            self.reached.set()
+            await self.hold.wait()
+        return await super().send(url, headers, body, **kw)
+
+
+Setup = tuple[httpx.AsyncClient, Gated, Path, io.StringIO, Any]
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    opened: list[tuple[Any, httpx.AsyncClient]] = []
+
+    async def build(notify: Callable[[], None] | None = None) -> Setup:
+        path = tmp_path / "gateway.yaml"
+        path.write_text(yaml.safe_dump(config()))
+        clock = SystemClock()
+        sims = {
+            f"http://{name}.sim": create_simulator(flavour=name, profile="instant", seed=1, name=name, clock=clock)
+            for name in ("openai", "vllm")
+        }
+        transport = Gated(sims)
+        wiring = ReloadWiring(source=lambda: load_settings(path), notify=notify)
+        state = fakeredis.FakeAsyncRedis()
+        app = create_app(load_settings(path), clock=clock, state=state, upstream_transport=transport, reload=wiring)
+        logs = io.StringIO()
+        app.state.runtime.log.set_stream(logs)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+        opened.append((lifespan, client))
+        return client, transport, path, logs, app
+
+    yield build
+    for lifespan, client in reversed(opened):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+async def chat(client: httpx.AsyncClient) -> httpx.Response:
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    return await client.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {KEY}"})
+
+
+async def reload(client: httpx.AsyncClient, key: str = ADMIN) -> httpx.Response:
+    return await client.post("/admin/reload", headers={"authorization": f"Bearer {key}"})
+
+
+def events(logs: io.StringIO, name: str) -> list[dict[str, Any]]:
+    return [e for e in map(orjson.loads, logs.getvalue().splitlines()) if e.get("event") == name]
+
+
+def sample(app: Any, name: str, labels: dict[str, str] | None = None) -> float | None:
+    value: float | None = app.state.runtime.telemetry.metrics.registry.get_sample_value(name, labels or {})
+    return value
+
+
+async def test_a_valid_file_is_served_from_the_next_request_on(gateway: Callable[..., Any]) -> None:
+    client, transport, path, logs, app = await gateway()
+    assert [(await chat(client)).status_code for _ in range(3)] == [200] * 3
+    path.write_text(yaml.safe_dump(config(openai_weight=0, vllm_weight=1)))
+    r = await reload(client)
+    assert r.status_code == 200
+    assert r.json()["result"] == "ok"
+    assert r.json()["generation"] == 2
+    assert r.json()["changed"] == ["models"]
+    assert [(await chat(client)).status_code for _ in range(3)] == [200] * 3
+    assert transport.calls == ["openai.sim"] * 3 + ["vllm.sim"] * 3
+    assert sample(app, "faultline_config_generation") == 2
+    assert sample(app, "faultline_config_reloads_total", {"result": "ok"}) == 1
+    assert [(e["generation"], e["trigger"], e["changed"]) for e in events(logs, "config_reload")] == [
+        (2, "admin", ["models"])
+    ]
+    status = (await client.get("/admin/reload", headers={"authorization": f"Bearer {ADMIN}"})).json()
+    assert (status["generation"], status["last"]["result"]) == (2, "ok")
+
+
+async def test_a_request_in_flight_finishes_on_the_generation_it_started_with(gateway: Callable[..., Any]) -> None:
+    client, transport, path, _, _ = await gateway()
+    transport.hold = asyncio.Event()
+    first = asyncio.ensure_future(chat(client))
+    await transport.reached.wait()  # the first request is at the upstream, on generation 1
+    path.write_text(yaml.safe_dump(config(openai_weight=0, vllm_weight=1)))
+    assert (await reload(client)).status_code == 200
+    transport.hold.set()
+    assert (await first).status_code == 200
+    transport.hold = None
+    assert (await chat(client)).status_code == 200
+    assert transport.calls == ["openai.sim", "vllm.sim"]
+
+
+async def test_an_invalid_file_is_refused_and_the_old_configuration_serves(gateway: Callable[..., Any]) -> None:
+    client, transport, path, logs, app = await gateway()
+    bad = config(openai_weight=-1)
+    path.write_text(yaml.safe_dump(bad))
+    r = await reload(client)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert (err["type"], err["code"]) == ("invalid_request_error", "invalid_config")
+    assert err["param"] == "models.0.routes.0.weight"
+    assert "greater than or equal to 0" in err["message"]
+    assert (await chat(client)).status_code == 200
+    assert transport.calls == ["openai.sim"]
+    [event] = events(logs, "config_error")
+    assert event["generation"] == 1
+    assert event["errors"][0].startswith("models.0.routes.0.weight:")
+    assert sample(app, "faultline_config_reloads_total", {"result": "invalid"}) == 1
+    assert sample(app, "faultline_config_generation") == 1
+
+
+async def test_a_rule_the_router_refuses_is_refused_too(gateway: Callable[..., Any]) -> None:
+    client, _, path, _, _ = await gateway()
+    path.write_text(yaml.safe_dump(config(router={"task_rules": [{"task": "x", "group": "nope"}]})))
+    r = await reload(client)
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_config")
+    assert "unknown model group 'nope'" in r.json()["error"]["message"]
+
+
+async def test_a_setting_that_needs_a_restart_is_refused_by_name(gateway: Callable[..., Any]) -> None:
+    client, _, path, logs, app = await gateway()
+    path.write_text(yaml.safe_dump(config(openai_weight=0, vllm_weight=1, server={"port": 8123}, seed=9)))
+    r = await reload(client)
+    assert (r.status_code, r.json()["error"]["code"], r.json()["error"]["param"]) == (400, "restart_required", "seed")
+    assert [e["errors"] for e in events(logs, "config_error")] == [
+        ["seed: changed; takes effect only on a restart", "server.port: changed; takes effect only on a restart"]
+    ]
+    assert sample(app, "faultline_config_reloads_total", {"result": "restart_required"}) == 1
+    assert (await chat(client)).status_code == 200
+
+
+async def test_only_the_admin_key_reloads(gateway: Callable[..., Any]) -> None:
+    client, _, _, _, app = await gateway()
+    assert (await reload(client, KEY)).status_code in (401, 403)
+    assert sample(app, "faultline_config_reloads_total", {"result": "ok"}) == 0
+
+
+async def test_with_several_workers_the_admin_call_signals_them_and_answers_its_own_result(
+    gateway: Callable[..., Any],
+) -> None:
+    signalled: list[str] = []
+
+    def notify() -> None:  # the supervisor forwards SIGHUP to every worker, this one included
+        signalled.append("hup")
+        asyncio.get_running_loop().call_soon(lambda: app.state.reloader.reload("signal"))
+
+    client, _, path, logs, app = await gateway(notify)
+    path.write_text(yaml.safe_dump(config(openai_weight=-1)))
+    assert (await reload(client)).status_code == 400
+    assert signalled == []  # refused where it was asked: no worker is disturbed
+    path.write_text(yaml.safe_dump(config(openai_weight=0, vllm_weight=1)))
+    r = await reload(client)
+    assert (r.status_code, r.json()["generation"]) == (200, 2)
+    assert signalled == ["hup"]
+    assert [e["trigger"] for e in events(logs, "config_reload")] == ["signal"]
+    outcome: Outcome | None = app.state.reloader.last
+    assert outcome is not None and outcome.generation == 2
