@@ -39,21 +39,20 @@ from experiments.scenario_files import list_scenarios, load_scenario
 from reports.build import build
 from reports.expectation_models import ExpectationError
 from reports.slogate import Row, SloCheckResult, check_slo, load_baselines, write_baseline
+from reports.summary_models import Summary
 
 BASELINES_DIR = Path("experiments/baselines")
 
-Replayer = Callable[[str, Path], dict[str, Any]]
+Replayer = Callable[[str, Path], Summary]
 
 
 @dataclass
 class Collected:
-    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    summaries: dict[str, Summary] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def replay_summary(
-    name: str, run_dir: Path, *, scenarios_dir: Path = SCENARIOS_DIR, scale: float = 1.0
-) -> dict[str, Any]:
+def replay_summary(name: str, run_dir: Path, *, scenarios_dir: Path = SCENARIOS_DIR, scale: float = 1.0) -> Summary:
     """Replay one scenario into ``run_dir`` (created) and return its ``summary.json`` dict."""
     sc = scaled(load_scenario(name, scenarios_dir), scale)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -68,7 +67,7 @@ class ReplayJob:
     scenarios_dir: Path = SCENARIOS_DIR
     scale: float = 1.0
 
-    def __call__(self, name: str, run_dir: Path) -> dict[str, Any]:
+    def __call__(self, name: str, run_dir: Path) -> Summary:
         return replay_summary(name, run_dir, scenarios_dir=self.scenarios_dir, scale=self.scale)
 
 
@@ -96,9 +95,7 @@ def collect(
     return out
 
 
-def _record(
-    out: Collected, name: str, result: Callable[[], dict[str, Any]], log: Callable[[str], None], since: float
-) -> None:
+def _record(out: Collected, name: str, result: Callable[[], Summary], log: Callable[[str], None], since: float) -> None:
     try:
         summary = result()
     except Exception as exc:  # any failure of one scenario is that scenario's failing row, not a crash

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from reports.build import build
 from reports.expectation_models import ExpectationError
 from reports.markdown import pct
+from reports.summary_models import Summary
 
 
-def one_line(s: dict[str, Any]) -> str:
+def one_line(s: Summary) -> str:
     """The run in one line, in report.md's words and units: each SLO met or BROKEN with its budget used."""
     slos = ", ".join(
         f"{r['title']} {'met' if r['verdict'] == 'met' else 'BROKEN'} ({pct(r['error_budget_consumed'], 1)} of budget)"

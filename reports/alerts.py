@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from reports.slo import SloSpec
+from reports.summary_models import AlertBlock, AlertRule
 
 HOUR = 3600.0
 
@@ -91,14 +92,14 @@ def evaluate_alerts(
     duration_s: float,
     end_s: float,
     fault_start_s: float | None,
-) -> dict[str, object]:
+) -> AlertBlock:
     """All rules over one SLI's events (columns ``t_end``, ``good``).
 
     ``time_to_detect_s`` = first moment at or after the first fault's start when the rule is firing, minus that
     start (0 when it was already firing); null when it never fires after the fault or there is no fault.
     """
     k = time_compression(spec, duration_s)
-    rules = []
+    rules: list[AlertRule] = []
     for rule in RULES:
         intervals = firing_intervals(events["t_end"], events["good"], objective, rule, k, end_s)
         fired_at = intervals[0][0] if intervals else None
@@ -119,7 +120,7 @@ def evaluate_alerts(
                 "fired": bool(intervals),
                 "fired_at_s": fired_at,
                 "cleared_at_s": intervals[0][1] if intervals else None,
-                "firing": [[s, e] for s, e in intervals],
+                "firing": intervals,
                 "fired_before_fault": bool(fault_start_s is not None and intervals and intervals[0][0] < fault_start_s),
                 "time_to_detect_s": ttd,
                 "time_to_detect_real_s": None if ttd is None else ttd * k,

@@ -13,15 +13,12 @@ from reports.markdown import render_report
 from reports.postmortem import render_postmortem
 from reports.promsnapshots import metrics_summary
 from reports.summary import Computed, compute
+from reports.summary_models import Summary
 
 
-def needs_postmortem(summary: dict[str, object]) -> bool:
+def needs_postmortem(summary: Summary) -> bool:
     """Scenarios with faults get a postmortem; so does any run that broke an SLO."""
-    scenario = summary["scenario"]
-    assert isinstance(scenario, dict)
-    slos = summary["slos"]
-    assert isinstance(slos, list)
-    return bool(scenario["faults"]) or any(r["verdict"] == "broken" for r in slos)
+    return bool(summary["scenario"]["faults"]) or any(r["verdict"] == "broken" for r in summary["slos"])
 
 
 def build(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -19,6 +19,7 @@ from reports import expectation_models as m
 from reports.expectation_models import Expectation, ExpectationError, parse_expectations
 from reports.resilience import amplification, calls_while_open, failover
 from reports.slo import E2E_POP, GOOD, QUANTILE_METHOD, TTFT_POP, VALID
+from reports.summary_models import AlertBlock, AlertRule, SloRow
 
 __all__ = ["EVALUATORS", "Context", "Expectation", "ExpectationError", "evaluate", "parse_expectations"]
 
@@ -31,8 +32,8 @@ class Context:
     attempts: pl.DataFrame
     transitions: pl.DataFrame
     intervals: pl.DataFrame  # reports.resilience.breaker_intervals
-    slo_rows: list[dict[str, Any]] = field(default_factory=list)
-    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # SLI name -> evaluate_alerts(...)
+    slo_rows: list[SloRow] = field(default_factory=list)
+    alerts: dict[str, AlertBlock] = field(default_factory=dict)  # SLI name -> evaluate_alerts(...)
     fault_start_s: float | None = None
 
 
@@ -146,14 +147,17 @@ def _outcome_count(exp: m.OutcomeCount, ctx: Context) -> Outcome:
     return held, float(n), f"{n} {exp.outcome}"
 
 
-def _rules(exp: Any, ctx: Context) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = ctx.alerts.get(exp.slo, {}).get("rules", [])
+def _rules(exp: Any, ctx: Context) -> list[AlertRule]:
+    block = ctx.alerts.get(exp.slo)
+    rules = block["rules"] if block is not None else []
     return [r for r in rules if exp.rule is None or r["rule"] == exp.rule]
 
 
 def _alert_fires_within(exp: m.AlertFiresWithin, ctx: Context) -> Outcome:
-    key = "time_to_detect_s" if ctx.fault_start_s is not None else "fired_at_s"
-    times = [r[key] for r in _rules(exp, ctx) if r[key] is not None]
+    key: Literal["time_to_detect_s", "fired_at_s"] = (
+        "time_to_detect_s" if ctx.fault_start_s is not None else "fired_at_s"
+    )
+    times = [t for t in (r[key] for r in _rules(exp, ctx)) if t is not None]
     if not times:
         return False, None, "no alert fired" + (" after the fault started" if ctx.fault_start_s is not None else "")
     ttd = min(times)

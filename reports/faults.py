@@ -22,6 +22,7 @@ import polars as pl
 
 from reports.resilience import FAILED_OVER
 from reports.slo import overall_table
+from reports.summary_models import AlertRule
 
 
 def fault_end(f: dict[str, Any]) -> float:
@@ -44,7 +45,7 @@ def _first_open(transitions: pl.DataFrame, provider: str, start: float, end: flo
     return float(opened["t"].min()) if opened.height else None  # type: ignore[arg-type]
 
 
-def _page(rules: list[dict[str, Any]], start: float, end: float) -> tuple[float | None, bool]:
+def _page(rules: list[AlertRule], start: float, end: float) -> tuple[float | None, bool]:
     """First instant in ``[start, end)`` when a page rule fires, and whether one was already firing at ``start``."""
     first: float | None = None
     already = False
@@ -62,7 +63,7 @@ def fault_figures(
     faults: list[dict[str, Any]],
     requests: pl.DataFrame,
     transitions: pl.DataFrame,
-    page_rules: list[dict[str, Any]],
+    page_rules: list[AlertRule],
     duration_s: float,
 ) -> list[dict[str, Any]]:
     """One dict per fault (in the order given); see the module docstring."""

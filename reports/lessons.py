@@ -6,22 +6,21 @@ docs/REPORTS.md for the rules and tests/reports/test_postmortem_properties.py fo
 
 from __future__ import annotations
 
-from typing import Any
-
 from reports.faults import fault_label
 from reports.markdown import num, pct, secs
+from reports.summary_models import AlertRule, SloRow, Summary
 
 
-def availability_row(s: dict[str, Any]) -> dict[str, Any]:
+def availability_row(s: Summary) -> SloRow:
     return next(r for r in s["slos"] if r["slo"] == "availability")
 
 
-def masked(s: dict[str, Any]) -> bool:
+def masked(s: Summary) -> bool:
     """The fault hit the upstreams but no client request failed."""
     return bool(s["impact"]["failed_requests"] == 0 and s["resilience"]["first_attempt_failed"] > 0)
 
 
-def _page_lesson(s: dict[str, Any], rule: dict[str, Any]) -> str:
+def _page_lesson(s: Summary, rule: AlertRule) -> str:
     """When the first page fired, from the first fault's start and, with several faults, from the latest fault
     that started before it (the one it most likely answers)."""
     faults = s["scenario"]["faults"]
@@ -40,7 +39,7 @@ def _page_lesson(s: dict[str, Any], rule: dict[str, Any]) -> str:
 
 # One flat list of independent rules, each a condition on the summary and its sentence: splitting it would
 # scatter the rules, not simplify them.
-def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:  # noqa: C901
+def lessons(s: Summary) -> tuple[list[str], list[str], list[str]]:  # noqa: C901
     well: list[str] = []
     wrong: list[str] = []
     lucky: list[str] = []
@@ -71,11 +70,10 @@ def lessons(s: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:  # noq
     if amp is not None:
         (well if amp <= 1.2 else wrong).append(f"Upstream calls per client request: {num(amp)}.")
     rules = s["alerts"]["availability"]["rules"]
-    fired = [r for r in rules if r["time_to_detect_s"] is not None]
+    fired = [(ttd, r) for r in rules if (ttd := r["time_to_detect_s"]) is not None]
     if faults:
         if fired:
-            best = min(fired, key=lambda r: r["time_to_detect_s"])
-            well.append(_page_lesson(s, best))
+            well.append(_page_lesson(s, min(fired, key=lambda p: p[0])[1]))
         elif any(r["verdict"] == "broken" for r in s["slos"]):
             wrong.append("No page alert would have fired although an SLO broke: a detection gap.")
         elif masked(s):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from reports.summary_models import Summary
+
 MAX_SPANS = 6  # firing intervals listed per rule in report.md; summary.json has them all
 
 
@@ -42,7 +44,7 @@ def verdict(held: bool) -> str:
     return "held" if held else "**BROKEN**"
 
 
-def slo_table(s: dict[str, Any]) -> str:
+def slo_table(s: Summary) -> str:
     rows = []
     for r in s["slos"]:
         if r["slo"] == "availability":
@@ -62,16 +64,16 @@ def slo_table(s: dict[str, Any]) -> str:
     return table(["SLO", "target", "achieved", "bad / events", "error budget used", "verdict"], rows)
 
 
-def expectations_table(s: dict[str, Any]) -> str:
+def expectations_table(s: Summary) -> str:
     if not s["expectations"]:
         return "_The scenario declares no expectations._"
     rows = [[verdict(e["held"]), e["expectation"], num(e["figure"]), e["detail"]] for e in s["expectations"]]
     return table(["result", "expectation", "figure", "detail"], rows)
 
 
-def gate_table(s: dict[str, Any]) -> str:
+def gate_table(s: Summary) -> str:
     """The SLO budgets ``make slo-check`` holds the scenario to (gate (a); see docs/REPORTS.md)."""
-    gate = s.get("slo_gate") or {}
+    gate = s["slo_gate"]
     rows = [
         [
             verdict(b["held"]),
@@ -79,14 +81,14 @@ def gate_table(s: dict[str, Any]) -> str:
             pct(None if b["used_pct"] is None else b["used_pct"] / 100, 1),
             f"<= {pct(b['allowed_pct'] / 100, 1)}",
         ]
-        for b in gate.get("budgets") or []
+        for b in gate["budgets"]
     ]
-    why = str(gate.get("reason") or "").strip()
+    why = str(gate["reason"] or "").strip()
     reason = f"\n\nAllowed to break on purpose: {why}{'' if why.endswith(('.', '!', '?')) else '.'}" if why else ""
     return table(["result", "SLO", "error budget used", "allowed"], rows) + reason
 
 
-def alerts_section(s: dict[str, Any]) -> str:
+def alerts_section(s: Summary) -> str:
     a = s["alerts"]["availability"]
     k = a["time_compression"]
     lines = [
@@ -116,7 +118,7 @@ def alerts_section(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def resilience_section(s: dict[str, Any]) -> str:
+def resilience_section(s: Summary) -> str:
     r = s["resilience"]
     items = [
         (
@@ -201,7 +203,7 @@ def group_section(rows: list[dict[str, Any]], key: str) -> str:
     return table(headers, body)
 
 
-def locust_section(s: dict[str, Any]) -> str:
+def locust_section(s: Summary) -> str:
     lo = s.get("locust")
     if not lo:
         return ""
@@ -242,7 +244,7 @@ def locust_section(s: dict[str, Any]) -> str:
     )
 
 
-def metrics_section(s: dict[str, Any]) -> str:
+def metrics_section(s: Summary) -> str:
     """The gateway's own counters (real-time runs) next to the same figures from the request log."""
     m = s.get("metrics")
     if not m:
@@ -288,12 +290,12 @@ def metrics_section(s: dict[str, Any]) -> str:
     )
 
 
-def _workers(s: dict[str, Any]) -> str:
+def _workers(s: Summary) -> str:
     n = s["run"].get("workers")
     return f"each of the gateway's {n} workers" if n and n > 1 else "each gateway worker"
 
 
-def header(s: dict[str, Any], title: str) -> str:
+def header(s: Summary, title: str) -> str:
     sc, run = s["scenario"], s["run"]
     started = datetime.fromtimestamp(run["t0"], tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     lines = [f"# {title}: {sc['name']}", "", sc["description"] or "", ""]
@@ -306,7 +308,7 @@ def header(s: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
-def render_report(s: dict[str, Any], charts: list[str]) -> str:
+def render_report(s: Summary, charts: list[str]) -> str:
     parts = [
         header(s, "SLO report"),
         f"Buckets of {num(s['run']['bucket_s'])} s by arrival time; empty buckets are gaps. Quantiles: "

@@ -7,6 +7,7 @@ from typing import Any
 from reports.faults import fault_label
 from reports.lessons import availability_row, lessons, masked
 from reports.markdown import header, num, pct, secs, slo_table, table
+from reports.summary_models import Summary
 
 STATE_STORE = "state_store"  # the scenario's name for the shared state store: a fault target with no breaker
 
@@ -22,7 +23,7 @@ def _fault_text(f: dict[str, Any], duration: float) -> str:
     return f"{fault_label(f)} from {f['start_s']:g} s to {end}" + (f" ({extra})" if extra else "")
 
 
-def timeline(s: dict[str, Any]) -> list[tuple[float, str]]:
+def timeline(s: Summary) -> list[tuple[float, str]]:
     ev: list[tuple[float, str]] = []
     duration = s["scenario"]["duration_s"]
     for f in s["scenario"]["faults"]:
@@ -30,9 +31,10 @@ def timeline(s: dict[str, Any]) -> list[tuple[float, str]]:
         if not _until_end(f, duration):
             ev.append((f["end_s"], f"fault ends: {fault_label(f)}"))
     imp, res = s["impact"], s["resilience"]
-    if imp["first_failure_at_s"] is not None:
-        ev.append((imp["first_failure_at_s"], "first failed request ends"))
-        ev.append((imp["last_failure_at_s"], "last failed request ends"))
+    first, last = imp["first_failure_at_s"], imp["last_failure_at_s"]
+    if first is not None and last is not None:
+        ev.append((first, "first failed request ends"))
+        ev.append((last, "last failed request ends"))
     ev += [
         (tr["t"], f"`{tr['provider']}` breaker {tr['from'] or '?'} -> {tr['to']}") for tr in res["breaker_transitions"]
     ]
@@ -49,7 +51,7 @@ def timeline(s: dict[str, Any]) -> list[tuple[float, str]]:
     return sorted(ev, key=lambda e: e[0])  # stable: same-instant breaker transitions keep their logged order
 
 
-def _never_below(s: dict[str, Any]) -> bool:
+def _never_below(s: Summary) -> bool:
     faults = s["scenario"]["faults"]
     start = faults[0]["start_s"] if faults else 0.0
     objective = s["slo"]["availability"]
@@ -85,7 +87,7 @@ def _fault_detection(fi: dict[str, Any], has_breaker: bool) -> str:
     return f"- {fi['fault']} (from {secs(fi['start_s'])}{overlap}): " + "; ".join(parts) + "."
 
 
-def gateway_detection(s: dict[str, Any]) -> list[str]:
+def gateway_detection(s: Summary) -> list[str]:
     """Per fault, from its own start: its upstream's breaker opening, the first failover off it, the first page.
 
     A breaker that opened on a provider with no fault of its own (a failover target overwhelmed, say) is listed
@@ -114,7 +116,7 @@ def gateway_detection(s: dict[str, Any]) -> list[str]:
     return out
 
 
-def action_items(s: dict[str, Any]) -> list[list[str]]:
+def action_items(s: Summary) -> list[list[str]]:
     items: list[list[str]] = [
         [f"Bring {r['title']} back within its objective under this fault", "mitigate"]
         for r in s["slos"]
@@ -145,14 +147,14 @@ def action_items(s: dict[str, Any]) -> list[list[str]]:
             f"{pct(b['allowed_pct'] / 100, 1)} this scenario allows (make slo-check fails)",
             "prevent",
         ]
-        for b in (s.get("slo_gate") or {}).get("budgets") or []
+        for b in s["slo_gate"]["budgets"]
         if not b["held"]
     ]
     items.append(["Keep this scenario in `make slo-check` so a regression fails CI", "process"])
     return [[text, kind, "gateway on-call", "-"] for text, kind in items]
 
 
-def _upstream_impact(s: dict[str, Any]) -> list[str]:
+def _upstream_impact(s: Summary) -> list[str]:
     res = s["resilience"]
     if not res["first_attempt_failed"]:
         return []
@@ -177,7 +179,7 @@ def _row(label: str, r: dict[str, Any]) -> list[str]:
     ]
 
 
-def _window_table(s: dict[str, Any]) -> list[str]:
+def _window_table(s: Summary) -> list[str]:
     """Requests by arrival: in each fault's own window, in any of them, and outside all of them."""
     fw = s.get("fault_windows")
     if not fw:
@@ -212,7 +214,7 @@ def _window_table(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def _summary_text(s: dict[str, Any]) -> str:
+def _summary_text(s: Summary) -> str:
     sc, f, imp, res = s["scenario"], s["figures"], s["impact"], s["resilience"]
     slo_broken = [r["title"] for r in s["slos"] if r["verdict"] == "broken"]
     faults = "; ".join(_fault_text(x, sc["duration_s"]) for x in sc["faults"]) or "No fault was injected"
@@ -230,11 +232,10 @@ def _summary_text(s: dict[str, Any]) -> str:
     )
 
 
-def _impact_lines(s: dict[str, Any]) -> list[str]:
+def _impact_lines(s: Summary) -> list[str]:
     f, imp = s["figures"], s["impact"]
-    duration = (
-        secs(imp["last_failure_at_s"] - imp["first_failure_at_s"]) if imp["first_failure_at_s"] is not None else "0 s"
-    )
+    first, last = imp["first_failure_at_s"], imp["last_failure_at_s"]
+    duration = secs(last - first) if first is not None and last is not None else "0 s"
     return [
         f"- Failed requests: {imp['failed_requests']:,} "
         f"({', '.join(f'{k}: {v:,}' for k, v in imp['failed_by_outcome'].items()) or 'none'}).",
@@ -248,7 +249,7 @@ def _impact_lines(s: dict[str, Any]) -> list[str]:
     ]
 
 
-def _detection_lines(s: dict[str, Any]) -> list[str]:
+def _detection_lines(s: Summary) -> list[str]:
     faults = s["scenario"]["faults"]
     first = f"the first fault's start ({secs(faults[0]['start_s'])})" if faults else "the run start"
     rules = s["alerts"]["availability"]["rules"]
@@ -276,7 +277,7 @@ def _detection_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _resolution_lines(s: dict[str, Any]) -> list[str]:
+def _resolution_lines(s: Summary) -> list[str]:
     sc, imp = s["scenario"], s["impact"]
     ends = [
         f"{fault_label(x)} lasted to the end of the run ({secs(sc['duration_s'])})"
@@ -302,7 +303,7 @@ def _resolution_lines(s: dict[str, Any]) -> list[str]:
 
 
 def render_postmortem(
-    s: dict[str, Any], charts: list[str], *, link_prefix: str = "", supporting: str = "`report.md`, `summary.json`"
+    s: Summary, charts: list[str], *, link_prefix: str = "", supporting: str = "`report.md`, `summary.json`"
 ) -> str:
     """The postmortem; charts are linked as ``link_prefix + name`` and ``supporting`` names the full figures."""
     faults, duration = s["scenario"]["faults"], s["scenario"]["duration_s"]

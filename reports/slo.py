@@ -21,6 +21,8 @@ from typing import Final, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reports.summary_models import SloRow
+
 QUANTILE_METHOD: Final = "linear"
 QUANTILES = (0.5, 0.95, 0.99)
 EXCLUDED = ("client_error", "quota_rejected", "cancelled")
@@ -156,10 +158,10 @@ def group_table(requests: pl.DataFrame, by: str) -> pl.DataFrame:
     )
 
 
-def slo_results(requests: pl.DataFrame, spec: SloSpec) -> list[dict[str, object]]:
+def slo_results(requests: pl.DataFrame, spec: SloSpec) -> list[SloRow]:
     """One row per SLO: target, achieved, events, bad events, error budget consumed, verdict."""
     overall = overall_table(requests).row(0, named=True)
-    rows: list[dict[str, object]] = []
+    rows: list[SloRow] = []
     for sli in slis(spec):
         ev = sli_events(requests, sli)
         n = ev.height

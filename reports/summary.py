@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -24,6 +24,17 @@ from reports.slo import (
     slis,
     slo_results,
 )
+from reports.summary_models import (
+    AlertBlock,
+    FaultWindows,
+    Figures,
+    GateBudget,
+    Impact,
+    Phase,
+    SloGateResult,
+    SloRow,
+    Summary,
+)
 from reports.timeseries import bucket_series, bucket_width, provider_share
 
 SUMMARY_SCHEMA = 1
@@ -31,7 +42,7 @@ SUMMARY_SCHEMA = 1
 
 @dataclass
 class Computed:
-    summary: dict[str, Any]
+    summary: Summary
     buckets: pl.DataFrame
     shares: pl.DataFrame
     intervals: pl.DataFrame
@@ -59,7 +70,7 @@ def _faults(scenario: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(faults, key=lambda f: f["start_s"])
 
 
-def _phases(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+def _phases(scenario: dict[str, Any]) -> list[Phase]:
     """The load phases ``{name, start_s, end_s}`` of the scenario (empty when it has none)."""
     phases = (scenario.get("load") or {}).get("phases") or []
     return [
@@ -73,7 +84,7 @@ def _maybe_float(x: Any) -> float | None:
     return None if x is None else float(x)
 
 
-def _impact(requests: pl.DataFrame, buckets: pl.DataFrame, spec: SloSpec, fault_start: float | None) -> dict[str, Any]:
+def _impact(requests: pl.DataFrame, buckets: pl.DataFrame, spec: SloSpec, fault_start: float | None) -> Impact:
     bad = requests.filter(VALID & (pl.col("outcome") != "ok"))
     consumers = sorted(c for c in bad["consumer"].unique().to_list() if c is not None)
     recovered = None
@@ -89,13 +100,13 @@ def _impact(requests: pl.DataFrame, buckets: pl.DataFrame, spec: SloSpec, fault_
         "failed_requests": bad.height,
         "failed_by_outcome": {k: int(v) for k, v in bad.group_by("outcome").len().sort("outcome").iter_rows()},
         "consumers_affected": consumers,
-        "first_failure_at_s": bad["t_end"].min() if bad.height else None,
-        "last_failure_at_s": bad["t_end"].max() if bad.height else None,
+        "first_failure_at_s": _maybe_float(bad["t_end"].min()) if bad.height else None,
+        "last_failure_at_s": _maybe_float(bad["t_end"].max()) if bad.height else None,
         "recovered_at_s": recovered,
     }
 
 
-def _fault_split(requests: pl.DataFrame, faults: list[dict[str, Any]], end_s: float) -> dict[str, Any] | None:
+def _fault_split(requests: pl.DataFrame, faults: list[dict[str, Any]], end_s: float) -> FaultWindows | None:
     """The overall SLI row for requests arriving inside any fault window ``[start_s, end_s)`` and outside."""
     if not faults:
         return None
@@ -109,9 +120,9 @@ def _fault_split(requests: pl.DataFrame, faults: list[dict[str, Any]], end_s: fl
     }
 
 
-def _slo_gate(gate: SloGate, slo_rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _slo_gate(gate: SloGate, slo_rows: list[SloRow]) -> SloGateResult:
     """Gate (a) of ``make slo-check``: each SLO's error budget used against what the scenario allows it."""
-    budgets = []
+    budgets: list[GateBudget] = []
     for r in slo_rows:
         used, allowed = r["error_budget_used_pct"], gate.allowed(str(r["slo"]))
         budgets.append(
@@ -143,7 +154,7 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
     shares = provider_share(req, duration, bucket_s)
     intervals = breaker_intervals(run.transitions, end_s)
     slo_rows = slo_results(req, spec)
-    alerts: dict[str, dict[str, Any]] = {
+    alerts: dict[str, AlertBlock] = {
         sli.name: evaluate_alerts(sli_events(req, sli), sli.objective, spec, duration, end_s, fault_start)
         for sli in slis(spec)
     }
@@ -154,14 +165,14 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
 
     by_slo = {r["slo"]: r for r in slo_rows}
     ttds = [r["time_to_detect_s"] for r in alerts["availability"]["rules"] if r["time_to_detect_s"] is not None]
-    figures = {
+    figures: Figures = {
         "requests": req.height,
         "availability": by_slo["availability"]["good_ratio"],
         "availability_budget_used_pct": by_slo["availability"]["error_budget_used_pct"],
         "ttft_p95_s": overall["ttft_p95"],
         "e2e_p99_s": overall["e2e_p99"],
-        "ttft_p95_budget_used_pct": by_slo.get("ttft_p95", {}).get("error_budget_used_pct"),
-        "e2e_p99_budget_used_pct": by_slo.get("e2e_p99", {}).get("error_budget_used_pct"),
+        "ttft_p95_budget_used_pct": _budget_used(by_slo, "ttft_p95"),
+        "e2e_p99_budget_used_pct": _budget_used(by_slo, "e2e_p99"),
         "upstream_calls_per_request": res["upstream_calls_per_request"],
         "failover_share": res["failover_share"],
         "time_to_detect_s": min(ttds) if ttds else None,
@@ -169,7 +180,7 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
         "quota_rejected": res["quota_rejected"],
         "cost_usd": overall["cost_usd"],
     }
-    summary: dict[str, Any] = {
+    summary: Summary = {
         "schema": SUMMARY_SCHEMA,
         "scenario": {
             "name": sc.get("name") or run.meta.get("scenario") or "unnamed",
@@ -207,7 +218,13 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
         "locust": run.meta.get("locust"),
         "metrics": run.meta.get("metrics"),
     }
-    return Computed(clean(summary), buckets, shares, intervals, spec, run)
+    # clean() keeps every key and every level of nesting: only its numbers change (rounded, or None when NaN)
+    return Computed(cast(Summary, clean(summary)), buckets, shares, intervals, spec, run)
+
+
+def _budget_used(by_slo: dict[str, SloRow], slo: str) -> float | None:
+    row = by_slo.get(slo)
+    return None if row is None else row["error_budget_used_pct"]
 
 
 def _first(df: pl.DataFrame, col: str) -> Any:
