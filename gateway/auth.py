@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from gateway.call import Call, Handler, Reply
 from gateway.config import Settings
 from gateway.errors import AuthenticationFailed, PermissionDenied
-from gateway.keys.directory import Identity, KeyDirectory, config_identity
+from gateway.identity import Identity, config_identity
+from gateway.keys.directory import KeyDirectory
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:

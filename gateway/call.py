@@ -14,7 +14,7 @@ from gateway.requestrecord import RequestRecord
 if TYPE_CHECKING:
     from gateway.config import Consumer, ModelGroup
     from gateway.embeddings_schema import EmbeddingRequest
-    from gateway.keys.directory import Identity
+    from gateway.identity import Identity
     from gateway.schemas import ChatRequest
 
 

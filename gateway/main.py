@@ -4,7 +4,7 @@ The environment is read here (``FAULTLINE_RUN_ID``: tags the request log) and in
 configuration and its overrides).
 
 ``python -m gateway`` serves; ``python -m gateway migrate`` applies the database migrations;
-``python -m gateway keys ...`` manages virtual keys (gateway/keys/cli.py).
+``python -m gateway keys ...`` manages virtual keys (gateway/keyscli.py).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def tune_gc() -> None:
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     if args_in and args_in[0] in ("migrate", "keys"):
-        from gateway.keys.cli import main as records_main
+        from gateway.keyscli import main as records_main
 
         return records_main(args_in)
     return serve(args_in)

@@ -17,10 +17,10 @@ from gateway.budget.redisbudgets import RedisBudgets
 from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
 from gateway.config import Settings
-from gateway.db.system import Records, build_records
 from gateway.observability.logs import EventLog
 from gateway.observability.telemetry import Telemetry
 from gateway.quota.limiter import QuotaEvents, QuotaLimiter
+from gateway.records import Records, build_records
 from gateway.rng import Rng
 from gateway.router.orchestrator import Router
 from gateway.store.client import StateClient
@@ -46,7 +46,7 @@ class Runtime:
     telemetry: Telemetry
     budgets: RedisBudgets | None = None  # dollar budgets, when any can apply (gateway/budget/)
     worst_case: WorstCase | None = None
-    records: Records | None = None  # the database, when one is configured (gateway/db/system.py)
+    records: Records | None = None  # the database, when one is configured (gateway/records.py)
     generation: int = 1  # 1 at start, one more per reload applied (gateway/reload.py)
 
     async def start(self) -> None:

@@ -16,35 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from gateway.clock import Clock
 from gateway.config import Consumer, Settings
+from gateway.identity import Identity
 from gateway.observability.logs import EventLog
 from gateway.settings.budget import Budget
 from gateway.settings.quota import Limits
 from gateway.store.client import StateClient
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who a presented key is: the consumer (limits, permissions, allowlist, budget) and the key itself."""
-
-    consumer: Consumer
-    key_id: str
-    key_name: str
-    tags: Mapping[str, str] = field(default_factory=dict)
-    expires_at: float | None = None
-    key_budget: Budget | None = None  # the key's own budget (a configured key's budget is its consumer's)
-
-
-def config_identity(c: Consumer) -> Identity:
-    """The identity of a key from the configuration file: id ``cfg:<consumer>``, named after the consumer."""
-    return Identity(consumer=c, key_id=f"cfg:{c.name}", key_name=c.name)
 
 
 def identity_of(row: Any, consumer_budget: Budget | None) -> Identity:

@@ -30,12 +30,12 @@ from gateway.clock import SystemClock
 from gateway.config import ConfigError, Settings
 from gateway.db.engine import create_engine, redact
 from gateway.db.migrate import upgrade
-from gateway.db.system import build_records
 from gateway.environ import settings_from_env
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.keys.keyadmin import KeyAdmin, invalid_field
 from gateway.keys.model import KeyCreate
 from gateway.observability.logs import EventLog
+from gateway.records import build_records
 
 
 def _parser() -> argparse.ArgumentParser:

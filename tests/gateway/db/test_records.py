@@ -8,8 +8,8 @@ from pathlib import Path
 
 from gateway.clock import SystemClock
 from gateway.db.migrate import current, head
-from gateway.db.system import MIGRATION_RETRY_S, build_records
 from gateway.observability.logs import EventLog
+from gateway.records import MIGRATION_RETRY_S, build_records
 from tests.gateway.keys.conftest import settings_with
 
 
