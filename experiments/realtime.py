@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -50,7 +51,7 @@ from experiments.procs import (
     wait_http,
 )
 from experiments.progress import ClientTail, Progress, status_line
-from experiments.resolve import gateway_dict, merge, profile_dict
+from experiments.resolve import gateway_dict, merge, profile_dict, reloaded_dict
 from experiments.rundir import events_from_log, timeline_events, write_events, write_json
 from experiments.scenario import STATE_STORE, Scenario
 from gateway.config import parse_settings
@@ -116,6 +117,7 @@ class _Run:
         self.started_at: float | None = None
         self.store: Store | None = None
         self.store_events: list[dict[str, Any]] = []
+        self.reloads_done = 0
 
     def start(self) -> tuple[Proc, str]:
         """Start every process; return locust's and the gateway's metrics URL once all are ready."""
@@ -152,6 +154,7 @@ class _Run:
         if self.store.key_prefix:
             raw = merge(raw, {"quota": {"key_prefix": self.store.key_prefix}})
         (run_dir / "gateway.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        self.raw = raw
         self.settings = parse_settings(raw, source=f"scenario {sc.name} (gateway)")
         self.prom_dir = tempfile.mkdtemp(prefix="faultline-prom-")
         env = child_env(
@@ -235,6 +238,7 @@ class _Run:
                     event = "store_stopped" if down else "store_restarted"
                     self.store_events.append({"event": event, "ts": time.time(), "kind": self.store.kind})
                     self.prog.message(f"[{sc.name}] {elapsed:5.1f} s: state store {'stopped' if down else 'restarted'}")
+            self._reload_due(elapsed)
             if elapsed >= next_scrape:
                 _scrape(metrics_url, self.run_dir / "metrics" / f"t{max(0.0, elapsed):07.1f}.prom")
                 next_scrape += scrape_every_s
@@ -252,6 +256,18 @@ class _Run:
         locust.stop(timeout_s=30.0)
         tail.poll()
         self.tail = tail
+
+    def _reload_due(self, elapsed: float) -> None:
+        """The scenario's reloads due by ``elapsed``: the configuration file replaced in one step, then SIGHUP to
+        the gateway's parent process, which forwards it to every worker (docs/OPERATIONS.md, "Reload")."""
+        while self.reloads_done < len(self.sc.reloads) and self.sc.reloads[self.reloads_done].at_s <= elapsed:
+            self.raw = reloaded_dict(self.raw, self.sc.reloads[self.reloads_done])
+            tmp = self.run_dir / ".gateway.yaml.tmp"
+            tmp.write_text(yaml.safe_dump(self.raw, sort_keys=False))
+            tmp.replace(self.run_dir / "gateway.yaml")
+            self.gateway.popen.send_signal(signal.SIGHUP)
+            self.reloads_done += 1
+            self.prog.message(f"[{self.sc.name}] {elapsed:5.1f} s: configuration reloaded (SIGHUP)")
 
     def stop(self) -> None:
         with no_interrupts():

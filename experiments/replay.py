@@ -23,7 +23,7 @@ import fakeredis
 import orjson
 import yaml
 
-from experiments.resolve import REPLAY_URL, gateway_dict, profile_dict
+from experiments.resolve import REPLAY_URL, gateway_dict, profile_dict, reloaded_dict
 from experiments.rundir import (
     events_from_log,
     sha256_of,
@@ -36,7 +36,8 @@ from experiments.statefault import FlakyState
 from experiments.workload import Arrival, arrivals, request_body, request_headers
 from gateway.app import create_app
 from gateway.clock import LoopClock, VirtualTimeLoop
-from gateway.config import parse_settings
+from gateway.config import load_settings, parse_settings
+from gateway.reload import Reloader, ReloadWiring
 from gateway.rng import Rng
 from gateway.store.client import StateClient
 from gateway.transport import AsgiTransport, TransportError
@@ -165,8 +166,15 @@ async def _replay(sc: Scenario, seed: int, run_dir: Path, run_id: str) -> dict[s
     windows = [(f.start_s, f.end_s or sc.duration_s) for f in sc.faults if f.upstream == STATE_STORE]
     if windows:
         state = FlakyState(state, clock=clock, windows=windows, t0=t0)
+    config_path = run_dir / "gateway.yaml"
     gateway = create_app(
-        settings, clock=clock, rng=Rng(seed), state=state, upstream_transport=AsgiTransport(sims), run_id=run_id
+        settings,
+        clock=clock,
+        rng=Rng(seed),
+        state=state,
+        upstream_transport=AsgiTransport(sims),
+        run_id=run_id,
+        reload=ReloadWiring(source=lambda: load_settings(config_path)),
     )
     client = _Client(sc, AsgiTransport({GATEWAY_URL: gateway}), clock, settings.router.timeouts.deadline_header)
     started_at = clock.now()
@@ -175,6 +183,7 @@ async def _replay(sc: Scenario, seed: int, run_dir: Path, run_id: str) -> dict[s
         for app in sims.values():
             await stack.enter_async_context(_Lifespan(app))
         await stack.enter_async_context(_Lifespan(gateway))
+        tasks.append(asyncio.create_task(_reload(sc, raw, config_path, gateway.state.reloader, clock, t0)))
         for a in arrivals(sc, seed):
             delay = t0 + a.t - clock.monotonic()
             if delay > 0:
@@ -201,6 +210,26 @@ async def _replay(sc: Scenario, seed: int, run_dir: Path, run_id: str) -> dict[s
     for r in client.log:
         status[str(r["status"])] = status.get(str(r["status"]), 0) + 1
     return {"started_at": started_at, "virtual_s": virtual_s, "client": client.log, "status": status}
+
+
+async def _reload(
+    sc: Scenario, raw: dict[str, Any], path: Path, reloader: Reloader, clock: LoopClock, t0: float
+) -> None:
+    """The scenario's reloads: at each one's time the configuration file is rewritten and reloaded, as SIGHUP
+    would in a live run."""
+    for spec in sc.reloads:
+        delay = t0 + spec.at_s - clock.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        raw = reloaded_dict(raw, spec)
+        _write_config(path, raw)
+        outcome = reloader.reload("replay")
+        if outcome.result != "ok":
+            raise RuntimeError(f"reload at {spec.at_s:g} s refused: {'; '.join(outcome.errors)}")
+
+
+def _write_config(path: Path, raw: dict[str, Any]) -> None:
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 def run_replay(sc: Scenario, run_dir: Path, *, seed: int | None = None, scale: float = 1.0) -> ReplayResult:

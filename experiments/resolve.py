@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from experiments.scenario import Scenario, UpstreamSpec
+from experiments.scenario import ReloadSpec, Scenario, UpstreamSpec
 from gateway.config import ConfigError, Settings, hash_key, parse_settings
 from simulators.profile import Profile, ProfileError, profile_from_dict
 
@@ -90,6 +90,17 @@ def gateway_dict(
     return merge(raw, sc.gateway)
 
 
+def reloaded_dict(raw: dict[str, Any], spec: ReloadSpec) -> dict[str, Any]:
+    """The configuration ``raw`` after a reload of ``spec``: each named upstream's route takes its new weight,
+    then the overlay is merged over it."""
+    out = copy.deepcopy(raw)
+    for group in out["models"]:
+        for route in group["routes"]:
+            if route["provider"] in spec.weights:
+                route["weight"] = spec.weights[route["provider"]]
+    return merge(out, spec.gateway)
+
+
 def gateway_settings(sc: Scenario, **kw: Any) -> Settings:
     return parse_settings(gateway_dict(sc, **kw), source=f"scenario {sc.name} (gateway)")
 
@@ -103,6 +114,10 @@ def check_resolvable(sc: Scenario) -> None:
             raise ValueError(str(exc).replace("\n", "\n  ")) from None
     urls = {u.name: REPLAY_URL.format(name=u.name) for u in sc.upstreams}
     try:
-        gateway_settings(sc, base_urls=urls, seed=sc.seed)
+        raw = gateway_dict(sc, base_urls=urls, seed=sc.seed)
+        parse_settings(raw, source=f"scenario {sc.name} (gateway)")
+        for i, spec in enumerate(sc.reloads):
+            raw = reloaded_dict(raw, spec)
+            parse_settings(raw, source=f"scenario {sc.name} (reloads[{i}])")
     except ConfigError as exc:
         raise ValueError(str(exc).replace("\n", "\n  ")) from None

@@ -140,6 +140,16 @@ class FaultSpec(_M):
     note: str | None = None
 
 
+class ReloadSpec(_M):
+    """The gateway's configuration rewritten and reloaded mid-run, as an operator's SIGHUP would (replay: the
+    gateway's reloader; live: SIGHUP to the gateway process). docs/OPERATIONS.md, "Reload"."""
+
+    at_s: float = Field(ge=0)
+    weights: dict[str, float] = Field(default={}, description="upstream name -> its route's new weight (0: drained)")
+    gateway: dict[str, Any] = Field(default={}, description="overlay merged over the configuration in force")
+    note: str | None = None
+
+
 class Scenario(_M):
     name: str = Field(pattern=NAME)
     description: str = Field(min_length=10, description="which real failure this models")
@@ -151,6 +161,7 @@ class Scenario(_M):
     upstreams: list[UpstreamSpec] = Field(min_length=1)
     gateway: dict[str, Any] = Field(default={}, description="overlay merged into the generated gateway config")
     faults: list[FaultSpec] = []
+    reloads: list[ReloadSpec] = Field(default=[], description="configuration reloads mid-run, in time order")
     slo: SloSpec = SloSpec()
     slo_gate: SloGate = SloGate()
     expectations: list[Expectation] = []
@@ -195,7 +206,8 @@ class Scenario(_M):
 
 
 def scaled(sc: Scenario, factor: float) -> Scenario:
-    """Every timeline x ``factor`` (duration, load, spikes, faults, simulator timelines, expectation windows), and
+    """Every timeline x ``factor`` (duration, load, spikes, faults, reloads, simulator timelines, expectation
+    windows), and
     the bounds of outcome counts with them (a minimum rounded down, never below one if it was one or more; a
     maximum rounded up).
 
@@ -215,6 +227,7 @@ def scaled(sc: Scenario, factor: float) -> Scenario:
     )
     ups = [u.model_copy(update={"timeline_scale": u.timeline_scale * factor}) for u in sc.upstreams]
     faults = [x.model_copy(update={"start_s": f(x.start_s), "end_s": f(x.end_s)}) for x in sc.faults]
+    reloads = [r.model_copy(update={"at_s": r.at_s * factor}) for r in sc.reloads]
     exps = []
     for e in sc.expectations:
         upd: dict[str, Any] = {}
@@ -236,6 +249,7 @@ def scaled(sc: Scenario, factor: float) -> Scenario:
             "load": load,
             "upstreams": ups,
             "faults": faults,
+            "reloads": reloads,
             "expectations": exps,
         }
     )

@@ -96,6 +96,7 @@ def reference_problems(raw: dict[str, Any]) -> list[str]:
         target = f.get("upstream") if isinstance(f, dict) else None
         if target is not None and target not in (*unames, STATE_STORE):
             out.append(f"faults[{i}].upstream: unknown upstream {target!r} (or {STATE_STORE!r})")
+    out += _reload_problems(_list(raw, "reloads"), duration, unames)
     for i, e in enumerate(_list(raw, "expectations")):
         if not isinstance(e, dict):
             continue
@@ -103,6 +104,16 @@ def reference_problems(raw: dict[str, Any]) -> list[str]:
             out.append(f"expectations[{i}].provider: unknown provider {e['provider']!r}")
         if e.get("consumer") is not None and e["consumer"] not in cnames:
             out.append(f"expectations[{i}].consumer: unknown consumer {e['consumer']!r}")
+    return out
+
+
+def _reload_problems(reloads: list[Any], duration: float | None, upstreams: list[str]) -> list[str]:
+    out = []
+    for i, r in enumerate(x for x in reloads if isinstance(x, dict)):
+        at = _num(r.get("at_s"))
+        if at is not None and duration is not None and at > duration:
+            out.append(f"reloads[{i}].at_s: {at:g} is past duration_s ({duration:g})")
+        out += [f"reloads[{i}].weights: unknown upstream {u!r}" for u in r.get("weights") or {} if u not in upstreams]
     return out
 
 

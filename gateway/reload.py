@@ -174,7 +174,7 @@ class Reloader:
         self.last = outcome
         self.attempts += 1
         rt = self.current
-        fields: dict[str, Any] = {"trigger": trigger, "digest": self.digest}
+        fields: dict[str, Any] = {"trigger": trigger}
         fields.update({"changed": outcome.changed} if outcome.result == "ok" else {"errors": outcome.errors})
         if outcome.result != "ok":
             fields["message"] = "configuration reload refused: " + "; ".join(outcome.errors)

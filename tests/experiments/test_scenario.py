@@ -103,6 +103,17 @@ BAD: list[tuple[str, Any, list[str]]] = [
     ),
     ("bad gateway overlay", _with("gateway", {"router": {"retry": {"max_attempts": "many"}}}), ["max_attempts"]),
     ("bad slo", _with("slo", {"availability": 2}), ["slo.availability: "]),
+    (
+        "reload of an unknown upstream",
+        _with("reloads", [{"at_s": 10, "weights": {"azure": 0}}]),
+        ["reloads[0].weights: unknown upstream 'azure'"],
+    ),
+    ("reload past the end", _with("reloads", [{"at_s": 61}]), ["reloads[0].at_s: 61 is past duration_s (60)"]),
+    (
+        "reload to an invalid configuration",
+        _with("reloads", [{"at_s": 10, "weights": {"openai": -1}}]),
+        ["reloads[0]", "models.0.routes.0.weight"],
+    ),
 ]
 
 
@@ -222,6 +233,7 @@ FAILURE_MODES: dict[str, Callable[[Scenario], bool]] = {
     "mid-stream cut": lambda sc: any("cut-after-tokens" in p for u in sc.upstreams for p in u.timeline),
     "state store outage": lambda sc: any(f.upstream == STATE_STORE for f in sc.faults),
     "misconfiguration": lambda sc: any(u.unreachable or u.accepted_keys is not None for u in sc.upstreams),
+    "configuration reload": lambda sc: bool(sc.reloads),
 }
 
 
@@ -247,6 +259,8 @@ def test_scaled_compresses_every_timeline_and_keeps_the_gateway_reactions() -> N
     assert [(e.after_s, e.within_s) for e in opens] == [(15.0, 10.0)]  # the breaker's own delay is not scaled
     assert half.gateway == sc.gateway
     assert scaled(sc, 1.0) is sc
+    reload = load_scenario("config-reload")
+    assert [r.at_s for r in scaled(reload, 0.5).reloads] == [r.at_s / 2 for r in reload.reloads] == [25.0, 55.0]
 
 
 def test_scaled_outcome_counts_follow_the_load_time() -> None:
