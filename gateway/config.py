@@ -21,6 +21,7 @@ from gateway.settings.observability import ObservabilitySettings
 from gateway.settings.quota import Limits, QuotaSettings
 from gateway.settings.router import RouterSettings
 from gateway.settings.store import StateSettings
+from gateway.settings.upstream import HealthCheck
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -73,6 +74,9 @@ class Provider(_Model):
         description="e.g. https://api.openai.com/v1, http://vllm:8000/v1, https://generativelanguage.googleapis.com/v1beta"
     )
     api_key_env: str | None = Field(default=None, description="environment variable holding the upstream key")
+    health_check: HealthCheck | None = Field(
+        default=None, description="an active check of the upstream, off the request path (none = not checked)"
+    )
 
 
 class Route(_Model):

@@ -115,8 +115,12 @@ def build_openapi(title: str, version: str) -> dict[str, Any]:
             "summary": "Readiness: each provider's routing state",
             "operationId": "ready",
             "responses": {
-                "200": {"description": "some provider is routable", "content": _json(m.Ready)},
-                "503": {"description": "no provider is routable", "content": _json(m.Ready)},
+                "200": {
+                    "description": "some provider is available: its breakers not all open, its health check not "
+                    "failing",
+                    "content": _json(m.Ready),
+                },
+                "503": {"description": "no provider is available", "content": _json(m.Ready)},
             },
         }
     }

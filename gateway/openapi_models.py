@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Open(BaseModel):
@@ -119,7 +119,16 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class ProviderReadiness(BaseModel):
+    kind: str
+    state: Literal["closed", "half_open", "open", "unknown"] = Field(description="its breakers' routing state")
+    health: Literal["healthy", "unhealthy", "unknown", "unchecked"] = Field(
+        description="its active health check: unknown before the first check, unchecked without a health_check"
+    )
+    checked_at: float | None = Field(default=None, description="epoch seconds of the last check")
+
+
 class Ready(BaseModel):
     status: Literal["ready", "unavailable"]
-    providers: dict[str, dict[str, str]]
+    providers: dict[str, ProviderReadiness]
     state_store: Literal["up", "down"]

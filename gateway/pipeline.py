@@ -29,6 +29,7 @@ from gateway.quota.stage import QuotaStage
 from gateway.requestid import RequestIdStage
 from gateway.runtime import Runtime
 from gateway.servedby import ServedByStage
+from gateway.store.scope import StoreScope
 
 
 def chain(stages: Sequence[Stage], terminal: Handler) -> Handler:
@@ -53,6 +54,7 @@ def chat_pipeline(rt: Runtime, kind: Literal["chat", "embedding"] = "chat") -> H
     return chain(
         [
             RequestIdStage(rt.log),
+            StoreScope(rt.store),
             TelemetryStage(rt.telemetry),
             Traced("auth", AuthStage(rt.keys, permission="chat"), tracing),
             ParseStage(rt.catalog, kind),
@@ -74,7 +76,7 @@ def _idempotency_stage(rt: Runtime) -> list[Stage]:
         return []
     store = IdempotencyStore(rt.state, prefix=s.quota.key_prefix)
     deadline = s.router.timeouts.request_deadline_s
-    return [IdempotencyStage(store, s.idempotency, deadline_s=deadline, events=rt.telemetry)]
+    return [IdempotencyStage(store, s.idempotency, state=rt.store, deadline_s=deadline, events=rt.telemetry)]
 
 
 def _cache_stage(rt: Runtime) -> list[Stage]:
@@ -84,7 +86,7 @@ def _cache_stage(rt: Runtime) -> list[Stage]:
     if not s.cache.groups:
         return []
     stage = CacheStage(
-        rt.state, s.cache, prefix=s.quota.key_prefix, catalog=rt.catalog, clock=rt.clock, events=rt.telemetry
+        rt.store, s.cache, prefix=s.quota.key_prefix, catalog=rt.catalog, clock=rt.clock, events=rt.telemetry
     )
     return [Traced("cache", stage, rt.telemetry.tracing)]
 

@@ -46,15 +46,22 @@ RESTART_ONLY = (
     "quota.lease_ttl_s",
     "quota.max_store_calls",
     "quota.max_unsettled",
-    "budget.redis_timeout_s",
 )
 SUPERVISOR_ENV = "FAULTLINE_SUPERVISOR_PID"  # the parent of several workers (gateway/supervisor.py)
 CONFIRM_TIMEOUT_S = 10.0  # several workers: how long an admin call waits for its own worker's reload
 
 
 def restart_required(old: Settings, new: Settings) -> list[str]:
-    """The settings of :data:`RESTART_ONLY` that differ between ``old`` and ``new``."""
-    return [path for path in RESTART_ONLY if _get(old, path) != _get(new, path)]
+    """The settings of :data:`RESTART_ONLY` that differ between ``old`` and ``new``, and the providers' health
+    checks (their tasks run as long as the process)."""
+    changed = [path for path in RESTART_ONLY if _get(old, path) != _get(new, path)]
+    if _checks(old) != _checks(new):
+        changed.append("providers.health_check")
+    return changed
+
+
+def _checks(settings: Settings) -> dict[str, Any]:
+    return {p.name: p.health_check for p in settings.providers if p.health_check is not None}
 
 
 def _get(settings: Settings, path: str) -> Any:

@@ -112,23 +112,31 @@ async def health(call: Call) -> Reply:
 
 
 class Readiness:
-    """Each provider's routing state and the state store's; 503 when no provider is routable (Redis down is
-    reported, not a reason to take the replica out: the quota's failure policy answers for it)."""
+    """Each provider's routing state (its breakers) and active health check, and the state store's. 503 only when
+    no provider is available: each has its breakers all open or its health check failing. One unhealthy provider
+    does not take the replica out (the router fails over); Redis down is reported, not a reason either (the
+    failure policies answer for it)."""
 
     def __init__(self, rt: Runtime) -> None:
         self._router = rt.router
         self._store = rt.store
+        self._health = rt.health
         self._providers = [(p.name, p.kind) for p in rt.settings.providers]
 
     async def answer(self, call: Call) -> Reply:
         states = self._router.provider_states()
-        routable = any(s != "open" for s in states.values())
+        checked = self._health.states()
+        providers: dict[str, dict[str, object]] = {}
+        for name, kind in self._providers:
+            check = checked.get(name, {"health": "unchecked", "checked_at": None})
+            providers[name] = {"kind": kind, "state": states.get(name, "unknown"), **check}
+        available = any(p["state"] != "open" and p["health"] != "unhealthy" for p in providers.values())
         body = {
-            "status": "ready" if routable else "unavailable",
-            "providers": {name: {"kind": kind, "state": states.get(name, "unknown")} for name, kind in self._providers},
+            "status": "ready" if available else "unavailable",
+            "providers": providers,
             "state_store": "up" if self._store.healthy else "down",
         }
-        return Reply(status=200 if routable else 503, body=orjson.dumps(body))
+        return Reply(status=200 if available else 503, body=orjson.dumps(body))
 
 
 async def _not_found(call: Call) -> Reply:

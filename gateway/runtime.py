@@ -26,6 +26,7 @@ from gateway.router.orchestrator import Router
 from gateway.store.client import StateClient
 from gateway.store.statestore import StateStore
 from gateway.transport import Transport
+from gateway.upstream.health import HealthChecks, Target, check_url
 
 
 @dataclass(slots=True)
@@ -44,6 +45,7 @@ class Runtime:
     quota: QuotaLimiter
     usage: UsageSink
     telemetry: Telemetry
+    health: HealthChecks  # active checks of the upstreams (gateway/upstream/)
     budgets: RedisBudgets | None = None  # dollar budgets, when any can apply (gateway/budget/)
     worst_case: WorstCase | None = None
     records: Records | None = None  # the database, when one is configured (gateway/records.py)
@@ -61,9 +63,11 @@ class Runtime:
                 self.telemetry.store_error("budget_load", type(exc).__name__)
         if self.records is not None:
             await self.records.start()
+        await self.health.start()
 
     async def stop(self) -> None:
         """Called once by the app's lifespan after the last request."""
+        await self.health.stop()
         await self.quota.stop()
         if self.budgets is not None:
             await self.budgets.aclose()
@@ -83,7 +87,7 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: StateCli
     records = build_records(settings, clock=clock, log=telemetry.logs, state=state, events=telemetry)
     if records is not None:
         telemetry.sinks.append(records.usage)
-    budgets = _budgets(settings, state) if _budgeted(settings, records) else None
+    budgets = _budgets(settings, store) if _budgeted(settings, records) else None
     return Runtime(
         settings=settings,
         clock=clock,
@@ -99,6 +103,7 @@ def build_runtime(settings: Settings, *, clock: Clock, rng: Rng, state: StateCli
         quota=QuotaLimiter(store, settings.quota, clock=clock, events=quota_events),
         usage=UsageTotals(),
         telemetry=telemetry,
+        health=HealthChecks(_health_targets(settings, adapters), transport, clock, telemetry),
         budgets=budgets,
         worst_case=WorstCase(settings.models, settings.prices) if budgets is not None else None,
         records=records,
@@ -121,7 +126,7 @@ def next_runtime(old: Runtime, settings: Settings, *, carry: bool = True) -> Run
     router = Router(settings, catalog, adapters, old.clock, rng, store=old.store, events=events, previous=previous)
     budgets = old.budgets
     if budgets is None and _budgeted(settings, old.records):
-        budgets = _budgets(settings, old.state)
+        budgets = _budgets(settings, old.store)
     return replace(
         old,
         settings=settings,
@@ -140,8 +145,15 @@ def _budgeted(settings: Settings, records: Records | None) -> bool:
     return records is not None or any(c.budget is not None for c in settings.consumers)
 
 
-def _budgets(settings: Settings, state: StateClient) -> RedisBudgets:
+def _budgets(settings: Settings, store: StateStore) -> RedisBudgets:
     q = settings.quota
-    ttl_ms = int(q.lease_ttl_s * 1000)
-    timeout_s = settings.budget.redis_timeout_s
-    return RedisBudgets(state, prefix=q.key_prefix, timeout_s=timeout_s, reservation_ttl_ms=ttl_ms)
+    return RedisBudgets(store, prefix=q.key_prefix, reservation_ttl_ms=int(q.lease_ttl_s * 1000))
+
+
+def _health_targets(settings: Settings, adapters: dict[str, OpenAICompatibleAdapter]) -> list[Target]:
+    """The providers with a ``health_check``: the URL it asks and the provider's credentials."""
+    return [
+        Target(p.name, check_url(p.base_url, p.health_check.path), adapters[p.name].credentials(), p.health_check)
+        for p in settings.providers
+        if p.health_check is not None
+    ]

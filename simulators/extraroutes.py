@@ -72,6 +72,8 @@ async def handle_gemini(app: SimulatorApp, scope: Scope, receive: Receive, send:
     p = app.engine.profile
     served = p.served_models or [p.model]
     rest = path[1:].partition("/")[2]
+    if method == "GET" and rest == "models" and not app.engine.health_ok():
+        return await app.error(send, ErrorInfo(kind="overloaded"))  # a full outage: the list fails too
     if method == "GET" and rest == "models":
         return await send_json(send, 200, gemini_wire.models(served, p.max_model_len))
     if method == "GET" and rest.startswith("models/") and ":" not in rest:

@@ -1,7 +1,8 @@
 """The simulator as a raw ASGI app (no framework on the hot path).
 
-Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (vLLM flavour),
-and with ``control=True`` ``POST|GET /_sim/profile``, ``POST /_sim/reset`` and ``GET /_sim/decisions``.
+Routes: ``POST /v1/chat/completions``, ``GET /v1/models`` and ``GET /health`` (503 during a full outage),
+``GET /metrics`` (vLLM flavour), and with ``control=True`` ``POST|GET /_sim/profile``, ``POST /_sim/reset``
+and ``GET /_sim/decisions``.
 
 Transport faults: ``connection_reset`` raises :class:`SimulatedConnectionReset` from the app. With
 ``reset_style="raise"`` (in-process) it is raised before any response; with ``"partial"`` (a real server) a
@@ -56,6 +57,8 @@ class SimulatorApp:
                 await self._chat(scope, receive, send)
             elif path == "/v1/embeddings" and method == "POST":
                 await handle_embeddings(self, scope, receive, send)
+            elif path == "/v1/models" and method == "GET" and not self.engine.health_ok():
+                await self.error(send, ErrorInfo(kind="overloaded"))  # a full outage: the list fails too
             elif path == "/v1/models" and method == "GET":
                 p = self.engine.profile
                 ids = p.served_models or [p.model]

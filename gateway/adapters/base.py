@@ -143,6 +143,10 @@ class OpenAICompatibleAdapter:
         self._transport = transport
         self._auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
 
+    def credentials(self) -> dict[str, str]:
+        """The headers that authenticate a call to this upstream (for its health checks)."""
+        return dict(self._auth)
+
     def _headers(self, request_id: str, extra: Mapping[str, str]) -> dict[str, str]:
         return {"content-type": "application/json", "x-request-id": request_id, **self._auth, **extra}
 

@@ -1,5 +1,6 @@
 """Dollar budgets on Redis: one EVALSHA to reserve (reserve.lua), one to settle (settle.lua), on one connection
-in the order they are issued, written with the other calls of the same event-loop turn (gateway/quota/mux.py).
+in the order they are issued, written with the other calls of the same event-loop turn (gateway/quota/mux.py),
+each bounded by the state store's one bound (``state.timeout_s``, gateway/store/) and counted for its health.
 
 Keys carry the quota's prefix and the consumer as a Redis Cluster hash tag, so a request's counters (its key's
 and its consumer's) live in one slot: ``<prefix>:{<consumer>}:usd:key:<key id>:d:<day>``,
@@ -16,7 +17,8 @@ from redis.exceptions import NoScriptError
 
 from gateway.budget.dollars import DAY_MS, Limit, Outcome, period_of
 from gateway.quota.mux import ScriptMux
-from gateway.store.client import Script, StateClient
+from gateway.store.client import Script
+from gateway.store.statestore import FAILURES, StateStore
 
 
 def _lua(name: str) -> str:
@@ -24,13 +26,19 @@ def _lua(name: str) -> str:
 
 
 class RedisBudgets:
-    def __init__(self, redis: StateClient, *, prefix: str, timeout_s: float, reservation_ttl_ms: int) -> None:
-        self._redis = redis
+    def __init__(self, store: StateStore, *, prefix: str, reservation_ttl_ms: int) -> None:
+        self._store = store
+        self._redis = redis = store.redis
         self._prefix = prefix
         self._resv_ttl_ms = reservation_ttl_ms
         self._texts = (_lua("reserve.lua"), _lua("settle.lua"))
         self._reserve, self._settle = (redis.register_script(text) for text in self._texts)
-        self._batch = ScriptMux(redis, timeout_s=timeout_s, scripts=self._texts)
+        self._batch = ScriptMux(redis, scripts=self._texts, store=store, op="budget")
+
+    @property
+    def usable(self) -> bool:
+        """The state store is up and no call of the current request has failed (StateStore.usable)."""
+        return self._store.usable
 
     def key(self, consumer: str, suffix: str) -> str:
         return f"{self._prefix}:{{{consumer}}}:{suffix}"
@@ -65,8 +73,12 @@ class RedisBudgets:
     async def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         try:
             return await self._batch.evalsha(script.sha, keys, args)
+        except FAILURES:
+            self._store.failed_here()  # this request's later calls are not made
+            raise
         except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it and run it alone
-            return await script(keys=keys, args=args)
+            async with self._store.bounded("budget"):
+                return await script(keys=keys, args=args)
 
     async def aclose(self) -> None:
         await self._batch.aclose()

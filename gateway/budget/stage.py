@@ -3,11 +3,12 @@ consumer's budgets before any provider is called (403 ``budget_exceeded`` if it 
 with the real cost when the reply is complete: before a JSON reply goes out (so the client's next request, on any
 replica, sees the real spend), at the end of a stream, or when a later stage raises.
 
-The state store failing (an error, or no answer within ``budget.redis_timeout_s``): logged and counted like the
-quota's failures; with ``budget.failure_policy: closed`` (the default: a dollar cap stays a cap) the budgeted
-request is refused with 503, with ``open`` it goes on unchecked. At most ``budget.max_store_calls`` calls per
-replica are in flight; a burst waits its turn outside the timeout. A settle that fails leaves the worst case
-charged.
+Every call is bounded by the state store's one bound (``state.timeout_s``, gateway/store/) and counts for its
+health. The state store failing (an error, no answer within the bound, or an outage already declared, when no
+call is made): logged and counted like the quota's failures; with ``budget.failure_policy: closed`` (the default:
+a dollar cap stays a cap) the budgeted request is refused with 503, with ``open`` it goes on unchecked. At most
+``budget.max_store_calls`` calls per replica are in flight; a burst waits its turn outside the bound. A settle
+that fails, or that comes during an outage, leaves the worst case charged.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Protocol
 from redis.exceptions import RedisError
 
 from gateway.accounting import price_call
-from gateway.budget.dollars import Limit, WorstCase, describe, headers, limits_of, nano, rejection, usd
+from gateway.budget.dollars import Limit, Outcome, WorstCase, describe, headers, limits_of, nano, rejection, usd
 from gateway.budget.redisbudgets import RedisBudgets
 from gateway.call import Call, Handler, Reply, finish_with
 from gateway.catalog import ModelCatalog
@@ -29,6 +30,7 @@ from gateway.errors import Unavailable
 from gateway.quota.estimate import estimate
 from gateway.settings.budget import BudgetSettings
 from gateway.settings.quota import QuotaSettings
+from gateway.store.statestore import StoreDown
 
 
 class BudgetEvents(Protocol):
@@ -74,10 +76,10 @@ class BudgetStage:
         decision: dict[str, object] = {"budgets": describe(limits), "reserved_usd": usd(worst)}
         call.record.decisions["budget"] = decision
         try:
-            async with self._slots, asyncio.timeout(self._s.redis_timeout_s):
-                out, counters = await self._budgets.reserve(consumer.name, limits, worst, now_ms)
+            out, counters = await self._reserve(consumer.name, limits, worst, now_ms)
         except (RedisError, OSError, TimeoutError) as exc:
-            self._events.store_error("budget_reserve", type(exc).__name__)
+            if not isinstance(exc, StoreDown):  # no call was made: not a failure of one
+                self._events.store_error("budget_reserve", type(exc).__name__)
             decision["decision"] = "unchecked"
             if self._s.failure_policy == "closed":
                 raise Unavailable(
@@ -107,13 +109,22 @@ class BudgetStage:
 
         return finish_with(call, reply, done)
 
+    async def _reserve(self, consumer: str, limits: list[Limit], worst: int, now_ms: int) -> tuple[Outcome, list[str]]:
+        if not self._budgets.usable:  # down, or a call of this request failed: the policy answers
+            raise StoreDown("the state store is down")
+        async with self._slots:  # a burst queues here, outside the store's bound
+            return await self._budgets.reserve(consumer, limits, worst, now_ms)
+
     async def _settle(self, call: Call, consumer: str, limits: list[Limit], counters: list[str], handle: str) -> None:
         cost, _ = price_call(call, self._prices, self._quota)
         try:
-            async with self._slots, asyncio.timeout(self._s.redis_timeout_s):
+            if not self._budgets.usable:  # down, or a call of this request failed: the worst case stands
+                raise StoreDown("the state store is down")
+            async with self._slots:
                 delta = await self._budgets.settle(consumer, counters, handle, nano(cost))
         except (RedisError, OSError, TimeoutError) as exc:
-            self._events.store_error("budget_settle", type(exc).__name__)
+            if not isinstance(exc, StoreDown):
+                self._events.store_error("budget_settle", type(exc).__name__)
             delta = None
         call.record.decisions["budget"]["charged_usd"] = cost
         call.record.decisions["budget"]["settled"] = delta is not None

@@ -10,12 +10,13 @@ whether and how it streams; not ``user``. Per consumer, or one cache for all (``
 ways. A hit is answered from Redis with ``x-cache: hit`` (a stream re-sent one event per chunk); every other
 cacheable request carries ``x-cache: miss``. Stored: 200 answers only, JSON after its body went out, a stream
 once its ``[DONE]`` passed with no error event; never an error or a cut stream, nor an answer larger than
-``cache.max_entry_bytes``. A lookup slower than ``cache.redis_timeout_s``, or a failing store, is a miss.
+``cache.max_entry_bytes``. Every call is bounded by the state store's one bound (``state.timeout_s``,
+gateway/store/) and counts for its health; a lookup that fails or is not answered within it is a miss, and
+during a declared outage the cache is neither read nor written.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 from importlib.resources import files
@@ -30,7 +31,7 @@ from gateway.catalog import ModelCatalog
 from gateway.clock import Clock
 from gateway.idempotency.stage import replay_stream
 from gateway.settings.cache import CacheSettings
-from gateway.store.client import StateClient
+from gateway.store.statestore import StateStore
 
 _NOT_IN_KEY = frozenset(("model", "user"))
 
@@ -60,7 +61,7 @@ def cache_key(group: str, payload: Mapping[str, Any]) -> str:
 class CacheStage:
     def __init__(
         self,
-        state: StateClient,
+        store: StateStore,
         settings: CacheSettings,
         *,
         prefix: str,
@@ -68,14 +69,14 @@ class CacheStage:
         clock: Clock,
         events: CacheEvents,
     ) -> None:
-        self._state = state
+        self._state = store
         self._s = settings
         self._groups = frozenset(settings.groups)
         self._prefix = prefix
         self._catalog = catalog
         self._clock = clock
         self._events = events
-        self._put = state.register_script(files("gateway.cache").joinpath("put.lua").read_text())
+        self._put = store.redis.register_script(files("gateway.cache").joinpath("put.lua").read_text())
 
     def _keys(self, scope: str, digest: str) -> tuple[str, str]:
         base = f"{self._prefix}:cache:{{{scope}}}"
@@ -124,9 +125,11 @@ class CacheStage:
         return Reply(body=value[1:])
 
     async def _get(self, entry: str) -> bytes | None:
+        if not self._state.usable:
+            return None
         try:
-            async with asyncio.timeout(self._s.redis_timeout_s):
-                value = await self._state.get(entry)
+            async with self._state.bounded("cache_get"):
+                value = await self._state.redis.get(entry)
         except (RedisError, OSError, TimeoutError) as exc:
             self._events.store_error("cache_get", type(exc).__name__)
             return None
@@ -144,11 +147,11 @@ class CacheStage:
             yield chunk
 
     async def _store(self, entry: str, index: str, value: bytes) -> None:
-        if len(value) - 1 > self._s.max_entry_bytes:
+        if len(value) - 1 > self._s.max_entry_bytes or not self._state.usable:
             return
         now_ms = int(self._clock.now() * 1000)
         try:
-            async with asyncio.timeout(max(self._s.redis_timeout_s, 0.25)):
+            async with self._state.bounded("cache_put"):
                 await self._put(
                     keys=[entry, index], args=[value, int(self._s.ttl_s * 1000), now_ms, self._s.max_entries]
                 )

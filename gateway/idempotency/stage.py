@@ -12,12 +12,13 @@ Kept: every answer, errors included (as Stripe: a new attempt takes a new key), 
 and an answer larger than ``idempotency.max_response_bytes``: those release the key, and a retry runs again. The
 answer is recorded before it reaches the client (a JSON body before it is sent, a stream before its
 ``[DONE]``), so a client retrying the moment it has it is replayed, never told 409. The state store failing:
-the request runs without the key (logged and counted), as if no key were sent.
+the request runs without the key (logged and counted), as if no key were sent. Every call is bounded by the state
+store's one bound (``state.timeout_s``, gateway/store/) and counts for its health; during a declared outage no
+call is made and the request runs without the key.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Protocol
@@ -30,6 +31,7 @@ from gateway.call import Call, Handler, Reply
 from gateway.errors import GatewayError, IdempotencyConflict, IdempotencyMismatch, InvalidRequest
 from gateway.idempotency.claims import IdempotencyStore
 from gateway.settings.idempotency import IdempotencySettings
+from gateway.store.statestore import StateStore, StoreDown
 
 HEADER = "idempotency-key"
 REPLAYED = {"idempotent-replayed": "true"}
@@ -53,9 +55,16 @@ async def replay_stream(body: bytes) -> AsyncIterator[bytes]:
 
 class IdempotencyStage:
     def __init__(
-        self, store: IdempotencyStore, settings: IdempotencySettings, *, deadline_s: float, events: IdempotencyEvents
+        self,
+        store: IdempotencyStore,
+        settings: IdempotencySettings,
+        *,
+        state: StateStore,
+        deadline_s: float,
+        events: IdempotencyEvents,
     ) -> None:
         self._store = store
+        self._state = state
         self._s = settings
         self._claim_ms = int((deadline_s + settings.running_ttl_s) * 1000)
         self._ttl_ms = int(settings.ttl_s * 1000)
@@ -73,10 +82,13 @@ class IdempotencyStage:
         decision: dict[str, object] = {}
         call.record.decisions["idempotency"] = decision
         try:
-            async with asyncio.timeout(self._s.redis_timeout_s):
+            if not self._state.usable:  # down, or a call of this request failed: the request runs without the key
+                raise StoreDown("the state store is down")
+            async with self._state.bounded("idempotency_claim"):
                 claim = await self._store.claim(record_key, fp, self._claim_ms)
         except (RedisError, OSError, TimeoutError) as exc:
-            self._events.store_error("idempotency_claim", type(exc).__name__)
+            if not isinstance(exc, StoreDown):
+                self._events.store_error("idempotency_claim", type(exc).__name__)
             decision["result"] = "unchecked"
             return await next_(call)
         decision["result"] = claim.kind
@@ -142,16 +154,20 @@ class IdempotencyStage:
         if len(body) > self._s.max_response_bytes:
             await self._release(record_key, fp)
             return False
+        if not self._state.usable:  # a call of this request failed: the claim expires by itself
+            return False
         try:
-            async with asyncio.timeout(self._s.redis_timeout_s):
+            async with self._state.bounded("idempotency_finish"):
                 return await self._store.finish(record_key, fp, status, stream, body, self._ttl_ms)
         except (RedisError, OSError, TimeoutError) as exc:
             self._events.store_error("idempotency_finish", type(exc).__name__)
             return False
 
     async def _release(self, record_key: str, fp: str) -> None:
+        if not self._state.usable:  # the claim then expires by itself
+            return
         try:
-            async with asyncio.timeout(self._s.redis_timeout_s):
+            async with self._state.bounded("idempotency_release"):
                 await self._store.release(record_key, fp)
         except (RedisError, OSError, TimeoutError) as exc:  # the claim then expires by itself
             self._events.store_error("idempotency_release", type(exc).__name__)

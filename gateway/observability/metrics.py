@@ -267,6 +267,13 @@ class Metrics:
             registry=r,
         )
         self.reloads = ReloadMetrics(r)  # the configuration's generation and reloads
+        self.provider_healthy = Gauge(
+            "faultline_provider_healthy",
+            "1 while the provider's active health check passes, 0 once it fails (checked providers only).",
+            ["provider"],
+            registry=r,
+            multiprocess_mode="min",
+        )
 
     def word(self, label: str, value: str | None) -> str:
         """``value`` for a free-form label, bounded to the first :data:`MAX_VALUES` values of that label."""

@@ -189,6 +189,12 @@ class Telemetry:
     def store_lag_excused(self, op: str) -> None:
         self.metrics.state_store_lag_excused.labels(self.metrics.word("operation", op)).inc()
 
+    # gateway.upstream.health.HealthEvents
+    def provider_health(self, provider: str, healthy: bool, reason: str) -> None:
+        self.metrics.provider_healthy.labels(self.metrics.word("provider", provider)).set(1.0 if healthy else 0.0)
+        level = "info" if healthy else "warning"
+        self.logs.event("provider_health", level=level, provider=provider, healthy=healthy, reason=reason)
+
     # gateway.budget.stage.BudgetEvents
     def budget_spent(self, consumer: str, usd: float) -> None:
         if usd > 0:

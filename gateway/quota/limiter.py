@@ -169,9 +169,9 @@ class QuotaLimiter:
         decision: Decision | None = None
         backend: Backend = "redis"
         store = self._store
-        if store.healthy:
+        if store.usable:  # up, and no call of this request failed
             async with self._slots:  # a burst queues here, not inside the store's bound
-                if store.healthy:
+                if store.usable:
                     now_ms = self.now_ms()
                     decision = await self._remote_check(consumer, now_ms, tokens, limits)
         if decision is not None:
@@ -202,7 +202,7 @@ class QuotaLimiter:
         for replay because the store is unreachable)."""
         if r.backend == "local":
             delta = self._local.settle(r.consumer, r.handle, actual, r.day)
-        elif not self._store.clear:  # down, or its last round trip failed: no second wait for this request
+        elif not (self._store.clear and self._store.usable):  # no second wait for this request
             self._defer(r, actual)
             return None
         else:
@@ -278,6 +278,7 @@ class QuotaLimiter:
             decision = await self._remote.check(consumer, now_ms, tokens, limits)
         except (RedisError, OSError, TimeoutError) as exc:
             self._events.store_error("check", type(exc).__name__)
+            self._store.failed_here()
             return None
         self._replay_soon()
         return decision

@@ -57,8 +57,10 @@ class ScriptMux:
         timeout_s: float | None = None,
         scripts: Sequence[str] = (),
         store: StoreHealth | None = None,
+        op: str = "quota",
     ) -> None:
         self._store = store
+        self._op = op  # the operation its round trips count as, for the store's health
         self._pool = redis.connection_pool
         self._scripts = tuple(scripts)
         self._timeout_s = timeout_s
@@ -133,7 +135,7 @@ class ScriptMux:
         except Exception as exc:
             self._connecting = None
             if self._store is not None:
-                self._store.failed("quota", exc)
+                self._store.failed(self._op, exc)
             self._fail_buffered(exc)
             return
         self._conn, self._connecting = conn, None
@@ -163,7 +165,7 @@ class ScriptMux:
                     answer = err
                 future = waiting.popleft()
                 if self._store is not None:
-                    self._store.succeeded("quota")
+                    self._store.succeeded(self._op)
                 if future.done():  # its caller stopped waiting
                     continue
                 if isinstance(answer, ResponseError):
@@ -179,7 +181,7 @@ class ScriptMux:
     def _drop(self, exc: Exception) -> None:
         """Forget the connection (or the connection attempt); fail every call in flight or waiting for it."""
         if self._store is not None and (self._waiting or self._buffer):
-            self._store.failed("quota", exc)
+            self._store.failed(self._op, exc)
         conn, self._conn = self._conn, None
         reader, self._reader = self._reader, None
         connecting, self._connecting = self._connecting, None

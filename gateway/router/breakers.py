@@ -48,14 +48,15 @@ class RedisBreakerStore:
         return f"{self._prefix}:breaker:{key}"
 
     async def publish(self, key: str, state: State, open_until: float, changed_at: float) -> None:
-        if not self._store.clear:
+        if not (self._store.clear and self._store.usable):
             return
         args: list[Arg] = [str(state), repr(open_until), repr(changed_at), self._ttl_ms, self._origin]
-        await self._script(keys=[self._k(key)], args=args)
+        async with self._store.bounded("breaker_publish"):
+            await self._script(keys=[self._k(key)], args=args)
 
     async def fetch(self, keys: Sequence[str]) -> list[tuple[State, float, float] | None]:
         """The stored state of each key (None: nothing stored, or the store is down), in one round trip."""
-        if not self._store.clear:
+        if not (self._store.clear and self._store.usable):
             return [None] * len(keys)
         pipe = self._redis.pipeline(transaction=False)
         for key in keys:

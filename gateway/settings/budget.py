@@ -23,9 +23,8 @@ class BudgetSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    redis_timeout_s: float = Field(default=0.25, gt=0, description="bound on one reserve or settle round trip")
     max_store_calls: int = Field(
-        default=32, ge=1, description="budget calls in flight at once per replica; more wait outside the timeout"
+        default=32, ge=1, description="budget calls in flight at once per replica; more wait outside the bound"
     )
     failure_policy: Literal["open", "closed"] = Field(
         default="closed",

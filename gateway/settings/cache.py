@@ -17,4 +17,3 @@ class CacheSettings(BaseModel):
     ttl_s: float = Field(default=3600.0, gt=0, description="an entry is served this long after it was stored")
     max_entries: int = Field(default=10_000, ge=1, description="per scope; the oldest entries are evicted beyond it")
     max_entry_bytes: int = Field(default=262_144, ge=1024, description="a larger answer is not stored")
-    redis_timeout_s: float = Field(default=0.05, gt=0, description="a lookup slower than this is a miss")

@@ -18,4 +18,3 @@ class IdempotencySettings(BaseModel):
     max_response_bytes: int = Field(
         default=1_048_576, ge=1024, description="a larger answer is not kept: a retry then runs again"
     )
-    redis_timeout_s: float = Field(default=0.25, gt=0, description="bound on one state-store call")

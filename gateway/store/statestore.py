@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
@@ -29,6 +30,10 @@ from gateway.store.storedeadline import LagTimer, StoreDeadline
 T = TypeVar("T")
 
 FAILURES = (RedisError, OSError, TimeoutError)  # what counts as the store failing (a ResponseError is an answer)
+
+
+class StoreDown(RedisError):
+    """Raised instead of calling the store while it is down: the caller's failure path answers, no call is made."""
 
 
 class StoreEvents(Protocol):
@@ -51,6 +56,8 @@ class StateStore:
         self._health = StoreHealth(settings.outage_after_failures)
         self._recovery: list[Callable[[], None]] = []
         self._prober: asyncio.Task[None] | None = None
+        # set once a call of the current request failed: its later calls are not made (see usable)
+        self._failed_here: contextvars.ContextVar[bool] = contextvars.ContextVar("state_store_failed", default=False)
 
     @property
     def healthy(self) -> bool:
@@ -61,6 +68,21 @@ class StateStore:
         """Up, and its last round trip succeeded. Calls that can be skipped (breaker fetch and publish) or deferred
         (quota settles) wait for this, so a request meets at most one failing call to the store."""
         return self._health.up and self._health.failures == 0
+
+    @property
+    def usable(self) -> bool:
+        """Up, and no call of the current request has failed: a request meets a failing store once at most, so it
+        gains at most one bound whatever the number of its calls. Request-path callers ask this before a call."""
+        return self._health.up and not self._failed_here.get()
+
+    def begin_request(self) -> None:
+        """A new request starts in this context (the request pipeline's first stage calls it)."""
+        self._failed_here.set(False)
+
+    def failed_here(self) -> None:
+        """A call of the current request failed (called by :meth:`bounded`, and by callers of calls answered
+        through futures when they see the failure)."""
+        self._failed_here.set(True)
 
     def on_recovery(self, listener: Callable[[], None]) -> None:
         self._recovery.append(listener)
@@ -79,6 +101,7 @@ class StateStore:
         except FAILURES as exc:
             self.excused(op, deadline.excused)
             self.failed(op, exc)
+            self.failed_here()
             raise
         self.excused(op, deadline.excused)
         self.succeeded(op)

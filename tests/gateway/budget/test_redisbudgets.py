@@ -8,12 +8,16 @@ from typing import Any
 
 from gateway.budget.dollars import Limit, nano
 from gateway.budget.redisbudgets import RedisBudgets
+from gateway.quota.limiter import QuotaCounters
+from gateway.settings.store import StateSettings
+from gateway.store.statestore import StateStore
 
 NOW = 1_796_342_400_000  # 2026-12-04T00:00:00Z
 
 
 def budgets(state: Any, prefix: str) -> RedisBudgets:
-    return RedisBudgets(state, prefix=prefix, timeout_s=2.0, reservation_ttl_ms=600_000)
+    store = StateStore(state, StateSettings(timeout_s=2.0), events=QuotaCounters())
+    return RedisBudgets(store, prefix=prefix, reservation_ttl_ms=600_000)
 
 
 async def test_a_reservation_fits_in_every_budget_or_in_none(state_store: Any, key_prefix: str) -> None:

@@ -26,7 +26,7 @@ def settings(policy: str) -> Any:
             {"name": "other", "key_sha256": hash_key(OTHER_KEY)},
         ],
         prices={"gpt-4o-mini": {"input_per_1m": 1.0, "output_per_1m": 1.0}},
-        budget={"failure_policy": policy, "redis_timeout_s": 0.5},
+        budget={"failure_policy": policy},
     )
 
 

@@ -1,7 +1,9 @@
 """A hung Redis (SIGSTOP) costs a request at most the state store's one bound plus a small margin, under both
-failure policies: a real gateway process (shared breakers on, a consumer with limits) in front of an instant
-simulator, a private redis-server paused mid-traffic and resumed. While it is paused requests get the policy's
-answer (``open``: admitted by the local limiter; ``closed``: 503); once it is resumed, Redis counts again.
+failure policies: a real gateway process in front of an instant simulator, a private redis-server paused
+mid-traffic and resumed. Every request meets every Redis call the gateway makes: an ``Idempotency-Key``, the
+quota (a consumer with limits), the response cache (half the requests are deterministic) or the dollar budget
+(the others), and shared breakers. While it is paused requests get the policy's answer (``open``: admitted
+unchecked or by the local limiter; ``closed``: 503); once it is resumed, Redis counts again.
 """
 
 from __future__ import annotations
@@ -60,10 +62,15 @@ async def gateway(
     config = {
         "seed": 3,
         "server": {"metrics_port": 0},
-        "consumers": [{"name": "c", "key_sha256": hash_key(KEY), "limits": {"rpm": 100_000}}],
+        "consumers": [
+            {"name": "c", "key_sha256": hash_key(KEY), "limits": {"rpm": 100_000}, "budget": {"usd_per_day": 1e6}}
+        ],
         "providers": [{"name": "openai", "kind": "openai", "base_url": f"http://127.0.0.1:{sim_port}/v1"}],
         "models": [{"name": "gpt-4o-mini", "routes": [{"provider": "openai", "model": "gpt-4o-mini"}]}],
+        "prices": {"gpt-4o-mini": {"input_per_1m": 0.15, "output_per_1m": 0.6}},
         "quota": {"failure_policy": request.param},
+        "budget": {"failure_policy": request.param},
+        "cache": {"groups": ["gpt-4o-mini"]},
     }
     cfg = tmp_path / "gateway.yaml"
     cfg.write_text(yaml.safe_dump(config))
@@ -81,16 +88,18 @@ async def traffic(url: str, until: float, workers: int = 4) -> list[tuple[float,
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
     async with aiohttp.ClientSession() as session:
 
-        async def worker() -> None:
+        async def worker(n: int) -> None:
+            sent = 0
             while time.monotonic() < until:
                 t = time.monotonic()
-                async with session.post(
-                    f"{url}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {KEY}"}
-                ) as r:
+                sent += 1
+                payload = {**body, "temperature": 0} if n % 2 else body  # the cache's path, or the budget's
+                headers = {"authorization": f"Bearer {KEY}", "idempotency-key": f"{n}-{sent}"}
+                async with session.post(f"{url}/v1/chat/completions", json=payload, headers=headers) as r:
                     await r.read()
                     out.append((t, time.monotonic() - t, r.status))
 
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        await asyncio.gather(*(worker(n) for n in range(workers)))
     return out
 
 

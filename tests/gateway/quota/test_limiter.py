@@ -68,8 +68,10 @@ async def test_an_outage_takes_consecutive_failures_and_then_spares_the_store(de
     after which requests no longer call the store at all."""
     lim, events, _ = limiter(dead, "open", failures=3)
     for n in (1, 2):
+        lim._store.begin_request()  # each check is a request of its own (a failed call ends a request's calls)
         assert (await lim.check("a", 1, Limits(rpm=4)))[1] is not None  # admitted locally
         assert (events.errors, events.outages, lim.healthy) == ({"check": n}, 0, True)
+    lim._store.begin_request()
     await lim.check("a", 1, Limits(rpm=4))
     assert (events.errors, events.outages, lim.healthy) == ({"check": 3}, 1, False)
     await lim.check("a", 1, Limits(rpm=4))
@@ -91,6 +93,7 @@ async def test_a_probe_off_the_request_path_ends_the_outage_and_clears_the_local
     assert (lim.healthy, events.recoveries) == (True, 1)
     assert events.errors.get("probe", 0) >= 1  # it had probed the dead store first: a real outage
     assert events.false_outages == 0
+    lim._store.begin_request()  # a new request: the failure of the earlier one does not count
     back, _ = await lim.check("a", 1, Limits(rpm=2))
     assert (back.admitted, back.req_used) == (True, 1)  # Redis counts again, from its own window
     point_at(lim, dead)
@@ -206,6 +209,7 @@ async def test_stop_and_restart_a_real_server(
         procs.append(_start(port))
         await _ready(client)
         await lim._store.recovery()
+        lim._store.begin_request()  # a new request: the failure of the earlier one does not count
         back, _ = await lim.check("a", 1, limits)
         assert (back.admitted, back.req_used) == (True, 1)  # a fresh server: shared counting resumes
         second, _ = await lim.check("a", 1, limits)

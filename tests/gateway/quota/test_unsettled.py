@@ -97,6 +97,7 @@ async def test_during_an_outage_settles_queue_without_calling_the_store(
     await lim._store.recovery()  # the probe, on its own task, finds the store back: the queued settles replay
     await replayed(lim)
     assert (lim.healthy, lim.unsettled, events.recoveries) == (True, 0, 1)
+    lim._store.begin_request()  # a new request: the failure of the earlier one does not count
     assert await used(lim) == (40, 40, 0)
 
 

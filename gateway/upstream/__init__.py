@@ -1,0 +1,1 @@
+"""The upstreams' own health, checked actively off the request path."""

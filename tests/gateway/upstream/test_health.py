@@ -1,0 +1,115 @@
+"""Active health checks of the upstreams, on the virtual-time loop: a provider in a full outage turns unhealthy
+after ``unhealthy_after`` failed checks and healthy again at the first answered one; a hung upstream fails a check
+after ``timeout_s``; the checks run on their own task through the transport seam, with the provider's
+credentials."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.clock import LoopClock, run_virtual
+from gateway.settings.upstream import HealthCheck
+from gateway.transport import AsgiTransport, UpstreamResponse
+from gateway.upstream.health import HealthChecks, Target, check_url
+from simulators import create_app as create_simulator
+
+CHECK = HealthCheck(interval_s=10, timeout_s=2, unhealthy_after=2)
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bool]] = []
+
+    def provider_health(self, provider: str, healthy: bool, reason: str) -> None:
+        self.seen.append((provider, healthy))
+
+
+class Seen(AsgiTransport):
+    """Keeps the URL and headers of every call."""
+
+    def __init__(self, apps: Mapping[str, Any]) -> None:
+        super().__init__(apps)
+        self.sent: list[tuple[str, dict[str, str]]] = []
+
+    async def send(self, url: str, headers: Mapping[str, str], body: bytes, *, connect_timeout: float) -> Any:
+        self.sent.append((url, dict(headers)))
+        return await super().send(url, headers, body, connect_timeout=connect_timeout)
+
+
+class Hung:
+    """An upstream that accepts the call and never answers."""
+
+    async def send(
+        self, url: str, headers: Mapping[str, str], body: bytes, *, connect_timeout: float
+    ) -> UpstreamResponse:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_check_urls() -> None:
+    assert check_url("http://vllm:8000/v1", "/health") == "http://vllm:8000/health"
+    assert check_url("https://api.openai.com/v1/", "models") == "https://api.openai.com/v1/models"
+    assert check_url("https://g.example/v1beta", "models") == "https://g.example/v1beta/models"
+
+
+def test_an_outage_turns_a_provider_unhealthy_and_its_end_healthy_again() -> None:
+    outage = {"base": "instant", "timeline": [{"type": "outage", "start_s": 0, "end_s": 25, "mode": "503"}]}
+
+    async def main() -> tuple[list[dict[str, Any]], list[tuple[str, bool]], Seen]:
+        clock = LoopClock()
+        transport = Seen(
+            {
+                "http://openai.sim": create_simulator(flavour="openai", profile=outage, seed=1, clock=clock),
+                "http://vllm.sim": create_simulator(flavour="vllm", profile="instant", seed=1, clock=clock),
+            }
+        )
+        targets = [
+            Target("openai", check_url("http://openai.sim/v1", "models"), {"authorization": "Bearer k"}, CHECK),
+            Target("vllm", check_url("http://vllm.sim/v1", "/health"), {}, CHECK),
+        ]
+        events = Recorded()
+        checks = HealthChecks(targets, transport, clock, events)
+        samples = [checks.states()]
+        await checks.start()
+        for _ in range(4):  # checks at 0, 10, 20, 30 s: sampled in between
+            await asyncio.sleep(5 if len(samples) == 1 else 10)
+            samples.append(checks.states())
+        await checks.stop()
+        return samples, events.seen, transport
+
+    samples, seen, transport = run_virtual(main())
+    health = [(s["openai"]["health"], s["vllm"]["health"]) for s in samples]
+    assert health == [
+        ("unknown", "unknown"),  # before the first check
+        ("unknown", "healthy"),  # one failed check of two
+        ("unhealthy", "healthy"),
+        ("unhealthy", "healthy"),
+        ("healthy", "healthy"),  # the outage ended at 25 s, the check at 30 s passed
+    ]
+    assert seen == [("vllm", True), ("openai", False), ("openai", True)]
+    urls = {url for url, _ in transport.sent}
+    assert urls == {"http://openai.sim/v1/models", "http://vllm.sim/health"}
+    assert all(h == {"authorization": "Bearer k"} for url, h in transport.sent if "openai" in url)
+    assert len(transport.sent) == 8  # every interval_s, one per provider, no more
+
+
+def test_a_hung_upstream_fails_its_check_after_the_timeout() -> None:
+    async def main() -> tuple[list[float], str | None, dict[str, Any]]:
+        clock = LoopClock()
+        checks = HealthChecks([Target("p", "http://p/v1/models", {}, CHECK)], Hung(), clock, Recorded())
+        loop = asyncio.get_running_loop()
+        took = []
+        for _ in range(2):
+            start = loop.time()
+            await checks.check(Target("p", "http://p/v1/models", {}, CHECK))
+            took.append(round(loop.time() - start, 6))
+        return took, checks.health("p"), checks.states()["p"]
+
+    took, health, state = run_virtual(main())
+    assert took == [2.0, 2.0] and health == "unhealthy"
+    assert state["checked_at"] is not None
