@@ -16,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import selectors
 import time
-from typing import Any, Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -116,7 +119,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             self._virtual_now += seconds
 
 
-def run_virtual(main: Any) -> Any:
+def run_virtual(main: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion on a fresh :class:`VirtualTimeLoop`."""
     loop = VirtualTimeLoop()
     try:

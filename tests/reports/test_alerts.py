@@ -7,6 +7,7 @@ the 6th failure, at 101.375 s. The 6x rule needs > 6 % of 240 events: the 15th f
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from reports.alerts import evaluate_alerts, time_compression
@@ -15,7 +16,7 @@ from reports.slo import SloSpec, sli_events, slis
 from tests.reports.factory import T0, lines, rec
 
 
-def _events(fail_from=100.0, fail_to=150.0):
+def _events(fail_from: float = 100.0, fail_to: float = 150.0) -> tuple[pl.DataFrame, SloSpec]:
     recs = []
     for i in range(800):
         end = 0.125 + 0.25 * i
@@ -26,7 +27,7 @@ def _events(fail_from=100.0, fail_to=150.0):
     return sli_events(run.requests, slis(spec)[0]), spec
 
 
-def test_fire_times_and_time_to_detect():
+def test_fire_times_and_time_to_detect() -> None:
     events, spec = _events()
     out = evaluate_alerts(events, 0.99, spec, duration_s=200, end_s=200, fault_start_s=100)
     fast, slow = out["rules"]
@@ -40,20 +41,20 @@ def test_fire_times_and_time_to_detect():
     assert not fast["fired_before_fault"]
 
 
-def test_no_alert_without_errors():
+def test_no_alert_without_errors() -> None:
     events, spec = _events(fail_from=1e9)
     out = evaluate_alerts(events, 0.99, spec, duration_s=200, end_s=200, fault_start_s=None)
     assert [r["fired"] for r in out["rules"]] == [False, False]
     assert all(r["time_to_detect_s"] is None for r in out["rules"])
 
 
-def test_a_short_burst_below_threshold_does_not_page():
+def test_a_short_burst_below_threshold_does_not_page() -> None:
     events, spec = _events(fail_from=100.0, fail_to=101.0)  # 4 failures: 10 % of 40 < 14.4 %
     out = evaluate_alerts(events, 0.99, spec, duration_s=200, end_s=200, fault_start_s=100)
     assert out["rules"][0]["fired"] is False
 
 
-def test_time_compression_modes():
+def test_time_compression_modes() -> None:
     assert time_compression(SloSpec(), 180) == pytest.approx(21600 / 180)
     assert time_compression(SloSpec(alert_scaling="period"), 180) == pytest.approx(30 * 86400 / 180)
     assert time_compression(SloSpec(alert_time_compression=7), 180) == 7

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
+
+import pytest
 
 from reports.__main__ import main
 from reports.build import build
@@ -21,11 +24,11 @@ OUTPUTS = (
 )
 
 
-def _digests(run_dir):
+def _digests(run_dir: Path) -> dict[str, str]:
     return {name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest() for name in OUTPUTS}
 
 
-def test_build_writes_every_output_and_is_deterministic(tmp_path):
+def test_build_writes_every_output_and_is_deterministic(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", outage_run(rate=5, seed=1), outage_scenario(), outage_events())
     build(run_dir)
     first = _digests(run_dir)
@@ -62,14 +65,14 @@ def test_build_writes_every_output_and_is_deterministic(tmp_path):
     assert "`openai` breaker closed -> open" in pm
 
 
-def test_no_postmortem_without_faults_or_broken_slo(tmp_path):
+def test_no_postmortem_without_faults_or_broken_slo(tmp_path: Path) -> None:
     scenario = {"name": "baseline", "duration_s": 10, "slo": {"availability": 0.99}}
     run_dir = write_run(tmp_path / "run", [rec(f"r{i}", i, "ok") for i in range(10)], scenario)
     build(run_dir, charts=False)
     assert (run_dir / "report.md").exists() and not (run_dir / "postmortem.md").exists()
 
 
-def test_locust_csvs_are_summarised(tmp_path):
+def test_locust_csvs_are_summarised(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", [rec(f"r{i}", i, "ok") for i in range(10)], {"name": "x", "duration_s": 10})
     header = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,95%,99%,Requests/s\n"
     (run_dir / "locust_stats.csv").write_text(
@@ -83,6 +86,7 @@ def test_locust_csvs_are_summarised(tmp_path):
         "POST,/v1/chat/completions,HTTPError('429'),5\n"
     )
     s = build(run_dir, charts=False).summary
+    assert s["locust"] is not None
     assert [(f["error"], f["count"]) for f in s["locust"]["failures"]] == [
         ("HTTPError('429')", 5),
         ("HTTPError('503')", 2),
@@ -93,7 +97,7 @@ def test_locust_csvs_are_summarised(tmp_path):
     assert "## Load generator (locust)" in report and "| POST | /v1/chat/completions | HTTPError('429') | 5 |" in report
 
 
-def test_the_locust_total_counts_requests_not_ttft_samples(tmp_path):
+def test_the_locust_total_counts_requests_not_ttft_samples(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", [rec(f"r{i}", i, "ok") for i in range(10)], {"name": "x", "duration_s": 10})
     header = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,95%,99%,Requests/s\n"
     (run_dir / "locust_stats.csv").write_text(
@@ -104,6 +108,7 @@ def test_the_locust_total_counts_requests_not_ttft_samples(tmp_path):
         "Timestamp,User Count,Type,Name,Requests/s,95%\n1,5,,Aggregated,4.0,200\n2,10,,Aggregated,11.2,350\n"
     )
     s = build(run_dir, charts=False).summary
+    assert s["locust"] is not None
     total = s["locust"]["aggregated"]
     assert (total["requests"], total["failures"], total["rps"]) == (751, 4, 7.5)
     assert total["p95_ms"] is None and "TTFT" in total["name"]
@@ -113,7 +118,7 @@ def test_the_locust_total_counts_requests_not_ttft_samples(tmp_path):
     assert "Rows of type TTFT are not requests" in report
 
 
-def test_cli(tmp_path, capsys):
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = write_run(tmp_path / "run", outage_run(rate=2, seed=4), outage_scenario(), outage_events())
     assert main([str(run_dir), "--no-charts"]) == 0
     assert "report.md" in capsys.readouterr().out
@@ -123,7 +128,7 @@ def test_cli(tmp_path, capsys):
     assert "invalid expectations" in capsys.readouterr().err
 
 
-def test_sixty_thousand_records_build(tmp_path):
+def test_sixty_thousand_records_build(tmp_path: Path) -> None:
     # a 10-minute run at 100 requests/s; the time is printed by `pytest --durations`, not asserted
     records = outage_run(rate=100, duration=600, seed=9)
     run_dir = write_run(tmp_path / "run", records, outage_scenario(duration=600), outage_events())
@@ -132,7 +137,7 @@ def test_sixty_thousand_records_build(tmp_path):
     assert len(s["buckets"]) == 60
 
 
-def test_the_cli_line_says_broken_in_report_md_units(tmp_path, capsys):
+def test_the_cli_line_says_broken_in_report_md_units(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The one line `python -m reports` prints agrees with report.md: a broken SLO is BROKEN, in percent."""
     records = [rec(f"r{i}", i, "ok" if i % 10 else "error") for i in range(100)]
     run_dir = write_run(tmp_path / "run", records, {"name": "x", "duration_s": 100, "slo": {"availability": 0.99}})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, get_args
+
 import pytest
+from pydantic import BaseModel
 
 from reports.expectations import EVALUATORS, ExpectationError, parse_expectations
 from reports.load import from_lines
@@ -11,18 +14,18 @@ from tests.reports.factory import T0, lines, outage_events, outage_run, outage_s
 
 
 @pytest.fixture(scope="module")
-def outage():
+def outage() -> list[dict[str, Any]]:
     return outage_run(rate=10, duration=180, seed=3)
 
 
-def _results(records, expectations):
+def _results(records: list[dict[str, Any]], expectations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     run = from_lines(
         lines(records), lines(outage_events()), outage_scenario(expectations=expectations), {"started_at": T0}
     )
     return compute(run).summary["expectations"]
 
 
-CASES = [
+CASES: list[tuple[dict[str, Any], bool, float | None]] = [
     ({"kind": "breaker_opens_within", "provider": "openai", "after_s": 60, "within_s": 10}, True, 5.0),
     ({"kind": "breaker_opens_within", "provider": "openai", "after_s": 60, "within_s": 2}, False, 5.0),
     ({"kind": "breaker_opens_within", "provider": "vllm", "within_s": 10}, False, None),
@@ -59,26 +62,26 @@ CASES = [
 
 
 @pytest.mark.parametrize(("exp", "held", "figure"), CASES, ids=[f"{c[0]['kind']}-{i}" for i, c in enumerate(CASES)])
-def test_expectation(outage, exp, held, figure):
+def test_expectation(outage: list[dict[str, Any]], exp: dict[str, Any], held: bool, figure: float | None) -> None:
     (result,) = _results(outage, [exp])
     assert result["held"] is held, result
     if figure is not None:
         assert result["figure"] == pytest.approx(figure)
 
 
-def test_every_kind_has_an_evaluator_and_a_case():
-    kinds = {m.model_fields["kind"].annotation.__args__[0] for m in _models()}
+def test_every_kind_has_an_evaluator_and_a_case() -> None:
+    kinds = {get_args(m.model_fields["kind"].annotation)[0] for m in _models()}
     assert kinds == set(EVALUATORS)
     assert {c[0]["kind"] for c in CASES} >= kinds - {"max_e2e_p99_s"}
 
 
-def _models():
+def _models() -> list[type[BaseModel]]:
     from reports import expectation_models as m
 
     return [v for v in vars(m).values() if isinstance(v, type) and "kind" in getattr(v, "model_fields", {})]
 
 
-def test_alert_expectation_on_a_long_total_outage():
+def test_alert_expectation_on_a_long_total_outage() -> None:
     # every request fails from t=60 on: the page alert fires within seconds of the fault
     recs = outage_run(rate=10, duration=180, seed=3)
     for r in recs:
@@ -99,6 +102,6 @@ def test_alert_expectation_on_a_long_total_outage():
         ([{"value": 1}], "Unable to extract tag"),
     ],
 )
-def test_schema_errors_are_readable(raw, message):
+def test_schema_errors_are_readable(raw: list[dict[str, Any]], message: str) -> None:
     with pytest.raises(ExpectationError, match=message):
         parse_expectations(raw)

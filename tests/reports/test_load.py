@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import orjson
 import pytest
 
@@ -9,7 +12,7 @@ from reports.load import from_lines, load_run
 from tests.reports.factory import T0, attempt, lines, rec
 
 
-def test_time_origin_defaults_to_first_arrival_and_run_json_overrides():
+def test_time_origin_defaults_to_first_arrival_and_run_json_overrides() -> None:
     recs = [rec("a", 5.0, "ok", ttft=0.25, e2e=1.5), rec("b", 7.0, "ok")]
     run = from_lines(lines(recs))
     assert run.t0 == T0 + 5.0 and run.requests["t"].to_list() == [0.0, 2.0]
@@ -18,7 +21,7 @@ def test_time_origin_defaults_to_first_arrival_and_run_json_overrides():
     assert run.requests["ttft_s"][0] == pytest.approx(0.25) and run.requests["e2e_s"][0] == pytest.approx(1.5)
 
 
-def test_minimal_records_and_derived_columns():
+def test_minimal_records_and_derived_columns() -> None:
     minimal = {"request_id": "m", "ts_arrival": T0, "outcome": "error"}
     full = rec(
         "f",
@@ -41,17 +44,17 @@ def test_minimal_records_and_derived_columns():
     assert run.attempts["request_id"].to_list() == ["f", "f"] and run.attempts["t"].to_list() == [1.0, 1.0]
 
 
-def test_load_run_reads_the_directory(tmp_path):
+def test_load_run_reads_the_directory(tmp_path: Path) -> None:
     (tmp_path / "requests.jsonl").write_bytes(b"\n".join(lines([rec("a", 1, "ok")])))
     run = load_run(tmp_path)
     assert run.requests.height == 1 and run.scenario == {} and run.transitions.height == 0
 
 
-def test_breaker_transitions_of_several_workers_merge_into_one_timeline():
+def test_breaker_transitions_of_several_workers_merge_into_one_timeline() -> None:
     """Each worker logs the changes it sees; the report keeps each change once, and a no-op line never."""
     from tests.reports.factory import T0, lines, rec
 
-    def tr(t, a, b):
+    def tr(t: float, a: str, b: str) -> dict[str, Any]:
         return {"ts": T0 + t, "event": "breaker_transition", "provider": "openai", "from": a, "to": b}
 
     worker_a = [tr(10.0, "closed", "open"), tr(20.0, "open", "half_open"), tr(20.5, "half_open", "closed")]

@@ -101,6 +101,7 @@ def test_postmortem_invariants(faults_: list[dict[str, Any]], delays: list[float
     assert imp["failed_requests"] == sum(1 for r in records if r["outcome"] != "ok")
     if faults_:
         fw = s["fault_windows"]
+        assert fw is not None
         assert fw["during_faults"]["requests"] + fw["outside_faults"]["requests"] == len(records)
         assert ("outside every fault window" in text) == (fw["outside_faults"]["requests"] > 0)
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gateway.observability.metrics import Metrics
 from reports.build import build
 from reports.promsnapshots import metrics_summary
@@ -35,18 +37,19 @@ faultline_state_store_up {up}
 """
 
 
-def _write(run_dir, name, ok, failed, in_flight, up):
+def _write(run_dir: Path, name: str, ok: int, failed: int, in_flight: int, up: int) -> None:
     (run_dir / "metrics").mkdir(exist_ok=True)
     text = SNAPSHOT.format(ok=ok, failed=failed, in_flight=in_flight, up=up)
     (run_dir / "metrics" / name).write_text(text)
 
 
-def test_counters_from_final_and_gauge_extremes_over_snapshots(tmp_path):
+def test_counters_from_final_and_gauge_extremes_over_snapshots(tmp_path: Path) -> None:
     _write(tmp_path, "t0000.0.prom", 0, 0, 0, 1)
     _write(tmp_path, "t0005.0.prom", 5, 1, 7, 0)
     _write(tmp_path, "t0010.0.prom", 9, 1, 2, 1)
     _write(tmp_path, "final.prom", 10, 1, 0, 1)
     m = metrics_summary(tmp_path)
+    assert m is not None
     assert m["source"] == "final.prom" and m["snapshots"] == 3
     assert m["requests"] == 11 and m["requests_by_status"] == {"200": 10, "503": 1}
     assert m["upstream_attempts_by_outcome"] == {"ok": 12, "server_error": 4}
@@ -55,19 +58,20 @@ def test_counters_from_final_and_gauge_extremes_over_snapshots(tmp_path):
     assert (m["peak_in_flight"], m["min_state_store_up"], m["peak_queue_depth"]) == (7, 0, None)
 
 
-def test_last_snapshot_stands_in_for_a_missing_final_and_no_metrics_is_none(tmp_path):
+def test_last_snapshot_stands_in_for_a_missing_final_and_no_metrics_is_none(tmp_path: Path) -> None:
     assert metrics_summary(tmp_path) is None
     _write(tmp_path, "t0002.5.prom", 3, 0, 1, 1)
     _write(tmp_path, "t0010.0.prom", 8, 2, 1, 1)
     m = metrics_summary(tmp_path)
+    assert m is not None
     assert m["source"] == "t0010.0.prom" and m["requests"] == 10
 
 
-def test_report_shows_metrics_next_to_the_request_log(tmp_path):
+def test_report_shows_metrics_next_to_the_request_log(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", [rec(f"r{i}", i, "ok") for i in range(10)], {"name": "x", "duration_s": 10})
     _write(run_dir, "final.prom", 10, 1, 0, 1)
     s = build(run_dir, charts=False).summary
-    assert s["metrics"]["requests"] == 11
+    assert s["metrics"] is not None and s["metrics"]["requests"] == 11
     report = (run_dir / "report.md").read_text()
     assert "## Gateway metrics (Prometheus snapshots)" in report
     assert "| client requests | 11 | 10 |" in report
@@ -76,7 +80,7 @@ def test_report_shows_metrics_next_to_the_request_log(tmp_path):
     assert "| breaker transitions (see the note above) |" in report
 
 
-def test_a_scrape_of_the_gateway_registry_parses(tmp_path):
+def test_a_scrape_of_the_gateway_registry_parses(tmp_path: Path) -> None:
     m = Metrics(consumers=["app"], providers=["openai", "vllm"], models=["m"])
     for _ in range(3):
         m.shed_request("queue_full")
@@ -89,6 +93,7 @@ def test_a_scrape_of_the_gateway_registry_parses(tmp_path):
     m.request_ended()
     (tmp_path / "metrics" / "final.prom").write_bytes(m.exposition())
     s = metrics_summary(tmp_path)
+    assert s is not None
     assert s["shed_by_reason"] == {"queue_full": 3} and s["breaker_transitions"] == {"openai/open": 1}
     assert s["quota_rejections"] == 1 and s["chaos_injections"] == {"latency": 1}
     assert (s["peak_in_flight"], s["min_state_store_up"]) == (1, 1)

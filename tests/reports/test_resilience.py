@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from reports.load import from_lines
+from reports.load import RunData, from_lines
 from reports.resilience import amplification, breaker_figures, breaker_intervals, calls_while_open, failover, resilience
 from tests.reports.factory import T0, attempt, lines, rec
 
 
-def _run():
+def _run() -> RunData:
     recs = [
         rec("A", 1, "ok"),
         rec(
@@ -61,14 +61,14 @@ def _run():
     return from_lines(lines(recs), lines(transitions), meta={"started_at": T0})
 
 
-def test_amplification_counts_calls_per_admitted_request():
+def test_amplification_counts_calls_per_admitted_request() -> None:
     a = amplification(_run().requests)
     # admitted: A B C F G H (D shed, E quota-rejected); calls: 1+3+2+1+1+1 (F's breaker_open skip is no call)
     assert a["admitted_requests"] == 6 and a["upstream_calls"] == 9
     assert a["upstream_calls_per_request"] == pytest.approx(1.5)
 
 
-def test_failover_share_of_requests_whose_first_choice_failed():
+def test_failover_share_of_requests_whose_first_choice_failed() -> None:
     f = failover(_run().requests)
     assert f["first_attempt_failed"] == 3  # B, C, F
     assert f["failed_over"] == 2  # B, F
@@ -76,7 +76,7 @@ def test_failover_share_of_requests_whose_first_choice_failed():
     assert f["first_failover_at_s"] == pytest.approx(2)
 
 
-def test_breaker_intervals_open_time_and_calls_while_open():
+def test_breaker_intervals_open_time_and_calls_while_open() -> None:
     run = _run()
     assert run.transitions.height == 3  # the second closed -> open (another worker) is a repeat
     iv = breaker_intervals(run.transitions, end_s=30)
@@ -92,7 +92,7 @@ def test_breaker_intervals_open_time_and_calls_while_open():
     assert calls_while_open(run.attempts, iv, "openai", grace_s=6) == 0
 
 
-def test_resilience_counts_sheds_quota_chaos_and_guardrails():
+def test_resilience_counts_sheds_quota_chaos_and_guardrails() -> None:
     run = _run()
     r = resilience(run.requests, run.attempts, run.transitions, end_s=30)
     assert r["shed_by_reason"] == {"queue_full": 1}
@@ -102,7 +102,7 @@ def test_resilience_counts_sheds_quota_chaos_and_guardrails():
     assert r["breakers"]["openai"]["calls_while_open"] == 1  # G
 
 
-def test_transitions_from_request_records_when_there_is_no_events_file():
+def test_transitions_from_request_records_when_there_is_no_events_file() -> None:
     recs = [
         rec(
             "a", 5, "ok", decisions={"breaker": [{"key": "openai/gpt", "from": "closed", "to": "open", "reason": "r"}]}
@@ -123,7 +123,7 @@ def test_transitions_from_request_records_when_there_is_no_events_file():
     ]
 
 
-def test_a_first_choice_skipped_by_an_open_breaker_counts_for_failover():
+def test_a_first_choice_skipped_by_an_open_breaker_counts_for_failover() -> None:
     skipped = {"route": {"order": ["openai", "vllm"]}, "skipped": {"openai": "breaker_open"}}
     recs = [
         rec("s", 1, "ok", provider="vllm", decisions=skipped),
@@ -135,7 +135,7 @@ def test_a_first_choice_skipped_by_an_open_breaker_counts_for_failover():
     assert (f["failed_over"], f["first_attempt_failed"]) == (1, 1)
 
 
-def test_the_call_that_opens_the_breaker_and_instant_probes_are_not_calls_while_open():
+def test_the_call_that_opens_the_breaker_and_instant_probes_are_not_calls_while_open() -> None:
     """Virtual time: the failing call opens the breaker at its own start instant, and a probe that fails at once
     sends the breaker open -> half_open -> open at one instant (a zero-length half-open interval)."""
     tr = [("closed", "open", 10.0), ("open", "half_open", 20.0), ("half_open", "open", 20.0)]

@@ -21,7 +21,13 @@ class Sim:
         self.app = app
         self.engine = app.engine
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim")
-        self.sdk = openai.AsyncOpenAI(api_key="sk-test", base_url="http://sim/v1", http_client=self.http, max_retries=0)
+        # openai types http_client as an httpx2 client; it takes an httpx one (this ASGI transport) all the same
+        self.sdk = openai.AsyncOpenAI(
+            api_key="sk-test",
+            base_url="http://sim/v1",
+            http_client=self.http,  # type: ignore[arg-type]
+            max_retries=0,
+        )
 
     async def chat(self, **body: Any) -> httpx.Response:
         payload = {"model": "gpt-4o-mini", "messages": MESSAGES, **body}

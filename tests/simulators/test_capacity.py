@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
+from typing import Any
 
 import httpx
 import orjson
 
 from gateway.clock import LoopClock, run_virtual
-from simulators import create_app
+from simulators import SimulatorApp, create_app
 
 
-def profile(max_num_seqs: int, factor: float = 1.0, queue: int | None = None) -> dict:
+def profile(max_num_seqs: int, factor: float = 1.0, queue: int | None = None) -> dict[str, Any]:
     return {
         "latency": {"time-to-first-token": 100, "inter-token-latency": 10},
         "capacity": {
@@ -23,8 +25,8 @@ def profile(max_num_seqs: int, factor: float = 1.0, queue: int | None = None) ->
     }
 
 
-def burst(prof: dict, n: int, stream: bool = False) -> tuple[list[dict], list[int], str]:
-    async def main() -> tuple[list[dict], list[int], str]:
+def burst(prof: dict[str, Any], n: int, stream: bool = False) -> tuple[list[dict[str, Any]], list[int], str]:
+    async def main() -> tuple[list[dict[str, Any]], list[int], str]:
         app = create_app("vllm", prof, seed=1, clock=LoopClock())
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
             body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
@@ -36,7 +38,7 @@ def burst(prof: dict, n: int, stream: bool = False) -> tuple[list[dict], list[in
     return run_virtual(main())
 
 
-def test_ttft_climbs_with_the_queue():
+def test_ttft_climbs_with_the_queue() -> None:
     outs, codes, _ = burst(profile(max_num_seqs=2), 8)
     assert codes == [200] * 8
     ttft = [round(o["ttft"], 6) for o in outs]
@@ -45,7 +47,7 @@ def test_ttft_climbs_with_the_queue():
     assert [round(o["queue_wait"], 6) for o in outs][::2] == [0.0, 0.2, 0.4, 0.6]
 
 
-def test_batch_slows_decoding_up_to_the_load_factor():
+def test_batch_slows_decoding_up_to_the_load_factor() -> None:
     alone, _, _ = burst(profile(max_num_seqs=4, factor=2.0), 1)
     full, _, _ = burst(profile(max_num_seqs=4, factor=2.0), 4, stream=True)
     assert round(alone[0]["e2e"], 6) == 0.2
@@ -55,14 +57,14 @@ def test_batch_slows_decoding_up_to_the_load_factor():
     assert round(full[0]["e2e"] - full[0]["ttft"], 6) == 0.2
 
 
-def test_bounded_queue_refuses_with_429():
+def test_bounded_queue_refuses_with_429() -> None:
     outs, codes, _ = burst(profile(max_num_seqs=2, queue=3), 8)
     assert sorted(codes) == [200] * 5 + [429] * 3
     assert sum(o["status"] == "queue_full" for o in outs) == 3
 
 
-def test_refusal_body_is_vllm_shaped():
-    async def main() -> dict:
+def test_refusal_body_is_vllm_shaped() -> None:
+    async def main() -> dict[str, Any]:
         app = create_app("vllm", profile(max_num_seqs=1, queue=0), seed=1, clock=LoopClock())
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
             body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -73,7 +75,7 @@ def test_refusal_body_is_vllm_shaped():
     assert err["code"] == 429 and err["type"] == "TooManyRequestsError" and err["param"] is None
 
 
-def test_metrics_use_vllm_names():
+def test_metrics_use_vllm_names() -> None:
     _, _, metrics = burst(profile(max_num_seqs=2), 4)
     for name in (
         "vllm:num_requests_running",
@@ -96,30 +98,31 @@ def test_metrics_use_vllm_names():
 class Client:
     """One raw ASGI exchange whose client can go away: ``gone()`` makes ``receive`` report the disconnect."""
 
-    def __init__(self, app, stream: bool = False) -> None:
-        self.app, self.sent, self._gone = app, [], asyncio.Event()
+    def __init__(self, app: SimulatorApp, stream: bool = False) -> None:
+        self.sent: list[MutableMapping[str, Any]] = []
+        self.app, self._gone = app, asyncio.Event()
         self.body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream})
         self._asked = 0
 
-    async def receive(self) -> dict:
+    async def receive(self) -> dict[str, Any]:
         self._asked += 1
         if self._asked == 1:
             return {"type": "http.request", "body": self.body, "more_body": False}
         await self._gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(self, msg: dict) -> None:
+    async def send(self, msg: MutableMapping[str, Any]) -> None:
         self.sent.append(msg)
 
     def gone(self) -> None:
         self._gone.set()
 
-    def start(self) -> asyncio.Task:
+    def start(self) -> asyncio.Task[None]:
         scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
         return asyncio.ensure_future(self.app(scope, self.receive, self.send))
 
 
-def one_slot() -> dict:
+def one_slot() -> dict[str, Any]:
     return {
         "latency": {"time-to-first-token": 10_000, "inter-token-latency": 100},
         "capacity": {"max-num-seqs": 1},
@@ -127,8 +130,8 @@ def one_slot() -> dict:
     }
 
 
-def test_a_client_that_goes_away_frees_its_slot_as_vllm_aborts_it():
-    async def main() -> tuple[list[dict], str]:
+def test_a_client_that_goes_away_frees_its_slot_as_vllm_aborts_it() -> None:
+    async def main() -> tuple[list[dict[str, Any]], str]:
         app = create_app("vllm", one_slot(), seed=1, clock=LoopClock())
         a, b = Client(app), Client(app)
         ta, tb = a.start(), b.start()
@@ -145,8 +148,8 @@ def test_a_client_that_goes_away_frees_its_slot_as_vllm_aborts_it():
     assert 'vllm:request_success_total{model_name="gpt-4o-mini",finished_reason="stop"} 1' in metrics
 
 
-def test_a_client_that_goes_away_while_queued_leaves_the_queue():
-    async def main() -> tuple[int, int, list[dict]]:
+def test_a_client_that_goes_away_while_queued_leaves_the_queue() -> None:
+    async def main() -> tuple[int, int, list[dict[str, Any]]]:
         app = create_app("vllm", one_slot(), seed=1, clock=LoopClock())
         a, b, c = Client(app), Client(app), Client(app)
         tasks = [a.start(), b.start(), c.start()]
@@ -163,8 +166,8 @@ def test_a_client_that_goes_away_while_queued_leaves_the_queue():
     assert round(outs[2]["queue_wait"], 6) == 11.0  # straight after a, not after b
 
 
-def test_a_stream_cut_by_its_client_stops_and_frees_the_slot():
-    async def main() -> tuple[int, int, list[dict]]:
+def test_a_stream_cut_by_its_client_stops_and_frees_the_slot() -> None:
+    async def main() -> tuple[int, int, list[dict[str, Any]]]:
         app = create_app("vllm", one_slot(), seed=1, clock=LoopClock())
         a, b = Client(app, stream=True), Client(app)
         ta, tb = a.start(), b.start()
@@ -178,20 +181,20 @@ def test_a_stream_cut_by_its_client_stops_and_frees_the_slot():
     assert running == 0 and outs[0]["status"] == "abort" and outs[1]["queue_wait"] == 10.25
 
 
-def test_a_client_that_leaves_once_the_answer_is_sent_is_not_an_abort():
+def test_a_client_that_leaves_once_the_answer_is_sent_is_not_an_abort() -> None:
     """A server may report the disconnect while the last body write is still draining."""
 
-    async def main() -> tuple[list[dict], str]:
+    async def main() -> tuple[list[dict[str, Any]], str]:
         app = create_app("vllm", one_slot(), seed=1, clock=LoopClock())
         c = Client(app, stream=True)
 
-        async def send(msg: dict) -> None:
+        async def send(msg: MutableMapping[str, Any]) -> None:
             c.sent.append(msg)
             if msg["type"] == "http.response.body" and not msg.get("more_body"):
                 c.gone()
                 await asyncio.sleep(0.01)  # the write drains; the watcher sees the disconnect first
 
-        c.send = send  # type: ignore[method-assign]
+        c.send = send  # type: ignore[method-assign]  # this exchange's client leaves once the body is sent
         await c.start()
         return list(app.engine.outcomes), app.engine.metrics.render()
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from simulators.decide import Request, SimState, decide
+from simulators.decide import Decision, Request, SimState, decide
 from simulators.profile import load_profile
 from simulators.sampling import request_rng
 
 
-def run(profile: dict, req: Request, seq: int = 0, t: float = 0.0, seed: int = 1, state: SimState | None = None):
+def run(
+    profile: dict[str, Any], req: Request, seq: int = 0, t: float = 0.0, seed: int = 1, state: SimState | None = None
+) -> Decision:
     return decide(load_profile(profile), req, seq, t, request_rng(seed, "b", seq), state or SimState())
 
 
-def test_ttft_is_overhead_plus_prompt_tokens_times_prefill():
+def test_ttft_is_overhead_plus_prompt_tokens_times_prefill() -> None:
     prof = {"latency": {"time-to-first-token": 70, "prefill-time-per-token": 0.1, "inter-token-latency": 12}}
     d = run(prof, Request("m", prompt_tokens=256))
     assert d.ttft == pytest.approx(0.0956)
@@ -21,7 +25,7 @@ def test_ttft_is_overhead_plus_prompt_tokens_times_prefill():
     assert d.decode_s == pytest.approx(0.012 * (d.completion_tokens - 1))
 
 
-def test_inter_token_gaps_are_drawn_one_per_token_and_clamped():
+def test_inter_token_gaps_are_drawn_one_per_token_and_clamped() -> None:
     prof = {
         "latency": {"inter-token-latency": 12, "inter-token-latency-std-dev": 2, "distribution": "normal"},
         "output": {"output-tokens": 400},
@@ -36,12 +40,12 @@ def test_inter_token_gaps_are_drawn_one_per_token_and_clamped():
 @pytest.mark.parametrize(
     ("max_tokens", "n", "finish"), [(None, 16, "stop"), (100, 16, "stop"), (16, 16, "length"), (5, 5, "length")]
 )
-def test_output_length_is_the_draw_capped_by_max_tokens(max_tokens, n, finish):
+def test_output_length_is_the_draw_capped_by_max_tokens(max_tokens: int | None, n: int, finish: str) -> None:
     d = run({"output": {"output-tokens": 16}}, Request("m", 10, max_tokens))
     assert (d.completion_tokens, d.finish_reason, len(d.tokens)) == (n, finish, n)
 
 
-def test_output_length_distribution_is_seeded():
+def test_output_length_distribution_is_seeded() -> None:
     prof = {"output": {"output-tokens": 200, "output-tokens-std-dev": 150, "distribution": "lognormal"}}
     lengths = [run(prof, Request("m", 10), seq=i).completion_tokens for i in range(2000)]
     assert lengths == [run(prof, Request("m", 10), seq=i).completion_tokens for i in range(2000)]
@@ -49,7 +53,7 @@ def test_output_length_distribution_is_seeded():
     assert len(set(lengths)) > 100
 
 
-def test_a_decision_depends_only_on_its_inputs():
+def test_a_decision_depends_only_on_its_inputs() -> None:
     prof = {"latency": {"time-to-first-token": 500, "time-to-first-token-std-dev": 300, "distribution": "lognormal"}}
     a = run(prof, Request("m", 10), seq=7).log()
     assert run(prof, Request("m", 10), seq=7).log() == a
@@ -83,11 +87,11 @@ def test_a_decision_depends_only_on_its_inputs():
         ({}, Request("m", 10), "ok"),
     ],
 )
-def test_order_of_checks(profile, req, outcome):
+def test_order_of_checks(profile: dict[str, Any], req: Request, outcome: str) -> None:
     assert run(profile, req).log()["outcome"] == outcome
 
 
-def test_budget_counts_prompt_and_completion_tokens_and_dollars():
+def test_budget_counts_prompt_and_completion_tokens_and_dollars() -> None:
     prof = load_profile(
         {
             "output": {"output-tokens": 16},

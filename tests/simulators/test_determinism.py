@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -22,10 +23,10 @@ PROFILE = {
 }
 
 
-def run(seed: int, name: str = "openai", concurrency: int = 8, rounds: int = 6) -> list[dict]:
+def run(seed: int, name: str = "openai", concurrency: int = 8, rounds: int = 6) -> list[dict[str, Any]]:
     """Waves of concurrent requests under virtual time; returns the decision log."""
 
-    async def main() -> list[dict]:
+    async def main() -> list[dict[str, Any]]:
         app = create_app("openai", PROFILE, seed=seed, name=name, clock=LoopClock())
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
 
@@ -40,7 +41,7 @@ def run(seed: int, name: str = "openai", concurrency: int = 8, rounds: int = 6) 
     return run_virtual(main())
 
 
-def test_same_seed_same_decisions():
+def test_same_seed_same_decisions() -> None:
     a, b = run(7), run(7)
     assert len(a) == 48
     assert a == b
@@ -48,13 +49,13 @@ def test_same_seed_same_decisions():
     assert "ok" in outcomes and len(outcomes) > 1  # the profile really made varied decisions
 
 
-def test_another_seed_or_backend_name_differs():
+def test_another_seed_or_backend_name_differs() -> None:
     a = run(7)
     assert run(8) != a
     assert run(7, name="openai-2") != a
 
 
-def test_a_requests_draws_do_not_depend_on_earlier_requests():
+def test_a_requests_draws_do_not_depend_on_earlier_requests() -> None:
     """Request seq k draws from its own stream: the same (seed, name, k) gives the same id and length."""
     short, long = run(3, concurrency=2, rounds=1), run(3, concurrency=8, rounds=1)
     for x, y in zip(short, long, strict=False):
@@ -101,7 +102,7 @@ def responses(flavour: str, seed: int) -> list[tuple[int, list[tuple[bytes, byte
 
 
 @pytest.mark.parametrize("flavour", ["openai", "vllm"])
-def test_same_seed_same_requests_same_bytes(flavour):
+def test_same_seed_same_requests_same_bytes(flavour: str) -> None:
     a, b = responses(flavour, 21), responses(flavour, 21)
     assert a == b
     assert {s for s, _, _ in a} >= {200, 429, 500, 503}  # the faults really fired

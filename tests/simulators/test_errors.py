@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletion
 
 from gateway.clock import FakeClock, LoopClock, run_virtual
 from simulators import SimulatedConnectionReset, create_app
+from tests.simulators.conftest import Sim, SimFactory
 
 
-def outage(mode: object) -> dict:
+def outage(mode: object) -> dict[str, Any]:
     return {"timeline": [{"type": "outage", "mode": mode}]}
 
 
-async def _call(sim, **kw):
-    return await sim.sdk.chat.completions.create(
+async def _call(sim: Sim, **kw: Any) -> ChatCompletion:
+    reply: ChatCompletion = await sim.sdk.chat.completions.create(
         model=kw.pop("model", "gpt-4o-mini"), messages=[{"role": "user", "content": "hi"}], **kw
     )
+    return reply
 
 
 @pytest.mark.parametrize("flavour", ["openai", "vllm"])
@@ -35,14 +39,16 @@ async def _call(sim, **kw):
         ({"max-model-len": 100}, openai.BadRequestError, 400),
     ],
 )
-async def test_typed_exceptions(make_sim, flavour, profile, exc, status):
+async def test_typed_exceptions(
+    make_sim: SimFactory, flavour: str, profile: dict[str, Any], exc: type[openai.APIStatusError], status: int
+) -> None:
     sim = make_sim(flavour, profile)
     with pytest.raises(exc) as info:
         await _call(sim, max_tokens=200)
     assert info.value.status_code == status
 
 
-async def test_openai_rate_limit_body_and_headers(make_sim):
+async def test_openai_rate_limit_body_and_headers(make_sim: SimFactory) -> None:
     sim = make_sim("openai", {"rate-limits": {"rpm": 2}}, clock=FakeClock())
     ok = await sim.chat()
     assert ok.headers["x-ratelimit-limit-requests"] == "2"
@@ -59,7 +65,7 @@ async def test_openai_rate_limit_body_and_headers(make_sim):
     assert resp.headers["x-ratelimit-reset-requests"] == "1m0s"
 
 
-async def test_openai_token_rate_limit(make_sim):
+async def test_openai_token_rate_limit(make_sim: SimFactory) -> None:
     sim = make_sim("openai", {"rate-limits": {"tpm": 1000}}, clock=FakeClock())
     resp = await sim.chat(max_tokens=900)
     assert resp.headers["x-ratelimit-limit-tokens"] == "1000"
@@ -69,7 +75,7 @@ async def test_openai_token_rate_limit(make_sim):
     assert err["code"] == "rate_limit_exceeded"
 
 
-async def test_insufficient_quota_body(make_sim):
+async def test_insufficient_quota_body(make_sim: SimFactory) -> None:
     sim = make_sim("openai", {"timeline": [{"type": "budget_exhaustion", "after-tokens": 0}]})
     resp = await sim.chat()
     err = resp.json()["error"]
@@ -79,7 +85,7 @@ async def test_insufficient_quota_body(make_sim):
     assert "retry-after" not in resp.headers
 
 
-async def test_openai_server_error_bodies(make_sim):
+async def test_openai_server_error_bodies(make_sim: SimFactory) -> None:
     r503 = (await make_sim("openai", outage(503)).chat()).json()["error"]
     assert r503["type"] == "server_error" and "currently overloaded" in r503["message"]
     r500 = (await make_sim("openai", outage(500)).chat()).json()["error"]
@@ -88,7 +94,7 @@ async def test_openai_server_error_bodies(make_sim):
     assert r401["code"] == "invalid_api_key"
 
 
-async def test_vllm_context_length_message_and_shape(make_sim):
+async def test_vllm_context_length_message_and_shape(make_sim: SimFactory) -> None:
     sim = make_sim("vllm", {"max-model-len": 4096})
     long = "x" * (4 * 2700)
     resp = await sim.http.post(
@@ -111,14 +117,14 @@ async def test_vllm_context_length_message_and_shape(make_sim):
     }
 
 
-async def test_vllm_error_shape_for_server_errors(make_sim):
+async def test_vllm_error_shape_for_server_errors(make_sim: SimFactory) -> None:
     body = (await make_sim("vllm", outage(503)).chat()).json()
     assert set(body["error"]) == {"message", "type", "param", "code"} and body["error"]["code"] == 503
     assert (await make_sim("vllm", {"api-keys": ["x"]}).chat()).json() == {"error": "Unauthorized"}
 
 
 @pytest.mark.parametrize("flavour", ["openai", "vllm"])
-async def test_connection_reset_is_an_exception_from_the_app(make_sim, flavour):
+async def test_connection_reset_is_an_exception_from_the_app(make_sim: SimFactory, flavour: str) -> None:
     sim = make_sim(flavour, outage("reset"))
     with pytest.raises(SimulatedConnectionReset):
         await sim.chat()
@@ -127,7 +133,7 @@ async def test_connection_reset_is_an_exception_from_the_app(make_sim, flavour):
         await _call(sim)
 
 
-def test_hang_holds_until_the_client_gives_up():
+def test_hang_holds_until_the_client_gives_up() -> None:
     async def main() -> tuple[float, float]:
         clock = LoopClock()
         app = create_app("openai", outage("hang"), seed=0, clock=clock)
@@ -142,7 +148,7 @@ def test_hang_holds_until_the_client_gives_up():
     assert t1 - t0 == pytest.approx(45)
 
 
-def test_hang_with_timeout_resets():
+def test_hang_with_timeout_resets() -> None:
     async def main() -> float:
         clock = LoopClock()
         profile = {"timeline": [{"type": "outage", "mode": "hang", "hang-timeout": 20}]}
@@ -164,7 +170,9 @@ def test_hang_with_timeout_resets():
                                                     "failure-types": ["rate_limit"]}]}, "60"),
     ],
 )  # fmt: skip
-async def test_scripted_429_names_a_limit_and_sends_its_headers(make_sim, profile, limit):
+async def test_scripted_429_names_a_limit_and_sends_its_headers(
+    make_sim: SimFactory, profile: dict[str, Any], limit: str
+) -> None:
     resp = await make_sim("openai", profile, clock=FakeClock()).chat()
     assert resp.status_code == 429
     err = resp.json()["error"]
@@ -179,7 +187,7 @@ async def test_scripted_429_names_a_limit_and_sends_its_headers(make_sim, profil
     assert resp.headers["x-ratelimit-reset-requests"] == "1s"
 
 
-async def test_error_responses_carry_a_request_id(make_sim):
+async def test_error_responses_carry_a_request_id(make_sim: SimFactory) -> None:
     resp = await make_sim("openai", outage(500)).chat()
     assert resp.status_code == 500 and resp.headers["x-request-id"].startswith("req_")
 
@@ -193,7 +201,7 @@ async def test_error_responses_carry_a_request_id(make_sim):
                    "tokens. Please reduce the length of the messages."),
     ],
 )  # fmt: skip
-async def test_prompt_alone_too_long(make_sim, flavour, message):
+async def test_prompt_alone_too_long(make_sim: SimFactory, flavour: str, message: str) -> None:
     sim = make_sim(flavour, {"max-model-len": 64})
     text = "x" * 400
     resp = await sim.http.post(
@@ -203,7 +211,7 @@ async def test_prompt_alone_too_long(make_sim, flavour, message):
     assert resp.json()["error"]["message"] == message.format(p=3 + 3 + (len(text) + 3) // 4)
 
 
-async def test_without_max_tokens_the_answer_fits_the_context(make_sim):
+async def test_without_max_tokens_the_answer_fits_the_context(make_sim: SimFactory) -> None:
     sim = make_sim("vllm", {"max-model-len": 40, "output": {"output-tokens": 100}})
     body = (await sim.chat()).json()  # prompt: 3 + 3 + 6 = 12 tokens, so 28 are left
     assert body["usage"]["prompt_tokens"] == 12
@@ -233,7 +241,7 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize("flavour", ["openai", "vllm"])
 @pytest.mark.parametrize("body", BAD_BODIES)
-async def test_bad_input_never_gets_a_5xx(make_sim, flavour, body):
+async def test_bad_input_never_gets_a_5xx(make_sim: SimFactory, flavour: str, body: bytes) -> None:
     sim = make_sim(flavour, {"max-model-len": 4096})
     resp = await sim.http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
     assert resp.status_code < 500
@@ -243,7 +251,7 @@ async def test_bad_input_never_gets_a_5xx(make_sim, flavour, body):
 
 
 @pytest.mark.parametrize("flavour", ["openai", "vllm"])
-async def test_a_full_queue_is_a_rate_limit_error_in_the_sdk(make_sim, flavour):
+async def test_a_full_queue_is_a_rate_limit_error_in_the_sdk(make_sim: SimFactory, flavour: str) -> None:
     sim = make_sim(flavour, {"capacity": {"max-num-seqs": 1, "max-waiting-queue-length": 0}})
     sim.engine.scheduler.running = 1  # the only slot is taken (concurrency itself: test_capacity.py)
     with pytest.raises(openai.RateLimitError) as info:
@@ -253,7 +261,7 @@ async def test_a_full_queue_is_a_rate_limit_error_in_the_sdk(make_sim, flavour):
     assert (await _call(sim)).choices[0].finish_reason == "stop"
 
 
-async def test_sdk_rate_limit_error_exposes_the_headers(make_sim):
+async def test_sdk_rate_limit_error_exposes_the_headers(make_sim: SimFactory) -> None:
     sim = make_sim("openai", {"rate-limits": {"tpm": 500}}, clock=FakeClock())
     with pytest.raises(openai.RateLimitError) as info:
         for _ in range(3):

@@ -10,7 +10,7 @@ import pytest
 from simulators.extras import arguments, pick_tool, pieces
 from tests.simulators.conftest import MESSAGES, SimFactory
 
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "weather",

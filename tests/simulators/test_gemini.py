@@ -63,7 +63,8 @@ async def test_sdk_stream(sdk: genai.Client) -> None:
 
 async def test_sdk_embed(sdk: genai.Client) -> None:
     cfg = types.EmbedContentConfig(output_dimensionality=8)
-    one = await sdk.aio.models.embed_content(model="text-embedding-004", contents=["a", "b"], config=cfg)
+    texts: list[types.PartUnion] = ["a", "b"]
+    one = await sdk.aio.models.embed_content(model="text-embedding-004", contents=texts, config=cfg)
     assert one.embeddings is not None and [len(e.values or []) for e in one.embeddings] == [8, 8]
     again = await sdk.aio.models.embed_content(model="text-embedding-004", contents="a", config=cfg)
     assert again.embeddings is not None and again.embeddings[0].values == one.embeddings[0].values

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.clock import LoopClock, run_virtual
 from simulators import create_app
+from tests.simulators.conftest import SimFactory
 
 PROFILE = {
     "model": "llama",
@@ -41,7 +42,7 @@ def scrape_during_and_after(n: int) -> tuple[str, str, list[int]]:
     return run_virtual(main())
 
 
-def test_gauges_show_the_batch_and_the_queue():
+def test_gauges_show_the_batch_and_the_queue() -> None:
     during, _, codes = scrape_during_and_after(8)
     assert sorted(codes) == [200] * 7 + [429]  # 2 running + 5 waiting, the eighth refused
     s = samples(during)
@@ -51,7 +52,7 @@ def test_gauges_show_the_batch_and_the_queue():
     assert s[("vllm:kv_cache_usage_perc", m)] == 1.0
 
 
-def test_counters_and_histograms_follow_the_served_requests():
+def test_counters_and_histograms_follow_the_served_requests() -> None:
     _, after, _ = scrape_during_and_after(8)
     s = samples(after)
     m = (("model_name", "llama"),)
@@ -72,7 +73,7 @@ def test_counters_and_histograms_follow_the_served_requests():
     assert s[("vllm:time_to_first_token_seconds_bucket", (("le", "+Inf"), *m))] == 7
 
 
-def test_exposition_declares_each_family_once_with_its_type():
+def test_exposition_declares_each_family_once_with_its_type() -> None:
     _, after, _ = scrape_during_and_after(1)
     types = {f.name: f.type for f in text_string_to_metric_families(after)}
     assert types["vllm:num_requests_running"] == "gauge"
@@ -83,5 +84,5 @@ def test_exposition_declares_each_family_once_with_its_type():
     assert after.count("# TYPE ") == len(types)
 
 
-async def test_openai_flavour_has_no_metrics_route(make_sim):
+async def test_openai_flavour_has_no_metrics_route(make_sim: SimFactory) -> None:
     assert (await make_sim("openai").http.get("/metrics")).status_code == 404

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import socket
 import sys
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 
 def free_port() -> int:
@@ -19,7 +21,7 @@ def free_port() -> int:
 
 
 @pytest.mark.processes
-async def test_real_process(tmp_path):
+async def test_real_process(tmp_path: Path) -> None:
     profile = tmp_path / "reset-second.yaml"
     profile.write_text(
         "base: instant\ntimeline:\n  - {type: outage, from-request: 1, to-request: 2, mode: reset}\n"
@@ -38,16 +40,17 @@ async def test_real_process(tmp_path):
                         break
                 await asyncio.sleep(0.05)
             sdk = openai.AsyncOpenAI(api_key="k", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
-            msgs = [{"role": "user", "content": "hi"}]
+            msgs: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
             r = await sdk.chat.completions.create(model="m", messages=msgs)
-            assert r.usage.completion_tokens == 16
+            assert r.usage is not None and r.usage.completion_tokens == 16
             with pytest.raises(openai.APIConnectionError):
                 await sdk.chat.completions.create(model="m", messages=msgs)
             r = await sdk.chat.completions.create(model="m", messages=msgs)
             assert r.choices[0].finish_reason == "stop"
             with pytest.raises(openai.APITimeoutError):  # the hang holds until the client gives up
                 await sdk.chat.completions.create(model="m", messages=msgs, timeout=0.5)
-            assert (await sdk.chat.completions.create(model="m", messages=msgs)).usage.completion_tokens == 16
+            usage = (await sdk.chat.completions.create(model="m", messages=msgs)).usage
+            assert usage is not None and usage.completion_tokens == 16
             seqs = [d["seq"] for d in (await http.get("/_sim/decisions")).json()["decisions"]]
             assert seqs == [0, 1, 2, 3, 4]
             # a client that gives up aborts its request: the only slot is free again, the queue empty

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gateway.clock import FakeClock
 from simulators import ProfileError, list_profiles, load_profile
 from simulators.profile import Outage, profile_from_dict
+from tests.simulators.conftest import SimFactory
 
 
-def test_every_shipped_profile_loads_and_says_what_it_is():
+def test_every_shipped_profile_loads_and_says_what_it_is() -> None:
     names = list_profiles()
     assert {"instant", "openai-gpt-4o", "vllm-8b-h100", "openai-brownout"} <= set(names)
     for name in names:
@@ -17,13 +20,13 @@ def test_every_shipped_profile_loads_and_says_what_it_is():
         assert p.name == name and p.description
 
 
-def test_vllm_8b_h100_defaults():
+def test_vllm_8b_h100_defaults() -> None:
     p = load_profile("vllm-8b-h100")
     assert p.capacity.max_num_seqs == 16 and p.capacity.time_factor_under_load == 2.0
     assert p.latency.inter_token_latency == 12 and p.latency.inter_token_latency_std_dev == 2
 
 
-def test_dict_with_base_scale_and_aliases():
+def test_dict_with_base_scale_and_aliases() -> None:
     raw = {
         "base": "openai-gpt-4o",
         "latency": {"inter_token_latency": 20},
@@ -38,7 +41,7 @@ def test_dict_with_base_scale_and_aliases():
     assert load_profile(raw, scale=0.5).timeline.scale == 0.5
 
 
-def test_phase_types_may_be_kebab_case():
+def test_phase_types_may_be_kebab_case() -> None:
     p = load_profile({"timeline": [{"type": "latency-spike", "factor": 2}]})
     assert p.timeline.phases[0].type == "latency_spike"
 
@@ -57,23 +60,23 @@ def test_phase_types_may_be_kebab_case():
         {"timeline": ["outage"]},
     ],
 )
-def test_invalid_profiles_are_refused_with_a_message(raw):
+def test_invalid_profiles_are_refused_with_a_message(raw: dict[str, Any]) -> None:
     with pytest.raises(ProfileError):
         load_profile(raw)
 
 
-def test_unknown_profile_name():
+def test_unknown_profile_name() -> None:
     with pytest.raises(ProfileError, match="known:"):
         load_profile("no-such-profile")
 
 
-async def test_control_endpoint_is_off_by_default(make_sim):
+async def test_control_endpoint_is_off_by_default(make_sim: SimFactory) -> None:
     sim = make_sim("openai")
     assert (await sim.http.post("/_sim/profile", json={"profile": "openai-outage-503"})).status_code == 404
     assert (await sim.http.get("/_sim/decisions")).status_code == 404
 
 
-async def test_control_endpoint_switches_profile_and_restarts_the_timeline(make_sim):
+async def test_control_endpoint_switches_profile_and_restarts_the_timeline(make_sim: SimFactory) -> None:
     clock = FakeClock()
     sim = make_sim("openai", control=True, clock=clock)
     assert (await sim.chat()).status_code == 200
@@ -94,7 +97,7 @@ async def test_control_endpoint_switches_profile_and_restarts_the_timeline(make_
     assert bad.status_code == 400 and "inter-token-latency" in bad.json()["error"]["message"]
 
 
-async def test_control_reset_starts_afresh(make_sim):
+async def test_control_reset_starts_afresh(make_sim: SimFactory) -> None:
     clock = FakeClock()
     prof = {
         "base": "instant",

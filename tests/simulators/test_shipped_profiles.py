@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from collections.abc import MutableMapping
+from typing import Any
 
 import httpx
 import orjson
@@ -11,8 +13,9 @@ import pytest
 
 from gateway.clock import FakeClock, LoopClock, run_virtual
 from simulators import SimulatedConnectionReset, create_app, load_profile
-from simulators.decide import Request, SimState, decide
+from simulators.decide import Decision, Request, SimState, decide
 from simulators.sampling import request_rng
+from tests.simulators.conftest import SimFactory
 
 
 def drawn(name: str, n: int = 1500, prompt_tokens: int = 256) -> tuple[list[float], list[float]]:
@@ -44,14 +47,16 @@ def pct(xs: list[float], q: float) -> float:
         ("vllm-8b-a100", (0.10, 0.18), (0.10, 0.20), (0.015, 0.025)),
     ],
 )
-def test_latency_matches_the_cited_figures(name, median, p95, itl):
+def test_latency_matches_the_cited_figures(
+    name: str, median: tuple[float, float], p95: tuple[float, float], itl: tuple[float, float]
+) -> None:
     ttft, gaps = drawn(name)
     assert median[0] <= pct(ttft, 0.5) <= median[1]
     assert p95[0] <= pct(ttft, 0.95) <= p95[1]
     assert itl[0] <= statistics.fmean(gaps) <= itl[1]
 
 
-def test_vllm_8b_h100_capacity_is_llm_d_8b_h100_balanced():
+def test_vllm_8b_h100_capacity_is_llm_d_8b_h100_balanced() -> None:
     cap = load_profile("vllm-8b-h100").capacity
     assert (cap.max_num_seqs, cap.time_factor_under_load, cap.max_waiting_queue_length) == (16, 2.0, None)
 
@@ -68,16 +73,16 @@ def closed_loop(profile: str, users: int, seconds: float) -> tuple[float, int]:
 
         async def user() -> None:
             while loop.time() < end:
-                sent: list[dict] = []
+                sent: list[MutableMapping[str, Any]] = []
                 asked: list[int] = []
 
-                async def receive(asked: list[int] = asked) -> dict:
+                async def receive(asked: list[int] = asked) -> dict[str, Any]:
                     asked.append(1)
                     if len(asked) > 1:  # as an ASGI server does: block until the client goes (never, here)
                         await loop.create_future()
                     return {"type": "http.request", "body": body, "more_body": False}
 
-                async def send(msg: dict, sent: list[dict] = sent) -> None:
+                async def send(msg: MutableMapping[str, Any], sent: list[MutableMapping[str, Any]] = sent) -> None:
                     sent.append(msg)
 
                 scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
@@ -93,7 +98,7 @@ def closed_loop(profile: str, users: int, seconds: float) -> tuple[float, int]:
     return run_virtual(main())
 
 
-def test_vllm_70b_cliff_has_the_shape_of_nims_load_curve():
+def test_vllm_70b_cliff_has_the_shape_of_nims_load_curve() -> None:
     """NIM 70B: TTFT 0.83 s at 50 concurrent, 8 s at 100, 89 s at 250. Sub-second below the batch, seconds
     past it, about a minute at 250 - and still no refusals: the queue, not errors."""
     ttft_50, refused_50 = closed_loop("vllm-70b-cliff", 50, 150)
@@ -105,7 +110,7 @@ def test_vllm_70b_cliff_has_the_shape_of_nims_load_curve():
     assert refused_50 == refused_250 == 0
 
 
-async def status_at(flavour: str, name: str, t: float, **body) -> int | str:
+async def status_at(flavour: str, name: str, t: float, **body: Any) -> int | str:
     clock = FakeClock()
     app = create_app(flavour, name, seed=0, clock=clock)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
@@ -135,12 +140,12 @@ async def status_at(flavour: str, name: str, t: float, **body) -> int | str:
         ("vllm-crash", 90, 200),
     ],
 )
-async def test_scripted_profiles_do_what_they_say(name, t, status):
+async def test_scripted_profiles_do_what_they_say(name: str, t: float, status: int | str) -> None:
     flavour = "vllm" if name.startswith("vllm") else "openai"
     assert await status_at(flavour, name, t, max_tokens=4) == status
 
 
-async def test_budget_exhausted_after_half_a_dollar_until_300_s():
+async def test_budget_exhausted_after_half_a_dollar_until_300_s() -> None:
     clock = FakeClock()
     app = create_app("openai", "openai-budget-exhausted", seed=0, clock=clock)
     body = {"model": "m", "messages": [{"role": "user", "content": "x" * 40_000}], "max_tokens": 10}
@@ -152,12 +157,12 @@ async def test_budget_exhausted_after_half_a_dollar_until_300_s():
         assert (await c.post("/v1/chat/completions", json=body)).status_code == 200
 
 
-def test_rate_limited_profile_limits():
+def test_rate_limited_profile_limits() -> None:
     rl = load_profile("openai-rate-limited").rate_limits
     assert (rl.rpm, rl.tpm) == (60, 40_000)
 
 
-def test_degraded_fails_a_tenth_with_500_503_or_429_between_30_and_150_s():
+def test_degraded_fails_a_tenth_with_500_503_or_429_between_30_and_150_s() -> None:
     prof = load_profile("openai-degraded")
 
     def outcomes(t: float) -> list[str]:
@@ -173,10 +178,10 @@ def test_degraded_fails_a_tenth_with_500_503_or_429_between_30_and_150_s():
     assert set(outcomes(29.9)) == set(outcomes(150.0)) == {"ok"}
 
 
-def test_latency_spike_profile_multiplies_by_five_and_adds_half_a_second():
+def test_latency_spike_profile_multiplies_by_five_and_adds_half_a_second() -> None:
     prof = load_profile("openai-latency-spike")
 
-    def at(t: float, seq: int):
+    def at(t: float, seq: int) -> Decision:
         return decide(prof, Request("m", 10, 20), seq, t, request_rng(0, "s", seq), SimState())
 
     for seq in range(50):  # the TTFT draw comes first, so it is the same draw before and during the spike
@@ -187,7 +192,7 @@ def test_latency_spike_profile_multiplies_by_five_and_adds_half_a_second():
     assert at(120.0, 0).log() == at(0.0, 0).log() | {"t": 120.0}
 
 
-async def test_slow_stream_profile_stalls_then_cuts(make_sim):
+async def test_slow_stream_profile_stalls_then_cuts(make_sim: SimFactory) -> None:
     clock = FakeClock()
     sim = make_sim("openai", "openai-slow-stream", clock=clock)
     clock.advance(30)
@@ -198,7 +203,7 @@ async def test_slow_stream_profile_stalls_then_cuts(make_sim):
         await sim.chat(stream=True, max_tokens=80)
 
 
-def test_hang_profile_holds_requests_between_30_and_60_s():
+def test_hang_profile_holds_requests_between_30_and_60_s() -> None:
     async def main() -> tuple[int, bool]:
         app = create_app("openai", "openai-hang", seed=0, clock=LoopClock())
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:

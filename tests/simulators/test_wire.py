@@ -8,10 +8,11 @@ import pytest
 
 from gateway.clock import FakeClock
 from simulators.failures import go_duration
+from tests.simulators.conftest import SimFactory
 
 
 @pytest.mark.parametrize("flavour", ["openai", "vllm"])
-async def test_sdk_reads_a_chat_completion(make_sim, flavour):
+async def test_sdk_reads_a_chat_completion(make_sim: SimFactory, flavour: str) -> None:
     sim = make_sim(flavour)
     r = await sim.sdk.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=5
@@ -21,12 +22,12 @@ async def test_sdk_reads_a_chat_completion(make_sim, flavour):
     assert r.model == "gpt-4o-mini"
     assert r.choices[0].message.role == "assistant"
     assert r.choices[0].finish_reason == "length"  # instant answers 16 tokens, capped at 5
-    assert r.usage.completion_tokens == 5
+    assert r.usage is not None and r.usage.completion_tokens == 5
     assert r.usage.total_tokens == r.usage.prompt_tokens + 5
-    assert len(r.choices[0].message.content.split()) == 5
+    assert r.choices[0].message.content is not None and len(r.choices[0].message.content.split()) == 5
 
 
-async def test_openai_json_body_and_headers(make_sim):
+async def test_openai_json_body_and_headers(make_sim: SimFactory) -> None:
     sim = make_sim("openai")
     resp = await sim.chat()
     assert resp.status_code == 200
@@ -41,7 +42,7 @@ async def test_openai_json_body_and_headers(make_sim):
 
 
 @pytest.mark.parametrize("flavour", ["openai", "vllm"])
-async def test_stream_chunks_usage_and_done(make_sim, flavour):
+async def test_stream_chunks_usage_and_done(make_sim: SimFactory, flavour: str) -> None:
     sim = make_sim(flavour)
     resp = await sim.chat(stream=True, stream_options={"include_usage": True})
     assert resp.headers["content-type"].startswith("text/event-stream")
@@ -89,7 +90,7 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("flavour", ["openai", "vllm"])
-async def test_stream_bytes_exactly(make_sim, flavour):
+async def test_stream_bytes_exactly(make_sim: SimFactory, flavour: str) -> None:
     """The whole SSE body, byte for byte: OpenAI's chunk layout, and vLLM's (its pydantic ``exclude_unset``)."""
     sim = make_sim(flavour, {"output": {"mode": "echo"}}, clock=FakeClock())
     resp = await sim.http.post(
@@ -106,7 +107,7 @@ async def test_stream_bytes_exactly(make_sim, flavour):
     assert resp.text == "".join(f"{head}{e}\n\n" for e in EXPECTED[flavour]) + "data: [DONE]\n\n"
 
 
-async def test_stream_without_include_usage_has_no_usage_key(make_sim):
+async def test_stream_without_include_usage_has_no_usage_key(make_sim: SimFactory) -> None:
     sim = make_sim("openai")
     events = sim.events(await sim.chat(stream=True))
     chunks = [json.loads(e) for e in events[:-1]]
@@ -114,7 +115,7 @@ async def test_stream_without_include_usage_has_no_usage_key(make_sim):
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
 
 
-async def test_sdk_stream_accumulates_content(make_sim):
+async def test_sdk_stream_accumulates_content(make_sim: SimFactory) -> None:
     sim = make_sim("openai")
     stream = await sim.sdk.chat.completions.create(
         model="m", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}
@@ -128,14 +129,14 @@ async def test_sdk_stream_accumulates_content(make_sim):
     assert len(text.split()) == 16
 
 
-async def test_echo_mode_returns_the_prompt(make_sim):
+async def test_echo_mode_returns_the_prompt(make_sim: SimFactory) -> None:
     sim = make_sim("openai", {"output": {"mode": "echo"}})
     r = await sim.sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "one two three"}])
     assert r.choices[0].message.content == "one two three"
-    assert r.usage.completion_tokens == 3
+    assert r.usage is not None and r.usage.completion_tokens == 3
 
 
-async def test_models_lists(make_sim):
+async def test_models_lists(make_sim: SimFactory) -> None:
     o = await make_sim("openai", "openai-gpt-4o").sdk.models.list()
     assert [m.id for m in o.data] == ["gpt-4o"]
     sim = make_sim("vllm", "vllm-8b-h100")
@@ -145,7 +146,7 @@ async def test_models_lists(make_sim):
     assert {"object", "created", "parent", "permission"} <= set(card)
 
 
-async def test_unknown_route_and_bad_body_are_openai_errors(make_sim):
+async def test_unknown_route_and_bad_body_are_openai_errors(make_sim: SimFactory) -> None:
     sim = make_sim("openai")
     r = await sim.http.get("/v1/nothing")
     assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
@@ -160,5 +161,5 @@ async def test_unknown_route_and_bad_body_are_openai_errors(make_sim):
 @pytest.mark.parametrize(
     ("seconds", "text"), [(0, "0s"), (0.12, "120ms"), (1, "1s"), (1.5, "1.5s"), (360, "6m0s"), (3725, "1h2m5s")]
 )
-def test_go_durations(seconds, text):
+def test_go_durations(seconds: float, text: str) -> None:
     assert go_duration(seconds) == text
