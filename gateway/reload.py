@@ -161,6 +161,9 @@ class Reloader:
             return rt, self._serve(rt)
         except ConfigError as exc:
             raise ReloadRefused("invalid", problems(exc)) from None
+        except Exception as exc:  # a part that cannot be built from these settings: refused, never half-applied
+            failure = f"building the configuration failed: {type(exc).__name__}: {exc}"
+            raise ReloadRefused("invalid", [failure]) from None
 
     def _read(self) -> Settings:
         if self._wiring is None:

@@ -31,10 +31,10 @@ class ForwardingSupervisor(Multiprocess):
 
 def run_server(app: str, **options: Any) -> None:
     """``uvicorn.run(app, **options)``, with :class:`ForwardingSupervisor` over several workers."""
-    config = uvicorn.Config(app, **options)
-    if config.workers <= 1:
+    if options.get("workers", 1) <= 1:
         uvicorn.run(app, **options)
         return
+    config = uvicorn.Config(app, **options)
     os.environ[SUPERVISOR_ENV] = str(os.getpid())
     sock = config.bind_socket()
     with contextlib.suppress(KeyboardInterrupt):

@@ -19,8 +19,8 @@ import yaml
 
 from gateway.app import create_app
 from gateway.clock import SystemClock
-from gateway.config import hash_key, load_settings
-from gateway.reload import Outcome, ReloadWiring
+from gateway.config import ConfigError, hash_key, load_settings, parse_settings
+from gateway.reload import Outcome, ReloadWiring, problems, restart_required
 from gateway.transport import AsgiTransport, UpstreamResponse
 from simulators import create_app as create_simulator
 
@@ -218,3 +218,31 @@ async def test_with_several_workers_the_admin_call_signals_them_and_answers_its_
     assert [e["trigger"] for e in events(logs, "config_reload")] == ["signal"]
     outcome: Outcome | None = app.state.reloader.last
     assert outcome is not None and outcome.generation == 2
+
+
+async def test_a_gateway_built_without_a_configuration_source_refuses_to_reload() -> None:
+    app = create_app(parse_settings(config()), state=fakeredis.FakeAsyncRedis(), upstream_transport=AsgiTransport({}))
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
+            r = await reload(client)
+    finally:
+        await lifespan.__aexit__(None, None, None)
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_config")
+    assert "without a configuration file" in r.json()["error"]["message"]
+
+
+def test_restart_only_settings_are_named_in_a_fixed_order() -> None:
+    old = parse_settings(config())
+    new = parse_settings(config(state={"timeout_s": 1.0}, quota={"replicas": 2, "default_max_tokens": 99}))
+    assert restart_required(old, new) == ["state", "quota.replicas"]  # default_max_tokens reloads
+    assert restart_required(old, parse_settings(config(openai_weight=0, vllm_weight=1))) == []
+
+
+def test_each_problem_of_a_refused_file_is_one_line() -> None:
+    with pytest.raises(ConfigError) as listed:
+        parse_settings(config(openai_weight=-1, tiers={"default": {"rpm": 0}}), source="f.yaml")
+    assert [p.split(":")[0] for p in problems(listed.value)] == ["tiers.default.rpm", "models.0.routes.0.weight"]
+    yaml_error = ConfigError("f.yaml: not valid YAML: line 1\n  column 2")
+    assert problems(yaml_error) == ["f.yaml: not valid YAML: line 1 column 2"]
