@@ -11,13 +11,23 @@ from typing import Protocol
 
 
 class BreakerEvents(Protocol):
-    def breaker_transition(self, provider: str, old: str, new: str) -> None:
-        """A circuit breaker changed state (closed | open | half_open). Logged and counted."""
+    def breaker_transition(self, provider: str, old: str, new: str, reason: str) -> None:
+        """A circuit breaker changed state (closed | open | half_open), and why. Logged and counted (opens by
+        reason)."""
+
+    def slow_call(self, provider: str) -> None:
+        """An attempt ran past ``breaker.slow_call_s`` without an answer. Counted."""
 
 
 class RetryEvents(Protocol):
     def retry_budget_exhausted(self, provider: str) -> None:
         """A retry was refused because the retry budget was spent."""
+
+    def hedge_sent(self, provider: str) -> None:
+        """A hedged attempt went to ``provider``. Counted."""
+
+    def hedge_won(self, provider: str) -> None:
+        """A hedged attempt to ``provider`` answered first. Counted."""
 
 
 class StateStoreEvents(Protocol):
@@ -59,10 +69,19 @@ class ConfigEvents(Protocol):
 class NullEvents:
     """Implements every event Protocol and does nothing."""
 
-    def breaker_transition(self, provider: str, old: str, new: str) -> None:
+    def breaker_transition(self, provider: str, old: str, new: str, reason: str) -> None:
+        pass
+
+    def slow_call(self, provider: str) -> None:
         pass
 
     def retry_budget_exhausted(self, provider: str) -> None:
+        pass
+
+    def hedge_sent(self, provider: str) -> None:
+        pass
+
+    def hedge_won(self, provider: str) -> None:
         pass
 
     def state_store_failure(self, operation: str, error: str) -> None:

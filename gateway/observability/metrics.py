@@ -195,6 +195,9 @@ class Metrics:
             ["provider", "from_state", "to_state"],
             registry=r,
         )
+        self.breaker_opens = Counter("faultline_breaker_opens", "By reason.", ["provider", "reason"], registry=r)
+        self.slow_calls = Counter("faultline_slow_calls", "Past breaker.slow_call_s.", ["provider"], registry=r)
+        self.hedges = Counter("faultline_hedges", "Hedged attempts: sent, won.", ["provider", "result"], registry=r)
         self.in_flight = Gauge(
             "faultline_requests_in_flight", "Requests being served.", registry=r, multiprocess_mode="livesum"
         )
@@ -356,10 +359,18 @@ class Metrics:
     def retry_budget_exhausted_for(self, provider: str) -> None:
         self.retry_budget_exhausted.labels(self.provider(provider)).inc()
 
-    def breaker_transition(self, provider: str, old: str, new: str) -> None:
+    def breaker_transition(self, provider: str, old: str, new: str, reason: str) -> None:
         p = self.provider(provider)
         self.breaker_transitions.labels(p, self.word("state", old), self.word("state", new)).inc()
+        if new == "open":
+            self.breaker_opens.labels(p, self.word("reason", reason)).inc()
         self.set_breaker_state(provider, new)
+
+    def slow_call(self, provider: str) -> None:
+        self.slow_calls.labels(self.provider(provider)).inc()
+
+    def hedge(self, provider: str, *, won: bool) -> None:
+        self.hedges.labels(self.provider(provider), "won" if won else "sent").inc()
 
     def set_breaker_state(self, provider: str, state: str) -> None:
         p = self.provider(provider)

@@ -137,13 +137,24 @@ class Telemetry:
 
     # -- events (gateway.observability.events) -----------------------------------------------------------------
 
-    def breaker_transition(self, provider: str, old: str, new: str) -> None:
-        self.metrics.breaker_transition(provider, old, new)
+    def breaker_transition(self, provider: str, old: str, new: str, reason: str) -> None:
+        self.metrics.breaker_transition(provider, old, new, reason)
         level = "warning" if new == "open" else "info"
-        self.logs.event("breaker_transition", level=level, provider=provider, from_state=old, to_state=new)
+        self.logs.event(
+            "breaker_transition", level=level, provider=provider, from_state=old, to_state=new, reason=reason
+        )
+
+    def slow_call(self, provider: str) -> None:
+        self.metrics.slow_call(provider)
 
     def retry_budget_exhausted(self, provider: str) -> None:
         self.metrics.retry_budget_exhausted_for(provider)
+
+    def hedge_sent(self, provider: str) -> None:
+        self.metrics.hedge(provider, won=False)
+
+    def hedge_won(self, provider: str) -> None:
+        self.metrics.hedge(provider, won=True)
 
     def state_store_failure(self, operation: str, error: str) -> None:
         self.metrics.state_store_failure(operation)

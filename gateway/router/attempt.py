@@ -7,10 +7,16 @@ limits to the request deadline, applies chaos, and calls the adapter. It ends in
 client — when the relay (gateway/router/relay.py) is done with it. ``end`` frees the provider slot, then gives the
 verdict on the provider (breaker, retry budget, latency, quota cool-off) or, when the request went away or ran out
 of its own time, gives a half-open probe back without one.
+
+With ``breaker.slow_call_s`` set, an attempt that has no answer (the JSON body, or the stream's head) that long
+after it got its provider slot counts as a slow call in its breaker at that moment (a timer), not when it ends:
+a hung upstream opens its breaker after ``slow_call_s`` even if its attempts are cancelled (a hedge won) rather
+than timed out. An answer that came later than ``slow_call_s`` before the timer ran counts as slow at ``end``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +35,7 @@ from gateway.router.chaos import Chaos, Injection, injected_error
 from gateway.router.cooloff import QuotaCooloffs
 from gateway.router.deadline import AttemptLimits, DeadlineReached, within
 from gateway.router.guardrails import Guardrails, note_actions
+from gateway.router.latency import TtftWindow
 from gateway.router.relay import Relay
 from gateway.router.retry import provider_refused
 from gateway.router.retrybudget import RetryBudget
@@ -48,11 +55,31 @@ class Policies:
     shedder: LoadShedder
     cooloffs: QuotaCooloffs
     latency: LatencyEwma
+    ttft: TtftWindow
     limits: AttemptLimits
     chaos: Chaos
     guardrails: Guardrails
     events: RouterEvents
     relay: Relay
+    slow_call_s: float | None = None  # breaker.slow_call_s
+
+
+class Race:
+    """Two attempts of one request (a hedge): the first to answer wins; the other loses when it answers."""
+
+    __slots__ = ("winner",)
+
+    def __init__(self) -> None:
+        self.winner: Attempt | None = None
+
+    def claim(self, attempt: Attempt) -> bool:
+        if self.winner is None:
+            self.winner = attempt
+        return self.winner is attempt
+
+
+class RaceLost(Exception):
+    """The attempt answered after the other attempt of its race: it ends as cancelled, without a verdict."""
 
 
 def note_transition(call: Call, event: Transition | None) -> None:
@@ -64,7 +91,21 @@ def note_transition(call: Call, event: Transition | None) -> None:
 class Attempt:
     """One route tried once (see the module's docstring). Holds the breaker probe from creation on."""
 
-    __slots__ = ("_call", "_ended", "_p", "_slot", "_t0", "key", "record", "route")
+    __slots__ = (
+        "_call",
+        "_ended",
+        "_late",
+        "_p",
+        "_sent",
+        "_slot",
+        "_slow",
+        "_t0",
+        "_watch",
+        "key",
+        "race",
+        "record",
+        "route",
+    )
 
     def __init__(self, policies: Policies, call: Call, route: Route, key: str) -> None:
         self._p = policies
@@ -72,9 +113,13 @@ class Attempt:
         self.route = route
         self.key = key  # the breaker's key
         self.record: AttemptRecord | None = None  # the request log's entry, once the attempt is under way
+        self.race: Race | None = None  # set when the attempt is hedged
         self._slot = False  # holds a slot at the provider
         self._ended = False
-        self._t0 = 0.0
+        self._t0 = self._sent = 0.0
+        self._watch: asyncio.Task[None] | None = None  # the slow-call timer
+        self._slow = False  # counted as a slow call
+        self._late = False  # answered after slow_call_s, before the timer ran
 
     @property
     def provider(self) -> str:
@@ -89,6 +134,7 @@ class Attempt:
         except BaseException:  # shed, out of time, or cancelled before the call
             await self.end(cancelled=True)
             raise
+        self._watch_slow()
         try:
             consumer = call.consumer.name if call.consumer is not None else None
             injection = p.chaos.decide(self.provider, self.route.model, consumer, group=group)
@@ -127,6 +173,20 @@ class Attempt:
         call.record.attempts.append(self.record)
         call.record.provider = provider
         return limits
+
+    def _watch_slow(self) -> None:
+        self._sent = self._p.clock.monotonic()
+        if self._p.slow_call_s is not None:
+            self._watch = asyncio.create_task(self._went_slow(self._p.slow_call_s))
+
+    async def _went_slow(self, after_s: float) -> None:
+        await self._p.clock.sleep(after_s)
+        await self._note_slow()
+
+    async def _note_slow(self) -> None:
+        self._slow = True
+        self._p.events.slow_call(self.provider)
+        note_transition(self._call, await self._p.breakers.slow(self.key))
 
     def _bounded_by_deadline(self, limits: AttemptTimeouts, stream: bool) -> bool:
         """Could the adapter's own waits outlast the deadline? Then the attempt needs a timer of its own.
@@ -192,11 +252,18 @@ class Attempt:
 
     # -- how it ends -----------------------------------------------------------------------------------------
     def answered(self) -> float:
-        """The provider answered (a JSON body, or a stream's head): its time to first byte, noted and returned."""
+        """The provider answered (a JSON body, or a stream's head): its time to first byte, noted and returned.
+        Raises :class:`RaceLost` when the other attempt of its race answered first."""
         assert self.record is not None
+        if self.race is not None and not self.race.claim(self):
+            raise RaceLost(self.provider)
         self.record.status = 200
-        self.record.duration_s = ttfb = self._p.clock.monotonic() - self._t0
-        self._p.latency.observe(f"{self.provider}/{self.route.model}", ttfb)
+        now = self._p.clock.monotonic()
+        self.record.duration_s = ttfb = now - self._t0
+        key = f"{self.provider}/{self.route.model}"
+        self._p.latency.observe(key, ttfb)
+        self._p.ttft.observe(key, now, ttfb)
+        self._late = self._stop_watch(now)
         return ttfb
 
     def failed(self, exc: UpstreamError, limits: AttemptTimeouts) -> UpstreamError:
@@ -220,13 +287,29 @@ class Attempt:
                 self.record.outcome = "cancelled"
         if self._slot:
             p.shedder.release(self.provider)
+        await self._slow_at_end()
         if cancelled:
             p.breakers.release(self.key)
         elif failure is not None:
             await self._blame(failure)
         else:
             p.budget.on_outcome(self.provider, True, p.clock.monotonic())
-            note_transition(self._call, await p.breakers.record(self.key, True))
+            note_transition(self._call, await p.breakers.record(self.key, True, counted=self._slow))
+
+    async def _slow_at_end(self) -> None:
+        """Count the call as slow now if it was (answered late, or ended without an answer past ``slow_call_s``)
+        and the timer did not."""
+        if self._late or self._stop_watch(self._p.clock.monotonic()):
+            self._late = False
+            await self._note_slow()
+
+    def _stop_watch(self, now: float) -> bool:
+        """Stop the slow-call timer if it has not run; True when the call was slow all the same."""
+        watch, self._watch = self._watch, None
+        if watch is None or self._slow:
+            return False
+        watch.cancel()
+        return now - self._sent >= (self._p.slow_call_s or 0.0)
 
     async def _blame(self, failure: UpstreamError) -> None:
         p, provider = self._p, self.provider
@@ -241,4 +324,4 @@ class Attempt:
             self._call.record.decisions.setdefault("quota_exhausted", []).append(provider)
             return
         p.budget.on_outcome(provider, False, p.clock.monotonic())
-        note_transition(self._call, await p.breakers.record(self.key, False))
+        note_transition(self._call, await p.breakers.record(self.key, False, counted=self._slow))

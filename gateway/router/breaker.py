@@ -3,9 +3,16 @@
 ::
 
     closed ──(failure rate >= failure_rate over window_s with >= min_calls, or consecutive_failures)──> open
+    closed ──(slow-call rate >= slow_call_rate over window_s with >= min_calls, or consecutive_slow_calls)──> open
     open ──(cooloff_s elapsed)──> half_open
     half_open ──(half_open_probes successes)──> closed
-    half_open ──(any probe failure)──> open
+    half_open ──(any probe failure, or any probe slower than slow_call_s)──> open
+
+A call counts in the window once, when its first verdict is known: when it ends (:meth:`CircuitBreaker.record`),
+or earlier, the moment it has run for ``slow_call_s`` without an answer (:meth:`CircuitBreaker.slow`: a hung
+upstream opens the breaker after ``slow_call_s``, not after the first-byte timeout). A slow call that then fails
+adds its failure to the window without counting the call again (``counted``); a call that times out is both slow
+and failed. Slow-call breaking is off while ``slow_call_s`` is unset.
 
 Every transition is returned as a :class:`Transition` (an event for listeners: log, metric, request log).
 Time is epoch seconds passed in (the state is shared between replicas, so it is wall time, from the injected
@@ -33,7 +40,9 @@ class Transition:
     from_state: State
     to_state: State
     at: float
-    reason: str  # failure_rate | consecutive_failures | cooloff_elapsed | probe_failed | probes_succeeded | shared
+    # failure_rate | consecutive_failures | slow_call_rate | consecutive_slow_calls | cooloff_elapsed | probe_failed |
+    # probe_slow | probes_succeeded | shared
+    reason: str
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -57,8 +66,10 @@ class CircuitBreaker:
         "_s",
         "_slice",
         "_slots",
+        "_slow",
         "changed_at",
         "consecutive",
+        "consecutive_slow",
         "key",
         "open_until",
         "state",
@@ -72,9 +83,11 @@ class CircuitBreaker:
         self.open_until = 0.0
         self.changed_at = 0.0
         self.consecutive = 0
+        self.consecutive_slow = 0
         self._slots = [-1] * settings.buckets
         self._calls = [0] * settings.buckets
         self._fails = [0] * settings.buckets
+        self._slow = [0] * settings.buckets
         self._probes_admitted = 0
         self._probes_ok = 0
 
@@ -87,14 +100,21 @@ class CircuitBreaker:
 
     def window(self, now: float) -> tuple[int, int]:
         """(calls, failures) in the sliding window."""
+        calls, fails, _ = self.counts(now)
+        return calls, fails
+
+    def counts(self, now: float) -> tuple[int, int, int]:
+        """(calls, failures, slow calls) in the sliding window. A slow call's failure may land in a later slice
+        than the call: failures are capped at the calls."""
         slot = int(now // self._slice)
         n = len(self._slots)
-        calls = fails = 0
+        calls = fails = slow = 0
         for i in range(n):
             if slot - n < self._slots[i] <= slot:
                 calls += self._calls[i]
                 fails += self._fails[i]
-        return calls, fails
+                slow += self._slow[i]
+        return calls, min(fails, calls), slow
 
     # -- deciding ------------------------------------------------------------------------------------------
     def allow(self, now: float) -> tuple[bool, Transition | None]:
@@ -117,7 +137,8 @@ class CircuitBreaker:
         if self.state is State.HALF_OPEN and self._probes_admitted > self._probes_ok:
             self._probes_admitted -= 1
 
-    def record(self, ok: bool, now: float) -> Transition | None:
+    def record(self, ok: bool, now: float, *, counted: bool = False) -> Transition | None:
+        """The verdict of a call that ended; ``counted``: :meth:`slow` counted the call already."""
         if self.state is State.OPEN:
             return None  # an attempt admitted before the breaker opened
         if self.state is State.HALF_OPEN:
@@ -127,15 +148,34 @@ class CircuitBreaker:
             if self._probes_ok >= self._s.half_open_probes:
                 return self._move(State.CLOSED, now, "probes_succeeded")
             return None
-        self._add(ok, now)
+        self._add(now, call=not counted, failed=not ok)
         self.consecutive = 0 if ok else self.consecutive + 1
+        if ok and not counted:
+            self.consecutive_slow = 0  # a call that answered in time
         if self._s.consecutive_failures and self.consecutive >= self._s.consecutive_failures:
             return self._open(now, "consecutive_failures")
         if ok:
             return None
-        calls, fails = self.window(now)
+        calls, fails, _ = self.counts(now)
         if calls >= self._s.min_calls and fails / calls >= self._s.failure_rate:
             return self._open(now, "failure_rate")
+        return None
+
+    def slow(self, now: float) -> Transition | None:
+        """A call admitted by this breaker has run for ``slow_call_s`` without an answer: it counts now, as a
+        slow call (its verdict, when it ends, goes to :meth:`record` with ``counted``)."""
+        if self.state is State.OPEN:
+            return None
+        if self.state is State.HALF_OPEN:
+            return self._open(now, "probe_slow")
+        self._add(now, call=True, slow=True)
+        self.consecutive_slow += 1
+        s = self._s
+        if s.consecutive_slow_calls and self.consecutive_slow >= s.consecutive_slow_calls:
+            return self._open(now, "consecutive_slow_calls")
+        calls, _, slow = self.counts(now)
+        if calls >= s.min_calls and slow / calls >= s.slow_call_rate:
+            return self._open(now, "slow_call_rate")
         return None
 
     def adopt(self, state: State, open_until: float, changed_at: float, now: float) -> Transition | None:
@@ -158,17 +198,16 @@ class CircuitBreaker:
         self.changed_at = now
         self._probes_admitted = self._probes_ok = 0
         if to is not State.HALF_OPEN:
-            self.consecutive = 0
+            self.consecutive = self.consecutive_slow = 0
             self._slots = [-1] * len(self._slots)
         return event
 
-    def _add(self, ok: bool, now: float) -> None:
+    def _add(self, now: float, *, call: bool = True, failed: bool = False, slow: bool = False) -> None:
         slot = int(now // self._slice)
         i = slot % len(self._slots)
         if self._slots[i] != slot:
             self._slots[i] = slot
-            self._calls[i] = 0
-            self._fails[i] = 0
-        self._calls[i] += 1
-        if not ok:
-            self._fails[i] += 1
+            self._calls[i] = self._fails[i] = self._slow[i] = 0
+        self._calls[i] += call
+        self._fails[i] += failed
+        self._slow[i] += slow

@@ -180,9 +180,16 @@ class Breakers:
             del self._breakers[key]
             self._synced.pop(key, None)
 
-    async def record(self, key: str, ok: bool) -> Transition | None:
+    async def record(self, key: str, ok: bool, *, counted: bool = False) -> Transition | None:
         b = self.get(key)
-        event = b.record(ok, self._clock.now())
+        return await self._after(b, b.record(ok, self._clock.now(), counted=counted))
+
+    async def slow(self, key: str) -> Transition | None:
+        """A call to ``key`` has been running for ``slow_call_s`` (see :meth:`CircuitBreaker.slow`)."""
+        b = self.get(key)
+        return await self._after(b, b.slow(self._clock.now()))
+
+    async def _after(self, b: CircuitBreaker, event: Transition | None) -> Transition | None:
         if event is not None:
             self._emit(event)
             await self._publish(b)

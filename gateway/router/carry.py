@@ -9,6 +9,8 @@ A reload builds a new :class:`~gateway.router.orchestrator.Router` from the new 
 * the in-flight counts and queues of the load shedder: always the same object, given the new ``router.shedding``;
 * the retry budget and the quota cool-offs: the same objects when their settings are unchanged, else new ones;
 * latency averages: those of the routes that still exist, smoothed from now on with the new ``ewma_alpha``;
+* TTFT samples (hedging's quantile): those of the routes that still exist, kept under the new ``router.hedging``
+  bounds;
 * chaos: the same object (rules set through ``PUT /admin/chaos`` and its random stream stay), given the file's
   ``router.chaos`` only when that section changed.
 
@@ -23,6 +25,7 @@ from collections.abc import Collection
 from gateway.router.attempt import Policies
 from gateway.router.breaker import State
 from gateway.router.breakers import Breakers
+from gateway.router.latency import TtftWindow
 from gateway.router.selection import LatencyEwma
 from gateway.settings.router import RouterSettings
 
@@ -45,6 +48,7 @@ def carry_over(
     if old_settings.breaker.quota_cooloff_s == new_settings.breaker.quota_cooloff_s:
         new.cooloffs = old.cooloffs
     new.latency = _latency(old.latency, new_settings.scoring.ewma_alpha, routes)
+    _ttft(old.ttft, new.ttft, routes)
     if old_settings.chaos != new_settings.chaos:
         old.chaos.update(new_settings.chaos)
     new.chaos = old.chaos
@@ -76,3 +80,11 @@ def _latency(old: LatencyEwma, alpha: float, routes: Collection[tuple[str, str]]
     wanted = {f"{provider}/{model}" for provider, model in routes}
     kept.values.update((k, v) for k, v in old.values.items() if k in wanted)
     return kept
+
+
+def _ttft(old: TtftWindow, new: TtftWindow, routes: Collection[tuple[str, str]]) -> None:
+    wanted = {f"{provider}/{model}" for provider, model in routes}
+    for key, samples in old.samples.items():
+        if key in wanted:
+            for at, seconds in samples:
+                new.observe(key, at, seconds)

@@ -38,6 +38,8 @@ from gateway.router.client_errors import client_error
 from gateway.router.cooloff import QuotaCooloffs
 from gateway.router.deadline import AttemptLimits, DeadlineReached, request_deadline
 from gateway.router.guardrails import Guardrails
+from gateway.router.hedge import Hedger
+from gateway.router.latency import TtftWindow
 from gateway.router.relay import Relay
 from gateway.router.retrybudget import RetryBudget
 from gateway.router.routerevents import BreakerEventsListener, RouterEvents
@@ -87,11 +89,13 @@ class Router:
             shedder=LoadShedder(r.shedding, clock, on_queue_depth=self.events.queue_depth),
             cooloffs=QuotaCooloffs(r.breaker.quota_cooloff_s),
             latency=LatencyEwma(r.scoring.ewma_alpha),
+            ttft=TtftWindow(r.hedging.max_samples, r.hedging.window_s),
             limits=AttemptLimits(r.timeouts),
             chaos=Chaos(r.chaos, rng.child("chaos")),
             guardrails=guardrails,
             events=self.events,
             relay=Relay(clock, guardrails, self.events),
+            slow_call_s=r.breaker.slow_call_s,
         )
         p = self.policies
         if previous is not None:
@@ -108,6 +112,7 @@ class Router:
             cooloffs=p.cooloffs,
             latency=p.latency,
         )
+        self._hedger = Hedger(r.hedging, p, self._admit)
         self._retry_rng = rng.child("retry")
         self._providers = list(adapters)
 
@@ -184,7 +189,7 @@ class Router:
                 continue
             routes.tried.append(route)
             try:
-                return await attempt.run(priority, routes.group.name)
+                return await self._hedger.run(call, routes, attempt, priority)
             except UpstreamError as exc:
                 last = exc
             except Shed as s:

@@ -65,10 +65,10 @@ class Relay:
                 head.append(chunk)
                 if _has_content(chunk) or _finished(chunk) or chunk.get("usage"):
                     break
+            attempt.answered()  # may raise: a hedge's other attempt answered first
         except BaseException:
             await stream.aclose()
             raise
-        attempt.answered()
         body = self._run(call, attempt, stream, it, head, limits)
 
         async def unstarted() -> None:  # the reply was never read (sending its head failed)

@@ -29,4 +29,4 @@ class BreakerEventsListener:
 
     def on_transition(self, event: Transition) -> None:
         provider = event.key.split("/", 1)[0]
-        self._events.breaker_transition(provider, str(event.from_state), str(event.to_state))
+        self._events.breaker_transition(provider, str(event.from_state), str(event.to_state), event.reason)

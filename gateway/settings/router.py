@@ -52,6 +52,23 @@ class BreakerSettings(_Model):
     shared: bool = Field(default=True, description="share state across replicas through the state store")
     cache_s: float = Field(default=0.5, ge=0, description="local cache of the shared state")
     quota_cooloff_s: float = Field(default=300.0, gt=0, description="skip a provider after insufficient_quota")
+    slow_call_s: float | None = Field(
+        default=None, gt=0, description="an attempt with no answer after this long is slow; none: not counted"
+    )
+    slow_call_rate: float = Field(default=1.0, gt=0, le=1, description="share of slow calls in the window that opens")
+    consecutive_slow_calls: int = Field(default=0, ge=0, description="slow calls in a row that open; 0: off")
+
+
+class HedgeSettings(_Model):
+    """Hedged requests (docs/ROUTING.md, "Hedging"): off unless ``enabled`` or the route is in ``routes``."""
+
+    enabled: bool = Field(default=False, description="hedge attempts on every route")
+    routes: list[str] = Field(default=[], description="hedge attempts on these routes only (provider/model)")
+    quantile: float = Field(default=0.95, gt=0, lt=1, description="wait this quantile of the route's TTFT")
+    min_samples: int = Field(default=20, ge=1, description="no hedge before the route has this many samples")
+    window_s: float = Field(default=60.0, gt=0, description="TTFT samples older than this are forgotten")
+    max_samples: int = Field(default=200, ge=1, description="TTFT samples kept per route")
+    min_delay_s: float = Field(default=0.0, ge=0, description="never hedge sooner than this")
 
 
 class SheddingSettings(_Model):
@@ -123,6 +140,7 @@ class RouterSettings(_Model):
     retry: RetrySettings = RetrySettings()
     budget: BudgetSettings = BudgetSettings()
     breaker: BreakerSettings = BreakerSettings()
+    hedging: HedgeSettings = HedgeSettings()
     shedding: SheddingSettings = SheddingSettings()
     scoring: ScoringSettings = ScoringSettings()
     groups: dict[str, GroupPolicy] = Field(default={}, description="per model group, by group name")

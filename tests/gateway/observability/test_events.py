@@ -36,8 +36,8 @@ def test_a_configuration_error_at_start_is_one_json_event(tmp_path: Path, capsys
 def test_breaker_transition_is_logged_and_counted() -> None:
     k = kit(make_settings())
     k.clock.advance(5.0)
-    k.telemetry.breaker_transition("openai-sim", "closed", "open")
-    k.telemetry.breaker_transition("openai-sim", "open", "half_open")
+    k.telemetry.breaker_transition("openai-sim", "closed", "open", "failure_rate")
+    k.telemetry.breaker_transition("openai-sim", "open", "half_open", "cooloff_elapsed")
     lines = [json.loads(x) for x in k.log.getvalue().splitlines()]
     assert lines == [
         {
@@ -47,6 +47,7 @@ def test_breaker_transition_is_logged_and_counted() -> None:
             "provider": "openai-sim",
             "from_state": "closed",
             "to_state": "open",
+            "reason": "failure_rate",
         },
         {
             "ts": k.clock.now(),
@@ -55,6 +56,7 @@ def test_breaker_transition_is_logged_and_counted() -> None:
             "provider": "openai-sim",
             "from_state": "open",
             "to_state": "half_open",
+            "reason": "cooloff_elapsed",
         },
     ]
     text = k.telemetry.metrics.exposition().decode()
@@ -62,6 +64,7 @@ def test_breaker_transition_is_logged_and_counted() -> None:
     assert 'faultline_breaker_state{provider="openai-sim",state="open"} 0.0' in text
     assert 'faultline_breaker_state{provider="vllm-sim",state="closed"} 1.0' in text  # every provider from the start
     assert 'faultline_breaker_transitions_total{from_state="closed",provider="openai-sim",to_state="open"} 1.0' in text
+    assert 'faultline_breaker_opens_total{provider="openai-sim",reason="failure_rate"} 1.0' in text
 
 
 async def test_an_unreachable_state_store_is_logged_counted_and_requests_still_served(

@@ -80,7 +80,7 @@ def test_unconfigured_consumer_model_and_route_are_not_labels() -> None:
 
 def test_events_breaker_gauge_is_one_hot_and_transitions_count() -> None:
     m = _metrics()
-    m.breaker_transition("openai-sim", "closed", "open")
+    m.breaker_transition("openai-sim", "closed", "open", "failure_rate")
     m.shed_request("queue_full")
     m.quota_rejected("alice", "rpm")
     m.guardrail_action("pii", "block")
@@ -129,7 +129,7 @@ def test_promtool_check_metrics_is_clean() -> None:
         duration_s=0.25,
         ttft_s=0.2,
     )
-    m.breaker_transition("openai-sim", "closed", "open")
+    m.breaker_transition("openai-sim", "closed", "open", "failure_rate")
     m.shed_request("queue_full")
     m.quota_rejected("alice", "rpm")
     m.guardrail_action("pii", "block")

@@ -97,8 +97,18 @@ class RecordingEvents(NullEvents):
     def __init__(self) -> None:
         self.seen: list[tuple[Any, ...]] = []
 
-    def breaker_transition(self, provider: str, old: str, new: str) -> None:
+    def breaker_transition(self, provider: str, old: str, new: str, reason: str) -> None:
         self.seen.append(("breaker_transition", provider, old, new))
+        self.seen.append(("breaker_reason", provider, new, reason))
+
+    def slow_call(self, provider: str) -> None:
+        self.seen.append(("slow_call", provider))
+
+    def hedge_sent(self, provider: str) -> None:
+        self.seen.append(("hedge_sent", provider))
+
+    def hedge_won(self, provider: str) -> None:
+        self.seen.append(("hedge_won", provider))
 
     def retry_budget_exhausted(self, provider: str) -> None:
         self.seen.append(("retry_budget_exhausted", provider))

@@ -125,6 +125,18 @@ def test_latency_averages_of_surviving_routes_are_kept_and_smoothed_with_the_new
     assert latency.values["openai/gpt-4o-mini"] == 2.0
 
 
+def test_ttft_samples_of_surviving_routes_are_kept_within_the_new_bounds() -> None:
+    clock = FakeClock()
+    old = _runtime(settings(), clock)
+    for v in (1.0, 2.0, 3.0):
+        old.router.policies.ttft.observe("openai/gpt-4o-mini", clock.monotonic(), v)
+    old.router.policies.ttft.observe("vllm/llama", clock.monotonic(), 0.1)
+    new = next_runtime(old, _without_vllm(hedging={"max_samples": 2}))
+    ttft = new.router.policies.ttft
+    assert set(ttft.samples) == {"openai/gpt-4o-mini"}
+    assert ttft.quantile("openai/gpt-4o-mini", 0.5, clock.monotonic(), min_samples=2) == 2.0  # the newest two
+
+
 def test_chaos_rules_set_at_run_time_survive_a_reload_that_leaves_the_chaos_section_alone() -> None:
     clock = FakeClock()
     old = _runtime(settings(), clock)

@@ -1,0 +1,56 @@
+"""Slow-call breaking through the router: a hung upstream opens its breaker ``slow_call_s`` after its calls
+started, not after the first-byte timeout (virtual time, simulators in process)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.clock import run_virtual
+from gateway.errors import GatewayError
+
+from .conftest import RecordingEvents, make_call, profile, runtime, send, settings
+
+HANG = profile({"type": "outage", "start_s": 0, "mode": "hang"})
+BREAKER = {"min_calls": 4, "failure_rate": 0.5, "consecutive_failures": 0, "cooloff_s": 5}
+SLOW = {**BREAKER, "slow_call_s": 2.0, "slow_call_rate": 0.5}
+
+
+def _hung_calls(breaker: dict[str, object]) -> tuple[float, list[float], RecordingEvents]:
+    """Four requests to a hung provider 0.1 s apart, then one at 3 s: (when its breaker last changed state,
+    each request's time to its answer, the events)."""
+    s = settings({"breaker": breaker, "retry": {"max_attempts": 1}})
+    events = RecordingEvents()
+
+    async def main() -> tuple[float, list[float]]:
+        rt, _ = runtime(s, openai=HANG, events=events)
+        t0 = rt.clock.now()
+
+        async def one(i: int, at: float) -> float:
+            await asyncio.sleep(at)
+            start = rt.clock.monotonic()
+            r, _ = await send(rt, make_call(rt, model="solo", n=i))
+            assert isinstance(r, GatewayError) and r.status in (503, 504)
+            return round(rt.clock.monotonic() - start, 6)
+
+        took = await asyncio.gather(*(one(i, at) for i, at in enumerate((0.0, 0.1, 0.2, 0.3, 3.0))))
+        changed = rt.router.breakers.get(rt.router.breakers.key("openai", "gpt-4o-mini")).changed_at
+        return round(changed - t0, 6), list(took)
+
+    changed, took = run_virtual(main())
+    return changed, took, events
+
+
+def test_a_hung_provider_opens_its_breaker_after_slow_call_s() -> None:
+    changed, took, events = _hung_calls(SLOW)
+    assert events.named("breaker_reason") == [("openai", "open", "slow_call_rate")]
+    assert changed == 2.3  # the fourth call (started at 0.3 s) went slow: 4 of 4 slow
+    assert events.named("slow_call") == [("openai",)] * 4
+    assert took == [30.0, 30.0, 30.0, 30.0, 0.0]  # the request at 3 s is refused at once: the breaker is open
+
+
+def test_without_slow_call_s_the_hung_provider_costs_every_request_the_first_byte_timeout() -> None:
+    changed, took, events = _hung_calls(BREAKER)
+    assert events.named("slow_call") == []
+    assert events.named("breaker_reason") == [("openai", "open", "failure_rate")]
+    assert changed == 30.3  # the fourth timeout
+    assert took == [30.0, 30.0, 30.0, 30.0, 30.0]  # the fifth request started before the first timeout
