@@ -108,11 +108,15 @@ class Telemetry:
 
     def follow(self, settings: Settings) -> None:
         """A reloaded configuration (gateway/reload.py): its consumers, models and providers become known label
-        values (those of earlier generations stay), its daily budgets feed the remaining-budget gauge."""
+        values (those of earlier generations stay; a new provider's breaker shows closed), its daily budgets feed
+        the remaining-budget gauge."""
         m = self.metrics
         m.consumer.extend(c.name for c in settings.consumers)
         m.model.extend(n for g in settings.models for n in (g.name, *g.aliases))
-        m.provider.extend(p.name for p in settings.providers)
+        new = [p.name for p in settings.providers if m.provider(p.name) != p.name]
+        m.provider.extend(new)
+        for name in new:
+            m.set_breaker_state(name, "closed")
         m.daily_budgets = {c.name: tpd for c in settings.consumers if (tpd := settings.limits_for(c).tpd)}
         self.tracing.name_providers({p.name: genai_provider(p.kind) for p in settings.providers})
 

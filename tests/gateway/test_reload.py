@@ -139,6 +139,24 @@ async def test_a_valid_file_is_served_from_the_next_request_on(gateway: Callable
     assert (status["generation"], status["last"]["result"]) == (2, "ok")
 
 
+async def test_a_new_provider_and_consumer_are_known_to_the_metrics(gateway: Callable[..., Any]) -> None:
+    client, _, path, _, app = await gateway()
+    raw = config()
+    raw["providers"].append({"name": "extra", "kind": "openai", "base_url": "http://openai.sim/v1"})
+    raw["models"][0]["routes"] = [{"provider": "extra", "model": "gpt-4o-mini"}]
+    raw["consumers"].append({"name": "newcomer", "key_sha256": hash_key("fl-test-newcomer")})
+    path.write_text(yaml.safe_dump(raw))
+    assert (await reload(client)).status_code == 200
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    r = await client.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer fl-test-newcomer"})
+    assert r.status_code == 200
+    assert sample(app, "faultline_breaker_state", {"provider": "extra", "state": "closed"}) == 1
+    attempts = {"provider": "extra", "outcome": "ok"}
+    assert sample(app, "faultline_upstream_attempts_total", attempts) == 1
+    requests = {"route": "/v1/chat/completions", "status": "200", "consumer": "newcomer", "model": "chat"}
+    assert sample(app, "faultline_requests_total", requests) == 1
+
+
 async def test_a_request_in_flight_finishes_on_the_generation_it_started_with(gateway: Callable[..., Any]) -> None:
     client, transport, path, _, _ = await gateway()
     transport.hold = asyncio.Event()
