@@ -162,6 +162,12 @@ class QuotaLimiter:
         """Settles waiting for the store to come back."""
         return len(self._unsettled)
 
+    async def replayed(self) -> None:
+        """Wait until the replay of queued settles in progress, if any, has ended (the queue emptied, or the store
+        failed again and what is left waits for the next successful call)."""
+        if self._replay is not None:
+            await asyncio.shield(self._replay)
+
     def now_ms(self) -> int:
         return int(self._clock.now() * 1000)
 

@@ -119,15 +119,11 @@ class ScriptMux:
                 self._connecting = asyncio.get_running_loop().create_task(self._connect())
             return  # written in order once connected
         batch, self._buffer = self._buffer, []
+        self._waiting.extend(future for _, future in batch)
         try:
             self._conn._writer.writelines(pack_commands([cmd for cmd, _ in batch]))
-        except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+        except Exception as exc:  # in flight when the connection failed: failed, and counted by the store as such
             self._drop(RedisConnectionError(f"writing to the state store failed: {exc}"))
-            return
-        self._waiting.extend(future for _, future in batch)
 
     async def _connect(self) -> None:
         try:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.quota.limiter import QuotaCounters, QuotaLimiter
-from gateway.quota.mux import ScriptMux
+from experiments.statefault import FlakyState
+from gateway.clock import FakeClock
+from gateway.quota.limiter import QuotaCounters
 from gateway.settings.store import StateSettings
 from gateway.store.statestore import StateStore
 
@@ -21,15 +23,34 @@ def store_for(client: Any, events: QuotaCounters, **state: Any) -> StateStore:
     return StateStore(client, StateSettings(**settings), events=events)
 
 
-def point_at(lim: QuotaLimiter, client: Any) -> None:
-    """The limiter's scripts (and the store's probes) now talk to ``client``: the store goes away (a dead port),
-    or comes back."""
-    remote, store = lim._remote, lim._store
-    store.redis = client
-    remote._redis = client
-    remote._check.registered_client = client
-    remote._settle.registered_client = client
-    remote._mux = ScriptMux(client, store=store)
+class SwitchedState(FlakyState):
+    """A state client that goes down and comes back when a test says so: :class:`FlakyState`
+    (experiments/statefault.py) over a real client, turned by hand instead of by its clock's outage windows.
+    Handed to the store through its constructor, as create_app's ``state`` is: no test reaches inside."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner, clock=FakeClock(), windows=())
+        self.dead = False
+
+    def down(self) -> bool:
+        return self.dead
+
+    async def revive(self) -> None:
+        """The store answers again. A few turns of the event loop first, no time: the connection dropped while it
+        was down is closed on tasks of its own, and fakeredis (unlike redis-py on a real server) fails the
+        reconnection of that connection object while its close is still in progress."""
+        for _ in range(5):
+            await asyncio.sleep(0)
+        self.dead = False
+
+
+async def until(condition: Callable[[], bool], turns: int = 1000) -> None:
+    """Let the event loop run other tasks (a probe, a replay) until ``condition`` holds: turns, not time."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"not reached in {turns} turns of the event loop")
 
 
 @pytest.fixture

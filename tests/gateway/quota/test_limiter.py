@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,7 +14,8 @@ from gateway.clock import FakeClock
 from gateway.errors import Unavailable
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter, replica_share
 from gateway.settings.quota import Limits, QuotaSettings
-from tests.gateway.quota.conftest import point_at, store_for
+from gateway.store.statestore import StateStore
+from tests.gateway.quota.conftest import SwitchedState, store_for, until
 from tests.processes import free_port
 from tests.tools import tool
 
@@ -21,12 +23,12 @@ DEAD = "redis://127.0.0.1:1/0"
 
 
 def limiter(
-    redis: aioredis.Redis, policy: str = "open", replicas: int = 1, prefix: str = "t", failures: int = 1
-) -> tuple[QuotaLimiter, QuotaCounters, FakeClock]:
+    redis: Any, policy: str = "open", replicas: int = 1, prefix: str = "t", failures: int = 1
+) -> tuple[QuotaLimiter, QuotaCounters, StateStore]:
     qs = QuotaSettings(failure_policy=policy, replicas=replicas, key_prefix=prefix)  # type: ignore[arg-type]
-    events, clock = QuotaCounters(), FakeClock()
+    events = QuotaCounters()
     store = store_for(redis, events, timeout_s=0.2, outage_after_failures=failures)
-    return QuotaLimiter(store, qs, clock=clock, events=events), events, clock
+    return QuotaLimiter(store, qs, clock=FakeClock(), events=events), events, store
 
 
 @pytest.fixture
@@ -66,12 +68,12 @@ async def test_fail_closed_answers_503(dead: aioredis.Redis) -> None:
 async def test_an_outage_takes_consecutive_failures_and_then_spares_the_store(dead: aioredis.Redis) -> None:
     """Each failed check gets the policy's answer; only ``outage_after_failures`` in a row declare an outage,
     after which requests no longer call the store at all."""
-    lim, events, _ = limiter(dead, "open", failures=3)
+    lim, events, store = limiter(dead, "open", failures=3)
     for n in (1, 2):
-        lim._store.begin_request()  # each check is a request of its own (a failed call ends a request's calls)
+        store.begin_request()  # each check is a request of its own (a failed call ends a request's calls)
         assert (await lim.check("a", 1, Limits(rpm=4)))[1] is not None  # admitted locally
         assert (events.errors, events.outages, lim.healthy) == ({"check": n}, 0, True)
-    lim._store.begin_request()
+    store.begin_request()
     await lim.check("a", 1, Limits(rpm=4))
     assert (events.errors, events.outages, lim.healthy) == ({"check": 3}, 1, False)
     await lim.check("a", 1, Limits(rpm=4))
@@ -80,23 +82,24 @@ async def test_an_outage_takes_consecutive_failures_and_then_spares_the_store(de
 
 
 async def test_a_probe_off_the_request_path_ends_the_outage_and_clears_the_local_windows(
-    state_store: aioredis.Redis, prefix: str, dead: aioredis.Redis
+    state_store: aioredis.Redis, prefix: str
 ) -> None:
-    lim, events, _ = limiter(state_store, "open", prefix=prefix)
+    state = SwitchedState(state_store)
+    lim, events, store = limiter(state, "open", prefix=prefix)
     await lim.start()
-    point_at(lim, dead)
+    state.dead = True
     local = [(await lim.check("a", 1, Limits(rpm=2)))[0] for _ in range(3)]
     assert [(d.admitted, d.kind) for d in local] == [(True, "ok"), (True, "ok"), (False, "requests")]
     assert not lim.healthy
-    point_at(lim, state_store)
-    await lim._store.recovery()  # no request needed: the probe task found the store back
+    await until(lambda: events.errors.get("probe", 0) >= 1)  # the probe, on its own task, found it down
+    await state.revive()
+    await store.recovery()  # no request needed: the probe task found the store back
     assert (lim.healthy, events.recoveries) == (True, 1)
-    assert events.errors.get("probe", 0) >= 1  # it had probed the dead store first: a real outage
-    assert events.false_outages == 0
-    lim._store.begin_request()  # a new request: the failure of the earlier one does not count
+    assert events.false_outages == 0  # it had probed the dead store first: a real outage
+    store.begin_request()  # a new request: the failure of the earlier one does not count
     back, _ = await lim.check("a", 1, Limits(rpm=2))
     assert (back.admitted, back.req_used) == (True, 1)  # Redis counts again, from its own window
-    point_at(lim, dead)
+    state.dead = True
     for _ in range(2):  # a new outage starts from empty local windows, not the previous outage's
         d, _ = await lim.check("a", 1, Limits(rpm=2))
         assert d.admitted and d.req_used <= 2
@@ -104,9 +107,9 @@ async def test_a_probe_off_the_request_path_ends_the_outage_and_clears_the_local
 
 
 async def test_an_outage_answered_by_its_first_probe_is_counted_false(state_store: aioredis.Redis, prefix: str) -> None:
-    lim, events, _ = limiter(state_store, "open", prefix=prefix)
-    lim._store.outage("check: TimeoutError")  # as if a slow moment had been taken for an outage
-    await lim._store.recovery()
+    lim, events, store = limiter(state_store, "open", prefix=prefix)
+    store.outage("check: TimeoutError")  # as if a slow moment had been taken for an outage
+    await store.recovery()
     assert (lim.healthy, events.outages, events.recoveries, events.false_outages) == (True, 1, 1, 1)
 
 
@@ -135,15 +138,14 @@ async def test_a_store_that_never_answers_times_out() -> None:
 
 
 @pytest.mark.redis
-async def test_fail_open_keeps_the_days_use_seen_on_the_store(
-    state_store: aioredis.Redis, prefix: str, dead: aioredis.Redis
-) -> None:
+async def test_fail_open_keeps_the_days_use_seen_on_the_store(state_store: aioredis.Redis, prefix: str) -> None:
     """An outage does not hand out a fresh daily budget: this replica starts from its share of the day's use."""
-    lim, events, _ = limiter(state_store, "open", replicas=2, prefix=prefix)
+    state = SwitchedState(state_store)
+    lim, events, _ = limiter(state, "open", replicas=2, prefix=prefix)
     limits = Limits(tpd=1000)
     d, _ = await lim.check("a", 600, limits)
     assert (d.admitted, d.day_used) == (True, 600)
-    point_at(lim, dead)
+    state.dead = True
     # this replica's share: 1000 // 2 = 500 a day, of which 600 / 2 = 300 already used
     a, _ = await lim.check("a", 150, limits)
     b, _ = await lim.check("a", 100, limits)
@@ -190,7 +192,7 @@ async def test_stop_and_restart_a_real_server(
     client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.2)
     try:
         await _ready(client)
-        lim, events, _ = limiter(client, policy)
+        lim, events, store = limiter(client, policy)
         await lim.start()
         limits = Limits(rpm=2)
         first, _ = await lim.check("a", 1, limits)
@@ -208,8 +210,8 @@ async def test_stop_and_restart_a_real_server(
 
         procs.append(_start(port))
         await _ready(client)
-        await lim._store.recovery()
-        lim._store.begin_request()  # a new request: the failure of the earlier one does not count
+        await store.recovery()
+        store.begin_request()  # a new request: the failure of the earlier one does not count
         back, _ = await lim.check("a", 1, limits)
         assert (back.admitted, back.req_used) == (True, 1)  # a fresh server: shared counting resumes
         second, _ = await lim.check("a", 1, limits)
