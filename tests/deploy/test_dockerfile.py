@@ -30,7 +30,7 @@ class Stage:
 
     def env(self) -> dict[str, str]:
         pairs = [p.split("=", 1) for v in self.values("ENV") for p in shlex.split(v)]
-        return dict(pairs)  # type: ignore[arg-type]
+        return dict(pairs)
 
     def copied(self) -> list[list[str]]:
         return [shlex.split(v) for v in self.values("COPY")]

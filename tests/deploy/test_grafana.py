@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -26,7 +27,7 @@ def _exported_names() -> set[str]:
     rec = RequestRecord("r", 0.0, consumer="a", model="m", status=200, tokens_in=1, retries=1)
     rec.attempts = [AttemptRecord("p", "m", 0.0, outcome="server_error"), AttemptRecord("q", "m", 0.0)]
     m.request_finished("/v1/chat/completions", rec, duration_s=1.0, ttft_s=0.5)
-    for call in (
+    calls: tuple[Callable[[], object], ...] = (
         lambda: m.breaker_transition("p", "closed", "open"),
         lambda: m.shed_request("x"),
         lambda: m.quota_decision("a", "tokens", "redis"),
@@ -35,7 +36,8 @@ def _exported_names() -> set[str]:
         lambda: m.state_store_failure("check"),
         lambda: m.retry_budget_exhausted_for("p"),
         lambda: m.set_budget_remaining("a", 1),
-    ):
+    )
+    for call in calls:
         call()
     names = set()
     for fam in text_string_to_metric_families(m.exposition().decode()):

@@ -48,6 +48,7 @@ def kinds(overlay: str) -> set[tuple[str, str]]:
 
 def gateway_container(overlay: str) -> dict[str, Any]:
     (container,) = obj(overlay, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"]
+    assert isinstance(container, dict)
     return container
 
 

@@ -6,6 +6,7 @@ The replay runs at a fifth of the scenario's length to stay cheap; the document'
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from experiments.incident import generate
 
@@ -25,7 +26,7 @@ SECTIONS = (
 )
 
 
-def test_incident_with_charts_links_every_png_relative_to_the_document(tmp_path):
+def test_incident_with_charts_links_every_png_relative_to_the_document(tmp_path: Path) -> None:
     out = generate(tmp_path / "docs" / "INCIDENT.md", tmp_path / "docs" / "incident", scale=0.2)
     text = out.read_text()
     positions = [text.index(s) for s in SECTIONS]
@@ -39,7 +40,7 @@ def test_incident_with_charts_links_every_png_relative_to_the_document(tmp_path)
     assert "fault starts: outage:503 on `openai`" in text
 
 
-def test_incident_without_charts_writes_no_images(tmp_path):
+def test_incident_without_charts_writes_no_images(tmp_path: Path) -> None:
     out = generate(tmp_path / "INCIDENT.md", tmp_path / "charts", scale=0.2, charts=False)
     text = out.read_text()
     assert "![" not in text and not (tmp_path / "charts").exists()

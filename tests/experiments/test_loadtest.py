@@ -33,7 +33,7 @@ def _opt(cmd: list[str], name: str) -> str:
     return cmd[cmd.index(name) + 1]
 
 
-def test_defaults_target_make_serve_with_the_web_ui(monkeypatch):
+def test_defaults_target_make_serve_with_the_web_ui(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FAULTLINE_API_KEY", raising=False)
     cmd = _cmd()
     assert cmd[1:3] == ["-m", "locust"]
@@ -43,7 +43,7 @@ def test_defaults_target_make_serve_with_the_web_ui(monkeypatch):
     assert "--headless" not in cmd and "--users" not in cmd
 
 
-def test_every_listener_binds_the_loopback_unless_told_otherwise():
+def test_every_listener_binds_the_loopback_unless_told_otherwise() -> None:
     assert _opt(_cmd(), "--web-host") == "127.0.0.1"
     assert _opt(_cmd("--headless", "--workers", "2"), "--master-bind-host") == "127.0.0.1"
     assert _opt(_cmd("--", "--master"), "--master-bind-host") == "127.0.0.1"
@@ -52,14 +52,14 @@ def test_every_listener_binds_the_loopback_unless_told_otherwise():
     assert (_opt(wide, "--web-host"), _opt(wide, "--master-bind-host")) == ("0.0.0.0", "0.0.0.0")
 
 
-def test_headless_fills_in_users_rate_and_run_time():
+def test_headless_fills_in_users_rate_and_run_time() -> None:
     cmd = _cmd("--headless", "--url", "http://gw:9000/", "--key", "k-123", "--users", "7")
     assert "--headless" in cmd
     assert (_opt(cmd, "--host"), _opt(cmd, "--api-key")) == ("http://gw:9000", "k-123")
     assert (_opt(cmd, "--users"), _opt(cmd, "--spawn-rate"), _opt(cmd, "--run-time")) == ("7", "2", "60s")
 
 
-def test_key_from_the_environment_and_extra_locust_arguments(monkeypatch):
+def test_key_from_the_environment_and_extra_locust_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAULTLINE_API_KEY", "from-env")
     cmd = _cmd("--stream-share", "1", "--", "--master", "--expect-workers", "2")
     assert _opt(cmd, "--api-key") == "from-env"
@@ -67,7 +67,7 @@ def test_key_from_the_environment_and_extra_locust_arguments(monkeypatch):
     assert cmd[-3:] == ["--master", "--expect-workers", "2"]
 
 
-def test_stream_share_out_of_range_is_refused():
+def test_stream_share_out_of_range_is_refused() -> None:
     from experiments.loadtest import main
 
     with pytest.raises(SystemExit) as exc:
@@ -90,7 +90,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.processes
-def test_locustfile_times_first_tokens_and_flags_every_failure_kind(tmp_path):
+def test_locustfile_times_first_tokens_and_flags_every_failure_kind(tmp_path: Path) -> None:
     profile = tmp_path / "faulty.yaml"
     profile.write_text(PROFILE)
     port = free_port()
@@ -127,14 +127,14 @@ def test_locustfile_times_first_tokens_and_flags_every_failure_kind(tmp_path):
     assert any("stream: ended without [DONE]" in e for n, e in failures if n == "chat stream"), failures
 
 
-def test_workers_run_locusts_distributed_mode_on_this_machine():
+def test_workers_run_locusts_distributed_mode_on_this_machine() -> None:
     cmd = _cmd("--headless", "--workers", "3")
     assert _opt(cmd, "--processes") == "3"
     assert _opt(cmd, "--master-bind-port") == _opt(cmd, "--master-port") != "5557"  # its own port
     assert "--processes" not in _cmd("--headless")
 
 
-def test_a_scenario_sets_pacing_mix_and_shape_instead_of_users_and_run_time():
+def test_a_scenario_sets_pacing_mix_and_shape_instead_of_users_and_run_time() -> None:
     from experiments.scenario_files import load_scenario
 
     sc = load_scenario("noisy-neighbor")
@@ -150,7 +150,7 @@ def test_a_scenario_sets_pacing_mix_and_shape_instead_of_users_and_run_time():
 @pytest.mark.parametrize(
     "argv", [["--scenario", "no-such-scenario"], ["--scenario", "baseline", "--users", "3"], ["--workers", "-1"]]
 )
-def test_bad_scenario_or_workers_are_refused(argv):
+def test_bad_scenario_or_workers_are_refused(argv: list[str]) -> None:
     from experiments.loadtest import main
 
     with pytest.raises(SystemExit) as exc:
@@ -158,7 +158,7 @@ def test_bad_scenario_or_workers_are_refused(argv):
     assert exc.value.code == 2
 
 
-def test_the_scenario_shape_follows_the_arrival_rate():
+def test_the_scenario_shape_follows_the_arrival_rate() -> None:
     from experiments.loadplan import paced_users
     from experiments.scenario_files import parse_scenario
 
@@ -193,7 +193,7 @@ def _start_instant_simulator(tmp_path: Path) -> tuple[subprocess.Popen[bytes], i
 
 
 @pytest.mark.processes
-def test_a_master_with_two_workers_counts_what_the_workers_sent(tmp_path):
+def test_a_master_with_two_workers_counts_what_the_workers_sent(tmp_path: Path) -> None:
     """Load for 3 s, then none for 5 s (more than locust's 3 s between a worker's reports), so every worker has
     reported all it sent before the master stops; the master's totals must then be the workers' sum."""
     raw = yaml.safe_load((ROOT / "experiments" / "scenarios" / "baseline.yaml").read_text())

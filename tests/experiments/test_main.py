@@ -14,7 +14,9 @@ from experiments.scenario_files import list_scenarios, load_scenario
 SCALE = ["--scale", "0.1", "--no-charts"]
 
 
-def test_list_names_every_scenario_with_the_first_sentence_of_its_description(capsys) -> None:
+def test_list_names_every_scenario_with_the_first_sentence_of_its_description(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert cli.main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list_scenarios()
@@ -41,14 +43,16 @@ def test_the_run_id_follows_mode_seed_and_scale_only() -> None:
     assert cli.run_id("real", 3, 0.25) == "real-s3-x0.25"
 
 
-def test_an_unknown_scenario_is_a_usage_error_listing_the_known_ones(tmp_path: Path, capsys) -> None:
+def test_an_unknown_scenario_is_a_usage_error_listing_the_known_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["run", "no-such-thing", "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no scenario 'no-such-thing'" in err and all(n in err for n in list_scenarios())
     assert not any(tmp_path.iterdir())
 
 
-def test_run_without_a_scenario_lists_them_and_runs_nothing(tmp_path: Path, capsys) -> None:
+def test_run_without_a_scenario_lists_them_and_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", "--runs-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "which scenario?" in err and all(n in err for n in list_scenarios())
@@ -65,7 +69,9 @@ def test_every_scenario_command_replays_unless_told_otherwise() -> None:
     assert "--mode $(MODE)" in makefile and "$(or $(MODE)" not in makefile
 
 
-def test_run_replays_into_a_new_run_dir_and_builds_the_report(tmp_path: Path, capsys) -> None:
+def test_run_replays_into_a_new_run_dir_and_builds_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["run", "baseline", "--mode", "replay", "--runs-dir", str(tmp_path), *SCALE]) == 0
     out = capsys.readouterr().out
     run_dir = tmp_path / "baseline-replay-s1-x0.1"
@@ -85,14 +91,18 @@ def test_run_replays_into_a_new_run_dir_and_builds_the_report(tmp_path: Path, ca
     assert len(shas) == 1  # same seed, same log
 
 
-def test_real_mode_without_its_runner_is_a_clear_usage_error(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_real_mode_without_its_runner_is_a_clear_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "experiments.realtime", None)  # makes the import fail
     assert cli.main(["run", "baseline", "--mode", "real", "--runs-dir", str(tmp_path)]) == 2
     assert "real-time mode is not available" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
-def test_a_failed_run_exits_1_and_keeps_its_directory(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_a_failed_run_exits_1_and_keeps_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def broken(*_args: object) -> None:
         raise RuntimeError("upstream simulator crashed")
 
@@ -102,7 +112,9 @@ def test_a_failed_run_exits_1_and_keeps_its_directory(tmp_path: Path, monkeypatc
     assert (tmp_path / "baseline-replay-s1-x0.1").is_dir()
 
 
-def test_all_runs_every_scenario_and_ends_with_a_table(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_all_runs_every_scenario_and_ends_with_a_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(cli, "list_scenarios", lambda: ["baseline", "misconfiguration"])
     assert cli.main(["all", "--mode", "replay", "--runs-dir", str(tmp_path), *SCALE]) == 0
     out = capsys.readouterr().out
@@ -113,7 +125,7 @@ def test_all_runs_every_scenario_and_ends_with_a_table(tmp_path: Path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline-replay-s1-x0.1", "misconfiguration-replay-s15-x0.1"]
 
 
-def test_load_workers_are_for_real_time_runs(tmp_path: Path, capsys) -> None:
+def test_load_workers_are_for_real_time_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", "baseline", "--load-workers", "2", "--runs-dir", str(tmp_path)]) == 2
     assert "--load-workers (WORKERS=n) is for real-time runs" in capsys.readouterr().err
     assert cli.parser().parse_args(["all", "--mode", "real", "--load-workers", "3"]).load_workers == 3

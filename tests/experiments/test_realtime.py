@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -54,7 +55,7 @@ def assert_nothing_left(run_dir: Path) -> None:
     raise AssertionError(f"processes left behind: {left}")
 
 
-def test_user_plan_follows_the_rate_and_never_drops():
+def test_user_plan_follows_the_rate_and_never_drops() -> None:
     sc = load_scenario("overload-shedding")
     plan = user_plan(sc)
     times = [t for t, _ in plan]
@@ -67,7 +68,7 @@ def test_user_plan_follows_the_rate_and_never_drops():
 
 # 12 s: both upstreams answer 503 from 2 s to 5 s (the simulators' timelines must start at the run's origin),
 # the state store is killed at 6 s and restarted at 9 s, and the batch client re-sends 502/503s twice.
-SMOKE = {
+SMOKE: dict[str, Any] = {
     "name": "realtime-smoke",
     "description": "Both upstreams fail for three seconds, then the state store dies for three more.",
     "seed": 3,
@@ -106,7 +107,7 @@ SMOKE = {
 
 
 @pytest.mark.processes
-def test_real_time_run_writes_the_run_directory_and_stops_every_process(tmp_path):
+def test_real_time_run_writes_the_run_directory_and_stops_every_process(tmp_path: Path) -> None:
     from experiments.realtime import run_realtime
 
     sc = parse_scenario(SMOKE)
@@ -174,7 +175,7 @@ run_realtime(scaled(load_scenario("baseline"), 0.5), Path(sys.argv[1]), scale=0.
     [(signal.SIGINT, "gateway.yaml"), (signal.SIGTERM, ".t0")],
     ids=["SIGINT-while-starting", "SIGTERM-under-load"],
 )
-def test_an_interrupted_run_stops_every_process(tmp_path, sig, when):
+def test_an_interrupted_run_stops_every_process(tmp_path: Path, sig: signal.Signals, when: str) -> None:
     """Ctrl-C while the processes are starting, SIGTERM while the load runs: either way nothing is left."""
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -208,7 +209,7 @@ def test_an_interrupted_run_stops_every_process(tmp_path, sig, when):
 
 
 @pytest.mark.processes
-def test_a_distributed_run_sends_every_arrival_once_across_its_workers(tmp_path):
+def test_a_distributed_run_sends_every_arrival_once_across_its_workers(tmp_path: Path) -> None:
     """locust as a master and two worker processes: each worker sends its share, together every arrival once,
     and the master's statistics add up the workers' calls."""
     import csv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import orjson
 
@@ -19,7 +20,7 @@ def _row(t: float, status: int, error: str | None = None) -> bytes:
     return orjson.dumps({"id": "c", "t": t, "status": status, "error": error}) + b"\n"
 
 
-def test_tail_reads_a_growing_log_including_a_line_cut_in_the_middle(tmp_path):
+def test_tail_reads_a_growing_log_including_a_line_cut_in_the_middle(tmp_path: Path) -> None:
     path = tmp_path / "client.jsonl"
     tail = ClientTail(path, window_s=5.0)
     tail.poll()  # no file yet
@@ -37,7 +38,7 @@ def test_tail_reads_a_growing_log_including_a_line_cut_in_the_middle(tmp_path):
     assert (rps, recent_errors) == (1 / 5, 0)
 
 
-def test_status_line_names_the_phase_the_active_faults_and_the_error_share(tmp_path):
+def test_status_line_names_the_phase_the_active_faults_and_the_error_share(tmp_path: Path) -> None:
     sc = load_scenario("openai-outage")
     tail = ClientTail(tmp_path / "client.jsonl")
     tail._add({"t": 40.0, "status": 200, "error": None})
@@ -52,7 +53,7 @@ def test_status_line_names_the_phase_the_active_faults_and_the_error_share(tmp_p
     assert "phase draining" in status_line(sc, 151.0, tail)  # past the duration, requests still in flight
 
 
-def test_plain_output_prints_a_line_every_period_and_messages_always():
+def test_plain_output_prints_a_line_every_period_and_messages_always() -> None:
     out = io.StringIO()
     p = Progress(stream=out, every_s=5.0)
     for t in (0.0, 1.0, 4.9, 5.0, 7.0, 10.5):
@@ -61,7 +62,7 @@ def test_plain_output_prints_a_line_every_period_and_messages_always():
     assert out.getvalue().splitlines() == ["at 0.0", "at 5.0", "at 10.5", "done"]
 
 
-def test_a_terminal_gets_one_line_rewritten_in_place():
+def test_a_terminal_gets_one_line_rewritten_in_place() -> None:
     out = _Tty()
     p = Progress(stream=out)
     p.update("a long first line", 0.0)
@@ -76,7 +77,7 @@ def test_a_terminal_gets_one_line_rewritten_in_place():
     assert text.count("\n") == 2
 
 
-def test_disabled_progress_writes_nothing():
+def test_disabled_progress_writes_nothing() -> None:
     out = _Tty()
     p = Progress(enabled=False, stream=out)
     p.update("x", 0.0)

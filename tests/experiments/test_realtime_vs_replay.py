@@ -50,7 +50,7 @@ def story(run_dir: Path) -> dict[str, Any]:
     ("name", "scale"),
     [("openai-outage", 0.1), ("overload-shedding", 0.2)],
 )
-def test_replay_and_real_time_agree_on_the_story(tmp_path, name, scale):
+def test_replay_and_real_time_agree_on_the_story(tmp_path: Path, name: str, scale: float) -> None:
     from experiments.realtime import run_realtime
 
     sc = scaled(load_scenario(name), scale)

@@ -10,32 +10,34 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from experiments.scenario import SCENARIOS_DIR, ScenarioError
-from experiments.slocheck import main, run
+from experiments.slocheck import Replayer, main, run
 from reports.load import from_lines
 from reports.summary import compute
+from reports.summary_models import Summary
 from tests.reports.factory import T0, lines, outage_events, outage_run, outage_scenario
 
 
 @pytest.fixture(scope="module")
-def summary():
+def summary() -> Summary:
     run_data = from_lines(
         lines(outage_run(rate=5, seed=3)), lines(outage_events()), outage_scenario(), {"started_at": T0}
     )
     return compute(run_data).summary
 
 
-def _failing(text):
+def _failing(text: str) -> list[str]:
     """The table rows whose verdict column says FAIL (columns are separated by two spaces or more)."""
     return [line for line in text.splitlines() if re.search(r"\s{2}FAIL(\s{2}|$)", line)]
 
 
-def _replayer(summaries):
-    def replay(name, run_dir):
+def _replayer(summaries: dict[str, Summary]) -> Replayer:
+    def replay(name: str, run_dir: Path) -> Summary:
         if name not in summaries:
             raise ScenarioError(f"no scenario {name!r}")
         return summaries[name]
@@ -43,7 +45,7 @@ def _replayer(summaries):
     return replay
 
 
-def _run(tmp_path, summaries, names, **kw):
+def _run(tmp_path: Path, summaries: dict[str, Summary], names: list[str], **kw: Any) -> tuple[int, str]:
     return run(
         names,
         baselines_dir=tmp_path / "bl",
@@ -54,7 +56,7 @@ def _run(tmp_path, summaries, names, **kw):
     )
 
 
-def test_write_then_check_passes(tmp_path, summary):
+def test_write_then_check_passes(tmp_path: Path, summary: Summary) -> None:
     status, text = _run(tmp_path, {"openai-outage": summary}, ["openai-outage"], write=True)
     assert status == 0, text
     saved = json.loads((tmp_path / "bl" / "openai-outage.json").read_text())
@@ -63,11 +65,13 @@ def test_write_then_check_passes(tmp_path, summary):
     assert status == 0 and text.splitlines()[-1] == "slo-check: PASS"
 
 
-def test_a_tampered_baseline_fails_with_a_readable_table(tmp_path, summary):
+def test_a_tampered_baseline_fails_with_a_readable_table(tmp_path: Path, summary: Summary) -> None:
     _run(tmp_path, {"openai-outage": summary}, ["openai-outage"], write=True)
     path = tmp_path / "bl" / "openai-outage.json"
     base = json.loads(path.read_text())
-    base["figures"]["upstream_calls_per_request"] = summary["figures"]["upstream_calls_per_request"] - 0.3
+    calls = summary["figures"]["upstream_calls_per_request"]
+    assert calls is not None
+    base["figures"]["upstream_calls_per_request"] = calls - 0.3
     path.write_text(json.dumps(base))
     status, text = _run(tmp_path, {"openai-outage": summary}, ["openai-outage"])
     assert status == 1
@@ -80,7 +84,7 @@ def test_a_tampered_baseline_fails_with_a_readable_table(tmp_path, summary):
     assert text.splitlines()[-1] == "slo-check: FAIL (1 failing check(s))"
 
 
-def test_a_scenario_that_cannot_replay_fails_and_orphan_baselines_are_named(tmp_path, summary):
+def test_a_scenario_that_cannot_replay_fails_and_orphan_baselines_are_named(tmp_path: Path, summary: Summary) -> None:
     _run(tmp_path, {"gone": summary}, ["gone"], write=True)
     status, text = _run(tmp_path, {}, ["missing"], every_scenario=True)
     assert status == 1
@@ -88,14 +92,14 @@ def test_a_scenario_that_cannot_replay_fails_and_orphan_baselines_are_named(tmp_
     assert "baselines without a scenario (delete them?): gone" in text
 
 
-def test_write_with_an_overspent_budget_still_fails(tmp_path, summary):
+def test_write_with_an_overspent_budget_still_fails(tmp_path: Path, summary: Summary) -> None:
     broken = json.loads(json.dumps(summary))
     broken["slo_gate"]["budgets"][0] |= {"used_pct": 900.0, "held": False}
     status, text = _run(tmp_path, {"openai-outage": broken}, ["openai-outage"], write=True)
     assert status == 1 and "burned more than allowed" in text and "not baselined" in text
 
 
-def test_rebaseline_of_one_scenario_rewrites_only_its_baseline(tmp_path, summary):
+def test_rebaseline_of_one_scenario_rewrites_only_its_baseline(tmp_path: Path, summary: Summary) -> None:
     both = {"a": summary, "b": summary}
     _run(tmp_path, both, ["a", "b"], write=True)
     other = tmp_path / "bl" / "b.json"
@@ -109,13 +113,17 @@ def test_rebaseline_of_one_scenario_rewrites_only_its_baseline(tmp_path, summary
     assert '"schema": 2 ' in other.read_text()
 
 
-def test_a_new_scenario_without_a_baseline_is_reported_as_new_with_the_command(tmp_path, summary):
+def test_a_new_scenario_without_a_baseline_is_reported_as_new_with_the_command(
+    tmp_path: Path, summary: Summary
+) -> None:
     status, text = _run(tmp_path, {"fresh": summary}, ["fresh"])
     assert status == 0, text
     assert "new: fresh has no baseline yet; record one with `make rebaseline SCENARIO=fresh`" in text
 
 
-def test_end_to_end_a_change_that_burns_more_budget_than_declared_fails(tmp_path, capsys):
+def test_end_to_end_a_change_that_burns_more_budget_than_declared_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     raw = yaml.safe_load((SCENARIOS_DIR / "baseline.yaml").read_text())
     raw["expectations"] = []
     scenarios = tmp_path / "scenarios"
