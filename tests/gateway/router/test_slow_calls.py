@@ -54,3 +54,46 @@ def test_without_slow_call_s_the_hung_provider_costs_every_request_the_first_byt
     assert events.named("breaker_reason") == [("openai", "open", "failure_rate")]
     assert changed == 30.3  # the fourth timeout
     assert took == [30.0, 30.0, 30.0, 30.0, 30.0]  # the fifth request started before the first timeout
+
+
+def _cancelled_after(seconds: float) -> tuple[tuple[int, int, int], RecordingEvents, int]:
+    """One request to a hung provider, cancelled (the client left) after ``seconds``: the breaker's window, the
+    events, the provider's slots still held."""
+    events = RecordingEvents()
+
+    async def main() -> tuple[tuple[int, int, int], int]:
+        rt, _ = runtime(settings({"breaker": SLOW}), openai=HANG, events=events)
+        task = asyncio.create_task(send(rt, make_call(rt, model="solo")))
+        await asyncio.sleep(seconds)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        key = rt.router.breakers.key("openai", "gpt-4o-mini")
+        return rt.router.breakers.get(key).counts(rt.clock.now()), rt.router.shedder.in_flight_at("openai")
+
+    counts, held = run_virtual(main())
+    return counts, events, held
+
+
+def test_a_call_cancelled_past_slow_call_s_stays_counted_as_slow_once() -> None:
+    counts, events, held = _cancelled_after(3.0)
+    assert counts == (1, 0, 1) and events.named("slow_call") == [("openai",)] and held == 0
+
+
+def test_a_call_cancelled_before_slow_call_s_is_not_counted() -> None:
+    counts, events, held = _cancelled_after(1.0)
+    assert counts == (0, 0, 0) and events.named("slow_call") == [] and held == 0
+
+
+def test_calls_answered_in_time_are_not_slow() -> None:
+    events = RecordingEvents()
+
+    async def main() -> tuple[int, int, int]:
+        rt, _ = runtime(settings({"breaker": SLOW}), events=events)
+        for i in range(3):
+            r, _ = await send(rt, make_call(rt, model="solo", n=i, stream=i == 1))
+            assert not isinstance(r, GatewayError)
+        await asyncio.sleep(5.0)  # past slow_call_s: no timer left behind fires
+        return rt.router.breakers.get(rt.router.breakers.key("openai", "gpt-4o-mini")).counts(rt.clock.now())
+
+    assert run_virtual(main()) == (3, 0, 0)
+    assert events.named("slow_call") == []
