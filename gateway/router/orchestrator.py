@@ -279,3 +279,7 @@ def _check_config(settings: Settings, catalog: ModelCatalog, groups: Collection[
                 catalog.resolve(rule.model)
             except ModelNotFound:
                 raise ConfigError(f"router: task rule for unknown model {rule.model!r}") from None
+    known = {f"{route.provider}/{route.model}" for group in settings.models for route in group.routes}
+    for name in r.hedging.routes:
+        if name not in known:
+            raise ConfigError(f"router: hedging for unknown route {name!r} (provider/model of a route)")

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from gateway.call import Call, Reply
 from gateway.clock import run_virtual
+from gateway.config import ConfigError
 from gateway.errors import GatewayError
 from gateway.router.breaker import State
 from gateway.runtime import Runtime
@@ -205,3 +208,54 @@ def test_a_half_open_probe_that_loses_the_race_is_given_back() -> None:
     assert isinstance(r, Reply) and took == 0.25 and call.record.decisions["hedge"]["won"] is True
     assert call.record.attempts[0].outcome == "cancelled"
     assert state is State.HALF_OPEN and admitted  # the probe came back: another one may go
+
+
+def test_one_hedge_per_request_even_when_both_attempts_fail() -> None:
+    vllm_down = {"base": "instant", "timeline": [{"type": "outage", "start_s": 0, "mode": "overloaded"}]}
+    events = RecordingEvents()
+
+    async def main() -> tuple[Any, Call, float]:
+        rt, _ = runtime(_settings(retry={"max_attempts": 3}), openai=OPENAI_HANGS, vllm=vllm_down, events=events)
+        await _warm(rt)
+        r, _, call, took = await _hung(rt)
+        return r, call, took
+
+    r, call, took = run_virtual(main())
+    assert isinstance(r, GatewayError)
+    assert [a.provider for a in call.record.attempts] == ["openai", "vllm", "openai"]  # the third is a retry
+    assert events.named("hedge_sent") == [("vllm",)]  # the retry was not hedged again
+    assert took == 60.0 and call.record.attempts[2].outcome == "deadline"  # the retry hung to the deadline
+
+
+def test_no_hedge_that_would_start_past_the_request_deadline() -> None:
+    async def body(rt: Runtime) -> Any:
+        await _warm(rt)
+        await asyncio.sleep(10.0 - rt.clock.monotonic())
+        call = make_call(rt, headers={"x-request-timeout": "0.15"})  # the p95 wait (0.2 s) would outlive it
+        r, _ = await send(rt, call)
+        return r, call
+
+    (r, call), events, tr, _ = _run(_settings(), body)
+    assert isinstance(r, GatewayError) and r.status == 504
+    assert "hedge" not in call.record.decisions and events.named("hedge_sent") == [] and tr.calls["vllm.sim"] == 0
+
+
+def test_hedging_can_be_on_for_some_routes_only() -> None:
+    async def body(rt: Runtime) -> Any:
+        await _warm(rt)
+        return await _hung(rt)
+
+    on_openai = settings({"hedging": {"routes": ["openai/gpt-4o-mini"], "min_samples": 5}}, models=MODELS)
+    (_, _, call, took), _, _, _ = _run(on_openai, body)
+    assert took == 0.25 and call.record.decisions["hedge"]["won"] is True
+    on_vllm = settings({"hedging": {"routes": ["vllm/llama"], "min_samples": 5}}, models=MODELS)
+    (_, _, call, took), _, _, _ = _run(on_vllm, body)
+    assert took >= 30.0 and "hedge" not in call.record.decisions
+
+
+def test_hedging_an_unknown_route_is_a_configuration_error() -> None:
+    async def main() -> None:
+        runtime(settings({"hedging": {"routes": ["openai/gpt-5"]}}, models=MODELS))
+
+    with pytest.raises(ConfigError, match="hedging for unknown route 'openai/gpt-5'"):
+        run_virtual(main())
