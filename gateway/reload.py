@@ -124,7 +124,6 @@ class Reloader:
         self._serve = serve
         self._wiring = wiring
         self.last: Outcome | None = None
-        self.attempts = 0
         self._waiters: list[asyncio.Future[Outcome]] = []
         self._listening = False
 
@@ -182,7 +181,6 @@ class Reloader:
 
     def _done(self, outcome: Outcome, trigger: str) -> Outcome:
         self.last = outcome
-        self.attempts += 1
         rt = self.current
         fields: dict[str, Any] = {"trigger": trigger}
         fields.update({"changed": outcome.changed} if outcome.result == "ok" else {"errors": outcome.errors})
