@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from gateway.asgi import CallFactory, Edge, Receive, Scope, Send
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
+from gateway.connection.policy import STATE_KEY, ConnectionPolicy
 from gateway.openapi import ApiDocs
 from gateway.reload import Reloader, ReloadRoutes, ReloadWiring
 from gateway.rng import Rng
@@ -61,12 +62,15 @@ def create_app(
         transport=upstream_transport or AiohttpTransport(),
     )
 
+    # Published in the lifespan state, where uvicorn hands it to every connection (gateway/connection/).
+    connections = ConnectionPolicy.build(settings.server.limits, rt.telemetry.metrics.client_connection_closed)
+
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         await rt.start()
         reloader.start()
         try:
-            yield
+            yield {STATE_KEY: connections}
         finally:
             reloader.stop()
             await reloader.current.stop()  # the parts every generation shares, and those added since the start

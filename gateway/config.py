@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway.settings.budget import Budget, BudgetSettings
 from gateway.settings.cache import CacheSettings
+from gateway.settings.connection import ConnectionLimits
 from gateway.settings.db import DatabaseSettings
 from gateway.settings.idempotency import IdempotencySettings
 from gateway.settings.observability import ObservabilitySettings
@@ -39,6 +40,7 @@ class ServerSettings(_Model):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="0 disables the metrics listener")
+    limits: ConnectionLimits = ConnectionLimits()
 
 
 class Tier(Limits):

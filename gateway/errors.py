@@ -11,12 +11,15 @@ Client-facing errors are :class:`GatewayError`; each renders OpenAI's body
     ├── QuotaExhausted        403     insufficient_quota (daily budget spent)
     │   └── BudgetExceeded    403     budget_exceeded (a dollar budget: gateway/budget/)
     ├── ModelNotFound         404     model_not_found
+    ├── RequestTimeout        408     request_timeout (the request head or body came too slowly: gateway/connection/)
     ├── IdempotencyConflict   409     idempotency_in_progress (the first request with the key still runs)
     ├── PayloadTooLarge       413     request_too_large
     ├── IdempotencyMismatch   422     idempotency_key_reused (the key was used with another request body)
     ├── RateLimited           429     rate_limit_exceeded (type requests | tokens | concurrency)
+    ├── HeaderFieldsTooLarge  431     request_header_fields_too_large (too many header fields, or too many bytes)
     ├── UpstreamFailed        502     upstream_error
     ├── Unavailable           503     service_unavailable (shed, breakers open, state store down)
+    │   └── Overloaded        503     server_overloaded (the worker's connection cap)
     └── DeadlineExceeded      504     timeout
 
 Upstream failures seen by the router are :class:`gateway.adapters.upstreamerrors.UpstreamError` subclasses.
@@ -122,6 +125,12 @@ class MethodNotAllowed(GatewayError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
@@ -140,6 +149,12 @@ class RateLimited(GatewayError):
     code = "rate_limit_exceeded"
 
 
+class HeaderFieldsTooLarge(GatewayError):
+    status = 431
+    type = "invalid_request_error"
+    code = "request_header_fields_too_large"
+
+
 class UpstreamFailed(GatewayError):
     status = 502
     type = "server_error"
@@ -150,6 +165,10 @@ class Unavailable(GatewayError):
     status = 503
     type = "server_error"
     code = "service_unavailable"
+
+
+class Overloaded(Unavailable):
+    code = "server_overloaded"
 
 
 class DeadlineExceeded(GatewayError):

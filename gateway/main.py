@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(argv: list[str]) -> int:
+    from gateway.connection.protocol import GuardedHttpToolsProtocol
     from gateway.supervisor import run_server
 
     parser = argparse.ArgumentParser(prog="python -m gateway", description="Run the Faultline gateway.")
@@ -101,7 +102,8 @@ def serve(argv: list[str]) -> int:
         port=args.port or settings.server.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpToolsProtocol,  # httptools, with the limits against hostile clients (gateway/connection/)
+        ws="none",  # no WebSocket route: an Upgrade request is served as plain HTTP
         access_log=False,
         log_level="warning",
         # The gateway reads no client address, so uvicorn's X-Forwarded-For rewriting is pure cost (about 1 % of

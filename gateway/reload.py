@@ -37,6 +37,7 @@ RESTART_ONLY = (
     "server.host",
     "server.port",
     "server.metrics_port",
+    "server.limits",  # each connection's protocol reads them from the lifespan state, published once
     "state",
     "database",
     "observability",

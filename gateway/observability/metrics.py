@@ -263,6 +263,12 @@ class Metrics:
             "State-store outages whose first probe, sent the moment they were declared, was answered.",
             registry=r,
         )
+        self.client_connections_closed = Counter(
+            "faultline_client_connections_closed",
+            "Client connections closed or refused by a limit against hostile clients, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.state_store_lag_excused = Counter(
             "faultline_state_store_lag_excused",
             "State-store deadlines re-armed because the event loop itself was behind, not the store.",
@@ -399,6 +405,9 @@ class Metrics:
 
     def chaos_injected(self, fault: str, provider: str) -> None:
         self.chaos_injections.labels(self.word("fault", fault), self.provider(provider)).inc()
+
+    def client_connection_closed(self, reason: str) -> None:
+        self._child(self.client_connections_closed, self.word("connection_reason", reason)).inc()
 
     def state_store_failure(self, operation: str) -> None:
         self.state_store_failures.labels(self.word("operation", operation)).inc()
