@@ -44,10 +44,13 @@ class Hedger:
     def delay(self, call: Call, route: Route) -> float | None:
         """How long to wait before hedging an attempt on ``route`` (None: no hedge)."""
         s = self._s
-        if not (s.enabled or route_key(route) in self._routes) or "hedge" in call.record.decisions:
+        if not (s.enabled or self._routes) or "hedge" in call.record.decisions:
+            return None  # off: no work per attempt
+        key = route_key(route)
+        if not s.enabled and key not in self._routes:
             return None
         now = self._p.clock.monotonic()
-        q = self._p.ttft.quantile(route_key(route), s.quantile, now, s.min_samples)
+        q = self._p.ttft.quantile(key, s.quantile, now, s.min_samples)
         if q is None:
             return None
         wait = max(q, s.min_delay_s)
