@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 import yaml
 
@@ -41,6 +41,21 @@ class Service:
     port: int
     cmd: Sequence[str]
     ready_url: str
+
+
+class Process(Protocol):
+    """A started service, as :func:`serve` watches and stops it (subprocess.Popen)."""
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -77,7 +92,7 @@ def answers(url: str) -> bool:
 
 def wait_ready(
     services: Sequence[Service],
-    procs: Sequence[subprocess.Popen[bytes]],
+    procs: Sequence[Process],
     *,
     within_s: float,
     ready: Callable[[str], bool] = answers,
@@ -147,7 +162,7 @@ def serve(
     *,
     out: TextIO,
     err: TextIO,
-    spawn: Callable[[Sequence[str]], subprocess.Popen[bytes]],
+    spawn: Callable[[Sequence[str]], Process],
     ready: Callable[[str], bool] = answers,
     within_s: float = 30.0,
 ) -> int:
@@ -160,7 +175,7 @@ def serve(
             file=err,
         )
         return 1
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[Process] = []
     try:
         procs += [spawn(s.cmd) for s in svcs]
         problem = wait_ready(svcs, procs, within_s=within_s, ready=ready)
@@ -176,7 +191,7 @@ def serve(
         _stop(procs)
 
 
-def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+def _stop(procs: Sequence[Process]) -> None:
     for p in procs:
         with contextlib.suppress(ProcessLookupError):
             p.send_signal(signal.SIGTERM)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import socket
+from collections.abc import Sequence
 
 from gateway import devserver
 from gateway.devserver import Service, serve
@@ -45,12 +46,17 @@ def _services() -> list[Service]:
 
 def test_a_busy_port_stops_it_before_anything_starts() -> None:
     svcs = _services()
-    spawned: list[object] = []
+    spawned: list[Sequence[str]] = []
     out, err = io.StringIO(), io.StringIO()
+
+    def spawn(cmd: Sequence[str]) -> FakeProc:
+        spawned.append(cmd)
+        return FakeProc()
+
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", svcs[1].port))
         holder.listen()
-        status = serve(svcs, 0, out=out, err=err, spawn=lambda cmd: spawned.append(cmd) or FakeProc())  # type: ignore[func-returns-value]
+        status = serve(svcs, 0, out=out, err=err, spawn=spawn)
     assert status == 1 and spawned == [] and out.getvalue() == ""
     assert f"{svcs[1].port} (gateway)" in err.getvalue() and "already in use" in err.getvalue()
 
@@ -65,7 +71,7 @@ def test_the_banner_waits_until_every_process_answers() -> None:
         assert out.getvalue() == "", "the banner came before everything answered"
         return asked.count(url) >= 3  # each answers on its third try
 
-    status = serve(svcs, 0, out=out, err=err, spawn=lambda cmd: FakeProc(), ready=ready, within_s=60)  # type: ignore[arg-type,return-value]
+    status = serve(svcs, 0, out=out, err=err, spawn=lambda cmd: FakeProc(), ready=ready, within_s=60)
     assert status == 0
     assert out.getvalue().count("Faultline gateway") == 1
     assert f"http://127.0.0.1:{svcs[1].port}/v1" in out.getvalue()
@@ -80,7 +86,7 @@ def test_no_banner_when_the_gateway_never_answers() -> None:
         procs.append(FakeProc())
         return procs[-1]
 
-    status = serve(svcs, 0, out=out, err=err, spawn=spawn, ready=lambda url: "models" in url, within_s=0)  # type: ignore[arg-type]
+    status = serve(svcs, 0, out=out, err=err, spawn=spawn, ready=lambda url: "models" in url, within_s=0)
     assert status == 1 and out.getvalue() == ""
     assert "gateway did not answer" in err.getvalue()
     assert all(p.signals for p in procs)  # everything started is stopped

@@ -17,6 +17,8 @@ from gateway.keys.directory import KeyChanges, KeyDirectory
 from gateway.keys.keystore import KeyStore
 from gateway.keys.model import KeyCreate, KeyPatch
 from gateway.observability.logs import EventLog
+from gateway.settings.budget import Budget
+from gateway.store.client import StateClient
 from tests.gateway.keys.conftest import CONFIG_KEY, eventually, settings_with
 
 
@@ -25,7 +27,11 @@ def _digest(secret: str) -> str:
 
 
 def _directory(
-    store: KeyChanges, clock: Clock, log: io.StringIO | None = None, state: object = None, refresh_s: float = 1.0
+    store: KeyChanges,
+    clock: Clock,
+    log: io.StringIO | None = None,
+    state: StateClient | None = None,
+    refresh_s: float = 1.0,
 ) -> KeyDirectory:
     settings = settings_with("sqlite://", database={"url": "sqlite://", "keys": {"refresh_s": refresh_s}})
     return KeyDirectory(store, settings, clock=clock, log=EventLog(SystemClock(), stream=log), state=state)
@@ -90,7 +96,7 @@ async def test_a_key_that_would_shadow_the_configuration_is_not_loaded(store: Ke
 
 async def test_a_consumer_budget_reaches_its_keys(store: KeyStore, clock: FakeClock) -> None:
     d = _directory(store, clock)
-    made = await store.create(KeyCreate(name="a", consumer="team-x", budget={"usd_per_day": 1}), actor="t")
+    made = await store.create(KeyCreate(name="a", consumer="team-x", budget=Budget(usd_per_day=1)), actor="t")
     await d.refresh()
     await store.set_consumer_budget("team-x", 5.0, 50.0, actor="t")
     await d.refresh()

@@ -50,7 +50,8 @@ async def test_revoke_is_once_and_a_revoked_key_cannot_change(store: KeyStore) -
 
 
 async def test_every_change_has_its_audit_record(store: KeyStore, clock: FakeClock) -> None:
-    row = (await store.create(KeyCreate(name="a"), actor="alice"), clock.advance(1))[0].row
+    row = (await store.create(KeyCreate(name="a"), actor="alice")).row
+    clock.advance(1)
     await store.update(row.id, KeyPatch(priority=7), actor="bob")
     await store.revoke(row.id, actor="carol")
     await store.set_consumer_budget("team-x", 1.0, None, actor="dave")

@@ -4,10 +4,12 @@ small traced pipeline around it."""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -101,3 +103,20 @@ def pipeline(k: Kit, router: FakeRouter) -> Handler:
             await call.finish()
 
     return edge
+
+
+def attrs(span: ReadableSpan) -> Mapping[str, Any]:
+    """A finished span's attributes (every span the gateway ends has some)."""
+    assert span.attributes is not None, span.name
+    return span.attributes
+
+
+def parent_id(span: ReadableSpan) -> int:
+    """The span id of a span's parent (it must have one)."""
+    assert span.parent is not None, span.name
+    return span.parent.span_id
+
+
+def duration_ns(span: ReadableSpan) -> int:
+    assert span.start_time is not None and span.end_time is not None, span.name
+    return span.end_time - span.start_time

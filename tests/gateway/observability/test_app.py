@@ -14,6 +14,7 @@ from gateway.config import hash_key
 from gateway.observability.requestlog import read_records
 
 from .conftest import KEY, Gateway
+from .helpers import attrs, parent_id
 
 MARKER = "zq-private-7f3a9c1e-marker"
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -89,18 +90,18 @@ async def test_client_traceparent_is_the_parent_and_the_route_span_reaches_the_u
     assert {"POST /v1/chat/completions", "auth", "quota", "route", "chat gpt-4o-mini"} <= set(spans)
     root = spans["POST /v1/chat/completions"]
     assert f"{root.context.trace_id:032x}" == CLIENT_TRACE
-    assert root.parent is not None and f"{root.parent.span_id:016x}" == CLIENT_SPAN
+    assert root.parent is not None and f"{parent_id(root):016x}" == CLIENT_SPAN
     for child in ("auth", "quota", "route"):
-        assert spans[child].parent is not None and spans[child].parent.span_id == root.context.span_id
+        assert parent_id(spans[child]) == root.context.span_id
     route = spans["route"]
-    assert spans["chat gpt-4o-mini"].parent.span_id == route.context.span_id
+    assert parent_id(spans["chat gpt-4o-mini"]) == route.context.span_id
     (sent,) = gw.upstream.headers
     assert sent["traceparent"] == f"00-{CLIENT_TRACE}-{route.context.span_id:016x}-01"
     (line,) = [orjson.loads(x) for x in gw.log.getvalue().splitlines() if '"event":"request"' in x]
     assert line["trace_id"] == CLIENT_TRACE
-    assert root.attributes["gen_ai.usage.input_tokens"] == 7
-    assert root.attributes["gen_ai.usage.output_tokens"] == 5
-    assert root.attributes["gen_ai.provider.name"] == "openai"
+    assert attrs(root)["gen_ai.usage.input_tokens"] == 7
+    assert attrs(root)["gen_ai.usage.output_tokens"] == 5
+    assert attrs(root)["gen_ai.provider.name"] == "openai"
 
 
 async def test_without_a_client_traceparent_the_gateway_starts_the_trace(gateway: Callable[..., Any]) -> None:
@@ -131,9 +132,9 @@ async def test_guardrail_span_when_the_answer_is_redacted(gateway: Callable[...,
     await _stop(gw)
     spans = {s.name: s for s in gw.spans.get_finished_spans()}
     guard, root = spans["guardrail"], spans["POST /v1/chat/completions"]
-    assert guard.parent is not None and guard.parent.span_id == root.context.span_id
-    assert guard.attributes["faultline.guardrail.stage"] == "output"
-    (action,) = guard.attributes["faultline.guardrail.actions"]
+    assert parent_id(guard) == root.context.span_id
+    assert attrs(guard)["faultline.guardrail.stage"] == "output"
+    (action,) = attrs(guard)["faultline.guardrail.actions"]
     rule, _, what = action.rpartition(".")
     assert what == "redact"
     key = f'faultline_guardrail_actions_total{{action="redact",guardrail="{rule}"}} 1.0'
@@ -149,9 +150,9 @@ async def test_guardrail_span_when_the_input_check_refuses(gateway: Callable[...
     assert gw.upstream.headers == []
     spans = {s.name: s for s in gw.spans.get_finished_spans()}
     guard = spans["guardrail"]
-    assert guard.parent is not None and guard.parent.span_id == spans["POST /v1/chat/completions"].context.span_id
-    assert guard.attributes["faultline.guardrail.stage"] == "input"
-    assert guard.attributes["error.type"] == "content_filter"
+    assert parent_id(guard) == spans["POST /v1/chat/completions"].context.span_id
+    assert attrs(guard)["faultline.guardrail.stage"] == "input"
+    assert attrs(guard)["error.type"] == "content_filter"
     (record,) = read_records(gw.request_log)
     assert (record["status"], record["error_type"]) == (400, "content_filter")
 

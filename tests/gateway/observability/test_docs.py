@@ -37,11 +37,12 @@ def _metric_rows() -> dict[str, tuple[str, set[str]]]:
 
 
 def _code_metrics() -> dict[str, tuple[str, set[str]]]:
-    out = {}
+    out: dict[str, tuple[str, set[str]]] = {}
     metrics = Metrics()
     for value in [*vars(metrics).values(), *vars(metrics.reloads).values()]:
         if isinstance(value, MetricWrapperBase):
             kind = value._type
+            assert kind is not None
             name = value._name + ("_total" if kind == "counter" else "")
             out[name] = (kind, set(value._labelnames))
     return out

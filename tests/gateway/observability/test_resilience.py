@@ -9,6 +9,7 @@ from typing import Any
 from gateway.observability.requestlog import read_records
 
 from .conftest import KEY, Gateway
+from .helpers import attrs
 
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 # openai-sim first (vllm-sim has weight 0: always last), and every attempt on openai-sim gets an injected 503
@@ -51,11 +52,11 @@ async def test_chaos_fault_then_failover_is_counted_traced_logged_and_recorded(g
 
     spans = {s.name: s for s in gw.spans.get_finished_spans()}
     injected, answered = spans["chat gpt-4o-mini"], spans["chat llama-3-8b"]
-    assert injected.attributes["faultline.chaos.injected"] is True
-    assert injected.attributes["error.type"] == first["outcome"]
-    assert (injected.attributes["faultline.attempt"], answered.attributes["faultline.attempt"]) == (0, 1)
-    assert answered.attributes["gen_ai.provider.name"] == "vllm"
-    assert spans["POST /v1/chat/completions"].attributes["faultline.retries"] == 1
+    assert attrs(injected)["faultline.chaos.injected"] is True
+    assert attrs(injected)["error.type"] == first["outcome"]
+    assert (attrs(injected)["faultline.attempt"], attrs(answered)["faultline.attempt"]) == (0, 1)
+    assert attrs(answered)["gen_ai.provider.name"] == "vllm"
+    assert attrs(spans["POST /v1/chat/completions"])["faultline.retries"] == 1
 
     events = [x for x in gw.lines() if x["event"] == "chaos_injected"]
     assert [(e["fault"], e["provider"]) for e in events] == [("error", "openai-sim")]

@@ -12,9 +12,10 @@ from gateway.call import Call, Reply, finish_with
 from gateway.errors import RateLimited, UpstreamFailed
 from gateway.observability.requestlog import read_records
 from gateway.observability.stage import TelemetryStage
+from gateway.pipeline import chain
 
 from .conftest import make_settings
-from .helpers import FakeRouter, Kit, chain, kit, make_call, pipeline
+from .helpers import FakeRouter, Kit, attrs, duration_ns, kit, make_call, parent_id, pipeline
 
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_PARENT = "b7ad6b7169203331"
@@ -42,25 +43,25 @@ async def test_span_tree_genai_attributes_and_client_traceparent(stream: bool) -
     root = spans["POST /v1/chat/completions"]
     assert root.kind is SpanKind.SERVER
     assert f"{root.context.trace_id:032x}" == CLIENT_TRACE
-    assert root.parent is not None and f"{root.parent.span_id:016x}" == CLIENT_PARENT
-    assert spans["auth"].parent.span_id == root.context.span_id
-    assert spans["route"].parent.span_id == root.context.span_id
+    assert root.parent is not None and f"{parent_id(root):016x}" == CLIENT_PARENT
+    assert parent_id(spans["auth"]) == root.context.span_id
+    assert parent_id(spans["route"]) == root.context.span_id
     for name in ("chat gpt-4o-mini", "chat llama-3-8b"):
-        assert spans[name].parent.span_id == spans["route"].context.span_id
+        assert parent_id(spans[name]) == spans["route"].context.span_id
         assert spans[name].kind is SpanKind.CLIENT
-    assert root.attributes["gen_ai.operation.name"] == "chat"
-    assert root.attributes["gen_ai.request.model"] == "gpt-4o-mini"
-    assert root.attributes["gen_ai.provider.name"] == "vllm"
-    assert root.attributes["gen_ai.usage.input_tokens"] == 11
-    assert root.attributes["gen_ai.usage.output_tokens"] == 3
-    assert "error.type" not in root.attributes
+    assert attrs(root)["gen_ai.operation.name"] == "chat"
+    assert attrs(root)["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attrs(root)["gen_ai.provider.name"] == "vllm"
+    assert attrs(root)["gen_ai.usage.input_tokens"] == 11
+    assert attrs(root)["gen_ai.usage.output_tokens"] == 3
+    assert "error.type" not in attrs(root)
     failed = spans["chat gpt-4o-mini"]
-    assert failed.attributes["error.type"] == "server_error"
-    assert failed.attributes["gen_ai.provider.name"] == "openai"
+    assert attrs(failed)["error.type"] == "server_error"
+    assert attrs(failed)["gen_ai.provider.name"] == "openai"
     assert failed.status.status_code is StatusCode.ERROR
-    assert failed.end_time - failed.start_time == pytest.approx(5e8, abs=1e3)
+    assert duration_ns(failed) == pytest.approx(5e8, abs=1e3)
     # auth 1 ms + attempts 0.5 s + 1 s (JSON) or 4 x 0.25 s (stream); ns from float epoch seconds: ~µs precision
-    assert root.end_time - root.start_time == pytest.approx(1.501e9, abs=1e3)
+    assert duration_ns(root) == pytest.approx(1.501e9, abs=1e3)
     # the route span is the parent of the upstream calls, in the client's trace
     route_id = f"{spans['route'].context.span_id:016x}"
     assert router.seen_headers["traceparent"] == f"00-{CLIENT_TRACE}-{route_id}-01"
@@ -113,8 +114,8 @@ async def test_error_reply_logs_metrics_and_record(tmp_path: Path) -> None:
     assert line["event"] == "request" and line["level"] == "error" and line["status"] == 502
     assert line["trace_id"] == f"{call.span.get_span_context().trace_id:032x}"
     spans = {s.name: s for s in k.spans.get_finished_spans()}
-    assert spans["POST /v1/chat/completions"].attributes["error.type"] == "upstream_error"
-    assert spans["route"].attributes["error.type"] == "upstream_error"
+    assert attrs(spans["POST /v1/chat/completions"])["error.type"] == "upstream_error"
+    assert attrs(spans["route"])["error.type"] == "upstream_error"
     assert spans["route"].status.status_code is StatusCode.ERROR
 
 
@@ -208,5 +209,5 @@ async def test_embeddings_spans_name_their_operation() -> None:
     spans = {s.name: s for s in k.spans.get_finished_spans()}
     assert {"embeddings gpt-4o-mini", "embeddings llama-3-8b"} <= set(spans)
     root = next(s for s in spans.values() if s.kind is SpanKind.SERVER)
-    assert root.attributes["gen_ai.operation.name"] == "embeddings"
-    assert spans["embeddings llama-3-8b"].attributes["gen_ai.operation.name"] == "embeddings"
+    assert attrs(root)["gen_ai.operation.name"] == "embeddings"
+    assert attrs(spans["embeddings llama-3-8b"])["gen_ai.operation.name"] == "embeddings"

@@ -61,7 +61,7 @@ async def test_otlp_exporter_sends_the_span_tree_when_configured(
     k = type("K", (), {"telemetry": t, "clock": clock})()
     call = make_call(clock)
     call.attributes["clock"] = clock
-    await pipeline(k, FakeRouter(k))(call)  # type: ignore[arg-type]
+    await pipeline(k, FakeRouter(k))(call)
     await t.stop()  # shutdown flushes the batch processor: the export happens here
     assert [(p, c) for p, c, _ in received] == [("/v1/traces", "application/x-protobuf")]
     req = ExportTraceServiceRequest()

@@ -28,10 +28,10 @@ async def test_calls_run_in_the_order_they_were_issued(state_store: aioredis.Red
     mux = ScriptMux(state_store, timeout_s=5.0)
     key = f"{prefix}:n"
     results = await asyncio.gather(*(mux.evalsha(sha, [key], [i]) for i in (1, 2, 3)))
-    assert results == [1, 3, 6]  # applied in the order they were issued
+    assert list(results) == [1, 3, 6]  # applied in the order they were issued
     queued = mux.evalsha(sha, [key], [10])  # written at the end of this turn
     now = mux.evalsha_now(sha, [key], [100])  # written at once, behind the one queued before it
-    assert await asyncio.gather(queued, now) == [16, 116]
+    assert list(await asyncio.gather(queued, now)) == [16, 116]
     await mux.aclose()
 
 

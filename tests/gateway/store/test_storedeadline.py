@@ -7,6 +7,7 @@ stretch of real work would.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
@@ -20,7 +21,7 @@ def busy(seconds: float) -> None:
     loop.advance(seconds)
 
 
-async def timed(answer_after: float, *, spells: list[tuple[float, float]] = ()) -> tuple[str, float, int]:
+async def timed(answer_after: float, *, spells: Sequence[tuple[float, float]] = ()) -> tuple[str, float, int]:
     """A call answered after ``answer_after`` s, under busy ``spells`` (at, length): outcome, elapsed, excused."""
     loop = asyncio.get_running_loop()
     start = loop.time()
