@@ -27,7 +27,7 @@ import orjson
 from gateway.call import Call, Reply
 from gateway.config import ConfigError, Settings
 from gateway.errors import InvalidRequest, Unavailable
-from gateway.runtime import Runtime, next_runtime
+from gateway.runtime import Runtime, adopt, next_runtime
 
 Result = Literal["ok", "invalid", "restart_required"]
 
@@ -142,9 +142,7 @@ class Reloader:
             rt, swap = self._build(settings, carry=True)
         except ReloadRefused as refused:
             return self._done(Outcome(refused.result, old.generation, refused.errors), trigger)
-        old.telemetry.follow(settings)
-        if rt.records is not None:
-            rt.records.directory.follow(settings)
+        adopt(rt)
         swap()
         self.current = rt
         return self._done(Outcome("ok", rt.generation, changed=changed_sections(old.settings, settings)), trigger)

@@ -140,6 +140,15 @@ def next_runtime(old: Runtime, settings: Settings, *, carry: bool = True) -> Run
     )
 
 
+def adopt(rt: Runtime) -> None:
+    """Point the long-lived parts at ``rt``'s settings as it is swapped in (a reload: gateway/reload.py): the
+    metric labels and trace names, the virtual keys' checks, the upstream health checks."""
+    rt.telemetry.follow(rt.settings)
+    if rt.records is not None:
+        rt.records.directory.follow(rt.settings)
+    rt.health.retarget(_health_targets(rt.settings, rt.adapters))
+
+
 def _budgeted(settings: Settings, records: Records | None) -> bool:
     """Can a dollar budget apply: a database (budgets set through the admin API), or a configured one."""
     return records is not None or any(c.budget is not None for c in settings.consumers)

@@ -63,6 +63,7 @@ class HealthChecks:
         self._events = events
         self._status = {t.provider: _Status() for t in targets}
         self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
 
     def states(self) -> dict[str, dict[str, object]]:
         """Each checked provider: ``health`` and ``checked_at`` (epoch seconds, or None). Why a check failed is
@@ -77,14 +78,33 @@ class HealthChecks:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run(t)) for t in self._targets]
+        self._started = True
 
     async def stop(self) -> None:
+        self._started = False
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+
+    def retarget(self, targets: Sequence[Target]) -> None:
+        """A reloaded configuration's targets (gateway/reload.py): an unchanged target keeps its task and its
+        state; a new or changed one starts from ``unknown``; a removed one is no longer checked or reported."""
+        kept = [i for i, t in enumerate(self._targets) if t in targets]
+        for i, task in enumerate(self._tasks):
+            if i not in kept:
+                task.cancel()
+        added = [t for t in targets if t not in self._targets]
+        tasks = [self._tasks[i] for i in kept if i < len(self._tasks)]
+        if self._started:
+            loop = asyncio.get_running_loop()
+            tasks += [loop.create_task(self._run(t)) for t in added]
+        self._tasks = tasks
+        self._targets = [self._targets[i] for i in kept] + added
+        old = self._status
+        self._status = {t.provider: _Status() if t in added else old[t.provider] for t in self._targets}
 
     async def _run(self, target: Target) -> None:
         while True:

@@ -113,3 +113,43 @@ def test_a_hung_upstream_fails_its_check_after_the_timeout() -> None:
     took, health, state = run_virtual(main())
     assert took == [2.0, 2.0] and health == "unhealthy"
     assert state["checked_at"] is not None
+
+
+def test_a_reload_keeps_unchanged_checks_and_starts_new_ones() -> None:
+    def target(provider: str, url: str, tag: str) -> Target:
+        return Target(provider, url, {"x-check": tag}, CHECK)  # the tag tells the checks apart in the transport
+
+    async def main() -> tuple[list[dict[str, Any]], list[tuple[float, str]]]:
+        clock = LoopClock()
+        sims = {f"http://{n}.sim": create_simulator(flavour=n, profile="instant", seed=1, clock=clock) for n in NAMES}
+        transport = Seen(sims)
+        openai = target("openai", "http://openai.sim/v1/models", "a")
+        vllm = target("vllm", "http://vllm.sim/health", "b")
+        checks = HealthChecks([openai, vllm], transport, clock, Recorded())
+        await checks.start()
+        await asyncio.sleep(5)  # both checked at 0 s
+        states = [checks.states()]
+        moved = target("vllm", "http://vllm.sim/v1/models", "c")  # a changed check starts over
+        added = target("gemini", "http://openai.sim/v1/models", "d")
+        checks.retarget([openai, moved, added])  # at 5 s
+        states.append(checks.states())
+        await asyncio.sleep(7)  # openai's own task checks at 10 s, the new ones were checked at 5 s
+        states.append(checks.states())
+        checks.retarget([added])  # at 12 s
+        await asyncio.sleep(20)
+        states.append(checks.states())
+        await checks.stop()
+        return states, [h["x-check"] for _, h in transport.sent]
+
+    states, sent = run_virtual(main())
+    assert [{n: s["health"] for n, s in st.items()} for st in states] == [
+        {"openai": "healthy", "vllm": "healthy"},
+        {"openai": "healthy", "vllm": "unknown", "gemini": "unknown"},
+        {"openai": "healthy", "vllm": "healthy", "gemini": "healthy"},
+        {"gemini": "healthy"},
+    ]
+    # a at 0 and 10 s; b at 0 s only; c at 5 s only (removed at 12 s); d at 5, 15, 25 s
+    assert sorted(sent) == ["a", "a", "b", "c", "d", "d", "d"]
+
+
+NAMES = ("openai", "vllm")
