@@ -182,3 +182,23 @@ def test_the_base_protocol_has_none_of_these_limits() -> None:
     _, transport, loop = connection(LIMITS, cls=HttpToolsProtocol)
     loop.advance(3600.0)
     assert not transport.closed
+
+
+def test_pipelined_requests_are_answered_in_order() -> None:
+    proto, transport, loop = connection(LIMITS)
+    feed(proto, GET + GET.replace(b"/v1/health", b"/v1/models"))
+    loop.run_ready()  # the second one starts once the first is answered
+    assert transport.out.count(b"HTTP/1.1 200 OK\r\n") == 2 and not transport.closed
+
+
+def test_a_pipelined_head_growing_while_a_reply_is_pending_is_cut_at_the_size_limit() -> None:
+    closed: list[str] = []
+    proto, transport, loop = connection(LIMITS, app=holding_app, closed=closed)
+    feed(proto, GET + b"GET / HTTP/1.1\r\nx-big: ")  # the app holds the first; the second head has begun
+    for _ in range(2):
+        feed(proto, b"a" * 1000)
+    assert not transport.closed
+    feed(proto, b"a" * 1000)  # past 2048 bytes of head: the parser is not fed any more
+    assert transport.closed and transport.out == b""  # a 431 would read as the reply to the first
+    assert closed == ["header_fields_too_large"]
+    end(loop)
