@@ -128,9 +128,6 @@ def test_real_time_run_writes_the_run_directory_and_stops_every_process(tmp_path
     assert records and res.records == len(records)
     assert {r["run_id"] for r in records} == {"realtime-smoke-real-s3"}
     assert min(r["ts_arrival"] for r in records) >= t0 - 0.5
-    failed_at = [r["ts_arrival"] - t0 for r in records if r["outcome"] != "ok"]
-    assert any(2.0 <= t < 5.5 for t in failed_at)  # the upstream outage, on the run's clock
-    assert not any(t < 1.5 for t in failed_at)
 
     client = [orjson.loads(line) for line in (run_dir / "client.jsonl").read_bytes().splitlines()]
     assert sum(res.client_status.values()) == len(client) == res.client_requests > 0
@@ -148,6 +145,14 @@ def test_real_time_run_writes_the_run_directory_and_stops_every_process(tmp_path
     events = [orjson.loads(line) for line in (run_dir / "events.jsonl").read_bytes().splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds.count("store_stopped") == 1 and kinds.count("store_restarted") == 1
+    # The upstreams' outage, in the order of arrivals: the run starts with answers (the simulators' timelines
+    # start at the run's origin, not before it), then requests fail, and that happens before the state store is
+    # stopped, as scheduled.
+    stopped = next(e["ts"] for e in events if e["event"] == "store_stopped")
+    outcomes = [r["outcome"] for r in sorted(records, key=lambda r: r["ts_arrival"])]
+    first_failure = next(i for i, o in enumerate(outcomes) if o != "ok")
+    assert first_failure > 0 and outcomes[:first_failure] == ["ok"] * first_failure
+    assert any(r["outcome"] != "ok" and r["ts_arrival"] < stopped for r in records)
     runner_own = {"fault_start", "fault_end", "phase", "store_stopped", "store_restarted"}
     assert runner_own <= set(kinds)
     assert set(kinds) - runner_own, "no event from the gateway's log (the store outage alone logs some)"
@@ -188,7 +193,10 @@ def test_an_interrupted_run_stops_every_process(tmp_path: Path, sig: signal.Sign
                 break
             time.sleep(0.05)
         assert runner.poll() is None, runner.stderr.read() if runner.stderr else ""
-        time.sleep(0.5)
+        for _ in range(600):  # until the run's children are seen (they are spawned right after that point)
+            if run_processes(run_dir) or runner.poll() is not None:
+                break
+            time.sleep(0.05)
         assert run_processes(run_dir), "no child processes while the run is going"
         runner.send_signal(sig)
         _, err = runner.communicate(timeout=45)

@@ -41,8 +41,8 @@ def test_tail_reads_a_growing_log_including_a_line_cut_in_the_middle(tmp_path: P
 def test_status_line_names_the_phase_the_active_faults_and_the_error_share(tmp_path: Path) -> None:
     sc = load_scenario("openai-outage")
     tail = ClientTail(tmp_path / "client.jsonl")
-    tail._add({"t": 40.0, "status": 200, "error": None})
-    tail._add({"t": 41.0, "status": 503, "error": "HTTP 503 overloaded"})
+    (tmp_path / "client.jsonl").write_bytes(_row(40.0, 200) + _row(41.0, 503, "HTTP 503 overloaded"))
+    tail.poll()  # read as the runner reads the client log
     line = status_line(sc, 42.0, tail)
     assert line.startswith("[openai-outage]  42.0/150 s")
     assert "phase outage" in line

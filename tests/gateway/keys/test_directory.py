@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from gateway.keys.keystore import KeyStore
 from gateway.keys.model import KeyCreate, KeyPatch
 from gateway.observability.logs import EventLog
 from gateway.settings.budget import Budget
+from gateway.settings.db import KeySettings
 from gateway.store.client import StateClient
 from tests.gateway.keys.conftest import CONFIG_KEY, eventually, settings_with
 
@@ -124,12 +124,18 @@ async def test_an_unreachable_database_keeps_the_last_copy(store: KeyStore, cloc
 async def test_an_announcement_wakes_the_other_replicas_at_once(database_url: str, store: KeyStore) -> None:
     server = fakeredis.FakeServer()
     clock = SystemClock()
+    observer = fakeredis.FakeAsyncRedis(server=server)
     a = _directory(store, clock, state=fakeredis.FakeAsyncRedis(server=server))
     b = _directory(store, clock, state=fakeredis.FakeAsyncRedis(server=server), refresh_s=60.0)  # polls too late
     await a.start()
     await b.start()
     try:
-        await asyncio.sleep(0.05)  # b's listener subscribes
+
+        async def listening() -> bool:  # both replicas' listeners have subscribed
+            [(_, n)] = await observer.pubsub_numsub(KeySettings().channel)
+            return int(n) == 2
+
+        await eventually(listening, within_s=30.0)
         made = await store.create(KeyCreate(name="a"), actor="t")
         await a.announce()
 

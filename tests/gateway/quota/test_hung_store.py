@@ -1,9 +1,11 @@
-"""A hung Redis (SIGSTOP) costs a request at most the state store's one bound plus a small margin, under both
-failure policies: a real gateway process in front of an instant simulator, a private redis-server paused
-mid-traffic and resumed. Every request meets every Redis call the gateway makes: an ``Idempotency-Key``, the
-quota (a consumer with limits), the response cache (half the requests are deterministic) or the dollar budget
-(the others), and shared breakers. While it is paused requests get the policy's answer (``open``: admitted
-unchecked or by the local limiter; ``closed``: 503); once it is resumed, Redis counts again.
+"""A hung Redis (SIGSTOP) does not hold requests until it comes back, under both failure policies: a real gateway
+process in front of an instant simulator, a private redis-server paused mid-traffic and resumed. Every request
+meets every Redis call the gateway makes: an ``Idempotency-Key``, the quota (a consumer with limits), the response
+cache (half the requests are deterministic) or the dollar budget (the others), and shared breakers. While it is
+paused requests get the policy's answer (``open``: admitted unchecked or by the local limiter; ``closed``: 503),
+and requests sent after the pause began are answered before it ends; once it is resumed, Redis counts again.
+Asserted on the order of sends, answers, pause and resume, not on durations (the bound of one call,
+``state.timeout_s``, is tested in virtual time: tests/gateway/store/test_storedeadline.py).
 """
 
 from __future__ import annotations
@@ -23,15 +25,12 @@ import pytest
 import yaml
 
 from gateway.config import hash_key
-from gateway.settings.store import StateSettings
 from tests.processes import free_port, stop, wait_http
 
 pytestmark = pytest.mark.processes
 
 KEY = "fl-test-hung-store"
 ROOT = Path(__file__).resolve().parents[3]
-BOUND = StateSettings().timeout_s  # the shipped default, 0.25 s
-MARGIN = 0.15  # the deadline's two graces (2 x 25 ms), and scheduling on a loaded two-core machine
 
 
 @pytest.fixture
@@ -82,15 +81,14 @@ async def gateway(
         stop(procs)
 
 
-async def traffic(url: str, until: float, workers: int = 4) -> list[tuple[float, float, int]]:
-    """Requests back to back on ``workers`` connections until ``until`` (monotonic): (sent at, seconds, status)."""
-    out: list[tuple[float, float, int]] = []
+async def traffic(url: str, out: list[tuple[float, float, int]], stop: asyncio.Event, workers: int = 4) -> None:
+    """Requests back to back on ``workers`` connections until ``stop``: (sent at, seconds, status) into ``out``."""
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
     async with aiohttp.ClientSession() as session:
 
         async def worker(n: int) -> None:
             sent = 0
-            while time.monotonic() < until:
+            while not stop.is_set():
                 t = time.monotonic()
                 sent += 1
                 payload = {**body, "temperature": 0} if n % 2 else body  # the cache's path, or the budget's
@@ -100,31 +98,47 @@ async def traffic(url: str, until: float, workers: int = 4) -> list[tuple[float,
                     out.append((t, time.monotonic() - t, r.status))
 
         await asyncio.gather(*(worker(n) for n in range(workers)))
-    return out
 
 
-async def test_a_paused_redis_costs_a_request_at_most_the_bound(
+async def store_back(url: str) -> float:
+    """When (monotonic) the gateway first reports its state store up again on /v1/ready."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(600):
+            async with session.get(f"{url}/v1/ready") as r:
+                if (await r.json())["state_store"] == "up":
+                    return time.monotonic()
+            await asyncio.sleep(0.05)  # polling a real process
+    raise AssertionError("the gateway never reported the state store up again")
+
+
+async def test_a_paused_redis_does_not_hold_requests_until_it_is_back(
     gateway: tuple[str, subprocess.Popen[bytes], str],
 ) -> None:
     url, redis, policy = gateway
-    start = time.monotonic()
-    load = asyncio.ensure_future(traffic(url, start + 4.0))
-    await asyncio.sleep(1.0)  # real traffic against a real process: a second before the pause
+    answers: list[tuple[float, float, int]] = []
+    stop = asyncio.Event()
+    load = asyncio.ensure_future(traffic(url, answers, stop))
+    await asyncio.sleep(1.0)  # real traffic against a real process: a while before the pause
     redis.send_signal(signal.SIGSTOP)
     paused = time.monotonic()
     await asyncio.sleep(1.5)
     redis.send_signal(signal.SIGCONT)
     resumed = time.monotonic()
-    answers = await load
+    recovered = await store_back(url)
+    for _ in range(600):  # until some requests were sent and answered after the gateway saw the store back
+        if sum(1 for a in answers if a[0] >= recovered) >= 8:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await load
 
     before = [a for a in answers if a[0] + a[1] < paused]  # answered before the pause
     during = [a for a in answers if a[0] + a[1] >= paused and a[0] < resumed]  # in flight at or sent during it
-    after = [a for a in answers if a[0] >= resumed + 1.0]  # the probe interval and one round trip, well past
+    after = [a for a in answers if a[0] >= recovered]  # sent once the gateway had the store back
     assert before and during and after
     assert {s for _, _, s in before} == {200}, "before"
     assert {s for _, _, s in during} <= {200, 503}
     assert (503 in {s for _, _, s in during}) == (policy == "closed")
     assert {s for _, _, s in after} == {200}, "after"
-    worst_before = max(d for _, d, _ in before)
-    worst = max(d for _, d, _ in during)
-    assert worst <= worst_before + BOUND + MARGIN, (worst, worst_before)
+    answered_while_paused = [a for a in during if a[0] >= paused and a[0] + a[1] < resumed]
+    assert answered_while_paused, "no request sent during the pause was answered before Redis came back"

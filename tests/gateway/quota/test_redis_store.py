@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
@@ -73,14 +74,18 @@ async def test_keys_are_prefixed_and_hash_tagged_with_hygiene_ttls(state_store: 
     assert 0 < await state_store.pttl(f"{tag}:rpm") <= WINDOW_MS
 
 
-async def test_a_script_missing_from_the_server_cache_is_loaded_again(state_store: aioredis.Redis, prefix: str) -> None:
+async def test_a_script_missing_from_the_server_cache_is_loaded_again(prefix: str) -> None:
     """After a server restart its script cache is empty; EVALSHA's NOSCRIPT makes the client load it again.
-    (Simulated with an unknown SHA: flushing the shared server's cache would disturb other users.)"""
-    remote = RedisLimiter(state_store, prefix=prefix, lease_ms=30_000)
+    (A private fakeredis whose cache is flushed: flushing a shared server's cache would disturb other users.)"""
+    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+    remote = RedisLimiter(client, prefix=prefix, lease_ms=30_000)
     await remote.load()
-    remote._check.sha = "0" * 40
-    d = await remote.check("a", 1_767_225_600_000, 1, Limits(rpm=1))
-    assert d.admitted
+    assert await remote.check("a", 1_767_225_600_000, 1, Limits(rpm=2))  # the scripts are in use
+    await client.script_flush()
+    d = await remote.check("a", 1_767_225_600_001, 1, Limits(rpm=2))
+    assert (d.admitted, d.req_used) == (True, 2)
+    await remote.aclose()
+    await client.aclose()
 
 
 async def test_thousands_of_entries_expiring_at_once_after_a_lull(state_store: aioredis.Redis, prefix: str) -> None:
