@@ -162,10 +162,11 @@ async def _replay(sc: Scenario, seed: int, run_dir: Path, run_id: str) -> dict[s
     )
     (run_dir / "gateway.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     settings = parse_settings(raw, source=f"scenario {sc.name}")
-    state: StateClient = fakeredis.FakeAsyncRedis()
+    embedded = fakeredis.FakeAsyncRedis()
+    state: StateClient = embedded
     windows = [(f.start_s, f.end_s or sc.duration_s) for f in sc.faults if f.upstream == STATE_STORE]
     if windows:
-        state = FlakyState(state, clock=clock, windows=windows, t0=t0)
+        state = FlakyState(embedded, clock=clock, windows=windows, t0=t0)
     config_path = run_dir / "gateway.yaml"
     gateway = create_app(
         settings,

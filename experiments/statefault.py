@@ -19,11 +19,11 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.clock import Clock
-from gateway.store.client import Pool, StateClient
+from gateway.store.client import Pool, PooledClient
 
 
 class FlakyState:
-    def __init__(self, inner: StateClient, *, clock: Clock, windows: Sequence[tuple[float, float]], t0: float = 0.0):
+    def __init__(self, inner: PooledClient, *, clock: Clock, windows: Sequence[tuple[float, float]], t0: float = 0.0):
         self._inner = inner
         self._clock = clock
         self._windows = tuple(windows)

@@ -129,7 +129,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> Any:
     finally:
         await records.engine.dispose()
         if state is not None:
-            await state.aclose(close_connection_pool=True)
+            await state.aclose()
 
 
 def main(argv: list[str]) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from gateway.budget.dollars import DAY_MS, Limit, Outcome, period_of
-from gateway.quota.mux import ScriptMux
+from gateway.quota.clustercalls import script_calls
 from gateway.store.client import Script
 from gateway.store.statestore import FAILURES, StateStore
 
@@ -33,7 +33,7 @@ class RedisBudgets:
         self._resv_ttl_ms = reservation_ttl_ms
         self._texts = (_lua("reserve.lua"), _lua("settle.lua"))
         self._reserve, self._settle = (redis.register_script(text) for text in self._texts)
-        self._batch = ScriptMux(redis, scripts=self._texts, store=store, op="budget")
+        self._batch = script_calls(redis, scripts=self._texts, store=store, op="budget")
 
     @property
     def usable(self) -> bool:

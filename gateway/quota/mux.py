@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from gateway.store.client import Pool, StateClient
+from gateway.store.client import Pool, PooledClient
 
 
 class Timer(Protocol):
@@ -52,7 +52,7 @@ class ScriptMux:
 
     def __init__(
         self,
-        redis: StateClient,
+        redis: PooledClient,
         *,
         timeout_s: float | None = None,
         scripts: Sequence[str] = (),

@@ -17,7 +17,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from gateway.quota.algorithm import WINDOW_MS, Decision, day_index, ms_to_day_end
-from gateway.quota.mux import ScriptMux
+from gateway.quota.clustercalls import script_calls
 from gateway.settings.quota import Limits
 from gateway.store.client import Script, StateClient
 from gateway.store.statestore import StateStore
@@ -47,7 +47,7 @@ class RedisLimiter:
         self._lease_ms = lease_ms
         self._texts = (_lua("check.lua"), _lua("settle.lua"))
         self._check, self._settle = (redis.register_script(text) for text in self._texts)
-        self._mux = ScriptMux(redis, timeout_s=timeout_s, scripts=self._texts, store=store)
+        self._mux = script_calls(redis, timeout_s=timeout_s, scripts=self._texts, store=store)
         self._keys: dict[str, tuple[int, list[str]]] = {}  # consumer -> (UTC day, check.lua's KEYS), one per consumer
 
     def key(self, consumer: str, suffix: str) -> str:

@@ -11,7 +11,7 @@ the client's pool (gateway/quota/mux.py).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 # What a script's or command's argument may be (the subset of redis-py's EncodableT the gateway sends).
 Arg = str | bytes | int | float
@@ -53,10 +53,8 @@ class Pool(Protocol):
 
 
 class StateClient(Protocol):
-    """The state store's client: every Redis operation the gateway makes."""
-
-    @property
-    def connection_pool(self) -> Pool: ...
+    """The state store's client: every Redis operation the gateway makes. redis-py's Redis Cluster client
+    satisfies it too."""
 
     def register_script(self, script: str) -> Script: ...
 
@@ -72,4 +70,13 @@ class StateClient(Protocol):
 
     def pipeline(self, transaction: bool = True) -> Batch: ...
 
-    def aclose(self, close_connection_pool: bool | None = None) -> Awaitable[None]: ...
+    def aclose(self) -> Awaitable[None]: ...
+
+
+@runtime_checkable
+class PooledClient(StateClient, Protocol):
+    """A client with one connection pool to one server (one Redis, or the master a Sentinel names): the quota's
+    ordered connection is taken from it (gateway/quota/mux.py). A Redis Cluster client has one pool per node."""
+
+    @property
+    def connection_pool(self) -> Pool: ...

@@ -20,6 +20,7 @@ import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
 from gateway.settings.store import StateSettings
@@ -158,13 +159,20 @@ class StateStore:
         for listener in self._recovery:
             listener()
 
+    async def _ping(self) -> None:
+        """PING the store; on a Redis Cluster every master (the outage ends when all of them answer)."""
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.ping(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            await self.redis.ping()
+
     async def _probe(self) -> None:
         """Off the request path: PING at once, then every ``probe_interval_s``, until the store answers."""
         while not self._health.up:
             deadline = StoreDeadline(self.settings.timeout_s, self.settings.lag_allowance_s)
             try:
                 async with deadline:
-                    await self.redis.ping()
+                    await self._ping()
             except FAILURES as exc:
                 self._events.store_error("probe", type(exc).__name__)
                 self._health.probed(False)

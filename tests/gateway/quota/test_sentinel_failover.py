@@ -1,0 +1,91 @@
+"""A Sentinel failover under load: a real gateway process on ``redis+sentinel://`` (a master, a replica and a
+Sentinel started by the test on free loopback ports), its master killed mid-traffic. While the Sentinel elects the
+replica, requests get the failure policy's answer (``open``: admitted by the local limiter; ``closed``: 503) and
+none waits past the state store's bound; once the new master is known the gateway reconnects by itself (the
+Sentinel-managed pool asks the Sentinel at each new connection) and every request is checked on Redis again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from gateway.config import hash_key
+from gateway.settings.store import StateSettings
+from tests.gateway.quota.test_hung_store import KEY, _start, traffic
+from tests.processes import free_port, stop, wait_http
+from tests.redisnodes import redis_sentinel, sentinel_master
+
+pytestmark = pytest.mark.processes
+
+BOUND = StateSettings().timeout_s
+MARGIN = 0.15  # as in test_hung_store: the deadline's graces and scheduling on a loaded machine
+SWITCH_S = 8.0  # down-after (1 s) + election + the gateway's next probe, with room on a loaded machine
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with redis_sentinel(tmp_path) as s:
+        yield s
+
+
+@pytest.fixture(params=["open", "closed"])
+async def gateway(
+    request: pytest.FixtureRequest, sentinel: dict[str, Any], tmp_path: Path
+) -> AsyncIterator[tuple[str, dict[str, Any], str]]:
+    port, sim_port = free_port(), free_port()
+    config = {
+        "seed": 3,
+        "server": {"metrics_port": 0},
+        "consumers": [{"name": "c", "key_sha256": hash_key(KEY), "limits": {"rpm": 100_000}}],
+        "providers": [{"name": "openai", "kind": "openai", "base_url": f"http://127.0.0.1:{sim_port}/v1"}],
+        "models": [{"name": "gpt-4o-mini", "routes": [{"provider": "openai", "model": "gpt-4o-mini"}]}],
+        "quota": {"failure_policy": request.param},
+    }
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    url = f"redis+sentinel://127.0.0.1:{sentinel['sentinel']}/{sentinel['name']}"
+    procs = _start(cfg, sim_port, port, url)
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/v1/health")
+        yield f"http://127.0.0.1:{port}", sentinel, request.param
+    finally:
+        stop(procs)
+
+
+async def test_a_killed_master_is_replaced_and_no_request_waits_past_the_bound(
+    gateway: tuple[str, dict[str, Any], str],
+) -> None:
+    url, s, policy = gateway
+    start = time.monotonic()
+    load = asyncio.ensure_future(traffic(url, start + 1.0 + SWITCH_S + 2.0))
+    await asyncio.sleep(1.0)
+    old = sentinel_master(s["sentinel"], s["name"])
+    s["procs"][0].kill()  # the master, without a goodbye
+    killed = time.monotonic()
+    answers = await load
+    assert sentinel_master(s["sentinel"], s["name"]) not in (0, old)  # the replica was promoted
+
+    before = [a for a in answers if a[0] + a[1] < killed]
+    during = [a for a in answers if a[0] + a[1] >= killed and a[0] < killed + SWITCH_S]
+    after = [a for a in answers if a[0] >= killed + SWITCH_S]
+    assert before and during and after
+    assert {st for _, _, st in before} == {200}
+    assert {st for _, _, st in during} <= {200, 503}
+    assert (503 in {st for _, _, st in during}) == (policy == "closed")
+    assert {st for _, _, st in after} == {200}, "quotas resume on the new master"
+    async with httpx.AsyncClient() as c:
+        assert (await c.get(f"{url}/v1/ready")).json()["state_store"] == "up"  # on Redis again, not the fallback
+    refused = [t + d - killed for t, d, st in during if st == 503]
+    worst_before = max(d for _, d, _ in before)
+    worst = max(d for _, d, _ in during)
+    print(
+        f"SENTINEL {policy}: last 503 {max(refused, default=0):.2f} s after the kill, gain {worst - worst_before:.3f} s"
+    )
+    assert worst <= worst_before + BOUND + MARGIN, (worst, worst_before)
