@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import orjson
 
-from gateway.requestrecord import RequestRecord
+from gateway.requestrecord import SCHEMA_VERSION, RequestRecord
 
 _STOP = None
 
@@ -173,8 +173,14 @@ class RequestLogWriter:
         self._size = 0
 
 
+_SCHEMA_TAIL = b',"schema":%d}\n' % SCHEMA_VERSION
+
+
 def encode(rec: RequestRecord) -> bytes:
-    return orjson.dumps(rec.to_dict()) + b"\n"
+    """The line of ``rec``: the bytes of ``orjson.dumps(rec.to_dict()) + b"\\n"``, from orjson's own dataclass
+    serialisation (no ``dataclasses.asdict`` deep copy: about a twentieth of its cost) with the schema version
+    appended."""
+    return orjson.dumps(rec)[:-1] + _SCHEMA_TAIL
 
 
 def _segment(path: Path, n: int) -> Path:

@@ -145,3 +145,36 @@ async def test_telemetry_logs_a_request_log_that_cannot_be_written(tmp_path: Pat
     await k.telemetry.stop()
     (line,) = [orjson.loads(x) for x in k.log.getvalue().splitlines()]
     assert (line["event"], line["level"], line["records"], line["path"]) == ("request_log_error", "error", 1, str(path))
+
+
+def test_a_line_is_the_record_as_a_dict_with_its_schema() -> None:
+    rec = RequestRecord(
+        request_id="req_1",
+        ts_arrival=1000.123456789,
+        run_id="r",
+        consumer="alice",
+        priority=2,
+        model="m",
+        stream=True,
+        ts_first_byte=1000.25,
+        ts_end=1001.5,
+        status=429,
+        outcome="quota_rejected",
+        error_type="rate_limit_exceeded",
+        provider="p",
+        attempts=[AttemptRecord("p", "m", 1000.2, 0.05, "timeout", 504, True), AttemptRecord("q", "m2", 1000.3)],
+        retries=1,
+        breaker_states={"p": "open"},
+        decisions={"quota": {"decision": "ok", "charged": 5}, "breaker": [{"from": "closed", "to": "open"}]},
+        tokens_in=9,
+        tokens_out=2,
+        cost_usd=1.25e-6,
+        key_id="vk_1",
+        key_name="ci",
+        tags={"team": "a"},
+    )
+    line = encode(rec)
+    assert line == orjson.dumps(rec.to_dict()) + b"\n"
+    assert orjson.loads(line) == {**rec.to_dict(), "schema": SCHEMA_VERSION}
+    bare = RequestRecord("r", 0.0)
+    assert encode(bare) == orjson.dumps(bare.to_dict()) + b"\n"
