@@ -12,6 +12,7 @@ A stage is ``async (call, next_) -> Reply`` (gateway/call.py). Nothing reaches a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Literal
 
 import orjson
@@ -33,18 +34,12 @@ from gateway.store.scope import StoreScope
 
 
 def chain(stages: Sequence[Stage], terminal: Handler) -> Handler:
-    """Wrap ``terminal`` in ``stages``: the first stage is the outermost."""
+    """Wrap ``terminal`` in ``stages``: the first stage is the outermost. Each link is ``partial(stage,
+    next_=inner)``: calling it returns the stage's own coroutine, with no wrapping coroutine of its own."""
     handler = terminal
     for stage in reversed(stages):
-        handler = _bind(stage, handler)
+        handler = partial(stage, next_=handler)
     return handler
-
-
-def _bind(stage: Stage, next_: Handler) -> Handler:
-    async def handle(call: Call) -> Reply:
-        return await stage(call, next_)
-
-    return handle
 
 
 def chat_pipeline(rt: Runtime, kind: Literal["chat", "embedding"] = "chat") -> Handler:
