@@ -152,6 +152,7 @@ def banner(port: int, metrics_port: int) -> str:
         "                   (vLLM-like), gemini-flash (Gemini-like)\n"
         f"metrics            {metrics}\n"
         f"upstreams          http://{HOST}:9101 (openai sim), :9102 (vllm sim), :9103 (gemini sim)\n"
+        f"reload             kill -HUP {os.getpid()} (the gateway reads its configuration file again)\n"
         "Ctrl-C stops everything.\n"
     )
 
@@ -184,11 +185,21 @@ def serve(
             return 1
         gateway = next(s for s in svcs if s.name == "gateway")
         print(banner(gateway.port, metrics_port), file=out, flush=True)
-        return procs[-1].wait()
+        return _wait_forwarding_hangup(procs[-1])
     except KeyboardInterrupt:
         return 0
     finally:
         _stop(procs)
+
+
+def _wait_forwarding_hangup(gateway: Process) -> int:
+    """Wait for the gateway; meanwhile a SIGHUP to this process goes to the gateway, which reloads its
+    configuration (docs/OPERATIONS.md, "Reload")."""
+    before = signal.signal(signal.SIGHUP, lambda signum, frame: gateway.send_signal(signal.SIGHUP))
+    try:
+        return gateway.wait()
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def _stop(procs: Sequence[Process]) -> None:

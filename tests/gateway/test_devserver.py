@@ -4,6 +4,8 @@ process answers."""
 from __future__ import annotations
 
 import io
+import os
+import signal
 import socket
 from collections.abc import Sequence
 
@@ -97,3 +99,25 @@ def test_the_demo_services_come_from_the_example_configuration() -> None:
     gateway = svcs[-1]
     assert (gateway.name, gateway.port, metrics_port) == ("gateway", 8000, 9090)
     assert [s.port for s in svcs[:-1]] == [9101, 9102, 9103]
+
+
+def test_a_sighup_to_make_serve_reaches_the_gateway() -> None:
+    class HungUp(FakeProc):
+        def wait(self, timeout: float | None = None) -> int:
+            if self.returncode is None:  # the operator's SIGHUP arrives while make serve waits for the gateway
+                os.kill(os.getpid(), signal.SIGHUP)
+            return super().wait(timeout)
+
+    before = signal.getsignal(signal.SIGHUP)
+    procs: list[FakeProc] = []
+
+    def spawn(cmd: Sequence[str]) -> FakeProc:
+        procs.append(HungUp() if cmd == ["gw"] else FakeProc())
+        return procs[-1]
+
+    out = io.StringIO()
+    assert serve(_services(), 0, out=out, err=io.StringIO(), spawn=spawn, ready=lambda url: True) == 0
+    assert procs[1].signals == [signal.SIGHUP, signal.SIGTERM]
+    assert procs[0].signals == [signal.SIGTERM]
+    assert signal.getsignal(signal.SIGHUP) == before  # put back once the gateway is gone
+    assert f"kill -HUP {os.getpid()}" in out.getvalue()

@@ -5,7 +5,8 @@
   finished before the signal went to the old one); an invalid file changes nothing (SIGHUP: a ``config_error``
   line and the old configuration serves; ``POST /admin/reload``: 400 naming the field); the process lives on;
 * two workers: SIGHUP to the parent reaches both workers, which reload in place (same process ids, generation 2
-  in each one's ``faultline_config_generation``); ``POST /admin/reload`` on one worker reloads both.
+  in each one's ``faultline_config_generation``); ``POST /admin/reload`` on one worker reloads both; a file that
+  needs a restart is refused by each worker, which goes on serving its generation.
 
 Bounded: at most 400 requests per load, every wait polls a bounded number of times, processes are always stopped.
 """
@@ -244,4 +245,12 @@ async def test_two_workers_reload_in_place_on_sighup_to_the_parent_and_on_the_ad
     third = await _workers_at(gw, 3)
     assert third.keys() == first.keys()
     assert sorted(e["trigger"] for e in gw.events("config_reload")) == ["signal"] * 4
+    gw.write(a=1, b=0, server={"host": "127.0.0.1", "port": gw.ports["http"] + 1})
+    gw.process.send_signal(signal.SIGHUP)
+    for _ in range(200):  # each worker refuses it on its own
+        if len(gw.events("config_error")) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert [e["result"] for e in gw.events("config_error")] == ["restart_required"] * 2
+    assert await _workers_at(gw, 3) == third
     assert gw.process.poll() is None
