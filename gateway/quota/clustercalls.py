@@ -1,13 +1,22 @@
 """Script calls on a Redis Cluster, with the ordered connection's interface (gateway/quota/mux.py).
 
-The ordered connection holds one connection to one server; a cluster has a master per slot range. Here each
-EVALSHA goes through redis-py's cluster client, which sends it to the master of its keys' slot (every key of one
-call shares the consumer's hash tag, so one slot) over that node's pool and follows MOVED and ASK while slots
-move. Each call is bounded by the state store's one bound and counts for its health (``store``), or by a plain
-``timeout_s`` (tests). What is lost against the ordered connection: calls are not written in the order they are
-issued, so a settle written just before a check may reach Redis after it (the check then still counts that
-request's concurrency lease; the next one does not); and each call costs a pool checkout
-(docs/OPERATIONS.md, "Redis topologies and their failure behaviour").
+:class:`ClusterMux` (what the gateway uses): one ordered connection per master. A call goes to the master of its
+keys' slot (every key of one call shares the consumer's hash tag, so one slot; the slot map is redis-py's cluster
+client's), on that master's ordered connection, in the order this process issues the calls for it: one
+consumer's calls keep their order, as on one server. A call answered MOVED, ASK, TRYAGAIN or CLUSTERDOWN (slots
+moving, a failover) is sent again through the cluster client, which follows the redirect and refreshes its slot
+map, so the next calls go to the new owner. Until the slot map is known (:meth:`ClusterMux.ping`, at start) calls
+go through the cluster client, as below.
+
+:class:`ClusterScripts` (the fallback, and what ClusterMux was measured against): each EVALSHA goes through
+redis-py's cluster client, which sends it to the master of its keys' slot over that node's pool and follows
+MOVED and ASK while slots move. What it loses against the ordered connections: calls are not written in the
+order they are issued, so a settle written just before a check may reach Redis after it (the check then still
+counts that request's concurrency lease; the next one does not); and each call costs a pool checkout and the
+cluster client's routing (docs/OPERATIONS.md, "Redis topologies and their failure behaviour").
+
+Each call, either way, is bounded by the state store's one bound and counts for its health (``store``), or by a plain
+``timeout_s`` (tests).
 """
 
 from __future__ import annotations
@@ -17,10 +26,14 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 
 from gateway.quota.mux import ScriptMux, StoreHealth
 from gateway.store.client import Arg, PooledClient, StateClient
+
+REDIRECTS = (MovedError, AskError, TryAgainError, ClusterDownError)  # the slot is elsewhere, or about to be
 
 
 class Bound(Protocol):
@@ -46,6 +59,8 @@ class ClusterStore(StoreHealth, Bound, Protocol):
 
 
 class ClusterScripts:
+    """Each call through the cluster client: routed, redirects followed, not ordered with the others."""
+
     def __init__(
         self,
         redis: RedisCluster,
@@ -86,6 +101,107 @@ class ClusterScripts:
             await asyncio.wait(set(self._calls), timeout=self._timeout_s)
 
 
+class _NodePool:
+    """One cluster node's connections, handed out as a pool's (the ordered connection keeps the one it takes)."""
+
+    def __init__(self, node: ClusterNode) -> None:
+        self._node = node
+
+    async def get_connection(self) -> Any:
+        conn = self._node.acquire_connection()
+        await conn.connect()  # type: ignore[no-untyped-call]
+        return conn
+
+    async def release(self, connection: Any) -> None:
+        self._node.release(connection)
+
+
+class _Node:
+    def __init__(self, node: ClusterNode) -> None:
+        self.connection_pool = _NodePool(node)
+
+
+class ClusterMux:
+    def __init__(
+        self,
+        redis: RedisCluster,
+        *,
+        timeout_s: float | None = None,
+        scripts: Sequence[str] = (),
+        store: ClusterStore | None = None,
+        op: str = "quota",
+    ) -> None:
+        self._redis = redis
+        self._timeout_s, self._scripts, self._store, self._op = timeout_s, tuple(scripts), store, op
+        self._routed = ClusterScripts(redis, timeout_s=timeout_s, scripts=scripts, store=store, op=op)
+        self._muxes: dict[str, ScriptMux] = {}  # node name -> its ordered connection
+
+    def _mux(self, node: ClusterNode) -> ScriptMux:
+        mux = self._muxes.get(node.name)
+        if mux is None:
+            mux = self._muxes[node.name] = ScriptMux(
+                _Node(node), timeout_s=self._timeout_s, scripts=self._scripts, store=self._store, op=self._op
+            )
+        return mux
+
+    def _mux_for(self, keys: Sequence[Any]) -> ScriptMux | None:
+        if not keys:
+            return None
+        key = keys[0] if isinstance(keys[0], bytes) else str(keys[0]).encode()
+        owners = self._redis.nodes_manager.slots_cache.get(key_slot(key))
+        return self._mux(owners[0]) if owners else None  # the slot's master
+
+    def evalsha(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
+        mux = self._mux_for(keys)
+        if mux is None:
+            return self._routed.evalsha(sha, keys, args)
+        return self._redirected(mux.evalsha(sha, keys, args), sha, keys, args)
+
+    def evalsha_now(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
+        mux = self._mux_for(keys)
+        if mux is None:
+            return self._routed.evalsha_now(sha, keys, args)
+        return self._redirected(mux.evalsha_now(sha, keys, args), sha, keys, args)
+
+    def _redirected(
+        self, sent: asyncio.Future[Any], sha: str, keys: Sequence[Any], args: Sequence[Any]
+    ) -> asyncio.Future[Any]:
+        """``sent``'s answer; a redirect answered instead is sent again through the cluster client."""
+        out: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def answered(f: asyncio.Future[Any]) -> None:
+            if not f.cancelled() and isinstance(f.exception(), REDIRECTS):
+                self._routed.evalsha(sha, keys, args).add_done_callback(lambda r: _copy(r, out))
+            else:
+                _copy(f, out)
+
+        sent.add_done_callback(answered)
+        return out
+
+    async def ping(self) -> None:
+        """Learn the slot map, load the scripts on every master and open each master's ordered connection."""
+        await self._redis.initialize()
+        await self._routed.ping()
+        for node in self._redis.get_primaries():
+            await self._mux(node).ping()
+
+    async def aclose(self) -> None:
+        await self._routed.aclose()
+        for mux in self._muxes.values():
+            await mux.aclose()
+
+
+def _copy(src: asyncio.Future[Any], out: asyncio.Future[Any]) -> None:
+    if out.done():
+        return
+    if src.cancelled():
+        out.cancel()
+    elif (exc := src.exception()) is not None:
+        out.set_exception(exc)
+    else:
+        out.set_result(src.result())
+
+
 def script_calls(
     redis: StateClient,
     *,
@@ -94,9 +210,9 @@ def script_calls(
     store: ClusterStore | None = None,
     op: str = "quota",
 ) -> ScriptCalls:
-    """The ordered connection on one server (or a Sentinel's master); per-call routing on a Redis Cluster."""
+    """The ordered connection on one server (or a Sentinel's master); one per master on a Redis Cluster."""
     if isinstance(redis, RedisCluster):
-        return ClusterScripts(redis, timeout_s=timeout_s, scripts=scripts, store=store, op=op)
+        return ClusterMux(redis, timeout_s=timeout_s, scripts=scripts, store=store, op=op)
     if not isinstance(redis, PooledClient):
         raise TypeError("the state store's client has neither a connection pool nor a cluster's nodes")
     return ScriptMux(redis, timeout_s=timeout_s, scripts=scripts, store=store, op=op)

@@ -30,11 +30,18 @@ from typing import Any, Protocol
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from gateway.store.client import Pool, PooledClient
+from gateway.store.client import Pool
 
 
 class Timer(Protocol):
     def cancel(self) -> None: ...
+
+
+class HasPool(Protocol):
+    """Where the connection comes from: a client's pool (PooledClient), or one Redis Cluster node's."""
+
+    @property
+    def connection_pool(self) -> Pool: ...
 
 
 class StoreHealth(Protocol):
@@ -52,7 +59,7 @@ class ScriptMux:
 
     def __init__(
         self,
-        redis: PooledClient,
+        redis: HasPool,
         *,
         timeout_s: float | None = None,
         scripts: Sequence[str] = (),

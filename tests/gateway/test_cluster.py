@@ -13,10 +13,12 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from gateway.app import create_app
 from gateway.clock import FakeClock, SystemClock
 from gateway.config import hash_key
+from gateway.quota.clustercalls import script_calls
 from gateway.quota.limiter import QuotaCounters
 from gateway.router.breaker import State
 from gateway.router.breakers import Breakers, RedisBreakerStore
@@ -131,3 +133,25 @@ async def test_budgets_are_never_overspent_across_two_replicas(cluster_url: str)
         (r.json()["usage"]["prompt_tokens"] * 15.0 + r.json()["usage"]["completion_tokens"] * 60.0) / 1e6 for r in ok
     )
     assert 0 < spent <= 0.01
+
+
+async def test_a_call_sent_to_a_master_that_no_longer_owns_its_slot_is_redirected(cluster_url: str) -> None:
+    """As after a resharding or a failover: the slot map says master A, the slot is B's. The call answered MOVED is
+    sent again through the cluster client, which follows it and corrects the map; the next call goes to B."""
+    client = connect_state(cluster_url)
+    assert isinstance(client, RedisCluster)
+    script = "return redis.call('INCR', KEYS[1])"
+    calls = script_calls(client, timeout_s=2.0, scripts=(script,))
+    await calls.ping()
+    sha = await client.script_load(script)
+    key = "fl-moved:{c}:n"
+    slots = client.nodes_manager.slots_cache
+    owner = slots[key_slot(key.encode())][0]
+    stranger = next(n for n in client.get_primaries() if n.name != owner.name)
+    slots[key_slot(key.encode())] = [stranger]  # a stale map
+    assert await calls.evalsha(sha, [key], []) == 1  # MOVED, then answered by the owner
+    assert slots[key_slot(key.encode())][0].name == owner.name  # the map is right again
+    assert await calls.evalsha(sha, [key], []) == 2
+    await calls.aclose()
+    await client.delete(key)
+    await client.aclose()
