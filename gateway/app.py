@@ -51,7 +51,7 @@ def create_app(
     upstream_transport: Transport | None = None,
     run_id: str | None = None,
     reload: ReloadWiring | None = None,
-) -> FastAPI:
+) -> GatewayApp:
     """Build a gateway. Every source of time, randomness, state and network is injectable. ``reload``: where a
     reload reads the configuration and what triggers one (gateway/reload.py); without it a reload is refused."""
     rt = build_runtime(

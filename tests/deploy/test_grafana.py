@@ -28,7 +28,7 @@ def _exported_names() -> set[str]:
     rec.attempts = [AttemptRecord("p", "m", 0.0, outcome="server_error"), AttemptRecord("q", "m", 0.0)]
     m.request_finished("/v1/chat/completions", rec, duration_s=1.0, ttft_s=0.5)
     calls: tuple[Callable[[], object], ...] = (
-        lambda: m.breaker_transition("p", "closed", "open"),
+        lambda: m.breaker_transition("p", "closed", "open", "failure_rate"),
         lambda: m.shed_request("x"),
         lambda: m.quota_decision("a", "tokens", "redis"),
         lambda: m.guardrail_action("g", "block"),

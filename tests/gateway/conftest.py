@@ -116,4 +116,10 @@ class Recording:
 
 def sdk(client: httpx.AsyncClient, key: str = DEMO_KEY) -> openai.AsyncOpenAI:
     """The official SDK, pointed at the in-process gateway, with its own retries off."""
-    return openai.AsyncOpenAI(api_key=key, base_url="http://gateway/v1", http_client=client, max_retries=0)
+    # openai types http_client as an httpx2 client; it takes an httpx one (this ASGI transport) all the same
+    return openai.AsyncOpenAI(
+        api_key=key,
+        base_url="http://gateway/v1",
+        http_client=client,  # type: ignore[arg-type]
+        max_retries=0,
+    )

@@ -10,7 +10,7 @@ import httpx
 import jsonschema
 import pytest
 from openapi_spec_validator import validate
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from gateway.app import create_app
@@ -50,7 +50,7 @@ async def test_docs_page_points_at_the_document(make_gateway: Any) -> None:
 
 def validator(doc: dict[str, Any], name: str) -> jsonschema.Draft202012Validator:
     """A JSON Schema 2020-12 validator of one component, its ``$ref``s resolved in the document."""
-    registry: Registry[Any] = Registry().with_resource("urn:doc", Resource(doc, DRAFT202012))
+    registry: Registry[Any] = Registry().with_resource("urn:doc", DRAFT202012.create_resource(doc))
     return jsonschema.Draft202012Validator({"$ref": f"urn:doc#/components/schemas/{name}"}, registry=registry)
 
 

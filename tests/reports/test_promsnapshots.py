@@ -84,7 +84,7 @@ def test_a_scrape_of_the_gateway_registry_parses(tmp_path: Path) -> None:
     m = Metrics(consumers=["app"], providers=["openai", "vllm"], models=["m"])
     for _ in range(3):
         m.shed_request("queue_full")
-    m.breaker_transition("openai", "closed", "open")
+    m.breaker_transition("openai", "closed", "open", "failure_rate")
     m.quota_rejected("app", "tokens_per_day")
     m.chaos_injected("latency", "vllm")
     m.request_started()

@@ -6,6 +6,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.gateway.conftest import DEMO_KEY, sdk, with_gemini
 
@@ -85,7 +86,7 @@ async def test_a_gemini_stream_cut_mid_answer_ends_with_an_error_event(make_gate
 async def test_a_prompt_blocked_for_safety_is_content_filter(make_gateway: Any, stream: bool) -> None:
     profile = {"blocked-phrases": ["forbidden"]}
     client = sdk(await make_gateway(with_gemini(), gemini_profile=profile))
-    msgs = [{"role": "user", "content": "something forbidden"}]
+    msgs: list[ChatCompletionMessageParam] = [{"role": "user", "content": "something forbidden"}]
     if stream:
         chunks = [
             c async for c in await client.chat.completions.create(model="gemini-flash", messages=msgs, stream=True)

@@ -94,7 +94,7 @@ def test_blocked_prompt_is_content_filter() -> None:
 
 def test_stream_frames_then_usage() -> None:
     tr = StreamTranslator(model="m", created=9)
-    frames = [
+    frames: list[dict[str, Any]] = [
         {"responseId": "r", "candidates": [cand([{"text": "he"}], None)], "usageMetadata": {"promptTokenCount": 2}},
         {"responseId": "r", "candidates": [cand([{"text": "llo"}], None)]},
         {

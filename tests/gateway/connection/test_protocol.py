@@ -25,11 +25,11 @@ LIMITS = ConnectionLimits(
 GET = b"GET /v1/health HTTP/1.1\r\nHost: gw\r\n\r\n"
 
 
-def _status(out: bytes) -> int:
+def _status(out: bytes | bytearray) -> int:
     return int(out.split(b" ", 2)[1])
 
 
-def _error_code(out: bytes) -> str:
+def _error_code(out: bytes | bytearray) -> str:
     return str(orjson.loads(out.split(b"\r\n\r\n", 1)[1])["error"]["code"])
 
 
@@ -129,9 +129,8 @@ def test_a_request_on_a_connection_over_the_cap_gets_a_503_with_retry_after() ->
     assert b"retry-after: 1\r\n" in transport.out
     assert closed == ["over_capacity"]
     for proto in (first, second):  # the two under the cap are served
-        t = proto.transport
         feed(proto, GET)
-        assert _status(t.out) == 200  # type: ignore[attr-defined]
+        assert _status(proto.transport.out) == 200  # type: ignore[attr-defined]  # the fake transport's record
 
     again, t, _ = connection(LIMITS, policy=worker)  # refused connections do not take the cap: still over it
     feed(again, GET)

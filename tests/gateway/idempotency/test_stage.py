@@ -86,7 +86,12 @@ class Gate:
 
 async def test_a_retry_while_the_first_runs_is_409(make_gateway: GatewayFactory) -> None:
     gates: list[Gate] = []
-    client = await make_gateway(wrap=lambda inner: gates.append(Gate(inner)) or gates[-1])
+
+    def wrap(inner: Transport) -> Transport:
+        gates.append(Gate(inner))
+        return gates[-1]
+
+    client = await make_gateway(wrap=wrap)
     first = asyncio.ensure_future(post(client, BODY, "slow"))
     await gates[0].entered.wait()
     r = await post(client, BODY, "slow")

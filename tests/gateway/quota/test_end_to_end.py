@@ -84,7 +84,13 @@ class Upstream:
 
 def _sse(*, content: str | None = None, usage: dict[str, int] | None = None) -> bytes:
     choices = [] if usage else [{"index": 0, "delta": {"content": content}, "finish_reason": None}]
-    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": choices}
+    chunk: dict[str, Any] = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": choices,
+    }
     if usage:
         chunk["usage"] = usage
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
@@ -104,7 +110,7 @@ def settings(prefix: str, *, quota: dict[str, Any] | None = None, **consumer_lim
             ],
             "providers": [{"name": "p", "kind": "openai", "base_url": "http://up/v1"}],
             "models": [{"name": "m", "routes": [{"provider": "p", "model": "m"}]}],
-            "quota": {"key_prefix": prefix, **(quota or {})},
+            "quota": {"key_prefix": prefix} | (quota or {}),
             "server": {"metrics_port": 0},
         }
     )

@@ -158,7 +158,7 @@ async def test_fail_open_keeps_the_days_use_seen_on_the_store(state_store: aiore
 def own_redis() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
     """A private redis-server on a free port (never the shared one), stopped at the end."""
     tool("redis-server")
-    port, procs = free_port(), []
+    port, procs = free_port(), list[subprocess.Popen[bytes]]()
     yield port, procs
     for p in procs:
         p.terminate()

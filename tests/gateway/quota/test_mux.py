@@ -40,12 +40,13 @@ async def test_an_error_reply_fails_only_its_call(state_store: aioredis.Redis, p
     sha = await state_store.script_load(INCR)
     mux = ScriptMux(state_store, timeout_s=5.0)
     key = f"{prefix}:n"
-    ok, missing, after = await asyncio.gather(
+    outcomes: tuple[Any, Any, Any] = await asyncio.gather(
         mux.evalsha(sha, [key], [5]),
         mux.evalsha("0" * 40, [key], [1]),
         mux.evalsha(sha, [key], [1]),
         return_exceptions=True,
     )
+    ok, missing, after = outcomes
     assert (ok, after) == (5, 6)
     assert isinstance(missing, NoScriptError)
     await mux.aclose()
@@ -132,6 +133,6 @@ async def test_a_connection_lost_fails_what_was_in_flight_and_the_next_call_reco
 
 
 def test_commands_are_packed_as_redis_py_packs_them() -> None:
-    conn = aioredis.Redis().connection_pool.make_connection()
+    conn = aioredis.Redis().connection_pool.make_connection()  # type: ignore[no-untyped-call]  # unannotated in redis-py
     commands = [("EVALSHA", "a" * 40, 2, "p:{c}:rpm", b"raw", 1_796_313_715_191, -3, 0), ("PING",)]
     assert pack_commands(commands) == [b"".join(conn.pack_commands([c])) for c in commands]

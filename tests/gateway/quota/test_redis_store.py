@@ -8,6 +8,7 @@ from typing import Any
 import fakeredis
 import pytest
 import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
 from gateway.clock import FakeClock
 from gateway.quota import mux
@@ -43,8 +44,8 @@ async def test_lua_matches_the_pure_core_step_for_step(state_store: aioredis.Red
         if open_ and rng.random() < 0.4:
             consumer, handle, day = open_.pop(rng.randrange(len(open_)))
             actual = rng.randint(0, 120)
-            got = await remote.settle(consumer, handle, actual, day)
-            assert got == local.settle(consumer, handle, actual, day), step
+            settled = await remote.settle(consumer, handle, actual, day)
+            assert settled == local.settle(consumer, handle, actual, day), step
             if rng.random() < 0.2:  # a repeated settle changes nothing
                 assert await remote.settle(consumer, handle, actual, day) is None
                 assert local.settle(consumer, handle, actual, day) is None
@@ -94,7 +95,7 @@ async def test_thousands_of_entries_expiring_at_once_after_a_lull(state_store: a
     remote = RedisLimiter(state_store, prefix=prefix, lease_ms=30_000)
     t0, n = 1_767_225_600_000, 9000
     handles = {f"h{i}": t0 + i // 100 for i in range(n)}
-    weights = dict.fromkeys(handles, 2)
+    weights: dict[EncodableT, EncodableT] = dict.fromkeys(handles, 2)
     async with state_store.pipeline(transaction=False) as pipe:
         pipe.zadd(remote.key("a", "tpm"), handles)
         pipe.hset(remote.key("a", "tpmw"), mapping={**weights, "_sum": 2 * n})

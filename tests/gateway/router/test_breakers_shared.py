@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import pytest
+import redis.asyncio as aioredis
 
 from gateway.clock import FakeClock
 from gateway.quota.limiter import QuotaCounters
@@ -10,6 +11,7 @@ from gateway.router.breaker import State, Transition
 from gateway.router.breakers import Breakers, RedisBreakerStore
 from gateway.settings.router import BreakerSettings
 from gateway.settings.store import StateSettings
+from gateway.store.client import StateClient
 from gateway.store.statestore import StateStore
 
 pytestmark = pytest.mark.redis
@@ -19,7 +21,7 @@ S = BreakerSettings(
 )
 
 
-def bounded(client: Any) -> StateStore:
+def bounded(client: StateClient) -> StateStore:
     """The state store as the router uses it: every call bounded, its health kept."""
     return StateStore(client, StateSettings(timeout_s=2.0), events=QuotaCounters())
 
@@ -32,7 +34,7 @@ class Events:
         self.seen.append(event)
 
 
-async def test_a_breaker_opened_by_one_replica_opens_on_the_other(state_store, key_prefix) -> None:
+async def test_a_breaker_opened_by_one_replica_opens_on_the_other(state_store: aioredis.Redis, key_prefix: str) -> None:
     clock = FakeClock(1000.0)
     ev_a, ev_b = Events(), Events()
     a = Breakers(
@@ -64,10 +66,10 @@ async def test_a_breaker_opened_by_one_replica_opens_on_the_other(state_store, k
 
 async def test_store_failure_degrades_to_local_state() -> None:
     class Broken:
-        async def publish(self, *args: object) -> None:
+        async def publish(self, key: str, state: State, open_until: float, changed_at: float) -> None:
             raise ConnectionError("down")
 
-        async def fetch(self, keys: object) -> None:
+        async def fetch(self, keys: Sequence[str]) -> list[tuple[State, float, float] | None]:
             raise ConnectionError("down")
 
     clock = FakeClock()
@@ -81,10 +83,10 @@ async def test_store_failure_degrades_to_local_state() -> None:
 
 async def test_store_failures_are_reported() -> None:
     class Broken:
-        async def publish(self, *args: object) -> None:
+        async def publish(self, key: str, state: State, open_until: float, changed_at: float) -> None:
             raise ConnectionError("down")
 
-        async def fetch(self, keys: object) -> None:
+        async def fetch(self, keys: Sequence[str]) -> list[tuple[State, float, float] | None]:
             raise TimeoutError("slow")
 
     seen: list[tuple[str, str]] = []
@@ -98,13 +100,15 @@ async def test_store_failures_are_reported() -> None:
     assert seen == [("breaker_fetch", "TimeoutError"), ("breaker_publish", "ConnectionError")]
 
 
-async def test_a_requests_stale_breakers_are_read_in_one_round_trip(state_store, key_prefix) -> None:
+async def test_a_requests_stale_breakers_are_read_in_one_round_trip(
+    state_store: aioredis.Redis, key_prefix: str
+) -> None:
     class Counting(RedisBreakerStore):
         def __init__(self) -> None:
             super().__init__(bounded(state_store), prefix=key_prefix, origin="c")
             self.reads: list[list[str]] = []
 
-        async def fetch(self, keys: list[str]) -> list[Any]:
+        async def fetch(self, keys: Sequence[str]) -> list[tuple[State, float, float] | None]:
             self.reads.append(list(keys))
             return await super().fetch(keys)
 

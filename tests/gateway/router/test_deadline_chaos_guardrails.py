@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import pytest
 
 from gateway.adapters.base import AttemptTimeouts
@@ -80,7 +82,7 @@ def test_chaos_is_off_by_default_and_seeded() -> None:
         ("error", 400, UpstreamClientError),
     ],
 )
-def test_injected_errors(fault: str, status: int, cls: type) -> None:
+def test_injected_errors(fault: Literal["abort", "timeout", "error"], status: int, cls: type) -> None:
     c = Chaos(ChaosSettings(enabled=True, rules=[ChaosRule(fault=fault, percent=100, status=status)]), Rng(0))
     inj = c.decide("a", "m", None)
     assert inj is not None
@@ -114,13 +116,15 @@ def _stream(g: Guardrails, parts: list[str]) -> tuple[str, str | None]:
         (GuardrailSettings(max_response_tokens=1), ["abc", "defg"], "abcd", "length"),
     ],
 )
-def test_stream_guard_across_chunk_boundaries(settings, parts, text, stop) -> None:
+def test_stream_guard_across_chunk_boundaries(
+    settings: GuardrailSettings, parts: list[str], text: str, stop: str | None
+) -> None:
     assert _stream(Guardrails(settings), parts) == (text, stop)
 
 
 def test_json_answer_guard_and_counts() -> None:
     g = Guardrails(GuardrailSettings(banned_words=["bad"], max_response_chars=100))
-    body = {
+    body: dict[str, Any] = {
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok then bad"}, "finish_reason": "stop"}]
     }
     assert g.apply(body) == ["banned_words.block"]
@@ -174,7 +178,10 @@ def test_a_timeout_is_the_deadlines_fault_only_when_the_limit_was_cut(
     ],
 )
 def test_chaos_rule_matching(rule: dict[str, str], hit: bool) -> None:
-    c = Chaos(ChaosSettings(enabled=True, rules=[ChaosRule(fault="abort", percent=100, **rule)]), Rng(0))
+    c = Chaos(
+        ChaosSettings(enabled=True, rules=[ChaosRule.model_validate({"fault": "abort", "percent": 100, **rule})]),
+        Rng(0),
+    )
     assert (c.decide("a", "m", "x", group="chat") is not None) is hit
 
 

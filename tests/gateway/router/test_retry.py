@@ -13,13 +13,13 @@ from gateway.adapters.upstreamerrors import (
     UpstreamTimeout,
 )
 from gateway.rng import Rng
-from gateway.router.retry import backoff, decide
+from gateway.router.retry import RetryDecision, backoff, decide
 from gateway.settings.router import RetrySettings
 
 S = RetrySettings(max_attempts=3, backoff_base_s=0.1, backoff_cap_s=2.0, retry_after_cap_s=5.0)
 
 
-def _decide(err: UpstreamError, *, attempts: int = 1, started: bool = False, failover: bool = False):
+def _decide(err: UpstreamError, *, attempts: int = 1, started: bool = False, failover: bool = False) -> RetryDecision:
     return decide(
         err,
         settings=S,
@@ -52,7 +52,7 @@ def _decide(err: UpstreamError, *, attempts: int = 1, started: bool = False, fai
         (UpstreamRateLimited("p", "x", retry_after=9.0), 1, False, True, "failover", "rate_limited"),
     ],
 )
-def test_decisions(err, attempts, started, failover, action, reason) -> None:
+def test_decisions(err: UpstreamError, attempts: int, started: bool, failover: bool, action: str, reason: str) -> None:
     d = _decide(err, attempts=attempts, started=started, failover=failover)
     assert (d.action, d.reason) == (action, reason)
 

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
 from gateway.clock import LoopClock, run_virtual
 from gateway.router.shedding import LoadShedder, Shed, global_ceiling
 from gateway.settings.router import SheddingSettings
+
+T = TypeVar("T")
 
 
 @pytest.mark.parametrize(
@@ -52,7 +56,7 @@ def test_try_acquire_takes_only_a_free_slot() -> None:
     assert s.in_flight_at("p") == 0
 
 
-def _run(coro):
+def _run(coro: Coroutine[Any, Any, T]) -> T:
     return run_virtual(coro)
 
 

@@ -4,6 +4,7 @@ started, not after the first-byte timeout (virtual time, simulators in process).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from gateway.clock import run_virtual
 from gateway.errors import GatewayError
@@ -15,7 +16,7 @@ BREAKER = {"min_calls": 4, "failure_rate": 0.5, "consecutive_failures": 0, "cool
 SLOW = {**BREAKER, "slow_call_s": 2.0, "slow_call_rate": 0.5}
 
 
-def _hung_calls(breaker: dict[str, object]) -> tuple[float, list[float], RecordingEvents]:
+def _hung_calls(breaker: Mapping[str, object]) -> tuple[float, list[float], RecordingEvents]:
     """Four requests to a hung provider 0.1 s apart, then one at 3 s: (when its breaker last changed state,
     each request's time to its answer, the events)."""
     s = settings({"breaker": breaker, "retry": {"max_attempts": 1}})

@@ -31,7 +31,7 @@ async def test_usage_by_key_matches_the_clients_own_log(make_gateway: GatewayFac
 
     async def recorded() -> bool:
         page = (await client.get("/admin/usage", params={"group_by": "key"}, headers=ADMIN)).json()
-        return sum(row["requests"] for row in page["data"]) == len(own)
+        return bool(sum(row["requests"] for row in page["data"]) == len(own))
 
     await eventually(recorded, within_s=5.0)
     page = (await client.get("/admin/usage", params={"group_by": "key,model"}, headers=ADMIN)).json()
