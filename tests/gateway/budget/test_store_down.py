@@ -44,4 +44,4 @@ async def test_a_budgeted_request_with_the_store_down(policy: str, status: int) 
             assert budgeted.json()["error"]["code"] == "service_unavailable" and "budget" in budgeted.text
         free = await c.post("/v1/chat/completions", json=BODY, headers={"Authorization": f"Bearer {OTHER_KEY}"})
         assert free.status_code == 200
-    await state.aclose(close_connection_pool=True)
+    await state.aclose()  # closes its pool too (gateway/state.py)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from gateway.clock import LoopClock, run_virtual
 from gateway.settings.upstream import HealthCheck
@@ -119,7 +119,7 @@ def test_a_reload_keeps_unchanged_checks_and_starts_new_ones() -> None:
     def target(provider: str, url: str, tag: str) -> Target:
         return Target(provider, url, {"x-check": tag}, CHECK)  # the tag tells the checks apart in the transport
 
-    async def main() -> tuple[list[dict[str, Any]], list[tuple[float, str]]]:
+    async def main() -> tuple[list[dict[str, Any]], list[str]]:
         clock = LoopClock()
         sims = {f"http://{n}.sim": create_simulator(flavour=n, profile="instant", seed=1, clock=clock) for n in NAMES}
         transport = Seen(sims)
@@ -152,4 +152,4 @@ def test_a_reload_keeps_unchanged_checks_and_starts_new_ones() -> None:
     assert sorted(sent) == ["a", "a", "b", "c", "d", "d", "d"]
 
 
-NAMES = ("openai", "vllm")
+NAMES: tuple[Literal["openai", "vllm"], ...] = ("openai", "vllm")
