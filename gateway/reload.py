@@ -53,16 +53,8 @@ CONFIRM_TIMEOUT_S = 10.0  # several workers: how long an admin call waits for it
 
 
 def restart_required(old: Settings, new: Settings) -> list[str]:
-    """The settings of :data:`RESTART_ONLY` that differ between ``old`` and ``new``, and the providers' health
-    checks (their tasks run as long as the process)."""
-    changed = [path for path in RESTART_ONLY if _get(old, path) != _get(new, path)]
-    if _checks(old) != _checks(new):
-        changed.append("providers.health_check")
-    return changed
-
-
-def _checks(settings: Settings) -> dict[str, Any]:
-    return {p.name: p.health_check for p in settings.providers if p.health_check is not None}
+    """The settings of :data:`RESTART_ONLY` that differ between ``old`` and ``new``."""
+    return [path for path in RESTART_ONLY if _get(old, path) != _get(new, path)]
 
 
 def _get(settings: Settings, path: str) -> Any:
@@ -204,7 +196,11 @@ class Reloader:
             return self._done(Outcome(refused.result, self.current.generation, refused.errors), "admin")
         mine: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiters.append(mine)
-        wiring.notify()
+        try:
+            wiring.notify()
+        except OSError:  # the supervisor is gone: nobody would forward the signal
+            self._waiters.remove(mine)
+            raise
         async with asyncio.timeout(CONFIRM_TIMEOUT_S):
             return await mine
 
@@ -235,6 +231,11 @@ class ReloadRoutes:
     async def post(self, call: Call) -> Reply:
         try:
             outcome = await self._reloader.request()
+        except OSError:
+            raise Unavailable(
+                "The configuration is valid but the workers could not be signalled; reload each one with SIGHUP.",
+                code="reload_unconfirmed",
+            ) from None
         except TimeoutError:
             raise Unavailable(
                 "Every worker was asked to reload; this one did not confirm in time. See GET /admin/reload.",

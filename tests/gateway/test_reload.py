@@ -157,6 +157,24 @@ async def test_a_new_provider_and_consumer_are_known_to_the_metrics(gateway: Cal
     assert sample(app, "faultline_requests_total", requests) == 1
 
 
+async def test_a_health_check_added_by_a_reload_is_run_and_reported(gateway: Callable[..., Any]) -> None:
+    client, transport, path, _, app = await gateway()
+    raw = config()
+    raw["providers"][1]["health_check"] = {"path": "/health", "interval_s": 3600}
+    path.write_text(yaml.safe_dump(raw))
+    assert (await reload(client)).status_code == 200
+    for _ in range(500):  # the new check's task runs its first check at once; let the loop get to its answer
+        if app.state.runtime.health.health("vllm") != "unknown":
+            break
+        await asyncio.sleep(0)
+    assert transport.calls == ["vllm.sim"]
+    ready = (await client.get("/v1/ready")).json()["providers"]
+    assert (ready["vllm"]["health"], ready["openai"]["health"]) == ("healthy", "unchecked")
+    path.write_text(yaml.safe_dump(config()))
+    assert (await reload(client)).status_code == 200
+    assert (await client.get("/v1/ready")).json()["providers"]["vllm"]["health"] == "unchecked"
+
+
 async def test_a_request_in_flight_finishes_on_the_generation_it_started_with(gateway: Callable[..., Any]) -> None:
     client, transport, path, _, _ = await gateway()
     transport.hold = asyncio.Event()
@@ -264,3 +282,14 @@ def test_each_problem_of_a_refused_file_is_one_line() -> None:
     assert [p.split(":")[0] for p in problems(listed.value)] == ["tiers.default.rpm", "models.0.routes.0.weight"]
     yaml_error = ConfigError("f.yaml: not valid YAML: line 1\n  column 2")
     assert problems(yaml_error) == ["f.yaml: not valid YAML: line 1 column 2"]
+
+
+async def test_a_supervisor_that_cannot_be_signalled_is_reported(gateway: Callable[..., Any]) -> None:
+    def notify() -> None:
+        raise ProcessLookupError("no such process")
+
+    client, _, path, _, app = await gateway(notify)
+    path.write_text(yaml.safe_dump(config(openai_weight=0, vllm_weight=1)))
+    r = await reload(client)
+    assert (r.status_code, r.json()["error"]["code"]) == (503, "reload_unconfirmed")
+    assert app.state.reloader.current.generation == 1
