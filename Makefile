@@ -60,7 +60,7 @@ serve: $(STAMP) ## gateway on :8000 with three simulated upstreams and an embedd
 test: tools ## the whole test suite (installs the tools it runs first: make tools)
 	$(PY) -m pytest -q
 
-lint: $(STAMP) ## ruff (complexity included), the import contracts (pyproject.toml) and mypy (strict: gateway, simulators, experiments, reports)
+lint: $(STAMP) ## ruff (complexity included), the import contracts (pyproject.toml) and mypy (strict: gateway, simulators, experiments, reports, tests)
 	$(BIN)/ruff check gateway simulators experiments reports tests
 	$(BIN)/ruff format --check gateway simulators experiments reports tests
 	$(BIN)/lint-imports

@@ -188,6 +188,7 @@ class ScenarioShape(LoadTestShape):
     spawn_rate = 100.0
 
     def tick(self) -> tuple[int, float] | None:
+        # Ignored on the next line: set on the environment by the locustfile before any tick
         feed: Feed = self.runner.environment.faultline_feed  # type: ignore[union-attr]
         t0 = feed.origin()
         if t0 is None:

@@ -201,8 +201,9 @@ async def _replay(sc: Scenario, seed: int, run_dir: Path, run_id: str) -> dict[s
                 t.cancel()
             await asyncio.gather(*still, return_exceptions=True)
         for t in tasks:
-            if not t.cancelled() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
+            failure = None if t.cancelled() else t.exception()
+            if failure is not None:
+                raise failure
         virtual_s = clock.monotonic() - t0
     (run_dir / "client.jsonl").write_bytes(
         b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in client.log)

@@ -42,6 +42,7 @@ def _first_open(transitions: pl.DataFrame, provider: str, start: float, end: flo
     opened = transitions.filter(
         (pl.col("provider") == provider) & (pl.col("to") == "open") & (pl.col("t") >= start) & (pl.col("t") < end)
     )
+    # Ignored on the next line: polars types min()/max() as any literal
     return float(opened["t"].min()) if opened.height else None  # type: ignore[arg-type]
 
 
@@ -76,6 +77,7 @@ def fault_figures(
         failover = inside.filter(FAILED_OVER & (pl.col("first_provider") == upstream))
         opened = _first_open(transitions, upstream, start, end)
         page_at, already = _page(page_rules, start, end)
+        # Ignored on the next line: polars types min()/max() as any literal
         first_failover = float(failover["t"].min()) if failover.height else None  # type: ignore[arg-type]
         out.append(
             {

@@ -157,7 +157,9 @@ def parse_records(lines: list[bytes]) -> tuple[pl.DataFrame, pl.DataFrame, pl.Da
     trs = [_transition(tr, r.get("ts_arrival")) for r, d in zip(recs, ds, strict=True) for tr in _record_transitions(d)]
     transitions = pl.from_dicts(trs, schema=TRANSITION_SCHEMA) if trs else pl.DataFrame(schema=TRANSITION_SCHEMA)
     return (
+        # Ignored on the next line: a dict[str, Any] of polars dtypes
         requests.select(REQUEST_SCHEMA.keys()).cast(REQUEST_SCHEMA),  # type: ignore[arg-type]
+        # Ignored on the next line: a dict[str, Any] of polars dtypes
         attempts.select(ATTEMPT_SCHEMA.keys()).cast(ATTEMPT_SCHEMA),  # type: ignore[arg-type]
         transitions,
     )
@@ -297,7 +299,7 @@ def from_lines(
     if started is not None:
         t0 = float(started)
     elif requests.height:
-        t0 = float(requests["ts_arrival"].min())  # type: ignore[arg-type]
+        t0 = float(requests["ts_arrival"].min())  # type: ignore[arg-type]  # polars types min()/max() as any literal
     else:
         t0 = 0.0
     requests, attempts, transitions = relativise(requests, attempts, transitions, t0)

@@ -78,7 +78,7 @@ class SloGate(BaseModel):
         return self
 
     def allowed(self, slo: str) -> float:
-        return self.allowed_burn_pct.get(slo, 100.0)  # type: ignore[call-overload,no-any-return]
+        return next((pct for name, pct in self.allowed_burn_pct.items() if name == slo), 100.0)
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ def _impact(requests: pl.DataFrame, buckets: pl.DataFrame, spec: SloSpec, fault_
             recovered = None  # never degraded below target after the fault
         else:
             later = after.filter(pl.col("t_start") > below["t_start"].max())
+            # Ignored on the next line: polars types min()/max() as any literal
             recovered = float(later["t_start"].min()) if later.height else None  # type: ignore[arg-type]
     return {
         "failed_requests": bad.height,
@@ -143,6 +144,7 @@ def compute(run: RunData, bucket_s: float | None = None) -> Computed:
     gate = SloGate.model_validate(sc.get("slo_gate") or {})
     expectations = parse_expectations(sc.get("expectations") or [])
     req = run.requests
+    # Ignored on the next line: polars types min()/max() as any literal
     last_end = float(req["t_end"].max()) if req.height else 0.0  # type: ignore[arg-type]
     duration = float(sc.get("duration_s") or 0) or max(last_end, 1.0)
     end_s = max(duration, last_end)

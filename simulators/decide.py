@@ -9,7 +9,7 @@ failure types) -> success (output length, TTFT, inter-token gaps, content, spike
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from gateway.rng import Rng
 from simulators.failures import ErrorInfo, go_duration
@@ -143,14 +143,18 @@ class SimState:
 
 
 def _check_limit(lim: Limiter, t: float, cost: int, info: dict[str, Any]) -> ErrorInfo | None:
-    for kind, b, amount in (("requests", lim.requests, 1), ("tokens", lim.tokens, cost)):
+    checks: tuple[tuple[Literal["requests", "tokens"], Bucket | None, int], ...] = (
+        ("requests", lim.requests, 1),
+        ("tokens", lim.tokens, cost),
+    )
+    for kind, b, amount in checks:
         if b is None:
             continue
         b.refill(t)
         if b.level < amount:
             return ErrorInfo(
                 kind="rate_limit",
-                limit_kind=kind,  # type: ignore[arg-type]
+                limit_kind=kind,
                 limit=b.capacity,
                 used=b.capacity - int(b.level),
                 requested=amount,

@@ -160,6 +160,7 @@ class LatencySpike(_Phase):
 class Degradation(_Phase):
     type: Literal["degradation"]
     failure_injection_rate: float = Field(ge=0, le=1)
+    # Ignored on the next line: the factory's list[str] holds a Mode
     failure_types: list[Mode] = Field(default_factory=lambda: ["server_error"], min_length=1)  # type: ignore[arg-type]
 
 

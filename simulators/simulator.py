@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -92,7 +92,7 @@ class SimulatorApp:
         send: Send,
         info: ErrorInfo,
         status: int | None = None,
-        headers: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+        headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         st, body = self.render_error(info)
         h = list(headers)

@@ -50,7 +50,7 @@ def _until(check: object, what: str, limit_s: float = 20.0) -> None:
     """Poll ``check()`` (a callable returning bool) every 0.1 s until true, at most ``limit_s``."""
     end = time.monotonic() + limit_s
     while time.monotonic() < end:
-        if check():  # type: ignore[operator]
+        if check():  # type: ignore[operator]  # check is any callable returning a truth value
             return
         time.sleep(0.1)
     raise RuntimeError(f"{what} within {limit_s:g} s")

@@ -66,13 +66,17 @@ class Limit:
 def limits_of(key_id: str, key_budget: Budget | None, consumer: str, consumer_budget: Budget | None) -> list[Limit]:
     """Every budget counter that applies, the key's first. Empty: no dollar budget for this request."""
     out: list[Limit] = []
-    for scope, name, b in (("key", key_id, key_budget), ("consumer", consumer, consumer_budget)):
+    scopes: tuple[tuple[Literal["key", "consumer"], str, Budget | None], ...] = (
+        ("key", key_id, key_budget),
+        ("consumer", consumer, consumer_budget),
+    )
+    for scope, name, b in scopes:
         if b is None:
             continue
         if b.usd_per_day is not None:
-            out.append(Limit(scope, name, "day", nano(b.usd_per_day)))  # type: ignore[arg-type]
+            out.append(Limit(scope, name, "day", nano(b.usd_per_day)))
         if b.usd_per_month is not None:
-            out.append(Limit(scope, name, "month", nano(b.usd_per_month)))  # type: ignore[arg-type]
+            out.append(Limit(scope, name, "month", nano(b.usd_per_month)))
     return out
 
 

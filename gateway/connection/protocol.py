@@ -88,6 +88,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- the connection -----------------------------------------------------------------------------------------
 
+    # Ignored on the next line: uvicorn's protocol is typed for any BaseTransport; a socket's is an asyncio.Transport
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         admitted = self._policy.admitted

@@ -57,6 +57,7 @@ def create_engine(url: str, *, pool_size: int = 5, timeout_s: float = 5.0) -> As
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: object, _record: object) -> None:
+            # Ignored on the next line: the hook's DB-API connection is untyped (sqlite3 here)
             cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
             if not memory:
                 cur.execute("PRAGMA journal_mode=WAL")  # readers never wait for the usage writer

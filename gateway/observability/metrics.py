@@ -416,6 +416,7 @@ class Metrics:
         """This process stops (a worker's graceful shutdown): in multi-process mode its live gauges (in flight,
         queue depth) leave the sums; its counters and histograms stay."""
         if self.multiprocess_dir and os.path.isdir(self.multiprocess_dir):
+            # Ignored on the next line: prometheus_client leaves it unannotated
             mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
     # -- exposition --------------------------------------------------------------------------------------------
@@ -424,6 +425,7 @@ class Metrics:
         """The text format of a scrape: this registry, or every worker's values in multi-process mode."""
         if self.multiprocess_dir and os.path.isdir(self.multiprocess_dir):
             registry = CollectorRegistry()
+            # Ignored on the next line: prometheus_client leaves it unannotated
             MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)

@@ -53,6 +53,7 @@ class Decision(NamedTuple):
         admitted, kind, handle, retry, req, req_reset, tok, tok_reset, day, inflight = raw
         return cls(
             admitted == 1,
+            # Ignored on the next line: check.lua answers one of the Kind names
             kind.decode() if isinstance(kind, bytes) else kind,  # type: ignore[arg-type]
             None if handle == 0 else (handle.decode() if isinstance(handle, bytes) else str(handle)),
             int(retry),

@@ -109,7 +109,7 @@ class _NodePool:
 
     async def get_connection(self) -> Any:
         conn = self._node.acquire_connection()
-        await conn.connect()  # type: ignore[no-untyped-call]
+        await conn.connect()  # type: ignore[no-untyped-call]  # unannotated in redis-py
         return conn
 
     async def release(self, connection: Any) -> None:

@@ -36,7 +36,7 @@ def outage_story(run_dir: Path) -> dict[str, Any]:
     req, att, tr = run.requests, run.attempts, run.transitions
     openai = att.filter((pl.col("provider") == "openai") & ~pl.col("outcome").is_in(NOT_A_CALL))
     opened = tr.filter((pl.col("provider") == "openai") & (pl.col("to") == "open"))["t"]
-    end = float(att["t"].max() or 0.0) + 1.0  # type: ignore[arg-type]
+    end = float(att["t"].max() or 0.0) + 1.0  # type: ignore[arg-type]  # polars types min()/max() as any literal
     return {
         "requests": req.height,
         "first_failed_call": openai.filter(pl.col("outcome") != "ok")["t"].min(),

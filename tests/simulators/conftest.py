@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from simulators import SimulatorApp, create_app
+from simulators.failures import Flavour
 
 MESSAGES = [{"role": "user", "content": "Say hello in five words."}]
 
@@ -49,8 +50,8 @@ SimFactory = Callable[..., Sim]
 async def make_sim() -> AsyncIterator[SimFactory]:
     sims: list[Sim] = []
 
-    def build(flavour: str = "openai", profile: Any = "instant", seed: int = 0, **kw: Any) -> Sim:
-        sim = Sim(create_app(flavour, profile, seed, **kw))  # type: ignore[arg-type]
+    def build(flavour: Flavour = "openai", profile: Any = "instant", seed: int = 0, **kw: Any) -> Sim:
+        sim = Sim(create_app(flavour, profile, seed, **kw))
         sims.append(sim)
         return sim
 

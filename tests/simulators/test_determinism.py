@@ -10,6 +10,7 @@ import pytest
 
 from gateway.clock import LoopClock, run_virtual
 from simulators import create_app
+from simulators.failures import Flavour
 
 PROFILE = {
     "base": "openai-gpt-4o",
@@ -75,11 +76,11 @@ BYTES_PROFILE = {
 }
 
 
-def responses(flavour: str, seed: int) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
+def responses(flavour: Flavour, seed: int) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
     """Status, raw headers and body bytes of every response, in request order, under virtual time."""
 
     async def main() -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
-        app = create_app(flavour, BYTES_PROFILE, seed=seed, name="up", clock=LoopClock())  # type: ignore[arg-type]
+        app = create_app(flavour, BYTES_PROFILE, seed=seed, name="up", clock=LoopClock())
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
 
             async def one(i: int) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -102,7 +103,7 @@ def responses(flavour: str, seed: int) -> list[tuple[int, list[tuple[bytes, byte
 
 
 @pytest.mark.parametrize("flavour", ["openai", "vllm"])
-def test_same_seed_same_requests_same_bytes(flavour: str) -> None:
+def test_same_seed_same_requests_same_bytes(flavour: Flavour) -> None:
     a, b = responses(flavour, 21), responses(flavour, 21)
     assert a == b
     assert {s for s, _, _ in a} >= {200, 429, 500, 503}  # the faults really fired

@@ -14,6 +14,7 @@ import pytest
 from gateway.clock import FakeClock, LoopClock, run_virtual
 from simulators import SimulatedConnectionReset, create_app, load_profile
 from simulators.decide import Decision, Request, SimState, decide
+from simulators.failures import Flavour
 from simulators.sampling import request_rng
 from tests.simulators.conftest import SimFactory
 
@@ -110,9 +111,9 @@ def test_vllm_70b_cliff_has_the_shape_of_nims_load_curve() -> None:
     assert refused_50 == refused_250 == 0
 
 
-async def status_at(flavour: str, name: str, t: float, **body: Any) -> int | str:
+async def status_at(flavour: Flavour, name: str, t: float, **body: Any) -> int | str:
     clock = FakeClock()
-    app = create_app(flavour, name, seed=0, clock=clock)  # type: ignore[arg-type]
+    app = create_app(flavour, name, seed=0, clock=clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim") as c:
         clock.advance(t)
         try:
@@ -141,7 +142,7 @@ async def status_at(flavour: str, name: str, t: float, **body: Any) -> int | str
     ],
 )
 async def test_scripted_profiles_do_what_they_say(name: str, t: float, status: int | str) -> None:
-    flavour = "vllm" if name.startswith("vllm") else "openai"
+    flavour: Flavour = "vllm" if name.startswith("vllm") else "openai"
     assert await status_at(flavour, name, t, max_tokens=4) == status
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.budget.dollars import Limit, Outcome, WorstCase, headers, limits_of, nano, period_of, rejection
+from gateway.budget.dollars import Limit, Outcome, Period, WorstCase, headers, limits_of, nano, period_of, rejection
 from gateway.config import ModelGroup, Price, Route
 from gateway.quota.estimate import Estimate
 from gateway.settings.budget import Budget
@@ -26,8 +26,8 @@ def ms(text: str) -> int:
         ("month", "2028-02-28T00:00:00", "m:202802", 2 * 86_400_000),  # a leap year
     ],
 )
-def test_periods_are_utc_days_and_calendar_months(period: str, now: str, suffix: str, reset_ms: int) -> None:
-    assert period_of(period, ms(now)) == (suffix, reset_ms)  # type: ignore[arg-type]
+def test_periods_are_utc_days_and_calendar_months(period: Period, now: str, suffix: str, reset_ms: int) -> None:
+    assert period_of(period, ms(now)) == (suffix, reset_ms)
 
 
 def test_the_keys_budgets_come_first_then_the_consumers() -> None:

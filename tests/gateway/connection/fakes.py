@@ -171,17 +171,17 @@ def connection(
         config=config,
         server_state=ServerState(),
         app_state={STATE_KEY: policy},
-        _loop=loop,  # type: ignore[arg-type]
+        _loop=loop,  # type: ignore[arg-type]  # the fake loop has only the calls the protocol makes
     )
     transport = Transport()
-    proto.connection_made(transport)  # type: ignore[arg-type]
+    proto.connection_made(transport)  # type: ignore[arg-type]  # the fake transport records what is written
     return proto, transport, loop
 
 
 def feed(proto: HttpToolsProtocol, data: bytes) -> None:
     """One read, then the tasks it started run (as the event loop would run them next)."""
     proto.data_received(data)
-    proto.loop.run_ready()  # type: ignore[attr-defined]
+    proto.loop.run_ready()  # type: ignore[attr-defined]  # the fake loop's own method
 
 
 def end(loop: Loop) -> None:

@@ -63,7 +63,7 @@ async def test_every_span_attribute_is_documented() -> None:
 
     call = make_call(k.clock)
     call.attributes["clock"] = k.clock
-    await pipeline(k, with_guardrail)(call)  # type: ignore[arg-type]
+    await pipeline(k, with_guardrail)(call)  # type: ignore[arg-type]  # a plain handler in FakeRouter's place
     spans = k.spans.get_finished_spans()
     assert {s.name for s in spans} >= {"POST /v1/chat/completions", "auth", "route", "guardrail"}
     keys = {key for s in spans for key in (s.attributes or {})}

@@ -85,7 +85,7 @@ async def test_no_exporter_records_nothing_but_still_propagates() -> None:
 
     clock = FakeClock()
     t = Telemetry.from_settings(make_settings(), clock=clock, rng=Rng(1), environ={})
-    k = Kit(t, clock, None, None)  # type: ignore[arg-type]
+    k = Kit(t, clock, None, None)  # type: ignore[arg-type]  # no exporter and no log: nothing to read
     router = FakeRouter(k)
     call = make_call(clock)
     call.attributes["clock"] = clock
@@ -140,7 +140,7 @@ async def test_stream_closed_by_client_is_cancelled_and_finished_once(tmp_path: 
     assert reply.stream is not None
     it = reply.stream.__aiter__()
     assert await it.__anext__() == b"data: 0\n\n"
-    await reply.stream.aclose()  # type: ignore[attr-defined]
+    await reply.stream.aclose()  # type: ignore[attr-defined]  # the stream is an async generator
     await k.telemetry.stop()
     (rec,) = list(read_records(tmp_path / "r.jsonl"))
     assert rec["outcome"] == "cancelled"
@@ -158,7 +158,7 @@ async def test_stream_closed_by_client_after_its_last_frame_is_complete(tmp_path
     assert reply.stream is not None
     chunks = [chunk async for chunk in _until_done(reply.stream)]
     assert chunks[-1] == b"data: [DONE]\n\n"
-    await reply.stream.aclose()  # type: ignore[attr-defined]
+    await reply.stream.aclose()  # type: ignore[attr-defined]  # the stream is an async generator
     await k.telemetry.stop()
     (rec,) = list(read_records(tmp_path / "r.jsonl"))
     assert (rec["status"], rec["outcome"]) == (200, "ok")

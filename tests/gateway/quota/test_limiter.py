@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,9 +23,9 @@ DEAD = "redis://127.0.0.1:1/0"
 
 
 def limiter(
-    redis: Any, policy: str = "open", replicas: int = 1, prefix: str = "t", failures: int = 1
+    redis: Any, policy: Literal["open", "closed"] = "open", replicas: int = 1, prefix: str = "t", failures: int = 1
 ) -> tuple[QuotaLimiter, QuotaCounters, StateStore]:
-    qs = QuotaSettings(failure_policy=policy, replicas=replicas, key_prefix=prefix)  # type: ignore[arg-type]
+    qs = QuotaSettings(failure_policy=policy, replicas=replicas, key_prefix=prefix)
     events = QuotaCounters()
     store = store_for(redis, events, timeout_s=0.2, outage_after_failures=failures)
     return QuotaLimiter(store, qs, clock=FakeClock(), events=events), events, store
@@ -185,7 +185,7 @@ async def _ready(client: aioredis.Redis) -> None:
 @pytest.mark.processes
 @pytest.mark.parametrize("policy", ["open", "closed"])
 async def test_stop_and_restart_a_real_server(
-    own_redis: tuple[int, list[subprocess.Popen[bytes]]], policy: str
+    own_redis: tuple[int, list[subprocess.Popen[bytes]]], policy: Literal["open", "closed"]
 ) -> None:
     port, procs = own_redis
     procs.append(_start(port))

@@ -152,7 +152,7 @@ async def test_a_check_and_a_settle_are_one_command_each_and_concurrent_ones_sha
         assert all(d.admitted for d, _ in burst)
         assert sent[3:] == [["EVALSHA"] * 5]
         assert len({r.handle for _, r in burst if r is not None}) == 5
-        released = lim.release(burst[0][1], 3)  # type: ignore[arg-type]
+        released = lim.release(burst[0][1], 3)  # type: ignore[arg-type]  # admitted: it has a reservation
         assert sent[4:] == [["EVALSHA"]]  # written already, before anything awaited
         assert await released == 3 - 10
     finally:

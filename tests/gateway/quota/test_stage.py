@@ -200,7 +200,7 @@ async def test_a_client_disconnect_mid_stream_charges_what_was_sent(
     it = aiter(reply.stream)
     for _ in range(delivered):
         await anext(it)
-    await it.aclose()  # type: ignore[attr-defined]
+    await it.aclose()  # type: ignore[attr-defined]  # the stream is an async generator
     # cut before the usage chunk: the delivered tokens + the prompt estimate (none if nothing was delivered)
     expected = 17 + delivered if delivered else 0
     assert call.record.decisions["quota"]["charged"] == expected

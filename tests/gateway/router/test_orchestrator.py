@@ -333,7 +333,7 @@ def test_a_client_that_leaves_once_it_has_done_completed_the_stream() -> None:
         async for chunk in reply.stream:
             if chunk == b"data: [DONE]\n\n":
                 break  # leaves the generator suspended at its last frame, as a closed connection does
-        await reply.stream.aclose()  # type: ignore[attr-defined]
+        await reply.stream.aclose()  # type: ignore[attr-defined]  # the stream is an async generator
         return call
 
     call = run_virtual(main())
