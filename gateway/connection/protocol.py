@@ -18,8 +18,9 @@ connection reads its :class:`ConnectionPolicy` from the ASGI lifespan state the 
 A refused connection gets its reply, then the server stops writing (a half close) and discards what the client
 still sends for at most :data:`LINGER_S`, so a client that is still sending reads the reply instead of a reset.
 
-The hot path costs a few attribute reads and writes per request: a timer is armed only for a head or a body that
-does not arrive in one read, and for each new connection (docs/ARCHITECTURE.md has the measured cost).
+A request costs three more Python calls and a few attribute reads and writes: a timer is armed for each new
+connection, and otherwise only for a head or a body that does not arrive in one read (docs/ARCHITECTURE.md has
+the measured cost).
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         if self._head_open:
             self._head_bytes += len(data)
+        elif not self._body_open and (self.cycle is None or self.cycle.response_complete):
+            self._head_open = True  # the previous request is read and answered: this read starts the next head
+            self._head_bytes = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -126,25 +130,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(self._policy.malformed, INVALID_HTTP)
             return
         except httptools.HttpParserUpgrade:
-            if self._should_upgrade():  # the WebSocket protocol takes the connection over (none when ws="none")
-                self._cancel_timers()
-                self._release()
-                self.handle_websocket_upgrade()
+            self._upgrade()
             return
+        if self._head_open or self._body_open:  # a head or a body did not end with this read
+            self._unfinished()
+
+    def _unfinished(self) -> None:
         if self._head_open:
             if self._head_bytes > self._limits.max_header_bytes:
                 self._refuse(self._policy.head_too_large, HEADERS_TOO_LARGE)
             elif self._head_timer is None and (self._head_bytes or self._head_exact):  # a head began
                 self._head_timer = self.loop.call_later(self._limits.header_timeout_s, self._head_expired)
-        elif self._body_open:
+        else:
             self._body_read_at = self.loop.time()
             if self._body_timer is None:
                 self._body_timer = self.loop.call_later(self._limits.body_timeout_s, self._body_check)
 
+    def _upgrade(self) -> None:
+        if self._should_upgrade():  # the WebSocket protocol takes the connection over (none when ws="none")
+            self._cancel_timers()
+            self._release()
+            self.handle_websocket_upgrade()
+
     # -- parser callbacks ---------------------------------------------------------------------------------------
 
+    # The parser calls these for every request: the base methods are called directly, without super()'s cost.
+
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        HttpToolsProtocol.on_message_begin(self)
         if not self._head_open:  # a head that begins inside a read (pipelined, or after an early reply)
             self._head_open = True
             self._head_exact = True
@@ -164,7 +177,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             raise _Refused(self._policy.overloaded, OVER_CAPACITY)
         self._head_bytes = 0
         self._head_exact = False
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
         self._body_open = True
         self._requests += 1
         if self._requests >= limits.max_requests_per_connection and self.cycle is not None:
@@ -172,12 +185,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._body_open = False
-        super().on_message_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self._head_open and not self._body_open:
-            self._head_open = True  # the next read starts the next head
+        HttpToolsProtocol.on_message_complete(self)
 
     # -- limits -------------------------------------------------------------------------------------------------
 
