@@ -73,8 +73,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             policy = app_state[STATE_KEY] = ConnectionPolicy.build(ConnectionLimits())
         self._policy = policy
         self._limits = policy.limits
-        # uvicorn declares an int; its timer takes any number of seconds.
-        self.timeout_keep_alive = policy.limits.keep_alive_timeout_s  # type: ignore[assignment]
+        self.timeout_keep_alive = policy.limits.keep_alive_timeout_s  # type: ignore[assignment]  # uvicorn says int; its timer takes a float
         self._head_open = True  # waiting for (the rest of) a request head
         self._head_bytes = 0  # bytes read since the head began, counted from the start of a read
         self._head_exact = False  # the head began inside a read: its size is summed at its end
@@ -90,7 +89,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- the connection -----------------------------------------------------------------------------------------
 
     # Ignored on the next line: uvicorn's protocol is typed for any BaseTransport; a socket's is an asyncio.Transport
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         super().connection_made(transport)
         admitted = self._policy.admitted
         if admitted.open < self._limits.max_connections:
