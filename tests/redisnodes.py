@@ -69,22 +69,42 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 @contextmanager
-def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[tuple[list[int], list[subprocess.Popen[bytes]]]]:
-    """``masters`` cluster nodes, no replicas, every slot assigned: yields their ports and processes."""
-    ports = [cluster_port() for _ in range(masters)]
+def redis_cluster(
+    workdir: Path, masters: int = 3, replicas: int = 0
+) -> Iterator[tuple[list[int], list[subprocess.Popen[bytes]]]]:
+    """``masters`` cluster nodes with ``replicas`` replicas each, every slot assigned, a node taken for failed after
+    1 s without answering: yields their ports and processes (masters first, as redis-cli assigns them)."""
+    ports = [cluster_port() for _ in range(masters * (1 + replicas))]
     procs = []
     try:
         for port in ports:
             conf = workdir / f"nodes-{port}.conf"
-            procs.append(_server(port, workdir, "--cluster-enabled", "yes", "--cluster-config-file", str(conf)))
+            cluster = ["--cluster-enabled", "yes", "--cluster-config-file", str(conf), "--cluster-node-timeout", "1000"]
+            cluster += ["--cluster-replica-validity-factor", "0"]  # a replica may always take over
+            procs.append(_server(port, workdir, *cluster))
         for port in ports:
             _until(lambda p=port: "PONG" in _cli(p, "ping"), f"node {port} did not answer")
         nodes = [f"127.0.0.1:{p}" for p in ports]
-        _cli(ports[0], "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes")
+        _cli(ports[0], "--cluster", "create", *nodes, "--cluster-replicas", str(replicas), "--cluster-yes")
         _until(lambda: all("cluster_state:ok" in _cli(p, "cluster", "info") for p in ports), "the cluster was not ok")
+        for port in ports[masters:]:
+            _until(lambda p=port: "master_link_status:up" in _cli(p, "info", "replication"), "a replica did not sync")
         yield ports, procs
     finally:
         stop_all(procs)
+
+
+def cluster_master_of(port: int, slot: int) -> int:
+    """The port of the master serving ``slot``, as the node on ``port`` sees it."""
+    for line in _cli(port, "cluster", "nodes").splitlines():
+        fields = line.split()
+        if "master" not in fields[2] or "fail" in fields[2]:
+            continue
+        for part in fields[8:]:
+            lo, _, hi = part.partition("-")
+            if lo.isdigit() and int(lo) <= slot <= int(hi or lo):
+                return int(fields[1].split("@")[0].rpartition(":")[2])
+    return 0
 
 
 @contextmanager

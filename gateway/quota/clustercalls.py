@@ -5,7 +5,9 @@ keys' slot (every key of one call shares the consumer's hash tag, so one slot; t
 client's), on that master's ordered connection, in the order this process issues the calls for it: one
 consumer's calls keep their order, as on one server. A call answered MOVED, ASK, TRYAGAIN or CLUSTERDOWN (slots
 moving, a failover) is sent again through the cluster client, which follows the redirect and refreshes its slot
-map, so the next calls go to the new owner. Until the slot map is known (:meth:`ClusterMux.ping`, at start) calls
+map, so the next calls go to the new owner. A call that finds its master gone (refused, or no answer) fails like
+any lost call, and makes the client ask the nodes for the slot map again in the background, so that once a
+replica has taken over the next calls go to it. Until the slot map is known (:meth:`ClusterMux.ping`, at start) calls
 go through the cluster client, as below.
 
 :class:`ClusterScripts` (the fallback, and what ClusterMux was measured against): each EVALSHA goes through
@@ -28,12 +30,15 @@ from typing import Any, Protocol
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.quota.mux import ScriptMux, StoreHealth
 from gateway.store.client import Arg, PooledClient, StateClient
 
 REDIRECTS = (MovedError, AskError, TryAgainError, ClusterDownError)  # the slot is elsewhere, or about to be
+LOST = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)  # the master did not answer
 
 
 class Bound(Protocol):
@@ -109,7 +114,11 @@ class _NodePool:
 
     async def get_connection(self) -> Any:
         conn = self._node.acquire_connection()
-        await conn.connect()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        try:
+            await conn.connect()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        except BaseException:
+            self._node.release(conn)  # back to the node's free list, or its connections run out
+            raise
         return conn
 
     async def release(self, connection: Any) -> None:
@@ -135,6 +144,7 @@ class ClusterMux:
         self._timeout_s, self._scripts, self._store, self._op = timeout_s, tuple(scripts), store, op
         self._routed = ClusterScripts(redis, timeout_s=timeout_s, scripts=scripts, store=store, op=op)
         self._muxes: dict[str, ScriptMux] = {}  # node name -> its ordered connection
+        self._reload: asyncio.Task[None] | None = None
 
     def _mux(self, node: ClusterNode) -> ScriptMux:
         mux = self._muxes.get(node.name)
@@ -170,13 +180,26 @@ class ClusterMux:
         out: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def answered(f: asyncio.Future[Any]) -> None:
-            if not f.cancelled() and isinstance(f.exception(), REDIRECTS):
+            exc = None if f.cancelled() else f.exception()
+            if isinstance(exc, REDIRECTS):
                 self._routed.evalsha(sha, keys, args).add_done_callback(lambda r: _copy(r, out))
-            else:
-                _copy(f, out)
+                return
+            if isinstance(exc, LOST):  # the master may have been replaced: learn the slot map again
+                self._reload_soon()
+            _copy(f, out)
 
         sent.add_done_callback(answered)
         return out
+
+    def _reload_soon(self) -> None:
+        """Ask the nodes for the slot map again, in the background, one reload at a time."""
+        if self._reload is None or self._reload.done():
+            self._reload = asyncio.get_running_loop().create_task(self._reload_map())
+
+    async def _reload_map(self) -> None:
+        with contextlib.suppress(*LOST, RedisError):
+            async with asyncio.timeout(self._timeout_s or 1.0):
+                await self._redis.nodes_manager.initialize()
 
     async def ping(self) -> None:
         """Learn the slot map, load the scripts on every master and open each master's ordered connection."""
@@ -186,6 +209,10 @@ class ClusterMux:
             await self._mux(node).ping()
 
     async def aclose(self) -> None:
+        if self._reload is not None:
+            self._reload.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reload
         await self._routed.aclose()
         for mux in self._muxes.values():
             await mux.aclose()

@@ -166,6 +166,15 @@ class StateStore:
         else:
             await self.redis.ping()
 
+    async def _reload_cluster_map(self) -> None:
+        """On a Redis Cluster, after a failed probe: ask the nodes for the slot map again, so that a master
+        replaced by its replica (a failover) is probed, and used, under its new name."""
+        if not isinstance(self.redis, RedisCluster):
+            return
+        with contextlib.suppress(*FAILURES):
+            async with asyncio.timeout(max(self.settings.timeout_s, self.settings.probe_interval_s)):
+                await self.redis.nodes_manager.initialize()
+
     async def _probe(self) -> None:
         """Off the request path: PING at once, then every ``probe_interval_s``, until the store answers."""
         while not self._health.up:
@@ -176,6 +185,7 @@ class StateStore:
             except FAILURES as exc:
                 self._events.store_error("probe", type(exc).__name__)
                 self._health.probed(False)
+                await self._reload_cluster_map()
             else:
                 self._changed(self._health.probed(True), "probe")
                 return
