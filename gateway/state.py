@@ -93,6 +93,6 @@ def _sentinel_master(url: str, timeout_s: float, max_connections: int) -> aiored
     parts = urlsplit(url)
     credentials = {"username": parts.username, "password": parts.password}  # the master's (and replicas')
     # Ignored on the next line: redis-py leaves Sentinel() unannotated
-    sentinel = Sentinel(hosts(url), sentinel_kwargs=timeouts, **timeouts, **credentials)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(hosts(url), sentinel_kwargs=timeouts, **timeouts, **credentials)  # type: ignore[no-untyped-call]  # unannotated in redis-py
     master: aioredis.Redis = sentinel.master_for(path[0], db=db, max_connections=max_connections)
     return master

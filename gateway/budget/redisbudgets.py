@@ -44,8 +44,12 @@ class RedisBudgets:
         return f"{self._prefix}:{{{consumer}}}:{suffix}"
 
     async def load(self) -> None:
+        """Load both scripts and open the connection(s) now (at start), so that the first requests pay for
+        neither: a burst's first calls would otherwise wait, inside the store's bound, for the connection and
+        its script loads."""
         self._reserve.sha = await self._redis.script_load(self._texts[0])
         self._settle.sha = await self._redis.script_load(self._texts[1])
+        await self._batch.ping()
 
     async def reserve(
         self, consumer: str, limits: Sequence[Limit], cost: int, now_ms: int
