@@ -42,6 +42,7 @@ class ConnectionLimits(BaseModel):
     max_connections: int = Field(
         default=4096,
         ge=1,
-        description="open client connections of one worker; a request on a connection over it gets 503 and a close",
+        description="client connections one worker serves at once; a request on a connection opened over it gets "
+        "503 and a close (refused connections are not counted)",
     )
     retry_after_s: int = Field(default=1, ge=0, le=120, description="Retry-After of the over-capacity 503")
