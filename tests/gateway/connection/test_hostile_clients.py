@@ -266,3 +266,13 @@ async def test_a_connection_over_the_cap_gets_a_503_while_the_others_are_served(
     for _, w in held:
         w.close()
     assert (await gw.closed())["over_capacity"] >= 1
+
+
+async def test_an_upgrade_request_is_served_as_plain_http(gateway: Gateway) -> None:
+    """No WebSocket route, so no WebSocket protocol (whose connections these limits would not cover)."""
+    reader, writer = await wire.connect(gateway.port)
+    upgrade = (("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"))
+    writer.write(wire.get("/v1/health", *upgrade, ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")))
+    reply = await wire.read_reply(reader)
+    writer.close()
+    assert reply.status == 200 and "upgrade" not in reply.headers
