@@ -9,11 +9,17 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import fakeredis
+import pytest
+
 from gateway.clock import LoopClock, run_virtual
+from gateway.rng import Rng
+from gateway.runtime import build_runtime
 from gateway.settings.upstream import HealthCheck
 from gateway.transport import AsgiTransport, UpstreamResponse
 from gateway.upstream.health import HealthChecks, Target, check_url
 from simulators import create_app as create_simulator
+from tests.gateway.conftest import GEMINI_MODEL, GEMINI_PROVIDER, make_settings
 
 CHECK = HealthCheck(interval_s=10, timeout_s=2, unhealthy_after=2)
 
@@ -153,3 +159,34 @@ def test_a_reload_keeps_unchanged_checks_and_starts_new_ones() -> None:
 
 
 NAMES: tuple[Literal["openai", "vllm"], ...] = ("openai", "vllm")
+
+
+def test_each_kind_is_checked_with_its_own_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime's targets: each provider's own list of models (Gemini's with its key header), vLLM's /health."""
+
+    monkeypatch.setenv("FL_TEST_GEMINI", "g-key")
+
+    async def main() -> tuple[dict[str, Any], list[tuple[str, dict[str, str]]]]:
+        clock = LoopClock()
+        base = make_settings()
+        providers = [p.model_dump() for p in base.providers] + [{**GEMINI_PROVIDER, "api_key_env": "FL_TEST_GEMINI"}]
+        for p in providers:
+            p["health_check"] = {"path": "/health"} if p["kind"] == "vllm" else {}
+        models = [m.model_dump() for m in base.models] + [GEMINI_MODEL]
+        settings = make_settings(providers=providers, models=models)
+        sims = {
+            f"http://{f}.sim": create_simulator(flavour=f, profile="instant", seed=1, clock=clock)
+            for f in ("openai", "vllm", "gemini")
+        }
+        transport = Seen(sims)
+        rt = build_runtime(settings, clock=clock, rng=Rng(1), state=fakeredis.FakeAsyncRedis(), transport=transport)
+        await rt.health.start()
+        await asyncio.sleep(1)
+        await rt.health.stop()
+        return rt.health.states(), transport.sent
+
+    states, sent = run_virtual(main())
+    assert {name: s["health"] for name, s in states.items()} == dict.fromkeys(("openai", "vllm", "gemini"), "healthy")
+    urls = {url: headers for url, headers in sent}
+    assert set(urls) == {"http://openai.sim/v1/models", "http://vllm.sim/health", "http://gemini.sim/v1beta/models"}
+    assert urls["http://gemini.sim/v1beta/models"] == {"x-goog-api-key": "g-key"}
