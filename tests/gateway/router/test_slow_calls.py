@@ -98,3 +98,21 @@ def test_calls_answered_in_time_are_not_slow() -> None:
 
     assert run_virtual(main()) == (3, 0, 0)
     assert events.named("slow_call") == []
+
+
+def test_an_answer_at_slow_call_s_counts_as_one_slow_call() -> None:
+    at_threshold = {"base": "instant", "latency": {"time-to-first-token": 2000}}  # exactly slow_call_s
+    events = RecordingEvents()
+
+    async def main() -> tuple[tuple[int, int, int], float]:
+        rt, _ = runtime(settings({"breaker": SLOW}), openai=at_threshold, events=events)
+        t0 = rt.clock.monotonic()
+        for i, stream in enumerate((False, True)):
+            r, _ = await send(rt, make_call(rt, model="solo", n=i, stream=stream))
+            assert not isinstance(r, GatewayError)
+        key = rt.router.breakers.key("openai", "gpt-4o-mini")
+        return rt.router.breakers.get(key).counts(rt.clock.now()), rt.clock.monotonic() - t0
+
+    counts, took = run_virtual(main())
+    assert took >= 4.0
+    assert counts == (2, 0, 2) and events.named("slow_call") == [("openai",)] * 2
