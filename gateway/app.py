@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -42,6 +42,24 @@ class GatewayApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+def _lifespan(rt: Runtime, connections: ConnectionPolicy) -> Callable[[FastAPI], AbstractAsyncContextManager[Any]]:
+    """The app's start and stop: the runtime, then its reloader (``app.state.reloader``); the connection policy
+    goes in the lifespan state."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        reloader: Reloader = app.state.reloader
+        await rt.start()
+        reloader.start()
+        try:
+            yield {STATE_KEY: connections}
+        finally:
+            reloader.stop()
+            await reloader.current.stop()  # the parts every generation shares, and those added since the start
+
+    return lifespan
+
+
 def create_app(
     settings: Settings,
     *,
@@ -64,21 +82,10 @@ def create_app(
 
     # Published in the lifespan state, where uvicorn hands it to every connection (gateway/connection/).
     connections = ConnectionPolicy.build(settings.server.limits, rt.telemetry.metrics.client_connection_closed)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        await rt.start()
-        reloader.start()
-        try:
-            yield {STATE_KEY: connections}
-        finally:
-            reloader.stop()
-            await reloader.current.stop()  # the parts every generation shares, and those added since the start
-
     app = GatewayApp(
         title="Faultline",
         version="0.1.0",
-        lifespan=lifespan,
+        lifespan=_lifespan(rt, connections),
         docs_url=None,  # served by the route table, like every other route
         redoc_url=None,
         openapi_url=None,
