@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from gateway.call import Call, Reply
 from gateway.config import Route
-from gateway.router.attempt import Attempt, Policies, Race
+from gateway.router.attempt import Attempt, Policies, Race, RaceLost
 from gateway.router.candidates import Candidates
 from gateway.router.selection import route_key
 from gateway.settings.router import HedgeSettings
@@ -114,4 +114,7 @@ class Hedger:
                         self._p.events.hedge_won(attempt.provider)
                     call.record.provider = attempt.provider
                     return task.result()
-        return tasks[0].result()  # both failed: raises the first attempt's error
+        for task in tasks:  # both failed: the first attempt's error (a RaceLost only if nothing else is left)
+            if not task.cancelled() and not isinstance(task.exception(), RaceLost):
+                return task.result()
+        return tasks[0].result()
