@@ -15,10 +15,12 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from gateway.observability.reloads import ReloadMetrics
+from gateway.observability.requestmetrics import RequestMetrics
+from gateway.observability.tally import FoldOnCollect, Tally
 from gateway.requestrecord import RequestRecord
 
 # LLM latencies: tens of milliseconds (a cached vLLM prefill) to minutes (a long stream).
@@ -91,6 +93,8 @@ class Metrics:
         quota decision, ``decisions.quota.day_used``)."""
         self.daily_budgets = dict(daily_budgets or {})
         self.registry = CollectorRegistry(auto_describe=True)
+        self._tally = Tally(direct=bool(multiprocess_dir) or values.ValueClass is not values.MutexValue)
+        self.registry.register(FoldOnCollect(self._tally))  # first: a collection folds before reading any value
         self.multiprocess_dir = multiprocess_dir
         self.consumer = _Bounded(consumers, fallback=UNKNOWN)
         self.model = _Bounded(models, fallback=UNKNOWN)
@@ -98,6 +102,7 @@ class Metrics:
         self.route = _Bounded(ROUTES)
         self._words: dict[str, _Bounded] = {}  # per label: outcomes, reasons, limits, actions, faults, ...
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # bounded: every label value is bounded
+        self._per_request = RequestMetrics(self, self._tally)
         r = self.registry
         self.requests = Counter(
             "faultline_requests",
@@ -314,34 +319,8 @@ class Metrics:
     # -- per request -------------------------------------------------------------------------------------------
 
     def request_finished(self, route: str, rec: RequestRecord, *, duration_s: float, ttft_s: float | None) -> None:
-        """Everything a finished request contributes, read from its record."""
-        child = self._child
-        consumer, model = self.consumer(rec.consumer), self.model(rec.model)
-        route = self.route(route)
-        stream = "true" if rec.stream else "false"
-        child(self.requests, route, str(rec.status), consumer, model).inc()
-        child(self.request_duration, route, consumer, model, stream).observe(duration_s)
-        if ttft_s is not None and rec.status < 400:
-            child(self.ttft, consumer, model, stream).observe(ttft_s)
-        upstream = 0.0
-        previous: str | None = None
-        for a in rec.attempts:
-            provider = self.provider(a.provider)
-            outcome = self.word("outcome", a.outcome)
-            child(self.attempts, provider, outcome).inc()
-            child(self.attempt_duration, provider, outcome).observe(a.duration_s)
-            upstream += a.duration_s
-            if previous is not None and provider != previous:
-                child(self.fallbacks, previous, provider).inc()
-            previous = provider
-        child(self.overhead, route).observe(max(0.0, duration_s - upstream))
-        if rec.retries:
-            child(self.retries, model).inc(rec.retries)
-        if rec.tokens_in or rec.tokens_out or rec.cost_usd:
-            provider = self.provider(rec.provider)
-            child(self.tokens, consumer, provider, model, "input").inc(rec.tokens_in)
-            child(self.tokens, consumer, provider, model, "output").inc(rec.tokens_out)
-            child(self.cost, consumer, provider, model).inc(rec.cost_usd)
+        """Everything a finished request contributes, read from its record (tallied: gateway/observability/tally.py)."""
+        self._per_request.finished(route, rec, duration_s=duration_s, ttft_s=ttft_s)
         if self.daily_budgets and rec.consumer in self.daily_budgets:
             self._budget_after(rec.consumer, rec.decisions.get("quota"))
 
@@ -355,10 +334,10 @@ class Metrics:
         self.budget_remaining.labels(self.consumer(consumer)).set(max(0, self.daily_budgets[consumer] - used))
 
     def request_started(self) -> None:
-        self.in_flight.inc()
+        self._per_request.started()
 
     def request_ended(self) -> None:
-        self.in_flight.dec()
+        self._per_request.ended()
 
     # -- events ------------------------------------------------------------------------------------------------
 
@@ -415,6 +394,7 @@ class Metrics:
     def close(self) -> None:
         """This process stops (a worker's graceful shutdown): in multi-process mode its live gauges (in flight,
         queue depth) leave the sums; its counters and histograms stay."""
+        self._tally.fold()
         if self.multiprocess_dir and os.path.isdir(self.multiprocess_dir):
             # Ignored on the next line: prometheus_client leaves it unannotated
             mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
@@ -423,6 +403,7 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text format of a scrape: this registry, or every worker's values in multi-process mode."""
+        self._tally.fold()
         if self.multiprocess_dir and os.path.isdir(self.multiprocess_dir):
             registry = CollectorRegistry()
             # Ignored on the next line: prometheus_client leaves it unannotated

@@ -1,0 +1,88 @@
+"""The tally adds up to what direct prometheus_client updates write, and a registry never shows it unfolded."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from gateway.observability.metrics import LATENCY_BUCKETS, OVERHEAD_BUCKETS, Metrics
+from gateway.observability.tally import FoldOnCollect, Tally
+from gateway.requestrecord import AttemptRecord, RequestRecord
+
+UPDATES = [0.0, 0.0001, 0.00025, 0.0003, 0.01, 0.5, 0.75, 1.0, 119.0, 120.0, 121.0, 1e9]  # bounds included
+
+
+def _registry(tally: Tally | None) -> tuple[CollectorRegistry, list[Any]]:
+    r = CollectorRegistry(auto_describe=True)
+    if tally is not None:
+        r.register(FoldOnCollect(tally))
+    c = Counter("c", "c", ["k"], registry=r)
+    g = Gauge("g", "g", registry=r)
+    h1 = Histogram("h1", "h1", ["k"], buckets=LATENCY_BUCKETS, registry=r)
+    h2 = Histogram("h2", "h2", buckets=OVERHEAD_BUCKETS, registry=r)
+    return r, [c.labels("a"), c.labels("b"), g, h1.labels("a"), h2]
+
+
+def _text(r: CollectorRegistry) -> str:
+    return re.sub(r"(?m)^\S+_created\S* .*\n", "", generate_latest(r).decode())  # creation times differ
+
+
+def test_folded_tally_writes_the_exposition_of_direct_updates() -> None:
+    direct, (c1, c2, g, h1, h2) = _registry(None)
+    tally = Tally()
+    tallied, (t1, t2, tg, th1, th2) = _registry(tally)
+    for i, v in enumerate(UPDATES):
+        c1.inc()
+        tally.inc(t1)
+        c2.inc(v)
+        tally.inc(t2, v)
+        g.inc()
+        tally.inc(tg)
+        if i % 3 == 0:
+            g.dec()
+            tally.inc(tg, -1.0)
+        h1.observe(v)
+        tally.observe(th1, v)
+        h2.observe(v)
+        tally.observe(th2, v)
+    assert _text(tallied) == _text(direct)
+    assert _text(tallied) == _text(direct)  # folded once: a second collection adds nothing
+
+
+def test_a_counter_refuses_a_negative_amount_as_prometheus_client_does() -> None:
+    _, (counter, *_rest) = _registry(None)
+    with pytest.raises(ValueError):
+        Tally().inc(counter, -1.0)
+
+
+def test_a_direct_tally_updates_at_once() -> None:
+    r, (c1, *_rest) = _registry(None)
+    Tally(direct=True).inc(c1, 2.0)
+    assert r.get_sample_value("c_total", {"k": "a"}) == 2.0
+
+
+def test_request_metrics_read_without_a_scrape_are_folded() -> None:
+    m = Metrics(consumers=["alice"], models=["m"], providers=["p", "q"])
+    attempts = [AttemptRecord("p", "m", 1.0, 0.2, "timeout"), AttemptRecord("q", "m", 1.2, 0.1)]
+    rec = RequestRecord("r", 1.0, consumer="alice", model="m", status=200, attempts=attempts, retries=1)
+    rec.tokens_in, rec.tokens_out, rec.provider = 9, 2, "q"
+    for _ in range(3):
+        m.request_started()
+        m.request_finished("/v1/chat/completions", rec, duration_s=0.5, ttft_s=0.4)
+    m.request_ended()
+    labels = {"route": "/v1/chat/completions", "status": "200", "consumer": "alice", "model": "m"}
+    assert m.registry.get_sample_value("faultline_requests_total", labels) == 3
+    assert m.registry.get_sample_value("faultline_requests_in_flight", {}) == 2
+    assert m.registry.get_sample_value("faultline_fallbacks_total", {"from_provider": "p", "to_provider": "q"}) == 3
+    tokens = {"consumer": "alice", "provider": "q", "model": "m", "type": "input"}
+    assert m.registry.get_sample_value("faultline_tokens_total", tokens) == 27
+    assert (
+        m.registry.get_sample_value("faultline_upstream_attempts_total", {"provider": "p", "outcome": "timeout"}) == 3
+    )
+    unknown = RequestRecord("r", 1.0, consumer="mallory", model="m", status=401)
+    m.request_finished("/v1/chat/completions", unknown, duration_s=0.01, ttft_s=None)
+    labels = {**labels, "status": "401", "consumer": "unknown"}
+    assert m.registry.get_sample_value("faultline_requests_total", labels) == 1
