@@ -157,3 +157,20 @@ async def test_a_call_sent_to_a_master_that_no_longer_owns_its_slot_is_redirecte
     await calls.aclose()
     await client.delete(key)
     await client.aclose()
+
+
+async def test_idempotency_and_the_cache_on_the_cluster(cluster_url: str) -> None:
+    """A replay by Idempotency-Key on the other replica, and a cached answer served by the other replica."""
+    consumers = [{"name": "idem", "key_sha256": hash_key("fl-idem")}]
+    s = make_settings(consumers=consumers, cache={"groups": ["gpt-4o-mini"]}, state={"timeout_s": 1.0})
+    auth = {"authorization": "Bearer fl-idem"}
+    async with replica(cluster_url, s) as a, replica(cluster_url, s) as b:
+        first = await a.post("/v1/chat/completions", json=BODY, headers={**auth, "idempotency-key": "k-1"})
+        again = await b.post("/v1/chat/completions", json=BODY, headers={**auth, "idempotency-key": "k-1"})
+        assert first.status_code == again.status_code == 200
+        assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
+        cacheable = {**BODY, "temperature": 0}
+        miss = await a.post("/v1/chat/completions", json=cacheable, headers=auth)
+        hit = await b.post("/v1/chat/completions", json=cacheable, headers=auth)
+        assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("miss", "hit")
+        assert hit.json() == miss.json()
