@@ -16,11 +16,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from redis.exceptions import RedisError
 
 from gateway.config import hash_key
+from gateway.quota.redis_store import RedisLimiter
+from gateway.settings.quota import Limits
+from gateway.state import connect_state
 from tests.gateway.quota.test_hung_store import KEY, _start, traffic
 from tests.processes import free_port, stop, wait_http
-from tests.redisnodes import redis_sentinel, sentinel_master
+from tests.redisnodes import failover, redis_sentinel, sentinel_master
 
 pytestmark = pytest.mark.processes
 
@@ -99,3 +103,32 @@ async def test_a_killed_master_is_replaced_and_no_request_waits_for_the_failover
     worst_before = max(d for _, d, _ in before)
     worst = max(d for _, d, _ in during)
     print(f"SENTINEL {policy}: store back {recovered - killed:.2f} s after the kill, gain {worst - worst_before:.3f} s")
+
+
+async def test_a_graceful_failover_moves_the_ordered_connection_to_the_new_master(sentinel: dict[str, Any]) -> None:
+    """``SENTINEL FAILOVER``: the old master is demoted and drops its clients; the quota's ordered connection
+    reconnects through the Sentinel to the promoted replica, whose copy of the windows goes on counting."""
+    client = connect_state(f"redis+sentinel://127.0.0.1:{sentinel['sentinel']}/{sentinel['name']}", timeout_s=1.0)
+    lim = RedisLimiter(client, prefix="fl-sentinel", lease_ms=600_000, timeout_s=1.0)
+    await lim.load()
+    limits = Limits(rpm=1000)
+    assert (await lim.check("a", 1_000, 1, limits)).req_used == 1
+    await asyncio.sleep(0.5)  # let the replica take the write (replication is asynchronous)
+    old = sentinel_master(sentinel["sentinel"], sentinel["name"])
+    failover(sentinel["sentinel"], sentinel["name"])
+    seen: list[int | str] = []
+    for _ in range(300):  # until a check is answered by the new master (bounded)
+        try:
+            seen.append((await lim.check("a", 2_000, 1, limits)).req_used)
+        except (RedisError, OSError, TimeoutError) as exc:
+            seen.append(type(exc).__name__)
+        if sentinel_master(sentinel["sentinel"], sentinel["name"]) not in (0, old) and isinstance(seen[-1], int):
+            break
+        await asyncio.sleep(0.05)
+    await lim.aclose()
+    await client.aclose()
+    for asked in client.connection_pool.sentinel_manager.sentinels:  # type: ignore[attr-defined]  # a Sentinel pool
+        await asked.aclose()
+    assert sentinel_master(sentinel["sentinel"], sentinel["name"]) not in (0, old)
+    counts = [n for n in seen if isinstance(n, int)]
+    assert counts == list(range(2, 2 + len(counts)))  # every admitted check counted once, on one window
