@@ -15,36 +15,14 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client import CollectorRegistry, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from gateway.observability.reloads import ReloadMetrics
+from gateway.observability.metricfamilies import MetricFamilies
 from gateway.observability.requestmetrics import RequestMetrics
 from gateway.observability.tally import FoldOnCollect, Tally
 from gateway.requestrecord import RequestRecord
 
-# LLM latencies: tens of milliseconds (a cached vLLM prefill) to minutes (a long stream).
-LATENCY_BUCKETS = (
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    1.5,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    20.0,
-    30.0,
-    60.0,
-    120.0,
-)
-# Gateway overhead: tens of microseconds to a few hundred milliseconds.
-OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 ROUTES = ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/health", "/v1/ready")
 MAX_VALUES = 32
 BREAKER_STATES = ("closed", "open", "half_open")
@@ -76,10 +54,9 @@ class _Bounded:
         return value
 
 
-class Metrics:
+class Metrics(MetricFamilies):
     """All gateway metrics. Methods are cheap (a dict lookup and a float add each) and never raise."""
 
-    # Declares every metric of the gateway in one place, one statement each: long, with no branching.
     def __init__(
         self,
         *,
@@ -103,191 +80,7 @@ class Metrics:
         self._words: dict[str, _Bounded] = {}  # per label: outcomes, reasons, limits, actions, faults, ...
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # bounded: every label value is bounded
         self._per_request = RequestMetrics(self, self._tally)
-        r = self.registry
-        self.requests = Counter(
-            "faultline_requests",
-            "Client requests answered.",
-            ["route", "status", "consumer", "model"],
-            registry=r,
-        )
-        self.request_duration = Histogram(
-            "faultline_request_duration_seconds",
-            "Arrival to the last byte of the reply.",
-            ["route", "consumer", "model", "stream"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.ttft = Histogram(
-            "faultline_time_to_first_token_seconds",
-            "Arrival to the first byte of a successful reply (the whole reply when not streamed).",
-            ["consumer", "model", "stream"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.overhead = Histogram(
-            "faultline_gateway_overhead_seconds",
-            "Request duration not spent waiting on upstream attempts.",
-            ["route"],
-            buckets=OVERHEAD_BUCKETS,
-            registry=r,
-        )
-        self.attempts = Counter(
-            "faultline_upstream_attempts",
-            "Upstream attempts by outcome.",
-            ["provider", "outcome"],
-            registry=r,
-        )
-        self.attempt_duration = Histogram(
-            "faultline_upstream_attempt_duration_seconds",
-            "Duration of one upstream attempt (to its end, or its failure).",
-            ["provider", "outcome"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.retries = Counter("faultline_retries", "Attempts after the first, per request.", ["model"], registry=r)
-        self.budget_spent = Counter(
-            "faultline_budget_spent_usd",
-            "Dollars charged against dollar budgets (the real cost of budgeted requests; rate() is the burn).",
-            ["consumer"],
-            registry=r,
-        )
-        self.budget_rejected = Counter(
-            "faultline_budget_rejected",
-            "Requests refused with 403 budget_exceeded, by the budget that refused them.",
-            ["scope", "period"],
-            registry=r,
-        )
-        self.cache_lookups = Counter(
-            "faultline_cache_lookups",
-            "Response-cache lookups of cacheable requests: hit or miss.",
-            ["result"],
-            registry=r,
-        )
-        self.cache_bytes = Counter(
-            "faultline_cache_bytes",
-            "Response-cache bytes: served from it (hits) or stored in it.",
-            ["op"],
-            registry=r,
-        )
-        self.usage_records = Counter(
-            "faultline_usage_records",
-            "Usage records for the database: written, or dropped (queue full while it was down, or at shutdown).",
-            ["result"],
-            registry=r,
-        )
-        self.fallbacks = Counter(
-            "faultline_fallbacks",
-            "Switches to another provider within a request.",
-            ["from_provider", "to_provider"],
-            registry=r,
-        )
-        self.retry_budget_exhausted = Counter(
-            "faultline_retry_budget_exhausted",
-            "Retries refused by the retry budget.",
-            ["provider"],
-            registry=r,
-        )
-        self.breaker_state = Gauge(
-            "faultline_breaker_state",
-            "1 for the breaker's current state, else 0.",
-            ["provider", "state"],
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
-        self.breaker_transitions = Counter(
-            "faultline_breaker_transitions",
-            "Circuit breaker state changes.",
-            ["provider", "from_state", "to_state"],
-            registry=r,
-        )
-        self.breaker_opens = Counter("faultline_breaker_opens", "By reason.", ["provider", "reason"], registry=r)
-        self.slow_calls = Counter("faultline_slow_calls", "Past breaker.slow_call_s.", ["provider"], registry=r)
-        self.hedges = Counter("faultline_hedges", "Hedged attempts: sent, won.", ["provider", "result"], registry=r)
-        self.in_flight = Gauge(
-            "faultline_requests_in_flight", "Requests being served.", registry=r, multiprocess_mode="livesum"
-        )
-        self.queue_depth = Gauge(
-            "faultline_queue_depth",
-            "Requests waiting for admission.",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.shed = Counter("faultline_shed_requests", "Requests shed, by reason.", ["reason"], registry=r)
-        self.quota_rejections = Counter(
-            "faultline_quota_rejections",
-            "Requests refused by a quota, by limit.",
-            ["consumer", "limit"],
-            registry=r,
-        )
-        self.quota_decisions = Counter(
-            "faultline_quota_decisions",
-            "Quota decisions by kind (ok or the limit hit) and backend (redis | local fail-open | none).",
-            ["kind", "backend"],
-            registry=r,
-        )
-        self.state_store_up = Gauge(
-            "faultline_state_store_up",
-            "1 while the state store (Redis) answers, 0 while quotas run on the fallback policy.",
-            registry=r,
-            multiprocess_mode="min",
-        )
-        self.state_store_up.set(1.0)
-        self.tokens = Counter(
-            "faultline_tokens",
-            "Tokens by direction (input | output).",
-            ["consumer", "provider", "model", "type"],
-            registry=r,
-        )
-        self.cost = Counter(
-            "faultline_cost_usd",
-            "Estimated cost in US dollars.",
-            ["consumer", "provider", "model"],
-            registry=r,
-        )
-        self.budget_remaining = Gauge(
-            "faultline_consumer_budget_remaining_tokens",
-            "Tokens left in the consumer's daily budget.",
-            ["consumer"],
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
-        self.guardrail_actions = Counter(
-            "faultline_guardrail_actions", "Guardrail decisions.", ["guardrail", "action"], registry=r
-        )
-        self.chaos_injections = Counter(
-            "faultline_chaos_injections", "Faults injected on purpose.", ["fault", "provider"], registry=r
-        )
-        self.state_store_failures = Counter(
-            "faultline_state_store_failures",
-            "State store (Redis) operations that failed or timed out.",
-            ["operation"],
-            registry=r,
-        )
-        self.state_store_false_outages = Counter(
-            "faultline_state_store_false_outages",
-            "State-store outages whose first probe, sent the moment they were declared, was answered.",
-            registry=r,
-        )
-        self.client_connections_closed = Counter(
-            "faultline_client_connections_closed",
-            "Client connections closed or refused by a limit against hostile clients, by reason.",
-            ["reason"],
-            registry=r,
-        )
-        self.state_store_lag_excused = Counter(
-            "faultline_state_store_lag_excused",
-            "State-store deadlines re-armed because the event loop itself was behind, not the store.",
-            ["operation"],
-            registry=r,
-        )
-        self.reloads = ReloadMetrics(r)  # the configuration's generation and reloads
-        self.provider_healthy = Gauge(
-            "faultline_provider_healthy",
-            "1 while the provider's active health check passes, 0 once it fails (checked providers only).",
-            ["provider"],
-            registry=r,
-            multiprocess_mode="min",
-        )
+        self._declare_families(self.registry)
 
     def word(self, label: str, value: str | None) -> str:
         """``value`` for a free-form label, bounded to the first :data:`MAX_VALUES` values of that label."""

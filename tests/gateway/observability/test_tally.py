@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from gateway.observability.metrics import LATENCY_BUCKETS, OVERHEAD_BUCKETS, Metrics
+from gateway.observability.metricfamilies import LATENCY_BUCKETS, OVERHEAD_BUCKETS
+from gateway.observability.metrics import Metrics
 from gateway.observability.tally import FoldOnCollect, Tally
 from gateway.requestrecord import AttemptRecord, RequestRecord
 
