@@ -49,6 +49,17 @@ class StoreEvents(Protocol):
     def store_lag_excused(self, op: str) -> None: ...
 
 
+class _RequestFlag:
+    """One request's "a call failed" flag, shared by the tasks the request starts (hedged attempts): a task runs
+    in a copy of the request's context, so the copy holds the same flag object, and a failure there is seen by the
+    request's own task."""
+
+    __slots__ = ("failed",)
+
+    def __init__(self) -> None:
+        self.failed = False
+
+
 class StateStore:
     def __init__(self, redis: StateClient, settings: StateSettings, *, events: StoreEvents) -> None:
         self.redis = redis
@@ -58,7 +69,9 @@ class StateStore:
         self._recovery: list[Callable[[], None]] = []
         self._prober: asyncio.Task[None] | None = None
         # set once a call of the current request failed: its later calls are not made (see usable)
-        self._failed_here: contextvars.ContextVar[bool] = contextvars.ContextVar("state_store_failed", default=False)
+        self._failed_here: contextvars.ContextVar[_RequestFlag | None] = contextvars.ContextVar(
+            "state_store_failed", default=None
+        )
 
     @property
     def healthy(self) -> bool:
@@ -74,16 +87,22 @@ class StateStore:
     def usable(self) -> bool:
         """Up, and no call of the current request has failed: a request meets a failing store once at most, so it
         gains at most one bound whatever the number of its calls. Request-path callers ask this before a call."""
-        return self._health.up and not self._failed_here.get()
+        flag = self._failed_here.get()
+        return self._health.up and (flag is None or not flag.failed)
 
     def begin_request(self) -> None:
-        """A new request starts in this context (the request pipeline's first stage calls it)."""
-        self._failed_here.set(False)
+        """A new request starts in this context (the request pipeline's first stage calls it); the tasks it
+        starts share its flag."""
+        self._failed_here.set(_RequestFlag())
 
     def failed_here(self) -> None:
         """A call of the current request failed (called by :meth:`bounded`, and by callers of calls answered
         through futures when they see the failure)."""
-        self._failed_here.set(True)
+        flag = self._failed_here.get()
+        if flag is None:  # outside a request: this context only
+            flag = _RequestFlag()
+            self._failed_here.set(flag)
+        flag.failed = True
 
     def on_recovery(self, listener: Callable[[], None]) -> None:
         self._recovery.append(listener)
