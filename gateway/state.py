@@ -19,7 +19,7 @@ The clients' own timeouts are only a backstop: every call on a request's path is
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -50,6 +50,13 @@ def hosts(url: str) -> list[tuple[str, int]]:
     return out
 
 
+def credentials(url: str) -> tuple[str | None, str | None]:
+    """The URL's user name and password, percent-decoded as redis-py's ``from_url`` does for ``redis://``."""
+    parts = urlsplit(url)
+    user, password = parts.username, parts.password
+    return (None if user is None else unquote(user)), (None if password is None else unquote(password))
+
+
 def connect_state(url: str | None, *, timeout_s: float = 5.0, max_connections: int = 64) -> StateClient:
     if not url:
         import fakeredis  # the embedded default: no server needed
@@ -59,12 +66,12 @@ def connect_state(url: str | None, *, timeout_s: float = 5.0, max_connections: i
     if kind == "cluster":
         nodes = [ClusterNode(host, port) for host, port in hosts(url)]
         tls = url.lower().startswith("rediss")
-        parts = urlsplit(url)
+        username, password = credentials(url)
         return RedisCluster(
             startup_nodes=nodes,
             ssl=tls,
-            username=parts.username,
-            password=parts.password,
+            username=username,
+            password=password,
             max_connections=max_connections,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
@@ -90,9 +97,9 @@ def _sentinel_master(url: str, timeout_s: float, max_connections: int) -> aiored
         raise ValueError("a redis+sentinel:// URL names the master: redis+sentinel://host:port/master-name")
     db = int(path[1]) if len(path) > 1 else 0
     timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
-    parts = urlsplit(url)
-    credentials = {"username": parts.username, "password": parts.password}  # the master's (and replicas')
+    username, password = credentials(url)
+    auth = {"username": username, "password": password}  # the master's (and replicas')
     # Ignored on the next line: redis-py leaves Sentinel() unannotated
-    sentinel = Sentinel(hosts(url), sentinel_kwargs=timeouts, **timeouts, **credentials)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+    sentinel = Sentinel(hosts(url), sentinel_kwargs=timeouts, **timeouts, **auth)  # type: ignore[no-untyped-call]  # unannotated in redis-py
     master: aioredis.Redis = sentinel.master_for(path[0], db=db, max_connections=max_connections)
     return master

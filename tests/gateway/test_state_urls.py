@@ -41,6 +41,25 @@ async def test_each_url_builds_its_client_without_connecting() -> None:
         await client.aclose()
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://app%40eu:p%40ss%3Aw%2Fd@127.0.0.1:1/0",
+        "redis+cluster://app%40eu:p%40ss%3Aw%2Fd@127.0.0.1:1,127.0.0.1:2",
+        "redis+sentinel://app%40eu:p%40ss%3Aw%2Fd@127.0.0.1:1/mymaster",
+    ],
+)
+async def test_percent_encoded_credentials_reach_redis_decoded_on_every_topology(url: str) -> None:
+    client = connect_state(url)
+    if isinstance(client, RedisCluster):
+        kwargs = client.nodes_manager.connection_kwargs
+    else:
+        assert isinstance(client, aioredis.Redis)
+        kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["username"], kwargs["password"]) == ("app@eu", "p@ss:w/d")
+    await client.aclose()
+
+
 def test_a_sentinel_url_must_name_its_master() -> None:
     with pytest.raises(ValueError, match="names the master"):
         connect_state("redis+sentinel://127.0.0.1:26379")
