@@ -49,7 +49,6 @@ class Telemetry:
         self.server = server
         self.sinks: list[RecordSink] = []  # more takers of each finished record, besides the request log
 
-    # Builds each observability part from its settings, one after the other; no branching to split.
     @classmethod
     def from_settings(
         cls,
@@ -75,20 +74,7 @@ class Telemetry:
         )
         for p in settings.providers:
             metrics.set_breaker_state(p.name, "closed")
-        processors = list(span_processors)
-        if obs.otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-            processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=obs.otlp_endpoint)))
-        tracing = Tracing(
-            clock=clock,
-            rng=rng.child("trace-ids"),
-            service_name=obs.service_name,
-            sample_ratio=obs.sample_ratio,
-            processors=processors,
-            provider_kinds={p.name: genai_provider(p.kind) for p in settings.providers},
-        )
+        tracing = _tracing(settings, clock=clock, rng=rng, span_processors=span_processors)
         logs = EventLog(clock, stream=log_stream, level=obs.log_level, log_payloads=obs.log_payloads)
         path = env.get("FAULTLINE_REQUEST_LOG") or obs.request_log_path
         run_id = env.get("FAULTLINE_RUN_ID") or obs.run_id
@@ -242,3 +228,22 @@ class Telemetry:
             self.logs.event("config_reload", level="warning", result=result, generation=generation, **fields)
         else:
             self.logs.event("config_error", level="error", result=result, generation=generation, **fields)
+
+
+def _tracing(settings: Settings, *, clock: Clock, rng: Rng, span_processors: Sequence[SpanProcessor]) -> Tracing:
+    """The tracer: ``span_processors``, plus a batching OTLP exporter when ``observability.otlp_endpoint`` is set."""
+    obs = settings.observability
+    processors = list(span_processors)
+    if obs.otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=obs.otlp_endpoint)))
+    return Tracing(
+        clock=clock,
+        rng=rng.child("trace-ids"),
+        service_name=obs.service_name,
+        sample_ratio=obs.sample_ratio,
+        processors=processors,
+        provider_kinds={p.name: genai_provider(p.kind) for p in settings.providers},
+    )
