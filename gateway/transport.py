@@ -146,6 +146,70 @@ class _AsgiResponse:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
+def _scope(path: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """The ASGI scope of one request to ``path`` (with its query string)."""
+    path, _, query = path.partition("?")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST" if body else "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 0),
+        "server": ("in-process", 80),
+    }
+
+
+class _Exchange:
+    """One request's ASGI exchange with an in-process app, in the order the app sends: ``started`` resolves with
+    the response start (or fails before it), then ``queue`` carries the body chunks, a failure after the start,
+    and the end."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body: bytes | None = body
+        self._disconnected = asyncio.Event()
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.started: asyncio.Future[tuple[int, dict[str, str]]] = asyncio.get_running_loop().create_future()
+
+    async def receive(self) -> dict[str, Any]:
+        if self._body is not None:
+            body, self._body = self._body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        await self._disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            hdrs = {k.decode().lower(): v.decode() for k, v in message.get("headers", [])}
+            if not self.started.done():
+                self.started.set_result((message["status"], hdrs))
+        elif message["type"] == "http.response.body":
+            self.queue.put_nowait(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.queue.put_nowait(_END)
+
+    async def run(self, app: Any, scope: dict[str, Any]) -> None:
+        try:
+            await app(scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            self._disconnected.set()
+            raise
+        except Exception as exc:
+            if not self.started.done():
+                self.started.set_exception(ConnectFailed(f"{type(exc).__name__}: {exc}"))
+            else:
+                self.queue.put_nowait(exc)
+        else:
+            self.queue.put_nowait(_END)
+            if not self.started.done():
+                self.started.set_exception(ConnectFailed("the app returned without a response"))
+
+
 class AsgiTransport:
     """Route requests by URL prefix to ASGI apps running in this event loop."""
 
@@ -159,76 +223,21 @@ class AsgiTransport:
                 return app, url[len(prefix.rstrip("/")) :] or "/"
         raise ConnectFailed(f"no in-process app serves {url}")
 
-    # One ASGI exchange, read in the order the app sends: its branches and length are the ASGI message kinds and the
-    # failure points (before or after the response start), kept together so the order stays visible.
-    async def send(  # noqa: C901
+    async def send(
         self, url: str, headers: Mapping[str, str], body: bytes, *, connect_timeout: float
     ) -> UpstreamResponse:
         app, path = self._route(url)
-        path, _, query = path.partition("?")
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST" if body else "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": query.encode(),
-            "root_path": "",
-            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-            "client": ("127.0.0.1", 0),
-            "server": ("in-process", 80),
-        }
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        started: asyncio.Future[tuple[int, dict[str, str]]] = asyncio.get_running_loop().create_future()
-        request_sent = False
-        disconnected = asyncio.Event()
-
-        async def receive() -> dict[str, Any]:
-            nonlocal request_sent
-            if not request_sent:
-                request_sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await disconnected.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                hdrs = {k.decode().lower(): v.decode() for k, v in message.get("headers", [])}
-                if not started.done():
-                    started.set_result((message["status"], hdrs))
-            elif message["type"] == "http.response.body":
-                queue.put_nowait(message.get("body", b""))
-                if not message.get("more_body", False):
-                    queue.put_nowait(_END)
-
-        async def run() -> None:
-            try:
-                await app(scope, receive, send)
-            except asyncio.CancelledError:
-                disconnected.set()
-                raise
-            except Exception as exc:
-                if not started.done():
-                    started.set_exception(ConnectFailed(f"{type(exc).__name__}: {exc}"))
-                else:
-                    queue.put_nowait(exc)
-            else:
-                queue.put_nowait(_END)
-                if not started.done():
-                    started.set_exception(ConnectFailed("the app returned without a response"))
-
-        task = asyncio.get_running_loop().create_task(run())
+        exchange = _Exchange(body)
+        task = asyncio.get_running_loop().create_task(exchange.run(app, _scope(path, headers, body)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         try:
-            status, hdrs = await started
+            status, hdrs = await exchange.started
         except BaseException:
             if not task.done():
                 task.cancel()
             raise
-        return _AsgiResponse(status, hdrs, queue, task)
+        return _AsgiResponse(status, hdrs, exchange.queue, task)
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
