@@ -124,7 +124,7 @@ class Metrics(MetricFamilies):
         used = int(quota["day_used"])
         if quota.get("decision") == "ok" and "charged" in quota:
             used += int(quota["charged"]) - int(quota.get("reserved", 0))
-        self.budget_remaining.labels(self.consumer(consumer)).set(max(0, self.daily_budgets[consumer] - used))
+        self._child(self.budget_remaining, self.consumer(consumer)).set(max(0, self.daily_budgets[consumer] - used))
 
     def request_started(self) -> None:
         self._per_request.started()
@@ -165,7 +165,7 @@ class Metrics(MetricFamilies):
         self.quota_rejections.labels(self.consumer(consumer), self.word("limit", limit)).inc()
 
     def quota_decision(self, consumer: str | None, kind: str, backend: str) -> None:
-        self.quota_decisions.labels(self.word("kind", kind), self.word("backend", backend)).inc()
+        self._tally.inc(self._child(self.quota_decisions, self.word("kind", kind), self.word("backend", backend)))
         if kind != "ok":
             self.quota_rejected(consumer, kind)
 
