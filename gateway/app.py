@@ -94,9 +94,11 @@ def create_app(
     )
     docs = app.docs = ApiDocs(app.title, app.version)
 
+    ids = rt.rng.child("request-id")  # one id stream for every generation: a reload must not repeat ids
+
     def serve(gen: Runtime) -> Callable[[], None]:
         """Build what serves ``gen``; the function returned swaps it in."""
-        table, calls = build_routes(gen, docs, ReloadRoutes(reloader)), CallFactory(gen, run_id)
+        table, calls = build_routes(gen, docs, ReloadRoutes(reloader)), CallFactory(gen, run_id, ids)
 
         def swap() -> None:
             app.state.runtime, app.route_table = gen, table

@@ -18,6 +18,7 @@ from gateway.errors import PayloadTooLarge
 from gateway.observability.logs import EventLog
 from gateway.requestid import pick_request_id
 from gateway.requestrecord import RequestRecord
+from gateway.rng import Rng
 from gateway.runtime import Runtime
 
 Scope = MutableMapping[str, Any]
@@ -31,11 +32,15 @@ class Routes(Protocol):
 
 
 class CallFactory:
-    """Builds the ``Call`` for one request: id, record, deadline and a size-limited body reader."""
+    """Builds the ``Call`` for one request: id, record, deadline and a size-limited body reader.
 
-    def __init__(self, rt: Runtime, run_id: str | None) -> None:
+    ``ids`` is the request-id stream; the app makes it once and hands the same one to every generation's factory,
+    so a reload continues the sequence instead of starting it over (and handing out the same ids again).
+    """
+
+    def __init__(self, rt: Runtime, run_id: str | None, ids: Rng) -> None:
         self._rt = rt
-        self._ids = rt.rng.child("request-id")
+        self._ids = ids
         self._run_id = run_id
         self._deadline_s = rt.settings.router.timeouts.request_deadline_s
         self._max_body = rt.settings.server.max_body_bytes

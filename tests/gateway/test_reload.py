@@ -189,6 +189,18 @@ async def test_a_request_in_flight_finishes_on_the_generation_it_started_with(ga
     assert transport.calls == ["openai.sim", "vllm.sim"]
 
 
+async def test_request_ids_do_not_repeat_across_reloads(gateway: Callable[..., Any]) -> None:
+    client, _, path, _, _ = await gateway()
+    ids: list[str] = []
+    for weights in ((0, 1), (1, 0), (0, 1)):
+        ids += [(await chat(client)).headers["x-request-id"] for _ in range(3)]
+        path.write_text(yaml.safe_dump(config(*weights)))
+        assert (await reload(client)).status_code == 200
+    ids += [(await chat(client)).headers["x-request-id"] for _ in range(3)]
+    assert len(ids) == 12
+    assert len(set(ids)) == 12
+
+
 async def test_an_invalid_file_is_refused_and_the_old_configuration_serves(gateway: Callable[..., Any]) -> None:
     client, transport, path, logs, app = await gateway()
     bad = config(openai_weight=-1)
