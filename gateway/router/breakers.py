@@ -94,6 +94,7 @@ class Breakers:
         self._listeners = list(listeners)
         self._breakers: dict[str, CircuitBreaker] = {}
         self._synced: dict[str, float] = {}
+        self._retired: set[str] = set()  # keys whose routes a reload removed (see retain)
 
     def add_listener(self, listener: TransitionListener) -> None:
         self._listeners.append(listener)
@@ -102,9 +103,13 @@ class Breakers:
         return f"{provider}/{model}" if self._s.per_model else provider
 
     def get(self, key: str) -> CircuitBreaker:
+        """``key``'s breaker, made on first use; for a retired key (see :meth:`retain`) a detached one, kept
+        nowhere, so a request still in flight on the route does not bring its breaker back."""
         b = self._breakers.get(key)
         if b is None:
-            b = self._breakers[key] = CircuitBreaker(key, self._s)
+            b = CircuitBreaker(key, self._s)
+            if key not in self._retired:
+                self._breakers[key] = b
         return b
 
     def peek(self, key: str, now: float | None = None) -> State:
@@ -157,7 +162,7 @@ class Breakers:
             return []
         events: list[Transition] = []
         for key, shared in zip(stale, fetched, strict=True):
-            if shared is not None:
+            if shared is not None and key not in self._retired:
                 event = self.get(key).adopt(*shared, now=self._clock.now())
                 if event is not None:
                     self._emit(event)
@@ -175,17 +180,26 @@ class Breakers:
         self.get(key).release()
 
     def retain(self, keys: Collection[str]) -> None:
-        """Forget the breakers not in ``keys`` (their routes left the configuration: gateway/router/carry.py)."""
+        """Forget the breakers not in ``keys`` (their routes left the configuration: gateway/router/carry.py).
+
+        Those keys are retired until a later ``retain`` names them again: the verdicts of attempts still in flight
+        on them are dropped instead of making (and publishing) a breaker for a route no longer configured."""
         for key in [k for k in self._breakers if k not in keys]:
             del self._breakers[key]
             self._synced.pop(key, None)
+            self._retired.add(key)
+        self._retired.difference_update(keys)
 
     async def record(self, key: str, ok: bool, *, counted: bool = False) -> Transition | None:
+        if key in self._retired:
+            return None
         b = self.get(key)
         return await self._after(b, b.record(ok, self._clock.now(), counted=counted))
 
     async def slow(self, key: str) -> Transition | None:
         """A call to ``key`` has been running for ``slow_call_s`` (see :meth:`CircuitBreaker.slow`)."""
+        if key in self._retired:
+            return None
         b = self.get(key)
         return await self._after(b, b.slow(self._clock.now()))
 

@@ -14,8 +14,11 @@ A reload builds a new :class:`~gateway.router.orchestrator.Router` from the new 
 * chaos: the same object (rules set through ``PUT /admin/chaos`` and its random stream stay), given the file's
   ``router.chaos`` only when that section changed.
 
-Requests in flight finish on the router they started with; what they hold (shedder slots, breaker probes) is
-released into the shared objects above.
+Requests in flight finish on the router they started with. Their shedder slots go back to the shared shedder.
+Their breaker verdicts and probes go to the breakers they started with: the shared ones when ``router.breaker`` is
+unchanged (a verdict on a route the reload removed is dropped, see ``Breakers.retain``), otherwise the old ones,
+which nothing reads any more: the verdicts of attempts that started before a breaker-settings change are not
+counted by the new breakers.
 """
 
 from __future__ import annotations

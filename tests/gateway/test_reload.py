@@ -201,6 +201,28 @@ async def test_request_ids_do_not_repeat_across_reloads(gateway: Callable[..., A
     assert len(set(ids)) == 12
 
 
+async def test_a_request_in_flight_on_a_removed_route_does_not_bring_its_breaker_back(
+    gateway: Callable[..., Any],
+) -> None:
+    client, transport, path, _, app = await gateway()
+    path.write_text(yaml.safe_dump(config(openai_weight=0, vllm_weight=1)))
+    assert (await reload(client)).status_code == 200
+    transport.hold = asyncio.Event()
+    first = asyncio.ensure_future(chat(client))
+    await transport.reached.wait()  # the request is at vllm, on generation 2
+    raw = config()
+    raw["providers"] = raw["providers"][:1]
+    raw["models"][0]["routes"] = raw["models"][0]["routes"][:1]
+    path.write_text(yaml.safe_dump(raw))
+    assert (await reload(client)).status_code == 200
+    transport.hold.set()
+    assert (await first).status_code == 200
+    assert transport.calls == ["vllm.sim"]
+    assert list(app.state.runtime.router.breakers.states()) == ["openai/gpt-4o-mini"]
+    router = (await client.get("/admin/router", headers={"authorization": f"Bearer {ADMIN}"})).json()
+    assert "vllm" not in str(router)
+
+
 async def test_an_invalid_file_is_refused_and_the_old_configuration_serves(gateway: Callable[..., Any]) -> None:
     client, transport, path, logs, app = await gateway()
     bad = config(openai_weight=-1)
