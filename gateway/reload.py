@@ -80,11 +80,20 @@ def problems(exc: ConfigError) -> list[str]:
     return lines if listed else [" ".join(lines)]
 
 
+BUILD_FAILED = "the configuration could not be built; see the gateway's config_error log line"
+
+
 class ReloadRefused(Exception):
-    def __init__(self, result: Result, errors: list[str]) -> None:
+    """``errors`` are for the admin client; ``detail`` (what went wrong inside the gateway) for the log only."""
+
+    def __init__(self, result: Result, errors: list[str], detail: str | None = None) -> None:
         super().__init__("; ".join(errors))
         self.result: Result = result
         self.errors = errors
+        self.detail = detail
+
+    def outcome(self, generation: int) -> Outcome:
+        return Outcome(self.result, generation, self.errors, detail=self.detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,7 @@ class Outcome:
     generation: int  # the generation served after the attempt
     errors: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    detail: str | None = None  # logged with the outcome, never sent to a client (not in to_dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"result": self.result, "generation": self.generation, "errors": self.errors, "changed": self.changed}
@@ -133,7 +143,7 @@ class Reloader:
             self._build(settings, carry=False)  # refused here, before the old generation hands anything over
             rt, swap = self._build(settings, carry=True)
         except ReloadRefused as refused:
-            return self._done(Outcome(refused.result, old.generation, refused.errors), trigger)
+            return self._done(refused.outcome(old.generation), trigger)
         adopt(rt)
         swap()
         self.current = rt
@@ -152,8 +162,7 @@ class Reloader:
         except ConfigError as exc:
             raise ReloadRefused("invalid", problems(exc)) from None
         except Exception as exc:  # a part that cannot be built from these settings: refused, never half-applied
-            failure = f"building the configuration failed: {type(exc).__name__}: {exc}"
-            raise ReloadRefused("invalid", [failure]) from None
+            raise ReloadRefused("invalid", [BUILD_FAILED], detail=f"{type(exc).__name__}: {exc}") from None
 
     def _read(self) -> Settings:
         if self._wiring is None:
@@ -177,6 +186,8 @@ class Reloader:
         fields.update({"changed": outcome.changed} if outcome.result == "ok" else {"errors": outcome.errors})
         if outcome.result != "ok":
             fields["message"] = "configuration reload refused: " + "; ".join(outcome.errors)
+            if outcome.detail is not None:
+                fields["detail"] = outcome.detail
         rt.telemetry.config_reloaded(outcome.result, generation=outcome.generation, **fields)
         waiters, self._waiters = self._waiters, []
         for w in waiters:
@@ -193,7 +204,7 @@ class Reloader:
         try:
             self.validate()
         except ReloadRefused as refused:
-            return self._done(Outcome(refused.result, self.current.generation, refused.errors), "admin")
+            return self._done(refused.outcome(self.current.generation), "admin")
         mine: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiters.append(mine)
         try:
@@ -242,9 +253,10 @@ class ReloadRoutes:
                 code="reload_unconfirmed",
             ) from None
         if outcome.result != "ok":
+            field_name, named, _ = outcome.errors[0].partition(":") if outcome.errors else ("", "", "")
             err = ConfigRefused(
                 "The configuration was not reloaded: " + "; ".join(outcome.errors),
-                param=outcome.errors[0].split(":", 1)[0] if outcome.errors else None,
+                param=field_name if named else None,
             )
             if outcome.result == "restart_required":
                 err.code = "restart_required"

@@ -242,6 +242,28 @@ async def test_an_invalid_file_is_refused_and_the_old_configuration_serves(gatew
     assert sample(app, "faultline_config_generation") == 1
 
 
+async def test_a_build_failure_is_told_to_the_client_in_the_gateways_words_and_logged_in_full(
+    gateway: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _, path, logs, app = await gateway()
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("gateway.reload.next_runtime", broken)
+    path.write_text(yaml.safe_dump(config(openai_weight=0, vllm_weight=1)))
+    r = await reload(client)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert (err["code"], err["param"]) == ("invalid_config", None)
+    assert "could not be built" in err["message"]
+    status = await client.get("/admin/reload", headers={"authorization": f"Bearer {ADMIN}"})
+    for text in (r.text, status.text):
+        assert "RuntimeError" not in text and "secret" not in text
+    assert [e["detail"] for e in events(logs, "config_error")] == ["RuntimeError: secret internals"]
+    assert app.state.reloader.current.generation == 1
+
+
 async def test_a_rule_the_router_refuses_is_refused_too(gateway: Callable[..., Any]) -> None:
     client, _, path, _, _ = await gateway()
     path.write_text(yaml.safe_dump(config(router={"task_rules": [{"task": "x", "group": "nope"}]})))
