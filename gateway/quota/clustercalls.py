@@ -5,10 +5,10 @@ keys' slot (every key of one call shares the consumer's hash tag, so one slot; t
 client's), on that master's ordered connection, in the order this process issues the calls for it: one
 consumer's calls keep their order, as on one server. A call answered MOVED, ASK, TRYAGAIN or CLUSTERDOWN (slots
 moving, a failover) is sent again through the cluster client, which follows the redirect and refreshes its slot
-map, so the next calls go to the new owner. A call that finds its master gone (refused, or no answer) fails like
-any lost call, and makes the client ask the nodes for the slot map again in the background, so that once a
-replica has taken over the next calls go to it. Until the slot map is known (:meth:`ClusterMux.ping`, at start) calls
-go through the cluster client, as below.
+map, so the next calls go to the new owner; the re-send gets only what is left of the call's bound. A call that
+finds its master gone (refused, or no answer) fails like any lost call, and makes the client ask the nodes for the
+slot map again in the background, so that once a replica has taken over the next calls go to it. Until the slot
+map is known (:meth:`ClusterMux.ping`, at start) calls go through the cluster client, as below.
 
 :class:`ClusterScripts` (the fallback, and what ClusterMux was measured against): each EVALSHA goes through
 redis-py's cluster client, which sends it to the master of its keys' slot over that node's pool and follows
@@ -44,7 +44,7 @@ LOST = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)  # the m
 class Bound(Protocol):
     """The state store's bound (gateway.store.statestore.StateStore.bounded)."""
 
-    def bounded(self, op: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+    def bounded(self, op: str, *, spent_s: float = ...) -> contextlib.AbstractAsyncContextManager[None]: ...
 
 
 class ScriptCalls(Protocol):
@@ -90,8 +90,19 @@ class ClusterScripts:
 
     evalsha_now = evalsha  # sent at once; not ordered with the calls issued after it (see the module's doc)
 
-    async def _call(self, sha: str, keys: Sequence[Any], args: Sequence[Arg]) -> Any:
-        bound = self._store.bounded(self._op) if self._store is not None else asyncio.timeout(self._timeout_s)
+    def resend(self, sha: str, keys: Sequence[Any], args: Sequence[Any], spent_s: float) -> asyncio.Future[Any]:
+        """A call sent again after a redirect, within what is left of its bound (``spent_s`` of it already used)."""
+        task = asyncio.get_running_loop().create_task(self._call(sha, keys, args, spent_s))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+        return task
+
+    async def _call(self, sha: str, keys: Sequence[Any], args: Sequence[Arg], spent_s: float = 0.0) -> Any:
+        bound: contextlib.AbstractAsyncContextManager[Any]
+        if self._store is not None:
+            bound = self._store.bounded(self._op, spent_s=spent_s)
+        else:
+            bound = asyncio.timeout(None if self._timeout_s is None else max(0.0, self._timeout_s - spent_s))
         async with bound:
             return await self._redis.evalsha(sha, len(keys), *keys, *args)
 
@@ -176,13 +187,17 @@ class ClusterMux:
     def _redirected(
         self, sent: asyncio.Future[Any], sha: str, keys: Sequence[Any], args: Sequence[Any]
     ) -> asyncio.Future[Any]:
-        """``sent``'s answer; a redirect answered instead is sent again through the cluster client."""
-        out: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        """``sent``'s answer; a redirect answered instead is sent again through the cluster client, within what is
+        left of the call's bound (one logical call waits one bound, redirect or not)."""
+        loop = asyncio.get_running_loop()
+        out: asyncio.Future[Any] = loop.create_future()
+        start = loop.time()
 
         def answered(f: asyncio.Future[Any]) -> None:
             exc = None if f.cancelled() else f.exception()
             if isinstance(exc, REDIRECTS):
-                self._routed.evalsha(sha, keys, args).add_done_callback(lambda r: _copy(r, out))
+                spent = loop.time() - start
+                self._routed.resend(sha, keys, args, spent).add_done_callback(lambda r: _copy(r, out))
                 return
             if isinstance(exc, LOST):  # the master may have been replaced: learn the slot map again
                 self._reload_soon()

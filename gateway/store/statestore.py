@@ -108,10 +108,12 @@ class StateStore:
         self._recovery.append(listener)
 
     @contextlib.asynccontextmanager
-    async def bounded(self, op: str) -> AsyncIterator[None]:
+    async def bounded(self, op: str, *, spent_s: float = 0.0) -> AsyncIterator[None]:
         """One round trip to the store, bounded; its outcome feeds the store's health. Raises what it failed
-        with (a timeout as ``TimeoutError``)."""
-        deadline = StoreDeadline(self.settings.timeout_s, self.settings.lag_allowance_s)
+        with (a timeout as ``TimeoutError``). ``spent_s``: the part of the bound an earlier send of the same call
+        used already (a call re-sent after a Redis Cluster redirect gets only what is left)."""
+        bound, allowance = self.settings.timeout_s, self.settings.lag_allowance_s
+        deadline = StoreDeadline(max(0.0, bound - spent_s), max(0.0, allowance - spent_s), lag_s=max(0.005, bound / 10))
         try:
             async with deadline:
                 yield
