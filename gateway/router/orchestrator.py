@@ -45,11 +45,11 @@ from gateway.router.retrybudget import RetryBudget
 from gateway.router.routerevents import BreakerEventsListener, RouterEvents
 from gateway.router.selection import LatencyEwma
 from gateway.router.shedding import LoadShedder, Shed
+from gateway.settings.router import RouterSettings
 from gateway.store.statestore import StateStore
 
 
 class Router:
-    # Wires the router's parts once, from its settings: one statement per part.
     def __init__(
         self,
         settings: Settings,
@@ -69,35 +69,8 @@ class Router:
         _check_config(settings, catalog, groups.keys())
         self.events: RouterEvents = events or NullEvents()
         self.clock = clock
-        shared = None
-        if store is not None and r.breaker.shared:
-            origin = rng.child("breaker-origin").hex_id(4)
-            shared = RedisBreakerStore(store, prefix=settings.quota.key_prefix, origin=origin)
-        breakers = Breakers(
-            r.breaker,
-            clock,
-            store=shared,
-            listeners=[BreakerEventsListener(self.events)],
-            on_store_failure=self.events.state_store_failure,
-        )
-        guardrails = Guardrails(r.guardrails)
-        self.policies = Policies(
-            clock=clock,
-            adapters=adapters,
-            breakers=breakers,
-            budget=RetryBudget(r.budget),
-            shedder=LoadShedder(r.shedding, clock, on_queue_depth=self.events.queue_depth),
-            cooloffs=QuotaCooloffs(r.breaker.quota_cooloff_s),
-            latency=LatencyEwma(r.scoring.ewma_alpha),
-            ttft=TtftWindow(r.hedging.max_samples, r.hedging.window_s),
-            limits=AttemptLimits(r.timeouts),
-            chaos=Chaos(r.chaos, rng.child("chaos")),
-            guardrails=guardrails,
-            events=self.events,
-            relay=Relay(clock, guardrails, self.events),
-            slow_call_s=r.breaker.slow_call_s,
-        )
-        p = self.policies
+        breakers = _breakers(settings, clock, rng, store, self.events)
+        p = self.policies = _policies(r, adapters, breakers, clock, rng, self.events)
         if previous is not None:
             routes = {(route.provider, route.model) for g in settings.models for route in g.routes}
             carry_over(previous.policies, p, old_settings=previous._settings, new_settings=r, routes=routes)
@@ -266,6 +239,50 @@ class Router:
         err = client_error(exc)
         err.outcome = "error"  # the upstream's failure, even when it is a 4xx for the client
         return err
+
+
+def _breakers(settings: Settings, clock: Clock, rng: Rng, store: StateStore | None, events: RouterEvents) -> Breakers:
+    """The circuit breakers, shared through the state store when ``router.breaker.shared`` is on."""
+    r = settings.router
+    shared = None
+    if store is not None and r.breaker.shared:
+        origin = rng.child("breaker-origin").hex_id(4)
+        shared = RedisBreakerStore(store, prefix=settings.quota.key_prefix, origin=origin)
+    return Breakers(
+        r.breaker,
+        clock,
+        store=shared,
+        listeners=[BreakerEventsListener(events)],
+        on_store_failure=events.state_store_failure,
+    )
+
+
+def _policies(
+    r: RouterSettings,
+    adapters: Mapping[str, OpenAICompatibleAdapter],
+    breakers: Breakers,
+    clock: Clock,
+    rng: Rng,
+    events: RouterEvents,
+) -> Policies:
+    """What every attempt consults, one part per policy of ``router``'s settings."""
+    guardrails = Guardrails(r.guardrails)
+    return Policies(
+        clock=clock,
+        adapters=adapters,
+        breakers=breakers,
+        budget=RetryBudget(r.budget),
+        shedder=LoadShedder(r.shedding, clock, on_queue_depth=events.queue_depth),
+        cooloffs=QuotaCooloffs(r.breaker.quota_cooloff_s),
+        latency=LatencyEwma(r.scoring.ewma_alpha),
+        ttft=TtftWindow(r.hedging.max_samples, r.hedging.window_s),
+        limits=AttemptLimits(r.timeouts),
+        chaos=Chaos(r.chaos, rng.child("chaos")),
+        guardrails=guardrails,
+        events=events,
+        relay=Relay(clock, guardrails, events),
+        slow_call_s=r.breaker.slow_call_s,
+    )
 
 
 def _check_config(settings: Settings, catalog: ModelCatalog, groups: Collection[str]) -> None:
