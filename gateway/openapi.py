@@ -62,7 +62,7 @@ _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 _ALL = ("400", "401", "403", "404", "413", "415", "429", "502", "503", "504")
 
 
-# The document as one literal structure, path by path: long, with no branching.
+# long: the document as one literal structure, path by path, with no branching.
 def build_openapi(title: str, version: str) -> dict[str, Any]:
     _, defs = models_json_schema([(x, "validation") for x in _MODELS], ref_template=_REF)
     chat = {

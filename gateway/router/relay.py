@@ -79,7 +79,7 @@ class Relay:
 
         return Reply(stream=Guarded(body, if_unstarted=unstarted), media_type="text/event-stream")
 
-    # The relay loop: one chunk's way (first byte, usage, guardrails, tokens, frame) in order, then how the stream
+    # long: the relay loop, one chunk's way (first byte, usage, guardrails, tokens, frame) in order, then how the stream
     # ended; splitting it would scatter that order across helpers that share all its state.
     async def _run(
         self,

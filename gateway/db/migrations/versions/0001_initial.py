@@ -18,7 +18,7 @@ depends_on = None
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-# One schema step, read as a whole: every table and index of the first version, in creation order.
+# long: one schema step, read as a whole: every table and index of the first version, in creation order.
 def upgrade() -> None:
     op.create_table(
         "virtual_keys",
