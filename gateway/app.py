@@ -60,6 +60,20 @@ def _lifespan(rt: Runtime, connections: ConnectionPolicy) -> Callable[[FastAPI],
     return lifespan
 
 
+def _gateway_app(rt: Runtime, connections: ConnectionPolicy) -> GatewayApp:
+    """The app before its routes: FastAPI's own docs, OpenAPI route and telemetry are off."""
+    return GatewayApp(
+        title="Faultline",
+        version="0.1.0",
+        lifespan=_lifespan(rt, connections),
+        docs_url=None,  # served by the route table, like every other route
+        redoc_url=None,
+        openapi_url=None,
+        # Tracing is ours (gateway/observability), per app; FastAPI's global-provider probe costs per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -82,16 +96,7 @@ def create_app(
 
     # Published in the lifespan state, where uvicorn hands it to every connection (gateway/connection/).
     connections = ConnectionPolicy.build(settings.server.limits, rt.telemetry.metrics.client_connection_closed)
-    app = GatewayApp(
-        title="Faultline",
-        version="0.1.0",
-        lifespan=_lifespan(rt, connections),
-        docs_url=None,  # served by the route table, like every other route
-        redoc_url=None,
-        openapi_url=None,
-        # Tracing is ours (gateway/observability), per app; FastAPI's global-provider probe costs per request.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-    )
+    app = _gateway_app(rt, connections)
     docs = app.docs = ApiDocs(app.title, app.version)
 
     ids = rt.rng.child("request-id")  # one id stream for every generation: a reload must not repeat ids
