@@ -155,6 +155,17 @@ class Metrics(MetricFamilies):
         for s in BREAKER_STATES:
             self.breaker_state.labels(p, s).set(1.0 if s == state else 0.0)
 
+    def forget_provider(self, provider: str, *, health_only: bool = False) -> None:
+        """Drop ``provider``'s health series (and its breaker-state series unless ``health_only``): a reload removed
+        it (or its health check). prometheus_client cannot drop a series in multi-process mode: there they stay."""
+        p = self.provider(provider)
+        if self.multiprocess_dir or p != provider:
+            return
+        self.provider_healthy.remove(p)
+        if not health_only:
+            for s in BREAKER_STATES:
+                self.breaker_state.remove(p, s)
+
     def set_queue_depth(self, depth: int) -> None:
         self.queue_depth.set(depth)
 

@@ -48,6 +48,7 @@ class Telemetry:
         self.requestlog = requestlog
         self.server = server
         self.sinks: list[RecordSink] = []  # more takers of each finished record, besides the request log
+        self.providers: dict[str, bool] = {}  # the configured providers (name: has a health check), see follow()
 
     @classmethod
     def from_settings(
@@ -90,19 +91,26 @@ class Telemetry:
         if port:
             multi = metrics.multiprocess_dir is not None
             server = MetricsServer(metrics.exposition, host=settings.server.host, port=port, reuse_port=multi)
-        return cls(clock=clock, metrics=metrics, tracing=tracing, logs=logs, requestlog=writer, server=server)
+        telemetry = cls(clock=clock, metrics=metrics, tracing=tracing, logs=logs, requestlog=writer, server=server)
+        telemetry.providers = _providers(settings)
+        return telemetry
 
     def follow(self, settings: Settings) -> None:
         """A reloaded configuration (gateway/reload.py): its consumers, models and providers become known label
         values (those of earlier generations stay; a new provider's breaker shows closed), its daily budgets feed
-        the remaining-budget gauge."""
+        the remaining-budget gauge. A provider removed drops its breaker-state and health series, one whose health
+        check was removed its health series."""
         m = self.metrics
         m.consumer.extend(c.name for c in settings.consumers)
         m.model.extend(n for g in settings.models for n in (g.name, *g.aliases))
-        new = [p.name for p in settings.providers if m.provider(p.name) != p.name]
-        m.provider.extend(new)
-        for name in new:
+        m.provider.extend(p.name for p in settings.providers if m.provider(p.name) != p.name)
+        now = _providers(settings)
+        for name, checked in self.providers.items():
+            if name not in now or (checked and not now[name]):
+                m.forget_provider(name, health_only=name in now)
+        for name in now.keys() - self.providers.keys():
             m.set_breaker_state(name, "closed")
+        self.providers = now
         m.daily_budgets = {c.name: tpd for c in settings.consumers if (tpd := settings.limits_for(c).tpd)}
         self.tracing.name_providers({p.name: genai_provider(p.kind) for p in settings.providers})
 
@@ -228,6 +236,10 @@ class Telemetry:
             self.logs.event("config_reload", level="warning", result=result, generation=generation, **fields)
         else:
             self.logs.event("config_error", level="error", result=result, generation=generation, **fields)
+
+
+def _providers(settings: Settings) -> dict[str, bool]:
+    return {p.name: p.health_check is not None for p in settings.providers}
 
 
 def _tracing(settings: Settings, *, clock: Clock, rng: Rng, span_processors: Sequence[SpanProcessor]) -> Tracing:

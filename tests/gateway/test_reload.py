@@ -175,6 +175,35 @@ async def test_a_health_check_added_by_a_reload_is_run_and_reported(gateway: Cal
     assert (await client.get("/v1/ready")).json()["providers"]["vllm"]["health"] == "unchecked"
 
 
+async def test_a_reload_drops_the_series_of_a_removed_provider_and_of_a_removed_health_check(
+    gateway: Callable[..., Any],
+) -> None:
+    client, _, path, _, app = await gateway()
+    raw = config()
+    for provider in raw["providers"]:  # the simulators answer 404 here: every check fails
+        provider["health_check"] = {"path": "/no-such-path", "interval_s": 3600, "unhealthy_after": 1}
+    path.write_text(yaml.safe_dump(raw))
+    assert (await reload(client)).status_code == 200
+    for _ in range(500):  # each new check's task runs its first check at once
+        if {app.state.runtime.health.health(p) for p in ("openai", "vllm")} == {"unhealthy"}:
+            break
+        await asyncio.sleep(0)
+    assert sample(app, "faultline_provider_healthy", {"provider": "vllm"}) == 0
+    assert sample(app, "faultline_provider_healthy", {"provider": "openai"}) == 0
+    raw["providers"] = raw["providers"][:1]
+    del raw["providers"][0]["health_check"]
+    raw["models"][0]["routes"] = raw["models"][0]["routes"][:1]
+    path.write_text(yaml.safe_dump(raw))
+    assert (await reload(client)).status_code == 200
+    assert sample(app, "faultline_provider_healthy", {"provider": "vllm"}) is None
+    assert sample(app, "faultline_provider_healthy", {"provider": "openai"}) is None
+    assert sample(app, "faultline_breaker_state", {"provider": "vllm", "state": "closed"}) is None
+    assert sample(app, "faultline_breaker_state", {"provider": "openai", "state": "closed"}) == 1
+    path.write_text(yaml.safe_dump(config()))
+    assert (await reload(client)).status_code == 200  # vllm is back: its breaker shows closed again
+    assert sample(app, "faultline_breaker_state", {"provider": "vllm", "state": "closed"}) == 1
+
+
 async def test_a_request_in_flight_finishes_on_the_generation_it_started_with(gateway: Callable[..., Any]) -> None:
     client, transport, path, _, _ = await gateway()
     transport.hold = asyncio.Event()
