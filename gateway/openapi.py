@@ -62,9 +62,24 @@ _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 _ALL = ("400", "401", "403", "404", "413", "415", "429", "502", "503", "504")
 
 
-# long: the document as one literal structure, path by path, with no branching.
 def build_openapi(title: str, version: str) -> dict[str, Any]:
     _, defs = models_json_schema([(x, "validation") for x in _MODELS], ref_template=_REF)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version, "description": "An OpenAI-compatible inference gateway."},
+        "paths": {**_inference_paths(), **_service_paths()},
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }
+
+
+def _inference_paths() -> dict[str, Any]:
+    """The calls that reach a provider: chat completions and embeddings."""
     chat = {
         "post": {
             "summary": "Create a chat completion",
@@ -92,6 +107,11 @@ def build_openapi(title: str, version: str) -> dict[str, Any]:
             "responses": {"200": {"description": "the vectors", "content": _json(m.EmbeddingList)}, **_errors(*_ALL)},
         }
     }
+    return {"/v1/chat/completions": chat, "/v1/embeddings": embeddings}
+
+
+def _service_paths() -> dict[str, Any]:
+    """The gateway's own answers: the models a key may use, liveness, readiness."""
     models = {
         "get": {
             "summary": "List the models this key may use",
@@ -124,24 +144,7 @@ def build_openapi(title: str, version: str) -> dict[str, Any]:
             },
         }
     }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": title, "version": version, "description": "An OpenAI-compatible inference gateway."},
-        "paths": {
-            "/v1/chat/completions": chat,
-            "/v1/embeddings": embeddings,
-            "/v1/models": models,
-            "/v1/health": health,
-            "/v1/ready": ready,
-        },
-        "components": {
-            "schemas": defs["$defs"],
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-            },
-        },
-    }
+    return {"/v1/models": models, "/v1/health": health, "/v1/ready": ready}
 
 
 class ApiDocs:
