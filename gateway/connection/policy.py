@@ -108,12 +108,3 @@ class ConnectionPolicy:
 def head_size(url: bytes, headers: Iterable[tuple[bytes, bytes]]) -> int:
     """The size a head is held to: its request target plus every header name and value."""
     return len(url) + sum(len(name) + len(value) for name, value in headers)
-
-
-def body_time_left(*, now: float, last_read: float, timeout_s: float, client_waits: bool) -> float:
-    """Seconds before a request body counts as stalled; 0 or less: it is. While the client waits on the server
-    (reading paused because the app has not taken the bytes yet, or a 100-continue not sent yet) the pause is the
-    server's, so the clock restarts."""
-    if client_waits:
-        return timeout_s
-    return last_read + timeout_s - now
