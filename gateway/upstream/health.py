@@ -63,6 +63,7 @@ class HealthChecks:
         self._events = events
         self._status = {t.provider: _Status() for t in targets}
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping: set[asyncio.Task[None]] = set()  # cancelled by a reload, not finished yet: stop() awaits them
         self._started = False
 
     def states(self) -> dict[str, dict[str, object]]:
@@ -84,7 +85,7 @@ class HealthChecks:
         self._started = False
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._stopping]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
@@ -96,6 +97,8 @@ class HealthChecks:
         for i, task in enumerate(self._tasks):
             if i not in kept:
                 task.cancel()
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
         added = [t for t in targets if t not in self._targets]
         tasks = [self._tasks[i] for i in kept if i < len(self._tasks)]
         if self._started:

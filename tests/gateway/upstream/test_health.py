@@ -121,6 +121,18 @@ def test_a_hung_upstream_fails_its_check_after_the_timeout() -> None:
     assert state["checked_at"] is not None
 
 
+def test_stop_waits_for_the_checks_a_reload_cancelled() -> None:
+    async def main() -> list[asyncio.Task[Any]]:
+        checks = HealthChecks([Target("p", "http://p/v1/models", {}, CHECK)], Hung(), LoopClock(), Recorded())
+        await checks.start()
+        await asyncio.sleep(1)  # the check waits on the hung upstream
+        checks.retarget([])
+        await checks.stop()
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    assert run_virtual(main()) == []
+
+
 def test_a_reload_keeps_unchanged_checks_and_starts_new_ones() -> None:
     def target(provider: str, url: str, tag: str) -> Target:
         return Target(provider, url, {"x-check": tag}, CHECK)  # the tag tells the checks apart in the transport
