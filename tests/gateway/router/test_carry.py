@@ -14,7 +14,7 @@ from gateway.clock import FakeClock, run_virtual
 from gateway.config import Settings
 from gateway.rng import Rng
 from gateway.router.breaker import State
-from gateway.router.shedding import LoadShedder
+from gateway.router.shedding import MAX_PRIORITY, LoadShedder, Shed
 from gateway.runtime import Runtime, build_runtime, next_runtime
 from gateway.settings.router import ChaosRule, ChaosSettings, SheddingSettings
 from gateway.transport import AsgiTransport
@@ -153,9 +153,15 @@ def test_chaos_rules_set_at_run_time_survive_a_reload_that_leaves_the_chaos_sect
 def test_a_trial_build_hands_nothing_over() -> None:
     clock = FakeClock()
     old = _runtime(settings({"shedding": {"global_limit": 4}}), clock)
+    _open(old, "vllm/llama", clock)
     live = ChaosSettings(enabled=True, rules=[ChaosRule(provider="openai", fault="abort", percent=100)])
     old.router.chaos.update(live)
     trial = next_runtime(old, _without_vllm(shedding={"global_limit": 2}, chaos={"enabled": False}), carry=False)
     assert trial.router.shedder is not old.router.shedder
+    assert trial.router.breakers is not old.router.breakers
     assert old.router.chaos.settings == live
-    assert old.router.shedder.in_flight == 0
+    assert old.router.breakers.states()["vllm/llama"] == "open"  # the removed route's breaker is not dropped
+    for _ in range(4):  # the old shedder still applies its own global_limit of 4, not the trial's 2
+        old.router.shedder.enter(MAX_PRIORITY)
+    with pytest.raises(Shed, match="global_limit"):
+        old.router.shedder.enter(MAX_PRIORITY)
