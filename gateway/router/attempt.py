@@ -295,6 +295,8 @@ class Attempt:
         else:
             p.budget.on_outcome(self.provider, True, p.clock.monotonic())
             note_transition(self._call, await p.breakers.record(self.key, True, counted=self._slow))
+        if self._watch is not None and self._watch.cancelling():  # the slow-call timer stopped: let it finish
+            await asyncio.wait((self._watch,))
 
     async def _slow_at_end(self) -> None:
         """Count the call as slow now if it was (answered late, or ended without an answer past ``slow_call_s``)
@@ -305,8 +307,8 @@ class Attempt:
 
     def _stop_watch(self, now: float) -> bool:
         """Stop the slow-call timer if it has not run; True when the call was slow all the same."""
-        watch, self._watch = self._watch, None
-        if watch is None or self._slow:
+        watch = self._watch
+        if watch is None or self._slow or watch.cancelling():
             return False
         watch.cancel()
         return now - self._sent >= (self._p.slow_call_s or 0.0)

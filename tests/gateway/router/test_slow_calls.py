@@ -116,3 +116,19 @@ def test_an_answer_at_slow_call_s_counts_as_one_slow_call() -> None:
     counts, took = run_virtual(main())
     assert took >= 4.0
     assert counts == (2, 0, 2) and events.named("slow_call") == [("openai",)] * 2
+
+
+def test_a_call_answered_before_slow_call_s_leaves_no_timer_pending() -> None:
+    """The slow-call timer of an attempt answered in time is stopped and has finished when the request goes on
+    (nothing left pending for the loop to destroy at shutdown)."""
+    fast = {"base": "instant", "latency": {"time-to-first-token": 100}}
+
+    async def main() -> tuple[int, list[str]]:
+        rt, _ = runtime(settings({"breaker": SLOW}), openai=fast)
+        reply = await rt.router(make_call(rt, model="solo"))
+        pending = [getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks() if not t.done()]
+        return reply.status, [name for name in pending if name.endswith("_went_slow")]
+
+    status, timers = run_virtual(main())
+    assert status == 200
+    assert timers == []
