@@ -184,7 +184,7 @@ def test_the_hpa_scales_on_cpu_and_requests_in_flight(overlay: str) -> None:
     # scale out before a pod's workers queue attempts at one provider's concurrency limit
     workers = int(_arg(gateway_container(overlay)["command"], "--workers"))
     assert int(pods["target"]["averageValue"]) < workers * settings(overlay).router.shedding.provider_limit
-    source = (ROOT / "gateway" / "observability" / "metrics.py").read_text()
+    source = (ROOT / "gateway" / "observability" / "metricfamilies.py").read_text()
     assert re.search(rf'Gauge\(\s*"{IN_FLIGHT}"', source)  # the gauge the adapter rule reads
 
 
