@@ -165,7 +165,9 @@ def test_real_time_run_writes_the_run_directory_and_stops_every_process(tmp_path
 
 
 RUNNER = """
+import signal
 import sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as at a terminal: a background job ignores SIGINT
 from pathlib import Path
 from experiments.realtime import run_realtime
 from experiments.scenario import scaled
