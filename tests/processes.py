@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 
 from tests.tools import tool
 
@@ -62,3 +67,25 @@ def real_redis(redis_url: str | None) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def gateway_behind_simulators(
+    tmp: Path, config: dict[str, Any], sim_ports: dict[str, int]
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """A simulator process per flavour (``--control``, on its port) and ``python -m gateway`` with ``config``, run
+    without the shared Redis and database; every process is stopped when the caller is done."""
+    path = tmp / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "FAULTLINE_REQUEST_LOG")}
+    env["PYTHONPATH"] = str(ROOT)
+    sims = [
+        [sys.executable, "-m", "simulators", "--flavour", flavour, "--control", "--port", str(port)]
+        for flavour, port in sim_ports.items()
+    ]
+    gateway = [sys.executable, "-m", "gateway", "--config", str(path)]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env) for cmd in [*sims, gateway]]
+    try:
+        yield procs
+    finally:
+        stop(procs)

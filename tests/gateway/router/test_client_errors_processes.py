@@ -8,9 +8,6 @@ Bounded: 16 requests, every wait polls a bounded number of times, processes are 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +15,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import yaml
 
 from gateway.config import hash_key
 from tests.gateway.router.test_client_errors import EXPECTED, UPSTREAM_WORDS, failing
-from tests.processes import free_port, stop, wait_http
+from tests.processes import free_port, gateway_behind_simulators, wait_http
 
 pytestmark = pytest.mark.processes
 
@@ -55,20 +51,9 @@ def gateway_config(ports: dict[str, int]) -> dict[str, Any]:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, int]]:
     ports = {name: free_port() for name in ("openai", "vllm", "http", "metrics")}
-    path = tmp_path / "gateway.yaml"
-    path.write_text(yaml.safe_dump(gateway_config(ports)))
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "FAULTLINE_REQUEST_LOG")}
-    env["PYTHONPATH"] = str(ROOT)
-    sims = [
-        [sys.executable, "-m", "simulators", "--flavour", flavour, "--control", "--port", str(ports[flavour])]
-        for flavour in MODELS
-    ]
-    gateway = [sys.executable, "-m", "gateway", "--config", str(path)]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env) for cmd in [*sims, gateway]]
-    try:
+    sims = {flavour: ports[flavour] for flavour in MODELS}
+    with gateway_behind_simulators(tmp_path, gateway_config(ports), sims):
         yield ports
-    finally:
-        stop(procs)
 
 
 async def test_no_upstream_words_reach_the_sdk(stack: dict[str, int]) -> None:

@@ -13,9 +13,6 @@ processes are always stopped.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,11 +20,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import hash_key
-from tests.processes import free_port, stop, wait_http
+from tests.processes import free_port, gateway_behind_simulators, wait_http
 
 pytestmark = pytest.mark.processes
 
@@ -66,20 +62,9 @@ def gateway_config(ports: dict[str, int]) -> dict[str, Any]:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, int]]:
     ports = {name: free_port() for name in ("openai", "vllm", "http", "metrics")}
-    path = tmp_path / "gateway.yaml"
-    path.write_text(yaml.safe_dump(gateway_config(ports)))
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "FAULTLINE_REQUEST_LOG")}
-    env["PYTHONPATH"] = str(ROOT)
-    sims = [
-        [sys.executable, "-m", "simulators", "--flavour", flavour, "--control", "--port", str(ports[flavour])]
-        for flavour in ("openai", "vllm")
-    ]
-    gateway = [sys.executable, "-m", "gateway", "--config", str(path)]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env) for cmd in [*sims, gateway]]
-    try:
+    sims = {flavour: ports[flavour] for flavour in ("openai", "vllm")}
+    with gateway_behind_simulators(tmp_path, gateway_config(ports), sims):
         yield ports
-    finally:
-        stop(procs)
 
 
 async def served_by(client: openai.AsyncOpenAI, n: int) -> list[str]:
