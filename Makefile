@@ -80,6 +80,9 @@ bench: $(STAMP) ## the gateway vs the thinnest forwarder in one run: ratios, flo
 	$(PY) -m experiments.bench
 	$(PY) -m pytest -q -m bench --benchmark-only tests/gateway/quota/test_bench.py
 
+instructions: $(STAMP) ## instructions per request under callgrind (noise-free): forwarders, gateway, gateway with limits [SYSTEMS=a,b] [STREAM=1]
+	$(PY) -m experiments.instructions $(if $(SYSTEMS),--systems $(SYSTEMS)) $(if $(STREAM),--stream)
+
 # Every scenario command replays in virtual time unless MODE=real asks for real time.
 MODE ?= replay
 

@@ -6,16 +6,23 @@ or logs. ``POST /v1/chat/completions`` is sent on as it came (body and content t
 and returned, a stream is relayed chunk by chunk as the upstream sends it. What the gateway costs beyond this is
 what its features cost.
 
-``python -m experiments.forwarder --upstream http://127.0.0.1:9101 --port 8300``
+``--framework fastapi`` serves the same forwarding from a FastAPI route instead (a ``Request`` read whole, a
+``Response`` or a ``StreamingResponse``): the thinnest forwarder most Python services would write, and the one the
+gateway was first measured against. The raw ASGI one is the platform's limit.
+
+``python -m experiments.forwarder --upstream http://127.0.0.1:9101 --port 8300 [--framework fastapi]``
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -76,15 +83,57 @@ class Forwarder:
                 return
 
 
+def fastapi_forwarder(upstream: str) -> Any:
+    """The same forwarding as :class:`Forwarder` as one FastAPI route, a session opened at startup."""
+    base = upstream.rstrip("/")
+    holder: dict[str, aiohttp.ClientSession] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30)
+        holder["s"] = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+        )
+        yield
+        await holder["s"].close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        body = await request.body()
+        resp = await holder["s"].post(
+            base + "/v1/chat/completions", data=body, headers={"content-type": "application/json"}
+        )
+        media = resp.headers.get("content-type", "application/json")
+        if media.startswith("text/event-stream"):
+
+            async def relay() -> Any:
+                try:
+                    async for chunk in resp.content.iter_any():
+                        yield chunk
+                finally:
+                    resp.release()
+
+            return StreamingResponse(relay(), status_code=resp.status, media_type=media)
+        data = await resp.read()
+        resp.release()
+        return Response(data, status_code=resp.status, media_type=media)
+
+    return app
+
+
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     parser = argparse.ArgumentParser(prog="python -m experiments.forwarder")
     parser.add_argument("--upstream", required=True, help="base URL of the upstream, e.g. http://127.0.0.1:9101")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--framework", choices=("asgi", "fastapi"), default="asgi")
     args = parser.parse_args(argv)
+    app = Forwarder(args.upstream) if args.framework == "asgi" else fastapi_forwarder(args.upstream)
     uvicorn.run(
-        Forwarder(args.upstream),
+        app,
         host="127.0.0.1",
         port=args.port,
         loop="uvloop",
