@@ -76,7 +76,7 @@ soak: $(STAMP) ## 10 minutes of mixed traffic at a fixed rate, quotas on Redis: 
 capacity: $(STAMP) ## Redis commands and CPU per request with --workers 2 and with two replicas on one Redis
 	$(PY) -m experiments.capacity
 
-bench: $(STAMP) ## the gateway vs the thinnest forwarder in one run: ratios, floors (quota on real Redis)
+bench: $(STAMP) ## the gateway vs the thinnest forwarders in one run: ratios, floors vs the FastAPI one (quota on real Redis)
 	$(PY) -m experiments.bench
 	$(PY) -m pytest -q -m bench --benchmark-only tests/gateway/quota/test_bench.py
 

@@ -1,21 +1,23 @@
-"""`make bench`: the gateway against the thinnest Python forwarder, in one run, on one upstream.
+"""`make bench`: the gateway against the thinnest Python forwarders, in one run, on one upstream.
 
 Processes, each pinned where the machine has two cores: the upstream (the simulator, flavour openai, profile
-``instant``), the load generator and the state store on core 1; the forwarder (experiments/forwarder.py: uvicorn
-with httptools and uvloop, one aiohttp session, nothing else) and the gateway (one worker, every feature on:
-auth, validation, quota, router, metrics, JSON logs, request log) on core 0, so that each has core 0 to itself
-while it is measured. The load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio sockets.
+``instant``), the load generator and the state store on core 1; two forwarders (experiments/forwarder.py: uvicorn
+with httptools and uvloop, one aiohttp session, nothing else; one a FastAPI route, the floors' yardstick, the
+other a raw ASGI app, the platform's limit) and the gateway (one worker, every feature on: auth, validation,
+quota, router, metrics, JSON logs, request log) on core 0, so that each has core 0 to itself while it is
+measured. The load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio sockets.
 
 The quota rows use a real Redis: the server at ``$REDIS_URL`` when set (keys under a unique prefix, deleted
 after), else a private ``redis-server`` on a loopback port. Never the embedded fakeredis: its cost is not
 Redis's. Without either the bench stops and says so.
 
-Every comparison is made in interleaved rounds (forwarder, gateway, gateway with limits, one after the other,
-several times), so a slow spell of the machine lands inside one round: throughput at 32 connections (ratios are
-the median of the rounds' ratios), latency at one connection and streaming time to first token (p50 differences
-are the median of the rounds' differences, p99s pooled). Ratios to the forwarder, the floors and the table:
-experiments/benchreport.py. Writes ``runs/bench.json`` with the machine's description (cores, CPU model, Python,
-load average). A benchmark, not a test: nothing here asserts a speed.
+Every comparison is made in interleaved rounds (raw forwarder, FastAPI forwarder, gateway, gateway with limits,
+one after the other, several times), so a slow spell of the machine lands inside one round: throughput at 32
+connections (ratios are the median of the rounds' ratios), latency at one connection and streaming time to first
+token (p50 differences are the median of the rounds' differences, p99s pooled). Ratios to each forwarder, the
+floors (judged against the FastAPI forwarder) and the table: experiments/benchreport.py. Writes
+``runs/bench.json`` with the machine's description (cores, CPU model, Python, load average). A benchmark, not a
+test: nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ STREAM_BODY = json.dumps(
 LATENCY_ROUNDS = 5
 THROUGHPUT_ROUNDS = 3
 PATH = "/v1/chat/completions"
+SYSTEMS = ("direct", "forwarder", "forwarder_fastapi", "gateway", "gateway_quota")  # the upstream first
 
 
 def request_bytes(port: int, path: str, body: bytes, auth: bool, key: str = KEY) -> bytes:
@@ -205,29 +208,27 @@ def quota_store(tmp: Path, procs: Procs) -> Store:
 class Targets:
     """The systems under comparison: name -> (port, request bytes), for JSON and for streaming requests."""
 
-    def __init__(self, sim: int, fwd: int, gw: int, pids: Mapping[str, int] | None = None) -> None:
+    def __init__(self, ports: Mapping[str, int], pids: Mapping[str, int] | None = None) -> None:
+        """``ports`` and ``pids``: process name (simulator, forwarder, forwarder_fastapi, gateway) -> its own."""
         pids = pids or {}
-        self.pid = {"direct": pids.get("simulator"), "forwarder": pids.get("forwarder")}
-        self.pid |= {"gateway": pids.get("gateway"), "gateway_quota": pids.get("gateway")}
-        self.json = {
-            "direct": (sim, request_bytes(sim, PATH, BODY, auth=False)),
-            "forwarder": (fwd, request_bytes(fwd, PATH, BODY, auth=False)),
-            "gateway": (gw, request_bytes(gw, PATH, BODY, auth=True)),
-            "gateway_quota": (gw, request_bytes(gw, PATH, BODY, auth=True, key=QUOTA_KEY)),
-        }
-        self.stream = {
-            "direct": (sim, request_bytes(sim, PATH, STREAM_BODY, auth=False)),
-            "forwarder": (fwd, request_bytes(fwd, PATH, STREAM_BODY, auth=False)),
-            "gateway": (gw, request_bytes(gw, PATH, STREAM_BODY, auth=True)),
-            "gateway_quota": (gw, request_bytes(gw, PATH, STREAM_BODY, auth=True, key=QUOTA_KEY)),
-        }
+        procs = {"direct": "simulator", "gateway_quota": "gateway"}
+        self.pid = {n: pids.get(procs.get(n, n)) for n in SYSTEMS}
+        self.json = {n: self._request(n, ports[procs.get(n, n)], BODY) for n in SYSTEMS}
+        self.stream = {n: self._request(n, ports[procs.get(n, n)], STREAM_BODY) for n in SYSTEMS}
+
+    @staticmethod
+    def _request(name: str, port: int, body: bytes) -> tuple[int, bytes]:
+        auth = name.startswith("gateway")
+        key = QUOTA_KEY if name == "gateway_quota" else KEY
+        return port, request_bytes(port, PATH, body, auth=auth, key=key)
 
 
 async def throughput_rounds(t: Targets, seconds: float) -> dict[str, Any]:
-    """RPS at 32 connections: the upstream once, then forwarder / gateway / gateway with limits in rounds."""
+    """RPS at 32 connections: the upstream once, then the two forwarders, the gateway and the gateway with limits
+    in rounds."""
     direct = await throughput(*t.json["direct"], 32, seconds / THROUGHPUT_ROUNDS, pid=t.pid["direct"])
     out: dict[str, Any] = {"direct": direct}
-    names = ("forwarder", "gateway", "gateway_quota")
+    names = SYSTEMS[1:]
     rounds: list[dict[str, float]] = []
     runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     for _ in range(THROUGHPUT_ROUNDS):
@@ -246,8 +247,7 @@ async def throughput_rounds(t: Targets, seconds: float) -> dict[str, Any]:
             "rounds_rps": [m["rps"] for m in runs[n]],
             "cpu_us": sum(m["cpu_us"] * m["requests"] for m in runs[n]) / max(total, 1),
         }
-    out["gateway_ratio"] = benchreport.rps_ratio(rounds, "gateway", "forwarder")
-    out["gateway_quota_ratio"] = benchreport.rps_ratio(rounds, "gateway_quota", "forwarder")
+    out["ratios"] = benchreport.against_forwarders(rounds, benchreport.rps_ratio)
     return out
 
 
@@ -268,57 +268,44 @@ async def latency_rounds(
 
 def latency_figures(rounds: list[dict[str, list[float]]]) -> dict[str, Any]:
     out = benchreport.summarize_rounds(rounds, "direct")
-    for n in ("gateway", "gateway_quota"):
-        if n in out:
-            out[f"{n}_over_forwarder_p50_ms"] = benchreport.over(rounds, n, "forwarder")
+    out["over_p50_ms"] = benchreport.against_forwarders(rounds, benchreport.over)
     return out
 
 
 async def run(seconds: float, samples: int, tmp: Path, procs: Procs) -> dict[str, Any]:
     cores = os.cpu_count() or 1
     front, back = (0, 1) if cores > 1 else (None, None)
-    sim_port, fwd_port, gw_port = free_port(), free_port(), free_port()
+    ports = {name: free_port() for name in ("simulator", "forwarder", "forwarder_fastapi", "gateway")}
     store = quota_store(tmp, procs)
     with contextlib.suppress(Exception):
         if store.proc is not None:  # a private store shares the upstream's core
             os.sched_setaffinity(store.proc.pid, {back} if back is not None else set(range(cores)))
     cfg = tmp / "gateway.yaml"
-    cfg.write_text(yaml.safe_dump(gateway_config(sim_port, gw_port, store.key_prefix, tmp / "requests.jsonl")))
+    cfg.write_text(
+        yaml.safe_dump(gateway_config(ports["simulator"], ports["gateway"], store.key_prefix, tmp / "requests.jsonl"))
+    )
     py = sys.executable
     sim = [py, "-m", "simulators", "--flavour", "openai", "--profile", "instant", "--seed", "1", "--port"]
     env = {**os.environ, "REDIS_URL": store.url}
+    fwd = [py, "-m", "experiments.forwarder", "--upstream", f"http://127.0.0.1:{ports['simulator']}", "--port"]
     starts = [
-        ("simulator", pinned([*sim, str(sim_port)], back), sim_port),
-        (
-            "forwarder",
-            pinned(
-                [
-                    py,
-                    "-m",
-                    "experiments.forwarder",
-                    "--upstream",
-                    f"http://127.0.0.1:{sim_port}",
-                    "--port",
-                    str(fwd_port),
-                ],
-                front,
-            ),
-            fwd_port,
-        ),
-        ("gateway", pinned([py, "-m", "gateway", "--config", str(cfg)], front), gw_port),
+        ("simulator", pinned([*sim, str(ports["simulator"])], back)),
+        ("forwarder", pinned([*fwd, str(ports["forwarder"])], front)),
+        ("forwarder_fastapi", pinned([*fwd, str(ports["forwarder_fastapi"]), "--framework", "fastapi"], front)),
+        ("gateway", pinned([py, "-m", "gateway", "--config", str(cfg)], front)),
     ]
     pids = {}
-    for name, args, port in starts:
+    for name, args in starts:
         log = tmp / f"{name}.log"
         proc = procs.add(spawn(name, args, log_path=log, env=env))
-        wait_tcp(port, proc, log)
+        wait_tcp(ports[name], proc, log)
         pids[name] = proc.pid
     try:
-        t = Targets(sim_port, fwd_port, gw_port, pids)
+        t = Targets(ports, pids)
         out: dict[str, Any] = {"seconds": seconds, "samples": samples, "quota_store": _store_label(store)}
         out["throughput"] = await throughput_rounds(t, seconds)
         out["latency"] = latency_figures(await latency_rounds(t.json, samples, first_byte=False))
-        streams = {n: t.stream[n] for n in ("direct", "forwarder", "gateway")}
+        streams = {n: t.stream[n] for n in SYSTEMS if n != "gateway_quota"}
         out["ttft"] = latency_figures(await latency_rounds(streams, samples, first_byte=True))
         return out
     finally:
