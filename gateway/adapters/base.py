@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from gateway.adapters.bound import Bound
 from gateway.adapters.sse import iter_data
 from gateway.adapters.upstreamerrors import (
     UpstreamClientError,
@@ -157,29 +158,40 @@ class OpenAICompatibleAdapter:
         request_id: str,
         headers: Mapping[str, str],
         t: AttemptTimeouts,
+        bound: Bound,
         url: str | None = None,
     ) -> UpstreamResponse:
         body = orjson.dumps({**payload, "model": model})
-        return await self._post(url or self._url, body, request_id, headers, t)
+        return await self._post(url or self._url, body, request_id, headers, t, bound)
 
     async def _post(
-        self, url: str, body: bytes, request_id: str, headers: Mapping[str, str], t: AttemptTimeouts
+        self, url: str, body: bytes, request_id: str, headers: Mapping[str, str], t: AttemptTimeouts, bound: Bound
     ) -> UpstreamResponse:
-        """POST within the attempt's limits; an error status becomes the adapter's exception (``classify``)."""
+        """POST within the first-byte limit (``bound``'s first wait); an error status becomes the adapter's
+        exception (``classify``), its body read within ``idle_s``."""
         try:
-            async with asyncio.timeout(t.first_byte_s):
-                resp = await self._transport.send(
-                    url, self._headers(request_id, headers), body, connect_timeout=t.connect_s
-                )
+            resp = await self._transport.send(
+                url, self._headers(request_id, headers), body, connect_timeout=t.connect_s
+            )
         except ConnectFailed as exc:
             raise UpstreamConnectError(self.name, str(exc)) from None
-        except TimeoutError:
-            raise UpstreamTimeout(self.name, f"no response within {t.first_byte_s:g}s") from None
+        except asyncio.CancelledError:
+            if not bound.expired():
+                raise
+            raise bound.deadline_error(self.name) or UpstreamTimeout(
+                self.name, f"no response within {t.first_byte_s:g}s"
+            ) from None
         if resp.status >= 400:
+            bound.limit(t.idle_s)
             try:
-                async with asyncio.timeout(t.idle_s):
-                    raw = await resp.read()
-            except (TimeoutError, ConnectionLost):
+                raw = await resp.read()
+            except ConnectionLost:
+                raw = b""
+            except asyncio.CancelledError:
+                if not bound.expired():
+                    raise
+                if (late := bound.deadline_error(self.name)) is not None:
+                    raise late from None
                 raw = b""
             raise self.classify(resp.status, resp.headers, raw)
         return resp
@@ -192,21 +204,31 @@ class OpenAICompatibleAdapter:
         request_id: str,
         headers: Mapping[str, str],
         timeouts: AttemptTimeouts,
+        deadline: float | None = None,
     ) -> Completion:
-        resp = await self._send(payload, model, request_id, headers, timeouts)
-        body = await self._read_json(resp, timeouts)
+        """``deadline``: event-loop time at which the request deadline ends the call (:class:`DeadlineReached`)."""
+        bound = Bound(timeouts.first_byte_s, deadline)
+        try:
+            resp = await self._send(payload, model, request_id, headers, timeouts, bound)
+            body = await self._read_json(resp, timeouts, bound)
+        finally:
+            bound.close()
         if not isinstance(body, dict) or "choices" not in body:
             raise UpstreamServerError(self.name, "response is not a chat completion", status=resp.status)
         present(body, str(payload.get("model") or model), reply_id(request_id))
         usage = body.get("usage") or {}
         return Completion(body, usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
-    async def _read_json(self, resp: UpstreamResponse, t: AttemptTimeouts) -> Any:
-        """The whole body as JSON, within the first-byte limit."""
+    async def _read_json(self, resp: UpstreamResponse, t: AttemptTimeouts, bound: Bound) -> Any:
+        """The whole body as JSON, within the first-byte limit (counted from the response head)."""
+        bound.limit(t.first_byte_s)
         try:
-            async with asyncio.timeout(t.first_byte_s):
-                raw = await resp.read()
-        except TimeoutError:
+            raw = await resp.read()
+        except asyncio.CancelledError:
+            if not bound.expired():
+                raise
+            if (late := bound.deadline_error(self.name)) is not None:
+                raise late from None
             await resp.aclose()
             raise UpstreamTimeout(self.name, "response body did not arrive in time") from None
         except ConnectionLost as exc:
@@ -224,10 +246,15 @@ class OpenAICompatibleAdapter:
         request_id: str,
         headers: Mapping[str, str],
         timeouts: AttemptTimeouts,
+        deadline: float | None = None,
     ) -> Completion:
         """``POST {base_url}/embeddings``: the body as sent, ``model`` replaced; the reply names the requested model."""
-        resp = await self._send(payload, model, request_id, headers, timeouts, url=self._embeddings_url)
-        body = await self._read_json(resp, timeouts)
+        bound = Bound(timeouts.first_byte_s, deadline)
+        try:
+            resp = await self._send(payload, model, request_id, headers, timeouts, bound, url=self._embeddings_url)
+            body = await self._read_json(resp, timeouts, bound)
+        finally:
+            bound.close()
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise UpstreamServerError(self.name, "response is not an embeddings list", status=resp.status)
         body["model"] = str(payload.get("model") or model)
@@ -242,11 +269,18 @@ class OpenAICompatibleAdapter:
         request_id: str,
         headers: Mapping[str, str],
         timeouts: AttemptTimeouts,
+        deadline: float | None = None,
     ) -> ChunkStream:
+        """The stream, once its head arrived (within the first-byte limit and ``deadline``); its chunks are bounded
+        by :class:`ChunkStream` and the router's relay."""
         # Always ask for usage: accounting needs it; the router drops the chunk if the client did not ask.
         upstream = {**payload, "stream": True, "stream_options": {"include_usage": True}}
         first_by = asyncio.get_running_loop().time() + timeouts.first_byte_s
-        resp = await self._send(upstream, model, request_id, headers, timeouts)
+        bound = Bound(timeouts.first_byte_s, deadline)
+        try:
+            resp = await self._send(upstream, model, request_id, headers, timeouts, bound)
+        finally:
+            bound.close()
         requested = str(payload.get("model") or model)
         return ChunkStream(self.name, resp, timeouts.idle_s, first_by, model=requested, cid=reply_id(request_id))
 

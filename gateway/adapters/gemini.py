@@ -24,6 +24,7 @@ from gateway.adapters.base import (
     present,
     reply_id,
 )
+from gateway.adapters.bound import Bound
 from gateway.adapters.gemini_request import TranslationError, to_gemini
 from gateway.adapters.gemini_response import StreamTranslator, classify, to_completion
 from gateway.adapters.upstreamerrors import (
@@ -107,10 +108,16 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         request_id: str,
         headers: Mapping[str, str],
         timeouts: AttemptTimeouts,
+        deadline: float | None = None,
     ) -> Completion:
         url = f"{self._base}/models/{model}:generateContent"
-        resp = await self._post(url, self._request(payload), request_id, headers, timeouts)
-        doc = await self._read_json(resp, timeouts)
+        request = self._request(payload)
+        bound = Bound(timeouts.first_byte_s, deadline)
+        try:
+            resp = await self._post(url, request, request_id, headers, timeouts, bound)
+            doc = await self._read_json(resp, timeouts, bound)
+        finally:
+            bound.close()
         if not isinstance(doc, dict) or not ("candidates" in doc or "promptFeedback" in doc):
             raise UpstreamServerError(self.name, "response is not a GenerateContentResponse", status=resp.status)
         body = to_completion(doc, model=model, created=self._created())
@@ -126,6 +133,7 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         request_id: str,
         headers: Mapping[str, str],
         timeouts: AttemptTimeouts,
+        deadline: float | None = None,
     ) -> Completion:
         """``:batchEmbedContents`` for one input or many (gateway/adapters/gemini_embed.py)."""
         try:
@@ -133,8 +141,12 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         except TranslationError as exc:
             raise NotTranslatable(self.name, str(exc), status=400) from None
         url = f"{self._base}/models/{model}:batchEmbedContents"
-        resp = await self._post(url, body, request_id, headers, timeouts)
-        doc = await self._read_json(resp, timeouts)
+        bound = Bound(timeouts.first_byte_s, deadline)
+        try:
+            resp = await self._post(url, body, request_id, headers, timeouts, bound)
+            doc = await self._read_json(resp, timeouts, bound)
+        finally:
+            bound.close()
         out = gemini_embed.from_batch(doc, payload) if isinstance(doc, dict) else None
         if out is None:
             raise UpstreamServerError(self.name, "response is not a batchEmbedContents answer", status=resp.status)
@@ -148,10 +160,16 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         request_id: str,
         headers: Mapping[str, str],
         timeouts: AttemptTimeouts,
+        deadline: float | None = None,
     ) -> ChunkStream:
         first_by = asyncio.get_running_loop().time() + timeouts.first_byte_s
         url = f"{self._base}/models/{model}:streamGenerateContent?alt=sse"
-        resp = await self._post(url, self._request(payload), request_id, headers, timeouts)
+        request = self._request(payload)
+        bound = Bound(timeouts.first_byte_s, deadline)
+        try:
+            resp = await self._post(url, request, request_id, headers, timeouts, bound)
+        finally:
+            bound.close()
         translator = StreamTranslator(model=model, created=self._created())
         requested, cid = str(payload.get("model") or model), reply_id(request_id)
         return GeminiChunkStream(self.name, resp, timeouts.idle_s, first_by, translator, model=requested, cid=cid)

@@ -3,6 +3,7 @@
     UpstreamError                         any failure talking to a provider
     ├── UpstreamConnectError              could not connect / connection refused or reset before a response
     ├── UpstreamTimeout                   no first byte (or first token) within the attempt's limit
+    │   └── DeadlineReached               the request deadline ended the attempt
     ├── UpstreamStreamTimeout             a stream went silent past the idle limit after it started
     ├── UpstreamStreamCut                 a stream ended without [DONE] / the connection dropped mid-stream
     ├── UpstreamRateLimited        429    rate limit; ``retry_after`` seconds when the provider said
@@ -36,6 +37,12 @@ class UpstreamConnectError(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     retryable = True
     outcome = "timeout"
+
+
+class DeadlineReached(UpstreamTimeout):
+    """The request deadline ended an attempt (before its response, or in the middle of its stream)."""
+
+    outcome = "deadline"
 
 
 class UpstreamStreamTimeout(UpstreamError):

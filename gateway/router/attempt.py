@@ -33,7 +33,7 @@ from gateway.router.breaker import Transition
 from gateway.router.breakers import Breakers
 from gateway.router.chaos import Chaos, Injection, injected_error
 from gateway.router.cooloff import QuotaCooloffs
-from gateway.router.deadline import AttemptLimits, DeadlineReached, within
+from gateway.router.deadline import AttemptLimits, DeadlineReached
 from gateway.router.guardrails import Guardrails, note_actions
 from gateway.router.latency import TtftWindow
 from gateway.router.relay import Relay
@@ -188,30 +188,21 @@ class Attempt:
         self._p.events.slow_call(self.provider)
         note_transition(self._call, await self._p.breakers.slow(self.key))
 
-    def _bounded_by_deadline(self, limits: AttemptTimeouts, stream: bool) -> bool:
-        """Could the adapter's own waits outlast the deadline? Then the attempt needs a timer of its own.
-
-        The adapter's waits (headers within first_byte_s, then the JSON body within first_byte_s or an error
-        body within idle_s) are cut to the time left; with the default limits (2 x 30 s against a 60 s deadline)
-        every attempt of a real process needs one: some time has passed since arrival."""
-        worst = limits.first_byte_s + (limits.idle_s if stream else max(limits.first_byte_s, limits.idle_s))
-        return worst > self._call.deadline - self._p.clock.monotonic()
-
     def _args(self) -> dict[str, Any]:
+        """The adapter call's arguments besides the payload and the limits; ``deadline``, the request deadline in
+        event-loop time (the adapter's one timer of the call ends the call there: gateway/adapters/bound.py)."""
         call = self._call
         return {
             "model": self.route.model,
             "request_id": call.request_id,
             "headers": call.attributes.get("upstream_headers", {}),
+            "deadline": asyncio.get_running_loop().time() + (call.deadline - self._p.clock.monotonic()),
         }
 
     async def _open_stream(self, limits: AttemptTimeouts) -> ChunkStream:
         call, p = self._call, self._p
         assert call.payload is not None
-        opening = p.adapters[self.provider].open_stream(call.payload, timeouts=limits, **self._args())
-        if self._bounded_by_deadline(limits, stream=True):
-            return await within(opening, call.deadline, p.clock, self.provider)
-        return await opening
+        return await p.adapters[self.provider].open_stream(call.payload, timeouts=limits, **self._args())
 
     async def _complete(self, limits: AttemptTimeouts) -> Reply:
         call, p = self._call, self._p
@@ -219,11 +210,7 @@ class Attempt:
         adapter = p.adapters[self.provider]
         embeddings = call.body is not None and call.body.operation == "embeddings"
         call_upstream = adapter.embed if embeddings else adapter.complete
-        completing = call_upstream(call.payload, timeouts=limits, **self._args())
-        if self._bounded_by_deadline(limits, stream=False):
-            done = await within(completing, call.deadline, p.clock, self.provider)
-        else:
-            done = await completing
+        done = await call_upstream(call.payload, timeouts=limits, **self._args())
         self.answered()
         await self.end()
         rec = call.record

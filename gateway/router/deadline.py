@@ -3,7 +3,8 @@
 The request deadline is ``request_deadline_s`` after arrival; a client may shorten it (never lengthen it) with
 ``X-Request-Timeout: <seconds>``. Each attempt gets ``connect_s``, ``first_byte_s`` and ``stream_idle_s``, each
 cut to the time left, and the whole attempt (a JSON body included, a stream to its last chunk) is bounded by the
-deadline, so no attempt outlives the request.
+deadline, so no attempt outlives the request: the adapter's one timer of the call (gateway/adapters/bound.py)
+up to the response (a JSON body, a stream's head), the relay after it.
 
 A timeout is the provider's fault only when the provider had its full configured limit: a limit cut short by
 the deadline (the client's header, or time spent on earlier attempts) is the request running out of time
@@ -13,24 +14,16 @@ client sending a tiny ``X-Request-Timeout`` cannot open a breaker for everyone.
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Mapping
-from typing import TypeVar
+from collections.abc import Mapping
 
 from gateway.adapters.base import AttemptTimeouts
-from gateway.adapters.upstreamerrors import UpstreamError, UpstreamStreamTimeout, UpstreamTimeout
-from gateway.clock import Clock
+from gateway.adapters.upstreamerrors import DeadlineReached, UpstreamError, UpstreamStreamTimeout, UpstreamTimeout
 from gateway.errors import DeadlineExceeded, InvalidRequest
 from gateway.settings.router import TimeoutSettings
 
-T = TypeVar("T")
-
-
-class DeadlineReached(UpstreamTimeout):
-    """The request deadline ended an attempt (before its response, or in the middle of its stream)."""
-
-    outcome = "deadline"
+# DeadlineReached is the adapters' (gateway/adapters/bound.py raises it): the router's name for it stays here.
+__all__ = ["AttemptLimits", "DeadlineReached", "attempt_timeouts", "cut_by_deadline", "request_deadline"]
 
 
 def request_deadline(started: float, current: float, headers: Mapping[str, str], t: TimeoutSettings) -> float:
@@ -88,15 +81,3 @@ def cut_by_deadline(exc: UpstreamError, limits: AttemptTimeouts, t: TimeoutSetti
     if isinstance(exc, UpstreamStreamTimeout):
         return limits.idle_s < t.stream_idle_s
     return False
-
-
-async def within(aw: Awaitable[T], deadline: float, clock: Clock, provider: str) -> T:
-    """``await aw``, ended by the deadline (monotonic), raising :class:`DeadlineReached`."""
-    bound = asyncio.timeout(deadline - clock.monotonic())
-    try:
-        async with bound:
-            return await aw
-    except TimeoutError:
-        if not bound.expired():
-            raise
-        raise DeadlineReached(provider, "no answer before the request deadline") from None
