@@ -7,6 +7,7 @@ No retries, no policy, no quotas: the router decides what to do with the classif
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import orjson
 
 from gateway.adapters.bound import Bound
-from gateway.adapters.sse import iter_data
+from gateway.adapters.readlimit import ReadLimit
+from gateway.adapters.sse import EventParser
 from gateway.adapters.upstreamerrors import (
     UpstreamClientError,
     UpstreamConnectError,
@@ -70,7 +72,8 @@ class ChunkStream:
 
     The first chunk is due by ``first_by`` (event-loop time: the attempt's first-byte limit, counted from the
     request, because an upstream such as vLLM sends its response headers at once and its first chunk only with
-    the first token); later chunks within ``idle_s`` of the previous one.
+    the first token); later chunks within ``idle_s`` of the previous one. One timer per stream keeps both limits
+    (gateway/adapters/readlimit.py); events an upstream read completed together are handed out without a wait.
     """
 
     def __init__(
@@ -87,7 +90,11 @@ class ChunkStream:
         self._resp = resp
         self._idle_s = idle_s
         self._first_by = first_by
-        self._events = iter_data(resp.iter_bytes())
+        self._bytes = resp.iter_bytes()
+        self._parser = EventParser()
+        self._pending: deque[bytes] = deque()  # events parsed, not yet handed out
+        self._ended = False  # the upstream body ended
+        self._limit = ReadLimit()
         self._model, self._cid = model, cid  # what each chunk says: the requested model, the gateway's id
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
@@ -95,13 +102,36 @@ class ChunkStream:
 
     async def _next(self, first: bool) -> bytes | None:
         """The next event's data within its time limit; None when the upstream body ended."""
+        pending = self._pending
+        if pending:
+            return pending.popleft()
+        limit = self._limit
+        due = self._first_by if first and self._first_by is not None else limit.time() + self._idle_s
+        while not pending:
+            if self._ended:
+                return None
+            raw = await self._read(due, first)
+            if raw is None:
+                self._ended = True
+                return self._parser.tail()
+            pending.extend(self._parser.feed(raw))
+        return pending.popleft()
+
+    async def _read(self, due: float, first: bool) -> bytes | None:
+        """The upstream's next bytes, by ``due``; None when its body ended."""
+        limit = self._limit
+        limit.begin(due)
+        expired = False
         try:
-            limit = asyncio.timeout_at(self._first_by) if first else asyncio.timeout(self._idle_s)
-            async with limit:
-                return await anext(self._events)
+            try:
+                return await anext(self._bytes)
+            finally:
+                expired = limit.end()
         except StopAsyncIteration:
             return None
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not expired:
+                raise
             if first:
                 raise UpstreamTimeout(self._provider, "no first chunk within the first-byte limit") from None
             raise UpstreamStreamTimeout(self._provider, f"no chunk for {self._idle_s:g}s") from None
@@ -110,8 +140,9 @@ class ChunkStream:
 
     async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
         first = self._first_by is not None
+        pending = self._pending
         while True:
-            data = await self._next(first)
+            data = pending.popleft() if pending else await self._next(first)
             if data is None:
                 raise UpstreamStreamCut(self._provider, "stream ended without [DONE]")
             first = False
@@ -128,6 +159,7 @@ class ChunkStream:
                 yield present(chunk, self._model, self._cid)
 
     async def aclose(self) -> None:
+        self._limit.close()
         await self._resp.aclose()
 
 

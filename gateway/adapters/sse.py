@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -14,22 +13,39 @@ def frame(obj: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-async def iter_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Yield the payload of each ``data:`` field, event by event. Comments and other fields are skipped."""
-    buf = b""
-    async for chunk in chunks:
-        buf += chunk
+class EventParser:
+    """The payload of each ``data:`` field, event by event, from the bytes of a stream as they arrive. Comments and
+    other fields are skipped; a plain object (no generator) so a chunk costs no frame of its own."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The data of every event ``chunk`` completes (none while an event is still incomplete)."""
+        buf = self._buf + chunk if self._buf else chunk
+        out: list[bytes] = []
         while True:
             end = _event_end(buf)
             if end < 0:
                 break
             event, buf = buf[:end], buf[end:].lstrip(b"\r\n")
+            if b"\n" not in event and b"\r" not in event:  # one line: the usual ``data: {...}``
+                if event.startswith(b"data:"):
+                    out.append(event[5:].lstrip(b" "))
+                continue
             data = [line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")]
             if data:
-                yield b"\n".join(data)
-    tail = buf.strip()
-    if tail.startswith(b"data:"):
-        yield tail[5:].lstrip(b" ")
+                out.append(b"\n".join(data))
+        self._buf = buf
+        return out
+
+    def tail(self) -> bytes | None:
+        """The data of a last event the stream ended without terminating, if any."""
+        tail = self._buf.strip()
+        self._buf = b""
+        return tail[5:].lstrip(b" ") if tail.startswith(b"data:") else None
 
 
 def _event_end(buf: bytes) -> int:
