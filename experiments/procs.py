@@ -165,7 +165,7 @@ class StartupError(RuntimeError):
     """A child process did not come up; the message names it and its log."""
 
 
-def wait_http(url: str, proc: Proc, log_path: Path, *, within_s: float = 30.0, ok: tuple[int, ...] = (200,)) -> None:
+def wait_http(url: str, proc: Proc, log_path: Path, *, within_s: float = 60.0, ok: tuple[int, ...] = (200,)) -> None:
     """Poll ``url`` until it answers one of ``ok``; fail fast when ``proc`` exits."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
@@ -184,7 +184,7 @@ def wait_http(url: str, proc: Proc, log_path: Path, *, within_s: float = 30.0, o
     raise StartupError(f"{proc.name} did not answer {url} within {within_s:g} s; see {log_path}")
 
 
-def wait_tcp(port: int, proc: Proc, log_path: Path, *, within_s: float = 20.0) -> None:
+def wait_tcp(port: int, proc: Proc, log_path: Path, *, within_s: float = 60.0) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         if not proc.running():

@@ -26,8 +26,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_http(url: str, *, attempts: int = 400) -> None:
-    """Until ``url`` answers below 500; the process behind it is starting (polling, not a timed assertion)."""
+async def wait_http(url: str, *, attempts: int = 2400) -> None:
+    """Until ``url`` answers below 500; the process behind it is starting (polling, not a timed assertion). The
+    bound (2,400 polls 50 ms apart: two minutes and more) only stops a test whose process never comes up: a gateway
+    with two workers took over 20 s to answer on a machine with both cores busy."""
     async with httpx.AsyncClient() as c:
         for _ in range(attempts):
             try:

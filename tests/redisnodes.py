@@ -46,7 +46,7 @@ def _cli(port: int, *args: str) -> str:
     return out.stdout
 
 
-def _until(check: object, what: str, limit_s: float = 20.0) -> None:
+def _until(check: object, what: str, limit_s: float = 60.0) -> None:
     """Poll ``check()`` (a callable returning bool) every 0.1 s until true, at most ``limit_s``."""
     end = time.monotonic() + limit_s
     while time.monotonic() < end:
@@ -144,5 +144,5 @@ def failover(sentinel: int, name: str) -> None:
     _cli(sentinel, "sentinel", "failover", name)
 
 
-def wait_until(check: object, what: str, limit_s: float = 20.0) -> None:
+def wait_until(check: object, what: str, limit_s: float = 60.0) -> None:
     _until(check, what, limit_s)

@@ -90,7 +90,7 @@ class Gateway:
 
     async def up(self) -> None:
         await wait_http(f"http://127.0.0.1:{self.ports['sim']}/v1/models")
-        await wait_http(f"{self.base}/v1/health", attempts=1200)  # workers import everything: slow on a busy machine
+        await wait_http(f"{self.base}/v1/health")
 
     async def admin(self, method: str) -> httpx.Response:
         async with httpx.AsyncClient(base_url=self.base, timeout=30.0) as c:
