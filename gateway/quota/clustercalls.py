@@ -50,9 +50,13 @@ class Bound(Protocol):
 class ScriptCalls(Protocol):
     """What the quota and the budgets need of their Redis connection (ScriptMux, ClusterScripts)."""
 
-    def evalsha(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]: ...
+    def evalsha(
+        self, sha: str, keys: Sequence[Any], args: Sequence[Any], *, wire: bytes | None = None
+    ) -> asyncio.Future[Any]: ...
 
-    def evalsha_now(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]: ...
+    def evalsha_now(
+        self, sha: str, keys: Sequence[Any], args: Sequence[Any], *, wire: bytes | None = None
+    ) -> asyncio.Future[Any]: ...
 
     async def ping(self) -> None: ...
 
@@ -82,7 +86,10 @@ class ClusterScripts:
         self._op = op
         self._calls: set[asyncio.Task[Any]] = set()
 
-    def evalsha(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
+    def evalsha(
+        self, sha: str, keys: Sequence[Any], args: Sequence[Any], *, wire: bytes | None = None
+    ) -> asyncio.Future[Any]:
+        """``wire`` (the command packed) is not used: the cluster client packs what it sends."""
         task = asyncio.get_running_loop().create_task(self._call(sha, keys, args))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
@@ -172,17 +179,21 @@ class ClusterMux:
         owners = self._redis.nodes_manager.slots_cache.get(key_slot(key))
         return self._mux(owners[0]) if owners else None  # the slot's master
 
-    def evalsha(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
+    def evalsha(
+        self, sha: str, keys: Sequence[Any], args: Sequence[Any], *, wire: bytes | None = None
+    ) -> asyncio.Future[Any]:
         mux = self._mux_for(keys)
         if mux is None:
             return self._routed.evalsha(sha, keys, args)
-        return self._redirected(mux.evalsha(sha, keys, args), sha, keys, args)
+        return self._redirected(mux.evalsha(sha, keys, args, wire=wire), sha, keys, args)
 
-    def evalsha_now(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
+    def evalsha_now(
+        self, sha: str, keys: Sequence[Any], args: Sequence[Any], *, wire: bytes | None = None
+    ) -> asyncio.Future[Any]:
         mux = self._mux_for(keys)
         if mux is None:
             return self._routed.evalsha_now(sha, keys, args)
-        return self._redirected(mux.evalsha_now(sha, keys, args), sha, keys, args)
+        return self._redirected(mux.evalsha_now(sha, keys, args, wire=wire), sha, keys, args)
 
     def _redirected(
         self, sent: asyncio.Future[Any], sha: str, keys: Sequence[Any], args: Sequence[Any]

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from importlib.resources import files
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.exceptions import NoScriptError
 
 from gateway.quota.algorithm import WINDOW_MS, Decision, day_index, ms_to_day_end
 from gateway.quota.clustercalls import script_calls
+from gateway.quota.mux import bulk_strings
 from gateway.settings.quota import Limits
 from gateway.store.client import Script, StateClient
 from gateway.store.statestore import StateStore
@@ -48,7 +49,7 @@ class RedisLimiter:
         self._texts = (_lua("check.lua"), _lua("settle.lua"))
         self._check, self._settle = (redis.register_script(text) for text in self._texts)
         self._mux = script_calls(redis, timeout_s=timeout_s, scripts=self._texts, store=store)
-        self._keys: dict[str, tuple[int, list[str]]] = {}  # consumer -> (UTC day, check.lua's KEYS), one per consumer
+        self._wires: dict[str, _Wires] = {}  # consumer -> its calls' unchanging parts, packed (one per consumer)
 
     def key(self, consumer: str, suffix: str) -> str:
         return f"{self._prefix}:{{{consumer}}}:{suffix}"
@@ -59,44 +60,62 @@ class RedisLimiter:
         self._settle.sha = await self._redis.script_load(self._texts[1])
         await self._mux.ping()
 
-    def _check_keys(self, consumer: str, day: int) -> list[str]:
-        """check.lua's KEYS, built once per consumer and UTC day (consumers are the configured ones)."""
-        hit = self._keys.get(consumer)
-        if hit is not None and hit[0] == day:
-            return hit[1]
+    def _wires_for(self, consumer: str, day: int, limits: Limits | None) -> _Wires:
+        """The consumer's keys and its calls' unchanging parts, packed once per consumer, UTC day and limits."""
+        hit = self._wires.get(consumer)
+        if hit is not None and hit.day == day and (limits is None or hit.limits is limits or hit.limits == limits):
+            return hit
         k = self.key
-        keys = [k(consumer, s) for s in ("rpm", "tpm", "tpmw", f"tpd:{day}", "lease", "resv", "seq")]
-        self._keys[consumer] = (day, keys)
-        return keys
+        check_keys = [k(consumer, s) for s in ("rpm", "tpm", "tpmw", f"tpd:{day}", "lease", "resv", "seq")]
+        settle_keys = [k(consumer, "tpmw"), k(consumer, f"tpd:{day}"), k(consumer, "lease"), k(consumer, "resv")]
+        limits = limits if limits is not None else (hit.limits if hit is not None else Limits())
+        wires = _Wires(
+            day,
+            limits,
+            check_keys,
+            settle_keys,
+            b"*19\r\n" + bulk_strings(("EVALSHA", self._check.sha, 7, *check_keys)),
+            bulk_strings(_check_args(0, 0, limits, self._lease_ms, 0)[2:8]),
+            b"*9\r\n" + bulk_strings(("EVALSHA", self._settle.sha, 4, *settle_keys)),
+        )
+        self._wires[consumer] = wires
+        return wires
 
     async def check(self, consumer: str, now_ms: int, tokens: int, limits: Limits) -> Decision:
-        keys = self._check_keys(consumer, day_index(now_ms))
-        args = [
-            now_ms,
-            tokens,
-            limits.rpm or 0,
-            limits.tpm or 0,
-            limits.tpd or 0,
-            limits.max_concurrency or 0,
-            WINDOW_MS,
-            self._lease_ms,
-            ms_to_day_end(now_ms),
-        ]
-        raw = await self._run(self._check, keys, args)
-        return Decision.from_wire(list(raw))
+        w = self._wires_for(consumer, day_index(now_ms), limits)
+        n, t, e = str(now_ms), str(tokens), str(ms_to_day_end(now_ms))
+        wire = b"".join(
+            (
+                w.check_head,
+                f"${len(n)}\r\n{n}\r\n${len(t)}\r\n{t}\r\n".encode(),
+                w.check_limits,
+                f"${len(e)}\r\n{e}\r\n".encode(),
+            )
+        )
+        try:
+            raw = await self._mux.evalsha(self._check.sha, w.check_keys, (), wire=wire)
+        except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it and run it alone
+            raw = await self._alone(self._check, w.check_keys, _check_args(now_ms, tokens, limits, self._lease_ms))
+        return Decision.from_wire(raw)
 
-    def _settle_keys(self, consumer: str, day: int) -> list[str]:
-        k = self.key
-        return [k(consumer, "tpmw"), k(consumer, f"tpd:{day}"), k(consumer, "lease"), k(consumer, "resv")]
+    def _settle_wire(self, consumer: str, handle: str, actual: int, day: int) -> tuple[list[str], bytes]:
+        w = self._wires_for(consumer, day, None)
+        a = str(actual)
+        return w.settle_keys, w.settle_head + f"${len(handle)}\r\n{handle}\r\n${len(a)}\r\n{a}\r\n".encode()
 
     async def settle(self, consumer: str, handle: str, actual: int, day: int) -> int | None:
-        keys = self._settle_keys(consumer, day)
-        return _settled(await self._run(self._settle, keys, [handle, actual]))
+        keys, wire = self._settle_wire(consumer, handle, actual, day)
+        try:
+            raw = await self._mux.evalsha(self._settle.sha, keys, (), wire=wire)
+        except NoScriptError:
+            raw = await self._alone(self._settle, keys, [handle, actual])
+        return _settled(raw)
 
     def settle_soon(self, consumer: str, handle: str, actual: int, day: int) -> asyncio.Future[int | None]:
         """Write the settle now (behind everything this process issued before it, ahead of everything after) and
         return at once; the future has settle()'s answer, or its error, when Redis replies."""
-        keys, args = self._settle_keys(consumer, day), [handle, actual]
+        keys, wire = self._settle_wire(consumer, handle, actual, day)
+        args = [handle, actual]
         loop = asyncio.get_running_loop()
         out: asyncio.Future[int | None] = loop.create_future()
 
@@ -112,14 +131,8 @@ class RedisLimiter:
             else:
                 out.set_result(_settled(sent.result()))
 
-        self._mux.evalsha_now(self._settle.sha, keys, args).add_done_callback(answered)
+        self._mux.evalsha_now(self._settle.sha, keys, args, wire=wire).add_done_callback(answered)
         return out
-
-    async def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await self._mux.evalsha(script.sha, keys, args)
-        except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it and run it alone
-            return await self._alone(script, keys, args)
 
     async def _alone(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """``script`` on a pooled connection of its own (it loads itself on NOSCRIPT), within the store's bound."""
@@ -128,6 +141,31 @@ class RedisLimiter:
 
     async def aclose(self) -> None:
         await self._mux.aclose()
+
+
+class _Wires(NamedTuple):
+    day: int
+    limits: Limits
+    check_keys: list[str]
+    settle_keys: list[str]
+    check_head: bytes  # EVALSHA, the script, its KEYS
+    check_limits: bytes  # its ARGV[3..8]: the limits, the window and the lease
+    settle_head: bytes
+
+
+def _check_args(now_ms: int, tokens: int, limits: Limits, lease_ms: int, day_left: int | None = None) -> list[Any]:
+    """check.lua's ARGV."""
+    return [
+        now_ms,
+        tokens,
+        limits.rpm or 0,
+        limits.tpm or 0,
+        limits.tpd or 0,
+        limits.max_concurrency or 0,
+        WINDOW_MS,
+        lease_ms,
+        ms_to_day_end(now_ms) if day_left is None else day_left,
+    ]
 
 
 def _settled(raw: Any) -> int | None:

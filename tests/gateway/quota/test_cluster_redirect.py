@@ -53,7 +53,9 @@ class _RedirectingMux:
     def __init__(self, answer: Exception, after_s: float) -> None:
         self._answer, self._after_s = answer, after_s
 
-    def evalsha(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
+    def evalsha(
+        self, sha: str, keys: Sequence[Any], args: Sequence[Any], *, wire: bytes | None = None
+    ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         asyncio.get_running_loop().call_later(self._after_s, future.set_exception, self._answer)
         return future

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from importlib.resources import files
 from typing import Any
 
 import fakeredis
@@ -12,9 +14,8 @@ from redis.typing import EncodableT
 
 from gateway.clock import FakeClock
 from gateway.quota import mux
-from gateway.quota.algorithm import DAY_MS, WINDOW_MS, LocalLimiter, day_index
+from gateway.quota.algorithm import DAY_MS, WINDOW_MS, LocalLimiter, day_index, ms_to_day_end
 from gateway.quota.limiter import QuotaCounters, QuotaLimiter
-from gateway.quota.mux import pack_commands
 from gateway.quota.redis_store import RedisLimiter
 from gateway.rng import Rng
 from gateway.settings.quota import Limits, QuotaSettings
@@ -131,11 +132,11 @@ async def test_a_check_and_a_settle_are_one_command_each_and_concurrent_ones_sha
     event-loop turn go out in one write; a release is written before it returns."""
     sent: list[list[str]] = []  # the commands of each write to the store
 
-    def spy(commands: Any) -> Any:
-        sent.append([str(c[0]).upper() for c in commands])
-        return pack_commands(commands)
+    def spy(writer: Any, commands: list[bytes]) -> None:
+        sent.append([c.split(b"\r\n")[2].decode().upper() for c in commands])  # *N, $len, the command's name
+        writer.writelines(commands)
 
-    monkeypatch.setattr(mux, "pack_commands", spy)
+    monkeypatch.setattr(mux, "write_commands", spy)
     events = QuotaCounters()
     store = store_for(state_store, events)
     lim = QuotaLimiter(store, QuotaSettings(key_prefix=prefix), clock=FakeClock(), events=events)
@@ -169,3 +170,36 @@ async def test_retry_time_of_a_tokens_rejection_walks_a_long_log(state_store: ai
     got, want = await remote.check("a", t0 + 500, 150, limits), local.check("a", t0 + 500, 150, limits)
     assert got == want
     assert (got.kind, got.retry_ms) == ("tokens", 149 + WINDOW_MS - 500)  # the 150th oldest entry must leave
+
+
+async def test_the_calls_packed_ahead_of_time_are_the_commands_redis_py_would_send(
+    state_store: aioredis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check and the settle keep their unchanging parts packed (per consumer, UTC day and limits): the bytes
+    written are those redis-py packs for the same EVALSHA, across a change of limits and of UTC day."""
+    sent: list[bytes] = []
+
+    def spy(writer: Any, commands: list[bytes]) -> None:
+        sent.extend(commands)
+        writer.writelines(commands)
+
+    monkeypatch.setattr(mux, "write_commands", spy)
+    check_sha, settle_sha = (
+        hashlib.sha1(files("gateway.quota").joinpath(n).read_text().encode()).hexdigest()
+        for n in ("check.lua", "settle.lua")
+    )
+    packer = aioredis.Redis().connection_pool.make_connection()  # type: ignore[no-untyped-call]  # unannotated
+    remote = RedisLimiter(state_store, prefix=prefix, lease_ms=30_000, timeout_s=5.0)
+    tag = f"{prefix}:{{team-1}}"
+    now = (day_index(1_767_225_600_000) + 1) * DAY_MS - 10  # 10 ms before a UTC midnight
+    for step, limits in enumerate([Limits(rpm=10, tpm=100, tpd=1000), Limits(rpm=5, max_concurrency=2)] * 2):
+        t, day = now + 5 * step, day_index(now + 5 * step)
+        d = await remote.check("team-1", t, 7 + step, limits)
+        assert d.admitted and d.handle is not None
+        await remote.settle("team-1", d.handle, 3, day)
+        keys = [f"{tag}:{s}" for s in ("rpm", "tpm", "tpmw", f"tpd:{day}", "lease", "resv", "seq")]
+        lim = [limits.rpm or 0, limits.tpm or 0, limits.tpd or 0, limits.max_concurrency or 0]
+        check = ("EVALSHA", check_sha, 7, *keys, t, 7 + step, *lim, WINDOW_MS, 30_000, ms_to_day_end(t))
+        settle = ("EVALSHA", settle_sha, 4, keys[2], keys[3], keys[4], keys[5], d.handle, 3)
+        assert sent[-2:] == [b"".join(packer.pack_commands([c])) for c in (check, settle)], step
+    await remote.aclose()
