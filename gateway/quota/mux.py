@@ -11,11 +11,15 @@ does not meet NOSCRIPT and fall out of order.
 The connection is taken from the client's pool (address, TLS, credentials, database as configured) and kept; the
 pool closes it with the client. Its reads wait without the pool's socket timeout: a call's wait is bounded by the
 state store's one bound (``store``: gateway/store/, the event loop's own lag not counted against Redis; or a plain
-``timeout_s``), and a call that waited that long drops the connection (every call in flight on it fails, as the
+``timeout_s``), kept by one deadline for the connection that follows the oldest call waiting (the answers come in
+order, so no later call can run out first; gateway/store/storedeadline.py ``QueueDeadline``), and a call that
+waited that long drops the connection (every call in flight on it fails, as the
 calls of one lost connection do; the next call takes a connection again). A connection lost fails every call in
 flight. An error reply (e.g. ``NOSCRIPT``) fails only its call. A caller that stopped waiting is skipped when its
 answer arrives; its command may have run, exactly as a lone command that timed out may have. With a ``store``,
-every answer read counts as a round trip answered and every drop as one failed, for the store's health.
+every answer read counts as a round trip answered and every drop as one failed, for the store's health. On a
+redis-py connection reading through hiredis, the reader feeds the socket's bytes to that hiredis reader itself and
+answers every whole reply in them, without redis-py's coroutines per reply.
 """
 
 from __future__ import annotations
@@ -24,16 +28,23 @@ import asyncio
 import contextlib
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from redis._parsers import _AsyncHiredisParser
+from redis._parsers.hiredis import NOT_ENOUGH_DATA
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.utils import check_protocol_version
 
 from gateway.store.client import Pool
+from gateway.store.storedeadline import QueueDeadline
 
 
-class Timer(Protocol):
+class Deadline(Protocol):
+    def watch(self, start: float) -> None: ...
+
     def cancel(self) -> None: ...
 
 
@@ -47,7 +58,7 @@ class HasPool(Protocol):
 class StoreHealth(Protocol):
     """The state store's bound and health (gateway.store.statestore.StateStore)."""
 
-    def timer(self, fire: Any) -> Timer: ...
+    def queue_deadline(self, head: Callable[[], float | None], fire: Callable[[], None]) -> Deadline: ...
 
     def succeeded(self, op: str) -> None: ...
 
@@ -74,8 +85,10 @@ class ScriptMux:
         self._conn: Any = None
         self._connecting: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._waiting: deque[asyncio.Future[Any]] = deque()  # answers due, in the order the commands went out
-        self._buffer: list[tuple[bytes, asyncio.Future[Any]]] = []  # issued this turn, not yet written (packed)
+        # answers due, in the order the commands went out: (the caller's future, when it was issued or None)
+        self._waiting: deque[tuple[asyncio.Future[Any], float | None]] = deque()
+        self._buffer: list[tuple[bytes, asyncio.Future[Any], float | None]] = []  # issued, not yet written (packed)
+        self._deadline: Deadline | None = None  # made with the first bounded call, in the running loop
         self._releasing: set[asyncio.Task[None]] = set()
 
     def evalsha(
@@ -87,8 +100,8 @@ class ScriptMux:
         future: asyncio.Future[Any] = loop.create_future()
         if not self._buffer:
             loop.call_soon(self._flush)
-        self._buffer.append((wire or pack_command(("EVALSHA", sha, len(keys), *keys, *args)), future))
-        return self._bounded(future)
+        self._issue(wire or pack_command(("EVALSHA", sha, len(keys), *keys, *args)), future, loop.time())
+        return future
 
     async def ping(self) -> None:
         """Connect now if not connected (and load the scripts), and wait for the answer."""
@@ -96,7 +109,7 @@ class ScriptMux:
         future: asyncio.Future[Any] = loop.create_future()
         if not self._buffer:
             loop.call_soon(self._flush)
-        self._buffer.append((pack_command(("PING",)), future))
+        self._buffer.append((pack_command(("PING",)), future, None))
         await future  # bounded by the caller (at start: a second at least, not the per-call timeout)
 
     def evalsha_now(
@@ -104,24 +117,39 @@ class ScriptMux:
     ) -> asyncio.Future[Any]:
         """Write the call (and anything queued before it) now, when connected: once this returns, a call issued
         later by this process runs after it on Redis."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._buffer.append((wire or pack_command(("EVALSHA", sha, len(keys), *keys, *args)), future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._issue(wire or pack_command(("EVALSHA", sha, len(keys), *keys, *args)), future, loop.time())
         self._flush()
-        return self._bounded(future)
-
-    def _bounded(self, future: asyncio.Future[Any]) -> asyncio.Future[Any]:
-        if self._store is not None:
-            timer = self._store.timer(lambda: self._expire(future))
-            future.add_done_callback(lambda _: timer.cancel())
-        elif self._timeout_s is not None:
-            handle = asyncio.get_running_loop().call_later(self._timeout_s, self._expire, future)
-            future.add_done_callback(lambda _: handle.cancel())
         return future
 
-    def _expire(self, future: asyncio.Future[Any]) -> None:
-        """A call unanswered after ``timeout_s``: the connection is taken for dead."""
-        if not future.done():
-            self._drop(TimeoutError("no answer from the state store in time"))
+    def _issue(self, command: bytes, future: asyncio.Future[Any], now: float) -> None:
+        """Buffer a bounded call issued at ``now``: the connection's one deadline follows the oldest waiting."""
+        self._buffer.append((command, future, now))
+        deadline = self._deadline
+        if deadline is None:
+            if self._store is not None:
+                deadline = self._store.queue_deadline(self._oldest, self._expired)
+            elif self._timeout_s is not None:
+                deadline = QueueDeadline(self._timeout_s, self._timeout_s, self._oldest, self._expired)
+            else:
+                return
+            self._deadline = deadline
+        deadline.watch(now)
+
+    def _oldest(self) -> float | None:
+        """When the oldest bounded call still waited for (written or not) was issued."""
+        for future, issued in self._waiting:
+            if issued is not None and not future.done():
+                return issued
+        for _, future, issued in self._buffer:
+            if issued is not None and not future.done():
+                return issued
+        return None
+
+    def _expired(self) -> None:
+        """The oldest call waiting went unanswered for its bound: the connection is taken for dead."""
+        self._drop(TimeoutError("no answer from the state store in time"))
 
     def _flush(self) -> None:
         if not self._buffer:
@@ -131,9 +159,9 @@ class ScriptMux:
                 self._connecting = asyncio.get_running_loop().create_task(self._connect())
             return  # written in order once connected
         batch, self._buffer = self._buffer, []
-        self._waiting.extend(future for _, future in batch)
+        self._waiting.extend((future, issued) for _, future, issued in batch)
         try:
-            write_commands(self._conn._writer, [cmd for cmd, _ in batch])
+            write_commands(self._conn._writer, [cmd for cmd, _, _ in batch])
         except Exception as exc:  # in flight when the connection failed: failed, and counted by the store as such
             self._drop(RedisConnectionError(f"writing to the state store failed: {exc}"))
 
@@ -153,38 +181,60 @@ class ScriptMux:
         for text in self._scripts:  # ahead of every call: a restarted server has lost them
             future: asyncio.Future[Any] = loop.create_future()
             future.add_done_callback(_ignore)
-            loads.append((pack_command(("SCRIPT", "LOAD", text)), future))
+            loads.append((pack_command(("SCRIPT", "LOAD", text)), future, None))
         self._buffer[:0] = loads
         self._flush()
 
     def _fail_buffered(self, exc: Exception) -> None:
         batch, self._buffer = self._buffer, []
-        for _, future in batch:
+        for _, future, _ in batch:
             if not future.done():
                 future.set_exception(exc)
 
     async def _read(self, conn: Any) -> None:
-        waiting = self._waiting
         try:
+            raw = _raw_reply_stream(conn)
+            if raw is not None:
+                await self._read_raw(*raw)
             while True:
                 try:
-                    answer: Any = await conn.read_response(timeout=math.inf)  # the calls' own timers bound the wait
+                    answer: Any = await conn.read_response(timeout=math.inf)  # the calls' deadline bounds the wait
                 except ResponseError as err:  # an error reply: read whole, the connection stays in step
                     answer = err
-                future = waiting.popleft()
-                if self._store is not None:
-                    self._store.succeeded(self._op)
-                if future.done():  # its caller stopped waiting
-                    continue
-                if isinstance(answer, ResponseError):
-                    future.set_exception(answer)
-                else:
-                    future.set_result(answer)
+                self._answered(answer)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             if self._conn is conn:
                 self._drop(exc)
+
+    async def _read_raw(self, replies: Any, stream: asyncio.StreamReader) -> None:
+        """A redis-py connection with its hiredis parser: the socket's bytes go straight to that parser's reader
+        (configured by redis-py: its error classes, its decoding), every whole reply in them answered at once,
+        without redis-py's coroutines per reply. As redis-py does, a reply that is a connection error raises."""
+        while True:
+            answer = replies.gets()
+            while answer is NOT_ENOUGH_DATA:  # not a whole reply yet
+                data = await stream.read(65536)
+                if not data:
+                    raise RedisConnectionError("the state store closed the connection")
+                replies.feed(data)
+                answer = replies.gets()
+            if isinstance(answer, RedisConnectionError):
+                raise answer
+            self._answered(answer)
+
+    def _answered(self, answer: Any) -> None:
+        """The next answer, in the order the commands went out: to its call, unless its caller stopped waiting."""
+        future, _ = self._waiting.popleft()
+        if self._store is not None:
+            self._store.succeeded(self._op)
+        if future.done():
+            return
+        if isinstance(answer, ResponseError):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)
 
     def _drop(self, exc: Exception) -> None:
         """Forget the connection (or the connection attempt); fail every call in flight or waiting for it."""
@@ -197,7 +247,7 @@ class ScriptMux:
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
         waiting, self._waiting = self._waiting, deque()
-        for future in waiting:
+        for future, _ in waiting:
             if not future.done():
                 future.set_exception(exc)
         self._fail_buffered(exc)
@@ -211,7 +261,7 @@ class ScriptMux:
 
     async def aclose(self) -> None:
         """Wait for the calls in flight (up to the timeout), then close the connection."""
-        pending = [f for f in self._waiting if not f.done()]
+        pending = [f for f, _ in self._waiting if not f.done()]
         if pending:
             await asyncio.wait(pending, timeout=self._timeout_s)
         conn, self._conn = self._conn, None
@@ -222,6 +272,8 @@ class ScriptMux:
             self._reader = None
         if self._connecting is not None:
             self._connecting.cancel()
+        if self._deadline is not None:
+            self._deadline.cancel()
         if conn is not None:
             await _release(conn, self._pool)
 
@@ -249,6 +301,20 @@ def bulk_strings(args: Sequence[Any]) -> bytes:
         b = a if isinstance(a, bytes) else str(a).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
     return b"".join(parts)
+
+
+def _raw_reply_stream(conn: Any) -> tuple[Any, asyncio.StreamReader] | None:
+    """(the hiredis reader, the stream) of a redis-py connection that reads RESP2 through hiredis over an asyncio
+    stream; ``None`` for anything else (fakeredis, a wrapped connection, RESP3, no hiredis): read reply by reply."""
+    parser = getattr(conn, "_parser", None)
+    if not isinstance(conn, AbstractConnection) or not isinstance(parser, _AsyncHiredisParser):
+        return None
+    if check_protocol_version(conn.protocol, 3):
+        return None
+    replies, stream = getattr(parser, "_reader", None), getattr(parser, "_stream", None)
+    if replies is None or not isinstance(stream, asyncio.StreamReader):
+        return None
+    return replies, stream
 
 
 def _ignore(future: asyncio.Future[Any]) -> None:

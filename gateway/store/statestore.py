@@ -26,7 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 from gateway.settings.store import StateSettings
 from gateway.store.client import StateClient
 from gateway.store.health import Change, StoreHealth
-from gateway.store.storedeadline import LagTimer, StoreDeadline
+from gateway.store.storedeadline import QueueDeadline, StoreDeadline
 
 T = TypeVar("T")
 
@@ -128,10 +128,11 @@ class StateStore:
         self.excused(op, deadline.excused)
         self.succeeded(op)
 
-    def timer(self, fire: Callable[[], None]) -> LagTimer:
-        """A started timer for one call made outside :meth:`bounded` (calls answered through futures): ``fire``
-        runs when the call has used up its bound; cancel it when the call is answered."""
-        return LagTimer(self.settings.timeout_s, self.settings.lag_allowance_s, fire).start()
+    def queue_deadline(self, head: Callable[[], float | None], fire: Callable[[], None]) -> QueueDeadline:
+        """The bound of calls made outside :meth:`bounded` on one ordered connection (calls answered through
+        futures, in the order they were sent): ``head()`` is when the oldest unanswered one was issued, ``fire``
+        runs when it has used up its bound (gateway/store/storedeadline.py)."""
+        return QueueDeadline(self.settings.timeout_s, self.settings.lag_allowance_s, head, fire)
 
     def succeeded(self, op: str) -> None:
         """A round trip answered (an error reply is an answer too)."""
