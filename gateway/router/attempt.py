@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
@@ -136,10 +135,11 @@ class Attempt:
             raise
         self._watch_slow()
         try:
-            consumer = call.consumer.name if call.consumer is not None else None
-            injection = p.chaos.decide(self.provider, self.route.model, consumer, group=group)
-            if injection is not None:
-                limits = await self._inject(injection, limits)
+            if p.chaos.settings.enabled:  # off: no draw, nothing to decide
+                consumer = call.consumer.name if call.consumer is not None else None
+                injection = p.chaos.decide(self.provider, self.route.model, consumer, group=group)
+                if injection is not None:
+                    limits = await self._inject(injection, limits)
             if call.body.stream:
                 stream = await self._open_stream(limits)
                 return await p.relay.start(call, self, stream, limits)  # from here on the relay ends the attempt
@@ -188,29 +188,38 @@ class Attempt:
         self._p.events.slow_call(self.provider)
         note_transition(self._call, await self._p.breakers.slow(self.key))
 
-    def _args(self) -> dict[str, Any]:
-        """The adapter call's arguments besides the payload and the limits; ``deadline``, the request deadline in
-        event-loop time (the adapter's one timer of the call ends the call there: gateway/adapters/bound.py)."""
-        call = self._call
-        return {
-            "model": self.route.model,
-            "request_id": call.request_id,
-            "headers": call.attributes.get("upstream_headers", {}),
-            "deadline": asyncio.get_running_loop().time() + (call.deadline - self._p.clock.monotonic()),
-        }
+    def _deadline(self) -> float:
+        """The request deadline in event-loop time: the adapter's one timer of the call ends the call there
+        (gateway/adapters/bound.py)."""
+        return asyncio.get_running_loop().time() + (self._call.deadline - self._p.clock.monotonic())
 
     async def _open_stream(self, limits: AttemptTimeouts) -> ChunkStream:
-        call, p = self._call, self._p
+        call, route = self._call, self.route
         assert call.payload is not None
-        return await p.adapters[self.provider].open_stream(call.payload, timeouts=limits, **self._args())
+        return await self._p.adapters[route.provider].open_stream(
+            call.payload,
+            model=route.model,
+            request_id=call.request_id,
+            headers=call.attributes.get("upstream_headers", {}),
+            timeouts=limits,
+            deadline=self._deadline(),
+        )
 
     async def _complete(self, limits: AttemptTimeouts) -> Reply:
         call, p = self._call, self._p
         assert call.payload is not None
-        adapter = p.adapters[self.provider]
+        route = self.route
+        adapter = p.adapters[route.provider]
         embeddings = call.body is not None and call.body.operation == "embeddings"
         call_upstream = adapter.embed if embeddings else adapter.complete
-        done = await call_upstream(call.payload, timeouts=limits, **self._args())
+        done = await call_upstream(
+            call.payload,
+            model=route.model,
+            request_id=call.request_id,
+            headers=call.attributes.get("upstream_headers", {}),
+            timeouts=limits,
+            deadline=self._deadline(),
+        )
         self.answered()
         await self.end()
         rec = call.record
@@ -273,24 +282,24 @@ class Attempt:
             if cancelled:
                 self.record.outcome = "cancelled"
         if self._slot:
-            p.shedder.release(self.provider)
-        await self._slow_at_end()
+            p.shedder.release(self.route.provider)
+        # Slow all the same (answered late, or ended without an answer past slow_call_s) and the timer did not
+        # count it: it counts now.
+        if self._late or (self._watch is not None and self._stop_watch(p.clock.monotonic())):
+            self._late = False
+            await self._note_slow()
         if cancelled:
             p.breakers.release(self.key)
         elif failure is not None:
             await self._blame(failure)
         else:
-            p.budget.on_outcome(self.provider, True, p.clock.monotonic())
-            note_transition(self._call, await p.breakers.record(self.key, True, counted=self._slow))
+            p.budget.on_outcome(self.route.provider, True, p.clock.monotonic())
+            moved = p.breakers.verdict(self.key, True, counted=self._slow)
+            if moved is not None:
+                await p.breakers.publish(self.key)
+                note_transition(self._call, moved)
         if self._watch is not None and self._watch.cancelling():  # the slow-call timer stopped: let it finish
             await asyncio.wait((self._watch,))
-
-    async def _slow_at_end(self) -> None:
-        """Count the call as slow now if it was (answered late, or ended without an answer past ``slow_call_s``)
-        and the timer did not."""
-        if self._late or self._stop_watch(self._p.clock.monotonic()):
-            self._late = False
-            await self._note_slow()
 
     def _stop_watch(self, now: float) -> bool:
         """Stop the slow-call timer if it has not run; True when the call was slow all the same."""

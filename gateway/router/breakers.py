@@ -191,10 +191,24 @@ class Breakers:
         self._retired.difference_update(keys)
 
     async def record(self, key: str, ok: bool, *, counted: bool = False) -> Transition | None:
+        event = self.verdict(key, ok, counted=counted)
+        if event is not None:
+            await self.publish(key)
+        return event
+
+    def verdict(self, key: str, ok: bool, *, counted: bool = False) -> Transition | None:
+        """:meth:`record` up to its transition, emitted to the listeners; a transition is then to be published
+        (:meth:`publish`). No coroutine for the usual verdict, which moves nothing."""
         if key in self._retired:
             return None
-        b = self.get(key)
-        return await self._after(b, b.record(ok, self._clock.now(), counted=counted))
+        event = self.get(key).record(ok, self._clock.now(), counted=counted)
+        if event is not None:
+            self._emit(event)
+        return event
+
+    async def publish(self, key: str) -> None:
+        """Publish ``key``'s state (after a transition) to the state store, when it is shared."""
+        await self._publish(self.get(key))
 
     async def slow(self, key: str) -> Transition | None:
         """A call to ``key`` has been running for ``slow_call_s`` (see :meth:`CircuitBreaker.slow`)."""

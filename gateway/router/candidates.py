@@ -39,16 +39,26 @@ class Candidates:
     __slots__ = ("_clock", "_passed", "_routes", "_why_not", "group", "order", "pinned", "skipped", "tried")
 
     def __init__(
-        self, group: ModelGroup, pinned: str | None, order: list[Route], clock: Clock, why_not: Usable
+        self,
+        group: ModelGroup,
+        pinned: str | None,
+        order: list[Route],
+        clock: Clock,
+        why_not: Usable,
+        skipped: dict[str, str] | None = None,
     ) -> None:
+        """``skipped``: why routes of ``order`` cannot be tried now, when the caller knows (else asked of
+        ``why_not`` at the clock's time)."""
         self.group = group
         self.pinned = pinned
         self.order = order  # every route of the group that the pin allows, in the order drawn
         self._clock = clock
         self._why_not = why_not
-        mono, now = clock.monotonic(), clock.now()
-        self.skipped = {r.provider: why for r in order if (why := why_not(r, mono, now)) is not None}
-        self._routes = [r for r in order if r.provider not in self.skipped]
+        if skipped is None:
+            mono, now = clock.monotonic(), clock.now()
+            skipped = {r.provider: why for r in order if (why := why_not(r, mono, now)) is not None}
+        self.skipped = skipped
+        self._routes = [r for r in order if r.provider not in skipped] if skipped else order
         self.tried: list[Route] = []
         self._passed: list[Route] = []  # half-open with every probe taken when offered
 
@@ -110,22 +120,32 @@ class Selector:
         return group, pinned_provider(call.headers, s.pin_headers, call.consumer, self._providers, group)
 
     async def candidates(self, call: Call, group: ModelGroup, pinned: str | None) -> Candidates:
-        rec, breakers = call.record, self._breakers
+        rec, breakers, clock = call.record, self._breakers, self._clock
         strategy, order = self._order(group)
         keys = [breakers.key(r.provider, r.model) for r in order]
-        stale = breakers.stale(keys, self._clock.monotonic())
+        stale = breakers.stale(keys, clock.monotonic())
         if stale:  # at most once per cache_s and key: one round trip to the state store
             for event in await breakers.fetch(stale):
                 rec.decisions.setdefault("breaker", []).append(event.to_dict())
         rec.decisions["route"] = {"group": group.name, "strategy": strategy, "order": [r.provider for r in order]}
+        now = clock.now()
+        states = [breakers.peek(k, now) for k in keys]
+        rec.breaker_states.update(zip(keys, map(str, states), strict=True))
         if pinned is not None:
             rec.decisions["pinned"] = pinned
+        mono, cooloffs, skipped = clock.monotonic(), self._cooloffs, {}
+        for r, state in zip(order, states, strict=True):  # as _why_not, with the states just read
+            if pinned is not None and r.provider != pinned:
+                continue
+            if cooloffs.active(r.provider, mono):
+                skipped[r.provider] = "insufficient_quota"
+            elif state is State.OPEN:
+                skipped[r.provider] = "breaker_open"
+        if pinned is not None:
             order = [r for r in order if r.provider == pinned]
-        now = self._clock.now()
-        rec.breaker_states.update({k: str(breakers.peek(k, now)) for k in keys})
-        found = Candidates(group, pinned, order, self._clock, self._why_not)
-        if found.skipped:
-            rec.decisions["skipped"] = found.skipped
+        found = Candidates(group, pinned, order, clock, self._why_not, skipped)
+        if skipped:
+            rec.decisions["skipped"] = skipped
         return found
 
     def _order(self, group: ModelGroup) -> tuple[str, list[Route]]:

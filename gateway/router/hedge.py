@@ -40,6 +40,7 @@ class Hedger:
         self._p = policies
         self._admit = admit
         self._routes = set(settings.routes)
+        self.off = not (settings.enabled or self._routes)  # no route is ever hedged
 
     def delay(self, call: Call, route: Route) -> float | None:
         """How long to wait before hedging an attempt on ``route`` (None: no hedge)."""

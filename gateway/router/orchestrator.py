@@ -162,6 +162,8 @@ class Router:
                 continue
             routes.tried.append(route)
             try:
+                if self._hedger.off:  # no hedging configured: the attempt itself, without the hedger's frame
+                    return await attempt.run(priority, routes.group.name)
                 return await self._hedger.run(call, routes, attempt, priority)
             except UpstreamError as exc:
                 last = exc
@@ -179,7 +181,8 @@ class Router:
         breakers = self.policies.breakers
         key = breakers.key(route.provider, route.model)
         allowed, moved = breakers.admit(key, self.clock.now())
-        note_transition(call, moved)
+        if moved is not None:
+            note_transition(call, moved)
         return Attempt(self.policies, call, route, key) if allowed else None
 
     async def _again(self, call: Call, routes: Candidates, route: Route, last: UpstreamError) -> Route:
