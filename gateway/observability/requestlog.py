@@ -1,8 +1,9 @@
 """The request-log writer: JSONL of :meth:`gateway.requestrecord.RequestRecord.to_dict`, one line per request.
 
-Off the hot path: :meth:`RequestLogWriter.submit` only enqueues; a task started by :meth:`start` drains the queue
-in batches (serialised with orjson, one ``write`` per batch). :meth:`stop` writes everything still queued, so a
-graceful shutdown loses nothing. Same records, same bytes.
+Off the hot path: :meth:`RequestLogWriter.submit` only appends to a list; once :meth:`start` has run, the first
+record of an event-loop tick schedules one callback for the next, which writes every record submitted meanwhile
+as one batch (serialised with orjson, one ``write``). :meth:`stop` writes everything still pending, so a graceful
+shutdown loses nothing. Same records, same bytes, in submission order.
 
 Rotation by size: when the active file would pass ``max_bytes`` it is renamed ``<path>.1``, ``<path>.2``, ...
 (oldest first, never deleted) and a new one is opened; :func:`read_records` reads the segments in order.
@@ -29,8 +30,6 @@ import orjson
 
 from gateway.requestrecord import SCHEMA_VERSION, RequestRecord
 
-_STOP = None
-
 
 class RequestLogWriter:
     def __init__(
@@ -48,8 +47,8 @@ class RequestLogWriter:
         self.written = 0  # records written
         self.lost = 0  # records that could not be written
         self._on_error = on_error
-        self._queue: asyncio.Queue[RequestRecord | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._pending: list[RequestRecord] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # set while started: where the batches are written
         self._file: IO[bytes] | None = None
         self._lock: IO[bytes] | None = None
         self._size = 0
@@ -58,42 +57,35 @@ class RequestLogWriter:
         """Queue one finished request (stamped with the run id when it has none). Never blocks."""
         if rec.run_id is None and self.run_id is not None:
             rec.run_id = self.run_id
-        self._queue.put_nowait(rec)
+        pending = self._pending
+        pending.append(rec)
+        if len(pending) == 1 and self._loop is not None:
+            self._loop.call_soon(self._drain)
 
     async def start(self) -> None:
-        if self._task is None:
+        if self._loop is None:
             self._open()
-            self._task = asyncio.create_task(self._drain(), name="faultline-request-log")
+            self._loop = asyncio.get_running_loop()
+            if self._pending:
+                self._loop.call_soon(self._drain)
 
     async def stop(self) -> None:
-        """Write everything queued, flush and close."""
-        if self._task is not None:
-            self._queue.put_nowait(_STOP)
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self._write_safely(self._take_all())
+        """Write everything pending, flush and close."""
+        self._loop = None
+        self._drain()
         self._close()
 
-    async def _drain(self) -> None:
-        while True:
-            first = await self._queue.get()
-            batch = [] if first is _STOP else [first]
-            stop = first is _STOP
-            for rec in self._take_all():
-                if rec is _STOP:
-                    stop = True
-                else:
-                    batch.append(rec)
+    def _drain(self) -> None:
+        """Write the records submitted since the last batch, as one batch."""
+        batch, self._pending = self._pending, []
+        if batch:
             self._write_safely(batch)
-            if stop:
-                return
 
-    def _write_safely(self, batch: Sequence[RequestRecord | None]) -> None:
+    def _write_safely(self, batch: Sequence[RequestRecord]) -> None:
         try:
             self._write_batch(batch)
         except OSError as exc:
-            n = sum(r is not None for r in batch)
+            n = len(batch)
             self.lost += n
             with contextlib.suppress(OSError):
                 if self._file is not None:
@@ -102,14 +94,8 @@ class RequestLogWriter:
             if self._on_error is not None:
                 self._on_error(n, f"{type(exc).__name__}: {exc.strerror or exc}")
 
-    def _take_all(self) -> list[RequestRecord | None]:
-        out: list[RequestRecord | None] = []
-        while not self._queue.empty():
-            out.append(self._queue.get_nowait())
-        return out
-
-    def _write_batch(self, batch: Sequence[RequestRecord | None]) -> None:
-        lines = [encode(r) for r in batch if r is not None]
+    def _write_batch(self, batch: Sequence[RequestRecord]) -> None:
+        lines = [encode(r) for r in batch]
         if not lines:
             return
         if self._file is None:
@@ -146,14 +132,16 @@ class RequestLogWriter:
     def _sync(self) -> None:
         """Under the lock: reopen when another writer rotated the path away; take the file's real size."""
         assert self._file is not None
+        held = os.fstat(self._file.fileno())
         try:
-            same = os.stat(self.path).st_ino == os.fstat(self._file.fileno()).st_ino
+            same = os.stat(self.path).st_ino == held.st_ino
         except FileNotFoundError:
             same = False
         if not same:
             self._file.close()
             self._file = self.path.open("ab")
-        self._size = os.fstat(self._file.fileno()).st_size
+            held = os.fstat(self._file.fileno())
+        self._size = held.st_size
 
     def _close(self) -> None:
         for f in (self._file, self._lock):

@@ -27,7 +27,7 @@ async def test_nothing_lost_on_graceful_shutdown(tmp_path: Path) -> None:
     for i in range(500):
         w.submit(_rec(i))
         if i % 97 == 0:
-            await asyncio.sleep(0)  # let the drain task take a partial batch
+            await asyncio.sleep(0)  # a partial batch is written
     await w.stop()
     got = list(read_records(tmp_path / "requests.jsonl"))
     assert [r["request_id"] for r in got] == [f"req_{i:04d}" for i in range(500)]
@@ -40,9 +40,23 @@ async def test_submit_does_not_write_on_the_hot_path(tmp_path: Path) -> None:
     w = RequestLogWriter(tmp_path / "r.jsonl")
     await w.start()
     w.submit(_rec(1))
-    assert (tmp_path / "r.jsonl").read_bytes() == b""  # still queued: written by the drain task
+    assert (tmp_path / "r.jsonl").read_bytes() == b""  # pending: written on the next tick
     await w.stop()
     assert len(list(read_records(tmp_path / "r.jsonl"))) == 1
+
+
+async def test_the_records_of_one_tick_are_written_together_on_the_next(tmp_path: Path) -> None:
+    w = RequestLogWriter(tmp_path / "r.jsonl")
+    w.submit(_rec(0))  # before the start: written on the first tick after it
+    await w.start()
+    w.submit(_rec(1))
+    w.submit(_rec(2))
+    await asyncio.sleep(0)
+    assert [r["request_id"] for r in read_records(tmp_path / "r.jsonl")] == ["req_0000", "req_0001", "req_0002"]
+    w.submit(_rec(3))
+    await w.stop()
+    assert [r["request_id"] for r in read_records(tmp_path / "r.jsonl")][3:] == ["req_0003"]
+    assert w.written == 4
 
 
 async def test_same_records_same_bytes(tmp_path: Path) -> None:
@@ -104,7 +118,7 @@ async def test_two_writers_on_one_path_rotate_once_and_lose_nothing(tmp_path: Pa
     n = 4 * (4096 // line)
     for i in range(n):
         (a if i % 2 == 0 else b).submit(_rec(i))
-        await asyncio.sleep(0)  # each writer drains its own queue, in turn
+        await asyncio.sleep(0)  # each writer writes its own batch, in turn
     await a.stop()
     await b.stop()
     segs = segments(path)
@@ -123,7 +137,7 @@ async def test_a_failed_write_is_counted_reported_and_the_next_batch_reopens(tmp
     await w.start()
     w.submit(_rec(0))
     w.submit(_rec(1))
-    await asyncio.sleep(0)  # the drain task takes the batch and fails to write it
+    await asyncio.sleep(0)  # the batch is taken and fails to be written
     assert (w.lost, errors) == (2, [(2, "OSError: No space left on device")])
     path.unlink()  # the disk is back: a regular file at the path
     w.submit(_rec(2))
