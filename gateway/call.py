@@ -73,7 +73,9 @@ Handler = Callable[[Call], Awaitable[Reply]]
 
 
 class Stage(Protocol):
-    async def __call__(self, call: Call, next_: Handler) -> Reply: ...
+    """``async def __call__``, or a plain one returning another stage's or handler's coroutine."""
+
+    def __call__(self, call: Call, next_: Handler) -> Awaitable[Reply]: ...
 
 
 def finish_with(call: Call, reply: Reply, done: Callable[[], Awaitable[None]]) -> Reply:

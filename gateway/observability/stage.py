@@ -13,7 +13,8 @@ returns, or — for a stream — when the stream ends)::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from functools import partial
 
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -157,11 +158,16 @@ class Traced:
         self._tracing = tracing
         self._propagate = propagate
 
-    async def __call__(self, call: Call, next_: Handler) -> Reply:
-        root: Span | None = call.span
+    def __call__(self, call: Call, next_: Handler) -> Awaitable[Reply]:
+        """While nothing records, the stage's own coroutine: no child span, no hand-off bookkeeping, and no frame
+        of its own for each resumption of the awaits inside it to pass through."""
+        if call.span is None or not self._tracing.recording:
+            return self._stage(call, next_)
+        return self._traced(call, next_)
+
+    async def _traced(self, call: Call, next_: Handler) -> Reply:
+        root: Span = call.span
         tracing = self._tracing
-        if root is None or not tracing.recording:  # nothing records: no child span, no hand-off bookkeeping
-            return await self._stage(call, next_)
         span = tracing.start_child(root, self.name)
         call.attributes[f"span.{self.name}"] = span
         if self._propagate:
@@ -202,17 +208,18 @@ class Traced:
 
 def traced_handler(name: str, handler: Handler, tracing: Tracing, *, propagate: bool = True) -> Handler:
     """A terminal handler (e.g. the router) inside a child span named ``name``; by default that span is the
-    parent of the upstream calls."""
+    parent of the upstream calls. While nothing records, calling it returns ``handler``'s own coroutine."""
+    return partial(Traced(name, _Terminal(handler), tracing, propagate=propagate), next_=handler)
 
-    async def as_stage(call: Call, next_: Handler) -> Reply:
-        return await handler(call)
 
-    traced = Traced(name, as_stage, tracing, propagate=propagate)
+class _Terminal:
+    """A terminal handler as a stage: it has no next one."""
 
-    async def run(call: Call) -> Reply:
-        return await traced(call, handler)
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
 
-    return run
+    def __call__(self, call: Call, next_: Handler) -> Awaitable[Reply]:
+        return self._handler(call)
 
 
 class RequestLine:
