@@ -36,7 +36,6 @@ from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.utils import check_protocol_version
 
 from gateway.store.client import Pool
 from gateway.store.storedeadline import QueueDeadline
@@ -208,10 +207,11 @@ class ScriptMux:
             if self._conn is conn:
                 self._drop(exc)
 
-    async def _read_raw(self, replies: Any, stream: asyncio.StreamReader) -> None:
+    async def _read_raw(self, replies: Any, stream: asyncio.StreamReader, push: type | None) -> None:
         """A redis-py connection with its hiredis parser: the socket's bytes go straight to that parser's reader
-        (configured by redis-py: its error classes, its decoding), every whole reply in them answered at once,
-        without redis-py's coroutines per reply. As redis-py does, a reply that is a connection error raises."""
+        (configured by redis-py: its error classes, its decoding, RESP2 or RESP3), every whole reply in them
+        answered at once, without redis-py's coroutines per reply. As redis-py does, a reply that is (or starts
+        with) a connection error raises, and a RESP3 push message (none is asked for here) answers no call."""
         while True:
             answer = replies.gets()
             while answer is NOT_ENOUGH_DATA:  # not a whole reply yet
@@ -222,6 +222,10 @@ class ScriptMux:
                 answer = replies.gets()
             if isinstance(answer, RedisConnectionError):
                 raise answer
+            if type(answer) is list and answer and isinstance(answer[0], RedisConnectionError):
+                raise answer[0]
+            if push is not None and isinstance(answer, push):
+                continue
             self._answered(answer)
 
     def _answered(self, answer: Any) -> None:
@@ -303,18 +307,17 @@ def bulk_strings(args: Sequence[Any]) -> bytes:
     return b"".join(parts)
 
 
-def _raw_reply_stream(conn: Any) -> tuple[Any, asyncio.StreamReader] | None:
-    """(the hiredis reader, the stream) of a redis-py connection that reads RESP2 through hiredis over an asyncio
-    stream; ``None`` for anything else (fakeredis, a wrapped connection, RESP3, no hiredis): read reply by reply."""
+def _raw_reply_stream(conn: Any) -> tuple[Any, asyncio.StreamReader, type | None] | None:
+    """(the hiredis reader, the stream, RESP3's push message type) of a redis-py connection that reads through
+    hiredis over an asyncio stream; ``None`` for anything else (fakeredis, a wrapped connection, no hiredis):
+    read reply by reply."""
     parser = getattr(conn, "_parser", None)
     if not isinstance(conn, AbstractConnection) or not isinstance(parser, _AsyncHiredisParser):
-        return None
-    if check_protocol_version(conn.protocol, 3):
         return None
     replies, stream = getattr(parser, "_reader", None), getattr(parser, "_stream", None)
     if replies is None or not isinstance(stream, asyncio.StreamReader):
         return None
-    return replies, stream
+    return replies, stream, getattr(parser, "_hiredis_PushNotificationType", None)
 
 
 def _ignore(future: asyncio.Future[Any]) -> None:
