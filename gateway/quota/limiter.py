@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -222,36 +223,35 @@ class QuotaLimiter:
         self._events.settled(r.consumer, delta)
         return delta
 
-    def release(self, r: Reservation, actual: int) -> asyncio.Future[int | None]:
+    def release(self, r: Reservation, actual: int, answered: Callable[[int | None], None] | None = None) -> None:
         """:meth:`settle` without waiting for the store's answer: the settle is written to the store before this
         returns (when connected; else as soon as the connection is), ahead of every call this process makes after
-        it, so this process's next check sees the lease released. The future has the delta applied (``None``:
-        nothing applied now, or queued for replay); a failure is counted and queued as in :meth:`settle`."""
-        loop = asyncio.get_running_loop()
-        out: asyncio.Future[int | None] = loop.create_future()
+        it, so this process's next check sees the lease released. ``answered`` gets the delta applied (``None``:
+        nothing applied now, or queued for replay), at once when that is known now; a failure is counted and
+        queued as in :meth:`settle`."""
         if r.backend == "local":
             delta = self._local.settle(r.consumer, r.handle, actual, r.day)
             self._events.settled(r.consumer, delta)
-            out.set_result(delta)
-            return out
+            if answered is not None:
+                answered(delta)
+            return
         if not self._store.clear:  # down, or its last round trip failed
             self._defer(r, actual)
-            out.set_result(None)
-            return out
+            if answered is not None:
+                answered(None)
+            return
 
-        def answered(sent: asyncio.Future[int | None]) -> None:
-            exc = sent.exception()
+        def settled(delta: int | None, exc: BaseException | None) -> None:
             if exc is None:
-                self._events.settled(r.consumer, sent.result())
+                self._events.settled(r.consumer, delta)
                 self._replay_soon()
-                out.set_result(sent.result())
-                return
-            self._events.store_error("settle", type(exc).__name__)
-            self._defer(r, actual)
-            out.set_result(None)
+            else:
+                self._events.store_error("settle", type(exc).__name__)
+                self._defer(r, actual)
+            if answered is not None:
+                answered(delta)
 
-        self._remote.settle_soon(r.consumer, r.handle, actual, r.day).add_done_callback(answered)
-        return out
+        self._remote.settle_soon(r.consumer, r.handle, actual, r.day, settled)
 
     async def _remote_settle(self, r: Reservation, actual: int) -> int | None:
         async with self._slots:

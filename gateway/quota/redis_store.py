@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any, NamedTuple
 
@@ -26,6 +27,9 @@ from gateway.store.statestore import StateStore
 
 def _lua(name: str) -> str:
     return files("gateway.quota").joinpath(name).read_text()
+
+
+Settled = Callable[[int | None, BaseException | None], None]  # a settle's answer: (delta applied or None, error)
 
 
 class RedisLimiter:
@@ -111,28 +115,25 @@ class RedisLimiter:
             raw = await self._alone(self._settle, keys, [handle, actual])
         return _settled(raw)
 
-    def settle_soon(self, consumer: str, handle: str, actual: int, day: int) -> asyncio.Future[int | None]:
+    def settle_soon(self, consumer: str, handle: str, actual: int, day: int, answered: Settled) -> None:
         """Write the settle now (behind everything this process issued before it, ahead of everything after) and
-        return at once; the future has settle()'s answer, or its error, when Redis replies."""
+        return at once; ``answered`` gets settle()'s answer, or its error, when Redis replies."""
         keys, wire = self._settle_wire(consumer, handle, actual, day)
-        args = [handle, actual]
-        loop = asyncio.get_running_loop()
-        out: asyncio.Future[int | None] = loop.create_future()
 
-        def answered(sent: asyncio.Future[Any]) -> None:
-            exc = None if sent.cancelled() else sent.exception()
-            if sent.cancelled():
-                out.set_exception(TimeoutError("the settle was abandoned"))
-            elif isinstance(exc, NoScriptError):  # the server lost its scripts: load and run it alone
-                retry = loop.create_task(self._alone(self._settle, keys, args))
-                retry.add_done_callback(lambda t: _chain(t, out))
+        def sent(f: asyncio.Future[Any]) -> None:
+            if f.cancelled():
+                answered(None, TimeoutError("the settle was abandoned"))
+                return
+            exc = f.exception()
+            if isinstance(exc, NoScriptError):  # the server lost its scripts: load and run it alone
+                retry = asyncio.get_running_loop().create_task(self._alone(self._settle, keys, [handle, actual]))
+                retry.add_done_callback(lambda t: _chain(t, answered))
             elif exc is not None:
-                out.set_exception(exc)
+                answered(None, exc)
             else:
-                out.set_result(_settled(sent.result()))
+                answered(_settled(f.result()), None)
 
-        self._mux.evalsha_now(self._settle.sha, keys, args, wire=wire).add_done_callback(answered)
-        return out
+        self._mux.evalsha_now(self._settle.sha, keys, (), wire=wire).add_done_callback(sent)
 
     async def _alone(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """``script`` on a pooled connection of its own (it loads itself on NOSCRIPT), within the store's bound."""
@@ -173,10 +174,10 @@ def _settled(raw: Any) -> int | None:
     return int(delta) if int(settled) == 1 else None
 
 
-def _chain(task: asyncio.Task[Any], out: asyncio.Future[int | None]) -> None:
+def _chain(task: asyncio.Task[Any], answered: Settled) -> None:
     if task.cancelled():
-        out.set_exception(TimeoutError("the settle was abandoned"))
+        answered(None, TimeoutError("the settle was abandoned"))
     elif (exc := task.exception()) is not None:
-        out.set_exception(exc)
+        answered(None, exc)
     else:
-        out.set_result(_settled(task.result()))
+        answered(_settled(task.result()), None)

@@ -10,8 +10,8 @@ raises. The settle is written to the store at that moment and its answer is not 
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from gateway.call import Call, Handler, Reply, finish_with
 from gateway.quota.estimate import Estimate, actual_charge, estimate
@@ -72,15 +72,11 @@ class QuotaStage:
 
     def _release(self, call: Call, reservation: Reservation, est: Estimate) -> None:
         actual = actual_charge(call.record.tokens_in, call.record.tokens_out, est)
-        answer = self._limiter.release(reservation, actual)
         decided = call.record.decisions["quota"]
         decided["charged"] = actual
-        if answer.done():
-            decided["settled"] = answer.result() is not None
-            return
         decided["settled"] = True  # sent to a healthy store; its answer, when it comes, says whether it applied
+        self._limiter.release(reservation, actual, partial(_note_settled, decided))
 
-        def answered(f: asyncio.Future[int | None]) -> None:
-            decided["settled"] = f.result() is not None
 
-        answer.add_done_callback(answered)
+def _note_settled(decided: dict[str, Any], delta: int | None) -> None:
+    decided["settled"] = delta is not None

@@ -153,7 +153,8 @@ async def test_a_check_and_a_settle_are_one_command_each_and_concurrent_ones_sha
         assert all(d.admitted for d, _ in burst)
         assert sent[3:] == [["EVALSHA"] * 5]
         assert len({r.handle for _, r in burst if r is not None}) == 5
-        released = lim.release(burst[0][1], 3)  # type: ignore[arg-type]  # admitted: it has a reservation
+        released: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        lim.release(burst[0][1], 3, released.set_result)  # type: ignore[arg-type]  # admitted: has a reservation
         assert sent[4:] == [["EVALSHA"]]  # written already, before anything awaited
         assert await released == 3 - 10
     finally:
