@@ -42,16 +42,34 @@ def _seconds(ms: int) -> str:
     return f"{ms}ms" if ms < 1000 else f"{ms / 1000:.3f}".rstrip("0").rstrip(".") + "s"
 
 
+_FULL_WINDOW = "1m0s"  # go_duration(WINDOW_MS): an admitted request's reset, its own entry being the newest
+
+
+def _reset(ms: int) -> str:
+    return _FULL_WINDOW if ms >= WINDOW_MS else go_duration(ms)
+
+
 def ratelimit_headers(d: Decision, limits: Limits) -> dict[str, str]:
+    rpm, tpm = limits.rpm, limits.tpm
+    if rpm is not None and tpm is not None:  # one dict display: the usual case of both axes, on every admission
+        used_req, used_tok = rpm - d.req_used, tpm - d.tok_used
+        return {
+            "x-ratelimit-limit-requests": str(rpm),
+            "x-ratelimit-remaining-requests": str(used_req) if used_req > 0 else "0",
+            "x-ratelimit-reset-requests": _reset(d.req_reset_ms),
+            "x-ratelimit-limit-tokens": str(tpm),
+            "x-ratelimit-remaining-tokens": str(used_tok) if used_tok > 0 else "0",
+            "x-ratelimit-reset-tokens": _reset(d.tok_reset_ms),
+        }
     h: dict[str, str] = {}
-    if limits.rpm is not None:
-        h["x-ratelimit-limit-requests"] = str(limits.rpm)
-        h["x-ratelimit-remaining-requests"] = str(max(0, limits.rpm - d.req_used))
-        h["x-ratelimit-reset-requests"] = go_duration(min(d.req_reset_ms, WINDOW_MS))
-    if limits.tpm is not None:
-        h["x-ratelimit-limit-tokens"] = str(limits.tpm)
-        h["x-ratelimit-remaining-tokens"] = str(max(0, limits.tpm - d.tok_used))
-        h["x-ratelimit-reset-tokens"] = go_duration(min(d.tok_reset_ms, WINDOW_MS))
+    if rpm is not None:
+        h["x-ratelimit-limit-requests"] = str(rpm)
+        h["x-ratelimit-remaining-requests"] = str(max(0, rpm - d.req_used))
+        h["x-ratelimit-reset-requests"] = _reset(d.req_reset_ms)
+    if tpm is not None:
+        h["x-ratelimit-limit-tokens"] = str(tpm)
+        h["x-ratelimit-remaining-tokens"] = str(max(0, tpm - d.tok_used))
+        h["x-ratelimit-reset-tokens"] = _reset(d.tok_reset_ms)
     return h
 
 
