@@ -87,7 +87,10 @@ class RedisLimiter:
 
     async def check(self, consumer: str, now_ms: int, tokens: int, limits: Limits) -> Decision:
         w = self._wires_for(consumer, day_index(now_ms), limits)
-        n, t, e = str(now_ms), str(tokens), str(ms_to_day_end(now_ms))
+        day_left = ms_to_day_end(now_ms)
+        n, t, e = str(now_ms), str(tokens), str(day_left)
+        # the ARGV goes with the packed call: a cluster client sends it again itself (a redirect, an unknown slot)
+        args = _check_args(now_ms, tokens, limits, self._lease_ms, day_left)
         wire = b"".join(
             (
                 w.check_head,
@@ -97,9 +100,9 @@ class RedisLimiter:
             )
         )
         try:
-            raw = await self._mux.evalsha(self._check.sha, w.check_keys, (), wire=wire)
+            raw = await self._mux.evalsha(self._check.sha, w.check_keys, args, wire=wire)
         except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it and run it alone
-            raw = await self._alone(self._check, w.check_keys, _check_args(now_ms, tokens, limits, self._lease_ms))
+            raw = await self._alone(self._check, w.check_keys, args)
         return Decision.from_wire(raw)
 
     def _settle_wire(self, consumer: str, handle: str, actual: int, day: int) -> tuple[list[str], bytes]:
@@ -110,7 +113,7 @@ class RedisLimiter:
     async def settle(self, consumer: str, handle: str, actual: int, day: int) -> int | None:
         keys, wire = self._settle_wire(consumer, handle, actual, day)
         try:
-            raw = await self._mux.evalsha(self._settle.sha, keys, (), wire=wire)
+            raw = await self._mux.evalsha(self._settle.sha, keys, [handle, actual], wire=wire)
         except NoScriptError:
             raw = await self._alone(self._settle, keys, [handle, actual])
         return _settled(raw)

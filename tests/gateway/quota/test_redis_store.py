@@ -204,3 +204,36 @@ async def test_the_calls_packed_ahead_of_time_are_the_commands_redis_py_would_se
         settle = ("EVALSHA", settle_sha, 4, keys[2], keys[3], keys[4], keys[5], d.handle, 3)
         assert sent[-2:] == [b"".join(packer.pack_commands([c])) for c in (check, settle)], step
     await remote.aclose()
+
+
+class _RecordingCalls:
+    """The ordered connection's stand-in: records each call's arguments and its packed bytes, answers nothing."""
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        self.calls: list[tuple[str, list[Any], list[Any], bytes | None]] = []
+
+    def evalsha(self, sha: str, keys: Any, args: Any, *, wire: bytes | None = None) -> asyncio.Future[Any]:
+        self.calls.append((sha, list(keys), list(args), wire))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_exception(ConnectionError("recorded"))
+        return future
+
+    evalsha_now = evalsha
+
+
+async def test_packed_calls_carry_the_same_argv_as_their_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check's and a settle's packed bytes and their ARGV say the same thing: a Redis Cluster client sends the
+    ARGV again itself when the slot is unknown or the call is redirected (MOVED, ASK), so an empty or different
+    ARGV there would run the scripts with other arguments than the packed call."""
+    calls = _RecordingCalls()
+    monkeypatch.setattr("gateway.quota.redis_store.script_calls", lambda *_, **__: calls)
+    limiter = RedisLimiter(fakeredis.FakeAsyncRedis(), prefix="q", lease_ms=60_000)
+    now = 1_767_225_600_000 + 12_345
+    with pytest.raises(ConnectionError):
+        await limiter.check("team", now, 10, Limits(rpm=5, tpm=300, tpd=2000, max_concurrency=3))
+    with pytest.raises(ConnectionError):
+        await limiter.settle("team", "h1", 7, day_index(now))
+    await asyncio.gather(limiter.settle_soon("team", "h2", 9, day_index(now)), return_exceptions=True)
+    assert [len(args) for _, _, args, _ in calls.calls] == [9, 2, 2]
+    for sha, keys, args, wire in calls.calls:
+        assert wire == mux.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
