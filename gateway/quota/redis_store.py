@@ -136,7 +136,7 @@ class RedisLimiter:
             else:
                 answered(_settled(f.result()), None)
 
-        self._mux.evalsha_now(self._settle.sha, keys, (), wire=wire).add_done_callback(sent)
+        self._mux.evalsha_now(self._settle.sha, keys, [handle, actual], wire=wire).add_done_callback(sent)
 
     async def _alone(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """``script`` on a pooled connection of its own (it loads itself on NOSCRIPT), within the store's bound."""

@@ -233,7 +233,9 @@ async def test_packed_calls_carry_the_same_argv_as_their_arguments(monkeypatch: 
         await limiter.check("team", now, 10, Limits(rpm=5, tpm=300, tpd=2000, max_concurrency=3))
     with pytest.raises(ConnectionError):
         await limiter.settle("team", "h1", 7, day_index(now))
-    await asyncio.gather(limiter.settle_soon("team", "h2", 9, day_index(now)), return_exceptions=True)
+    answered: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    limiter.settle_soon("team", "h2", 9, day_index(now), lambda _, exc: answered.set_result(exc))
+    assert isinstance(await answered, ConnectionError)
     assert [len(args) for _, _, args, _ in calls.calls] == [9, 2, 2]
     for sha, keys, args, wire in calls.calls:
         assert wire == mux.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
