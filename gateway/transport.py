@@ -85,6 +85,7 @@ class AiohttpTransport:
     def __init__(self, *, pool_size: int = 512, pool_size_per_host: int = 256) -> None:
         self._limits = (pool_size, pool_size_per_host)
         self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=None)  # the last call's (frozen): reused while it applies
 
     def _get(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -99,7 +100,11 @@ class AiohttpTransport:
     async def send(
         self, url: str, headers: Mapping[str, str], body: bytes, *, connect_timeout: float
     ) -> UpstreamResponse:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, connect=connect_timeout)
+        timeout = self._timeout
+        if timeout.connect != connect_timeout:  # the configured connect_s, unless the deadline cut it
+            timeout = self._timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=connect_timeout, connect=connect_timeout
+            )
         method = "POST" if body else "GET"
         try:
             resp = await self._get().request(method, url, data=body or None, headers=headers, timeout=timeout)

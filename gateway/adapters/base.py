@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,7 +183,7 @@ class OpenAICompatibleAdapter:
     def _headers(self, request_id: str, extra: Mapping[str, str]) -> dict[str, str]:
         return {"content-type": "application/json", "x-request-id": request_id, **self._auth, **extra}
 
-    async def _send(
+    def _send(
         self,
         payload: dict[str, Any],
         model: str,
@@ -192,9 +192,10 @@ class OpenAICompatibleAdapter:
         t: AttemptTimeouts,
         bound: Bound,
         url: str | None = None,
-    ) -> UpstreamResponse:
+    ) -> Coroutine[Any, Any, UpstreamResponse]:
+        """The POST of ``payload`` (``model`` replaced): :meth:`_post`'s coroutine itself, no frame of its own."""
         body = orjson.dumps({**payload, "model": model})
-        return await self._post(url or self._url, body, request_id, headers, t, bound)
+        return self._post(url or self._url, body, request_id, headers, t, bound)
 
     async def _post(
         self, url: str, body: bytes, request_id: str, headers: Mapping[str, str], t: AttemptTimeouts, bound: Bound
