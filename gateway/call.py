@@ -81,21 +81,23 @@ class Stage(Protocol):
 def finish_with(call: Call, reply: Reply, done: Callable[[], Awaitable[None]]) -> Reply:
     """Run ``done`` once the reply is complete. A JSON reply is complete when its body is out: ``done`` joins
     ``call.after_reply``, which the edge runs after sending the body (gateway/asgi.py), so accounting and
-    telemetry cost the client no latency. A stream is wrapped: ``done`` runs when it ends, fails or is cancelled
-    by the client, or when it is closed before it started. ``return finish_with(call, reply, done)`` in a stage."""
-    if reply.stream is None:
+    telemetry cost the client no latency. A stream runs ``done`` when it ends, fails or is cancelled by the
+    client, or when it is closed before it started: the :class:`Guarded` stream an inner stage returned takes it
+    on (no wrapping generator per stage, so no extra frames per chunk), any other stream is guarded first.
+    ``return finish_with(call, reply, done)`` in a stage."""
+    stream = reply.stream
+    if stream is None:
         call.after_reply.append(done)
-    else:
-        inner = reply.stream
-
-        async def unstarted() -> None:
-            try:
-                await close_stream(inner)
-            finally:
-                await done()
-
-        reply.stream = Guarded(_finishing(inner, done), if_unstarted=unstarted)
+        return reply
+    if not isinstance(stream, Guarded) or not stream.finish_with(done):
+        guarded = Guarded(stream, if_unstarted=_nothing)
+        guarded.finish_with(done)
+        reply.stream = guarded
     return reply
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def close_stream(stream: AsyncIterator[bytes]) -> None:
@@ -107,36 +109,62 @@ async def close_stream(stream: AsyncIterator[bytes]) -> None:
 class Guarded:
     """Iterates ``gen``, a generator wrapping another stream. An async generator closed before its first item
     runs no ``finally``, so nothing inside it would be closed or released (a client gone before the first byte,
-    a reply never sent): ``aclose()`` then runs ``if_unstarted`` instead."""
+    a reply never sent): ``aclose()`` then runs ``if_unstarted`` instead.
+
+    The work :meth:`finish_with` hands it runs once ``gen`` is over, in the order handed (innermost stage first),
+    each piece in the ``finally`` of the one before: when ``gen`` ends or fails (the exception goes on after the
+    work), or when the stream is closed (after ``gen``'s own ``finally``, or after ``if_unstarted``)."""
+
+    __slots__ = ("_closed", "_finishers", "_gen", "_if_unstarted", "_started")
 
     def __init__(self, gen: AsyncIterator[bytes], *, if_unstarted: Callable[[], Awaitable[None]]) -> None:
         self._gen, self._if_unstarted = gen, if_unstarted
         self._started = self._closed = False
+        self._finishers: list[Callable[[], Awaitable[None]]] = []
 
     def __aiter__(self) -> Guarded:
         return self
+
+    def finish_with(self, done: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``done`` once the stream is over; False (nothing taken on) when it has started or been closed."""
+        if self._started or self._closed:
+            return False
+        self._finishers.append(done)
+        return True
 
     async def __anext__(self) -> bytes:
         if self._closed:
             raise StopAsyncIteration
         self._started = True
-        return await self._gen.__anext__()
+        if not self._finishers:
+            return await self._gen.__anext__()
+        try:
+            return await self._gen.__anext__()
+        except BaseException:  # ended (StopAsyncIteration), failed or cancelled: ``gen`` is over
+            await self._finish()
+            raise
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        await close_stream(self._gen)
-        if not self._started:
-            await self._if_unstarted()
-
-
-async def _finishing(stream: AsyncIterator[bytes], done: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in stream:
-            yield chunk
-    finally:
         try:
-            await close_stream(stream)
+            await close_stream(self._gen)
+            if not self._started:
+                await self._if_unstarted()
         finally:
-            await done()
+            await self._finish()
+
+    async def _finish(self) -> None:
+        work, self._finishers = self._finishers, []
+        if work:
+            await _in_turn(work)
+
+
+async def _in_turn(work: list[Callable[[], Awaitable[None]]]) -> None:
+    """Each piece of ``work`` in the ``finally`` of the one before (as nested wrapping generators ran them)."""
+    try:
+        await work[0]()
+    finally:
+        if len(work) > 1:
+            await _in_turn(work[1:])
