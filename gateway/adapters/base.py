@@ -100,6 +100,11 @@ class ChunkStream:
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._chunks()
 
+    @property
+    def ready(self) -> bool:
+        """The next chunk can be had without waiting (the upstream's last read brought more events than one)."""
+        return bool(self._pending)
+
     async def _next(self, first: bool) -> bytes | None:
         """The next event's data within its time limit; None when the upstream body ended."""
         pending = self._pending

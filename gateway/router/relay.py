@@ -6,6 +6,8 @@
 * A break or stall after bytes reached the client ends the stream with an SSE ``data: {"error": {...}}`` event
   in OpenAI's shape and no ``[DONE]``; the tokens delivered so far stay accounted in ``call.record``. So does the
   request deadline: a stream still running when it passes is ended the same way (no verdict on the provider).
+* The frames of chunks that arrived together (one upstream read brought their events) go to the client together,
+  as one body part: the bytes are the same, in fewer sends. A chunk whose next one is still to come is sent at once.
 * Guardrails apply chunk by chunk (gateway/router/guardrails.py keeps the tail across chunk boundaries).
 * At the end (done, failed or cancelled by the client) the relay closes the upstream stream and ends the attempt
   (``Attempt.end`` in gateway/router/attempt.py: the provider slot freed; the breaker and the retry budget learn
@@ -17,7 +19,7 @@ The relay knows the attempt only through :class:`RelayedAttempt`, and the router
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from gateway.adapters.base import AttemptTimeouts, ChunkStream
@@ -79,8 +81,8 @@ class Relay:
 
         return Reply(stream=Guarded(body, if_unstarted=unstarted), media_type="text/event-stream")
 
-    # long: the relay loop, one chunk's way (first byte, usage, guardrails, tokens, frame) in order, then how the stream
-    # ended; splitting it would scatter that order across helpers that share all its state.
+    # long: the relay loop, reading (head, then the stream within the deadline), sending the frames of the chunks at
+    # hand together, then how the stream ended; splitting it would scatter that order across helpers.
     async def _run(
         self,
         call: Call,
@@ -91,45 +93,37 @@ class Relay:
         limits: AttemptTimeouts,
     ) -> AsyncIterator[bytes]:
         clock = self._clock
-        rec = call.record
-        include_usage = call.body.include_usage if call.body is not None else False
-        guards: dict[int, StreamGuard] | None = {} if self._guardrails.active else None
-        delivered = 0
+        tally = _Tally(call, {} if self._guardrails.active else None)
         failure: UpstreamError | None = None
         finished = False
-        last: dict[str, Any] = {}
-        read = self._reader(it, head, call.deadline, limits.idle_s, attempt.provider)
+        out = tally.out  # frames not sent yet: those of the chunks at hand go out together
+        deadline, idle_s, provider = call.deadline, limits.idle_s, attempt.provider
+        safe_until = deadline - idle_s  # until then the adapter's idle limit ends every read before the deadline
         try:
-            chunk = await read()
-            while chunk is not None:
-                if rec.ts_first_byte is None:
-                    rec.ts_first_byte = clock.now()
-                usage = chunk.get("usage")
-                if usage and not chunk.get("choices"):
-                    rec.tokens_in = int(usage.get("prompt_tokens") or 0)
-                    rec.tokens_out = int(usage.get("completion_tokens") or 0)
-                    if include_usage:
-                        yield frame(chunk)
+            while True:
+                if head:  # the held-back head first
+                    chunk: dict[str, Any] | None = head.pop(0)
+                elif clock.monotonic() <= safe_until:
+                    chunk = await anext(it, None)
                 else:
-                    if not include_usage:
-                        chunk.pop("usage", None)
-                    stop = self._guard(call, chunk, guards) if guards is not None else None
-                    if _has_content(chunk):
-                        delivered += 1
-                        rec.tokens_out = max(rec.tokens_out, delivered)
-                    last = chunk
-                    yield frame(chunk)
-                    if stop is not None:
-                        break
-                chunk = await read()
-            if guards:
-                for tail in self._flush(guards, last):
-                    yield frame(tail)
+                    chunk = await self._read(it, deadline, idle_s, provider)
+                if chunk is None or self._take(call, chunk, tally) is not None:
+                    break
+                if out and not head and not stream.ready:  # the next chunk is to be waited for: send these now
+                    yield _joined(out)
+                    out.clear()
+            if tally.guards:
+                out.extend(frame(tail) for tail in self._flush(tally.guards, tally.last))
+            if out:
+                yield _joined(out)
+                out.clear()
             finished = True  # complete: a client that leaves once it has [DONE] (as the SDKs do) cancelled nothing
             yield DONE
         except UpstreamError as exc:
+            if out:  # the chunks before the failure go out first
+                yield _joined(out)
             failure = attempt.failed(exc, limits)
-            rec.error_type = failure.outcome  # the stream ends in an error: its outcome (telemetry stage) is error
+            call.record.error_type = failure.outcome  # the stream ends in an error: its outcome (telemetry) is error
             yield frame(client_error(failure).body())
         finally:
             try:
@@ -140,28 +134,28 @@ class Relay:
                 else:  # the client went away: no verdict on the provider
                     await attempt.end(cancelled=True)
 
-    def _reader(
-        self,
-        it: AsyncIterator[dict[str, Any]],
-        head: list[dict[str, Any]],
-        deadline: float,
-        idle_s: float,
-        provider: str,
-    ) -> Callable[[], Awaitable[dict[str, Any] | None]]:
-        """The next chunk: the held-back head first, then the stream's. Until ``safe_until`` the adapter's idle
-        limit ends any read before the deadline; after it, each read gets a timer to the deadline (no extra cost
-        per chunk on the common path)."""
-        safe_until = deadline - idle_s
-        monotonic = self._clock.monotonic
-
-        async def read() -> dict[str, Any] | None:
-            if head:
-                return head.pop(0)
-            if monotonic() <= safe_until:
-                return await anext(it, None)
-            return await self._read(it, deadline, idle_s, provider)
-
-        return read
+    def _take(self, call: Call, chunk: dict[str, Any], tally: _Tally) -> str | None:
+        """One chunk's way, in order: first byte, usage, guardrails, tokens, its frame (into ``tally.out``). Returns
+        why the stream stops here (a guardrail's finish reason), else None."""
+        rec = call.record
+        if rec.ts_first_byte is None:
+            rec.ts_first_byte = self._clock.now()
+        usage = chunk.get("usage")
+        if usage and not chunk.get("choices"):
+            rec.tokens_in = int(usage.get("prompt_tokens") or 0)
+            rec.tokens_out = int(usage.get("completion_tokens") or 0)
+            if tally.include_usage:
+                tally.out.append(frame(chunk))
+            return None
+        if not tally.include_usage:
+            chunk.pop("usage", None)
+        stop = self._guard(call, chunk, tally.guards) if tally.guards is not None else None
+        if _has_content(chunk):
+            tally.delivered += 1
+            rec.tokens_out = max(rec.tokens_out, tally.delivered)
+        tally.last = chunk
+        tally.out.append(frame(chunk))
+        return stop
 
     async def _read(
         self, it: AsyncIterator[dict[str, Any]], deadline: float, idle_s: float, provider: str
@@ -215,6 +209,23 @@ class Relay:
                     {k: last[k] for k in ("id", "object", "created", "model") if k in last} | {"choices": [choice]}
                 )
         return out
+
+
+class _Tally:
+    """What the relay keeps of one stream between its chunks."""
+
+    __slots__ = ("delivered", "guards", "include_usage", "last", "out")
+
+    def __init__(self, call: Call, guards: dict[int, StreamGuard] | None) -> None:
+        self.include_usage = call.body.include_usage if call.body is not None else False
+        self.guards = guards
+        self.delivered = 0  # chunks with content: the output tokens counted when no usage comes
+        self.last: dict[str, Any] = {}  # the last chunk relayed (its id, model... for a flushed tail)
+        self.out: list[bytes] = []
+
+
+def _joined(frames: list[bytes]) -> bytes:
+    return frames[0] if len(frames) == 1 else b"".join(frames)
 
 
 def _finished(chunk: dict[str, Any]) -> bool:
