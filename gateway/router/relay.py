@@ -7,7 +7,8 @@
   in OpenAI's shape and no ``[DONE]``; the tokens delivered so far stay accounted in ``call.record``. So does the
   request deadline: a stream still running when it passes is ended the same way (no verdict on the provider).
 * The frames of chunks that arrived together (one upstream read brought their events) go to the client together,
-  as one body part: the bytes are the same, in fewer sends. A chunk whose next one is still to come is sent at once.
+  as one body part: the bytes are the same, in fewer sends. The head goes out as soon as it is read, and a chunk
+  whose next one is still to come at once.
 * Guardrails apply chunk by chunk (gateway/router/guardrails.py keeps the tail across chunk boundaries).
 * At the end (done, failed or cancelled by the client) the relay closes the upstream stream and ends the attempt
   (``Attempt.end`` in gateway/router/attempt.py: the provider slot freed; the breaker and the retry budget learn
@@ -97,6 +98,7 @@ class Relay:
         failure: UpstreamError | None = None
         finished = False
         out = tally.out  # frames not sent yet: those of the chunks at hand go out together
+        sent = False  # the head went out (at once, without the chunks that came with it: time to first token)
         deadline, idle_s, provider = call.deadline, limits.idle_s, attempt.provider
         safe_until = deadline - idle_s  # until then the adapter's idle limit ends every read before the deadline
         try:
@@ -109,9 +111,10 @@ class Relay:
                     chunk = await self._read(it, deadline, idle_s, provider)
                 if chunk is None or self._take(call, chunk, tally) is not None:
                     break
-                if out and not head and not stream.ready:  # the next chunk is to be waited for: send these now
+                if out and not head and (not sent or not stream.ready):  # the head, or the next is to be waited for
                     yield _joined(out)
                     out.clear()
+                    sent = True
             if tally.guards:
                 out.extend(frame(tail) for tail in self._flush(tally.guards, tally.last))
             if out:

@@ -1,5 +1,6 @@
 """How the relay hands a stream's frames to the client: the chunks one upstream read brought go out together,
-as one body part; a chunk whose next one is still to come goes out at once, on its own."""
+as one body part, except the head, which goes out as soon as it is read; a chunk whose next one is still to come
+goes out at once, on its own."""
 
 from __future__ import annotations
 
@@ -56,14 +57,14 @@ async def _relayed(parts: list[bytes | float]) -> list[tuple[bytes, float]]:
     return [(part, clock.monotonic() - t0) async for part in reply.stream]
 
 
-def test_chunks_that_arrive_together_go_out_as_one_part_and_done_on_its_own() -> None:
+def test_the_head_goes_out_at_once_then_the_chunks_that_arrived_with_it_as_one_part_and_done_on_its_own() -> None:
     got = run_virtual(_relayed([b"".join(_events())]))
-    assert [part for part, _ in got][-1] == DONE
-    assert len(got) == 2
-    body = b"".join(part for part, _ in got)
-    events = sse_events(body)
-    assert [e["choices"][0]["delta"].get("content") for e in events] == ["", "one", " two", " three", None]
-    assert {e["id"] for e in events} == {"chatcmpl-req-0"} and body.count(b"\n\n") == 6
+    parts = [part for part, _ in got]
+    assert len(parts) == 3 and parts[-1] == DONE
+    assert [e["choices"][0]["delta"].get("content") for e in sse_events(parts[0])] == ["", "one"]  # the head
+    assert [e["choices"][0]["delta"].get("content") for e in sse_events(parts[1])] == [" two", " three", None]
+    body = b"".join(parts)
+    assert {e["id"] for e in sse_events(body)} == {"chatcmpl-req-0"} and body.count(b"\n\n") == 6
 
 
 def test_a_chunk_whose_next_is_still_to_come_goes_out_at_once() -> None:
