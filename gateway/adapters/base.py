@@ -164,8 +164,15 @@ class ChunkStream:
                 yield present(chunk, self._model, self._cid)
 
     async def aclose(self) -> None:
+        """Release the upstream response. The transport's byte generator is closed here, not left to the garbage
+        collector (whose hook would schedule its ``aclose`` as a task of its own)."""
         self._limit.close()
-        await self._resp.aclose()
+        try:
+            aclose = getattr(self._bytes, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            await self._resp.aclose()
 
 
 class OpenAICompatibleAdapter:
