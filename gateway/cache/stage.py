@@ -142,7 +142,7 @@ class CacheStage:
             size += len(chunk)
             if size <= self._s.max_entry_bytes:
                 parts.append(chunk)
-                if chunk == DONE and not any(p.startswith(b'data: {"error"') for p in parts):
+                if chunk.endswith(DONE) and not any(p.startswith(b'data: {"error"') for p in parts):
                     await self._store(entry, index, b"s" + b"".join(parts))
             yield chunk
 

@@ -143,7 +143,7 @@ class IdempotencyStage:
                 size += len(chunk)
                 if size <= self._s.max_response_bytes:
                     parts.append(chunk)
-                    if chunk == DONE and not _failed(parts):  # kept before the client has the end of it
+                    if chunk.endswith(DONE) and not _failed(parts):  # kept before the client has the end of it
                         kept = await self._keep(record_key, fp, status, True, b"".join(parts))
                 yield chunk
         finally:

@@ -100,7 +100,7 @@ class TelemetryStage:
             async for chunk in stream:
                 if rec.ts_first_byte is None:
                     rec.ts_first_byte = self._clock.now()
-                complete = chunk == DONE
+                complete = chunk.endswith(DONE)  # [DONE] may share its body part with the last chunks
                 yield chunk
         except (GeneratorExit, asyncio.CancelledError):
             if rec.error_type is not None:
