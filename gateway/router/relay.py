@@ -7,8 +7,8 @@
   in OpenAI's shape and no ``[DONE]``; the tokens delivered so far stay accounted in ``call.record``. So does the
   request deadline: a stream still running when it passes is ended the same way (no verdict on the provider).
 * The frames of chunks that arrived together (one upstream read brought their events) go to the client together,
-  as one body part: the bytes are the same, in fewer sends. The head goes out as soon as it is read, and a chunk
-  whose next one is still to come at once.
+  as one body part: the bytes are the same, in fewer sends. The head goes out as soon as it is read, a chunk
+  whose next one is still to come at once, and ``[DONE]`` with the last chunks.
 * Guardrails apply chunk by chunk (gateway/router/guardrails.py keeps the tail across chunk boundaries).
 * At the end (done, failed or cancelled by the client) the relay closes the upstream stream and ends the attempt
   (``Attempt.end`` in gateway/router/attempt.py: the provider slot freed; the breaker and the retry budget learn
@@ -117,11 +117,9 @@ class Relay:
                     sent = True
             if tally.guards:
                 out.extend(frame(tail) for tail in self._flush(tally.guards, tally.last))
-            if out:
-                yield _joined(out)
-                out.clear()
+            out.append(DONE)  # with the last chunks, in one body part
             finished = True  # complete: a client that leaves once it has [DONE] (as the SDKs do) cancelled nothing
-            yield DONE
+            yield _joined(out)
         except UpstreamError as exc:
             if out:  # the chunks before the failure go out first
                 yield _joined(out)
