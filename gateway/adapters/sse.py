@@ -25,16 +25,27 @@ class EventParser:
     def feed(self, chunk: bytes) -> list[bytes]:
         """The data of every event ``chunk`` completes (none while an event is still incomplete)."""
         buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            return self._feed_crlf(buf)
+        *events, self._buf = buf.split(b"\n\n")  # blank lines end events; the last piece is still incomplete
+        out: list[bytes] = []
+        for event in events:
+            if event.startswith(b"data:") and b"\n" not in event:  # one line: the usual ``data: {...}``
+                out.append(event[5:].lstrip(b" "))
+            elif event:
+                data = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+                if data:
+                    out.append(b"\n".join(data))
+        return out
+
+    def _feed_crlf(self, buf: bytes) -> list[bytes]:
+        """:meth:`feed` for bytes that hold a carriage return: events end at ``\\n\\n`` or ``\\r\\n\\r\\n``."""
         out: list[bytes] = []
         while True:
             end = _event_end(buf)
             if end < 0:
                 break
             event, buf = buf[:end], buf[end:].lstrip(b"\r\n")
-            if b"\n" not in event and b"\r" not in event:  # one line: the usual ``data: {...}``
-                if event.startswith(b"data:"):
-                    out.append(event[5:].lstrip(b" "))
-                continue
             data = [line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")]
             if data:
                 out.append(b"\n".join(data))

@@ -5,6 +5,7 @@ time."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Mapping
 
 import orjson
@@ -162,3 +163,49 @@ def test_events_parse_as_the_stream_splits_them() -> None:
     assert parser.feed(b"id: 7\n\ndata: tail") == []
     assert parser.tail() == b"tail"
     assert parser.tail() is None
+
+
+def _reference(pieces: list[bytes]) -> list[bytes]:
+    """The events as the generator this parser replaced found them: each time, the earliest of ``\\n\\n`` and
+    ``\\r\\n\\r\\n`` ends an event and the newlines after it are dropped."""
+    out, buf = [], b""
+    for piece in pieces:
+        buf += piece
+        while True:
+            ends = [i for i in (buf.find(b"\n\n"), buf.find(b"\r\n\r\n")) if i >= 0]
+            if not ends:
+                break
+            event, buf = buf[: min(ends)], buf[min(ends) :].lstrip(b"\r\n")
+            data = [line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")]
+            if data:
+                out.append(b"\n".join(data))
+    tail = buf.strip()
+    if tail.startswith(b"data:"):
+        out.append(tail[5:].lstrip(b" "))
+    return out
+
+
+def test_any_stream_split_anyhow_parses_as_the_reference_does() -> None:
+    rng = random.Random(7)
+    atoms = [
+        b"data: ",
+        b"data:",
+        b'{"a":1}',
+        b"x",
+        b" ",
+        b"\n",
+        b"\n\n",
+        b"\r\n",
+        b"\r",
+        b": c",
+        b"id: 1",
+        b"data: [DONE]",
+    ]
+    for _ in range(3000):
+        stream = b"".join(rng.choice(atoms) for _ in range(rng.randint(0, 30)))
+        cuts = sorted(rng.sample(range(len(stream) + 1), k=min(len(stream) + 1, rng.randint(0, 6))))
+        pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+        parser = EventParser()
+        got = [data for piece in pieces for data in parser.feed(piece)]
+        tail = parser.tail()
+        assert got + ([tail] if tail is not None else []) == _reference(pieces), (stream, pieces)
