@@ -63,6 +63,20 @@ class RngIdGenerator(IdGenerator):
         return self._rng.getrandbits(128) or 1
 
 
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+
+
+class _Unrecorded(NonRecordingSpan):
+    """A span nothing records, with the W3C header that makes it the parent (``""`` when its context is not
+    valid), formatted once: the upstream headers and the log line both read it."""
+
+    def __init__(self, context: SpanContext) -> None:
+        super().__init__(context)
+        self.header = (
+            f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}" if context.is_valid else ""
+        )
+
+
 def _ns(seconds: float) -> int:
     return round(seconds * 1e9)
 
@@ -115,9 +129,8 @@ class Tracing:
             if remote is not None and remote.is_valid:
                 trace_id, flags = remote.trace_id, remote.trace_flags
             else:
-                trace_id, flags = self._ids.generate_trace_id(), TraceFlags(TraceFlags.DEFAULT)
-            ctx = SpanContext(trace_id, self._ids.generate_span_id(), is_remote=False, trace_flags=flags)
-            return NonRecordingSpan(ctx)
+                trace_id, flags = self._ids.generate_trace_id(), _NOT_SAMPLED
+            return _Unrecorded(SpanContext(trace_id, self._ids.generate_span_id(), is_remote=False, trace_flags=flags))
         return self.tracer.start_span(
             f"{method} {path}",
             context=parent,
@@ -140,6 +153,8 @@ class Tracing:
 
     def traceparent(self, span: Span) -> dict[str, str]:
         """The W3C headers that make ``span`` the parent of the receiver's spans."""
+        if type(span) is _Unrecorded:
+            return {"traceparent": span.header} if span.header else {}
         ctx = span.get_span_context()
         if not ctx.is_valid:
             return {}
@@ -240,6 +255,9 @@ def trace_ids(span: Span | None) -> tuple[str | None, str | None]:
     """(trace_id, span_id) as lower-case hex, or Nones when there is no valid span."""
     if span is None:
         return None, None
+    if type(span) is _Unrecorded:
+        header = span.header
+        return (header[3:35], header[36:52]) if header else (None, None)
     ctx = span.get_span_context()
     if not ctx.is_valid:
         return None, None

@@ -124,4 +124,10 @@ def test_without_an_exporter_client_context_is_kept_and_bad_headers_ignored() ->
     fresh = tracing.start_request("POST", "/v1/chat/completions", {"traceparent": "garbage"})
     assert trace_ids(fresh)[0] not in (None, client)
     assert tracing.traceparent(fresh)["traceparent"].endswith("-00")
+    for span in (kept, fresh):  # the ids and header made once agree with the span's context
+        ctx = span.get_span_context()
+        assert trace_ids(span) == (f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}")
+        assert tracing.traceparent(span) == {
+            "traceparent": f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        }
     assert tracing.start_child(fresh, "auth") is fresh  # no child spans are made
