@@ -102,8 +102,11 @@ class ChunkStream:
 
     @property
     def ready(self) -> bool:
-        """The next chunk can be had without waiting (the upstream's last read brought more events than one)."""
-        return bool(self._pending)
+        """The next chunk, or the stream's end, can be had without waiting: the next event at hand is an object or
+        ``[DONE]``. An event the stream skips (a JSON value that is not an object) does not count: after it the
+        stream would wait for the upstream's next read, and what the relay holds must go out before that wait."""
+        pending = self._pending
+        return bool(pending) and (pending[0][:1] == b"{" or pending[0] == b"[DONE]")
 
     async def _next(self, first: bool) -> bytes | None:
         """The next event's data within its time limit; None when the upstream body ended."""

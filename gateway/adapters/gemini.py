@@ -52,6 +52,12 @@ class GeminiChunkStream(ChunkStream):
         super().__init__(provider, resp, idle_s, first_by, model=model, cid=cid)
         self._tr = translator
 
+    @property
+    def ready(self) -> bool:
+        """Never: a Gemini document at hand may translate into no chunk (a usage-only one), after which the stream
+        would wait for the upstream's next read; so each chunk goes out as soon as it is made."""
+        return False
+
     async def _chunks(self) -> AsyncIterator[dict[str, Any]]:
         first = True
         while True:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import fakeredis
+import pytest
 
 from gateway.adapters.sse import DONE
 from gateway.clock import LoopClock, run_virtual
@@ -79,3 +80,16 @@ def test_a_chunk_whose_next_is_still_to_come_goes_out_at_once() -> None:
         (None, 3.0),  # the finish chunk, and [DONE] with it
     ]
     assert got[-1][0].endswith(DONE)
+
+
+@pytest.mark.parametrize("skipped", [b"data: null\n\n", b"data: [1, 2]\n\n"])
+def test_a_chunk_followed_only_by_an_event_the_stream_skips_goes_out_before_the_next_read(skipped: bytes) -> None:
+    """The event after " two" is one the stream skips (not an object): " two" must not wait with it for the
+    upstream's next read, five seconds later."""
+    role, one, two, three, end = _events()
+    got = run_virtual(_relayed([role + one, two + skipped, 5.0, three + end]))
+    assert [(sse_events(p)[-1]["choices"][0]["delta"].get("content"), t) for p, t in got] == [
+        ("one", 0.0),
+        (" two", 0.0),
+        (None, 5.0),  # " three", the finish chunk and [DONE]
+    ]
