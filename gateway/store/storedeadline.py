@@ -74,9 +74,11 @@ class QueueDeadline:
     Only the oldest unanswered call can run out of its bound first (the calls after it were sent later, and none
     of them is answered before it), so the timer follows that call: ``head()`` says when it was issued (``None``:
     none is waiting). The timer is not moved when a call is answered; when it expires it looks at the head again,
-    and re-arms for a newer head's own deadline, or treats the expiry exactly as :class:`LagTimer` does for that
-    call (lag excused, two graces, the allowance), and calls ``fire`` when the head has used up its bound. A call
-    costs one clock read instead of a timer of its own."""
+    and re-arms for a newer head's own deadline, or treats the expiry as :class:`LagTimer` does for that call (lag
+    excused, two graces, the allowance), and calls ``fire`` when the head has used up its bound. A call costs one
+    clock read instead of a timer of its own. One difference: when an expiry came late (the loop lagged) it is
+    re-armed a whole bound on, and a newer head is looked at only then, so its ``fire`` can come up to about one
+    bound later than its own :class:`LagTimer` would have; never past the head's allowance."""
 
     __slots__ = ("_allowance", "_bound", "_due", "_fire", "_graces", "_handle", "_head", "_lag", "_loop", "_start")
 
