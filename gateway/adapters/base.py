@@ -255,12 +255,9 @@ class OpenAICompatibleAdapter:
         deadline: float | None = None,
     ) -> Completion:
         """``deadline``: event-loop time at which the request deadline ends the call (:class:`DeadlineReached`)."""
-        bound = Bound(timeouts.first_byte_s, deadline)
-        try:
+        with Bound(timeouts.first_byte_s, deadline) as bound:
             resp = await self._send(payload, model, request_id, headers, timeouts, bound)
             body = await self._read_json(resp, timeouts, bound)
-        finally:
-            bound.close()
         if not isinstance(body, dict) or "choices" not in body:
             raise UpstreamServerError(self.name, "response is not a chat completion", status=resp.status)
         present(body, str(payload.get("model") or model), reply_id(request_id))
@@ -297,12 +294,9 @@ class OpenAICompatibleAdapter:
         deadline: float | None = None,
     ) -> Completion:
         """``POST {base_url}/embeddings``: the body as sent, ``model`` replaced; the reply names the requested model."""
-        bound = Bound(timeouts.first_byte_s, deadline)
-        try:
+        with Bound(timeouts.first_byte_s, deadline) as bound:
             resp = await self._send(payload, model, request_id, headers, timeouts, bound, url=self._embeddings_url)
             body = await self._read_json(resp, timeouts, bound)
-        finally:
-            bound.close()
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise UpstreamServerError(self.name, "response is not an embeddings list", status=resp.status)
         body["model"] = str(payload.get("model") or model)
@@ -324,11 +318,8 @@ class OpenAICompatibleAdapter:
         # Always ask for usage: accounting needs it; the router drops the chunk if the client did not ask.
         upstream = {**payload, "stream": True, "stream_options": {"include_usage": True}}
         first_by = asyncio.get_running_loop().time() + timeouts.first_byte_s
-        bound = Bound(timeouts.first_byte_s, deadline)
-        try:
+        with Bound(timeouts.first_byte_s, deadline) as bound:
             resp = await self._send(upstream, model, request_id, headers, timeouts, bound)
-        finally:
-            bound.close()
         requested = str(payload.get("model") or model)
         return ChunkStream(self.name, resp, timeouts.idle_s, first_by, model=requested, cid=reply_id(request_id))
 

@@ -23,7 +23,8 @@ from gateway.adapters.upstreamerrors import DeadlineReached
 
 
 class Bound:
-    """One timer for the waits of one call: :meth:`limit` starts a wait, :meth:`close` ends the call."""
+    """One timer for the waits of one call: :meth:`limit` starts a wait, :meth:`close` (or leaving the ``with``
+    block) ends the call."""
 
     __slots__ = ("_cancelling", "_deadline", "_handle", "_limit", "_loop", "_pending", "_task", "_when")
 
@@ -77,6 +78,12 @@ class Bound:
         if self._deadline is not None and self._when >= self._deadline:
             return DeadlineReached(provider, "no answer before the request deadline")
         return None
+
+    def __enter__(self) -> Bound:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """The call is over: the timer goes (a cancellation it caused and no wait claimed is taken back)."""

@@ -118,12 +118,9 @@ class GeminiAdapter(OpenAICompatibleAdapter):
     ) -> Completion:
         url = f"{self._base}/models/{model}:generateContent"
         request = self._request(payload)
-        bound = Bound(timeouts.first_byte_s, deadline)
-        try:
+        with Bound(timeouts.first_byte_s, deadline) as bound:
             resp = await self._post(url, request, request_id, headers, timeouts, bound)
             doc = await self._read_json(resp, timeouts, bound)
-        finally:
-            bound.close()
         if not isinstance(doc, dict) or not ("candidates" in doc or "promptFeedback" in doc):
             raise UpstreamServerError(self.name, "response is not a GenerateContentResponse", status=resp.status)
         body = to_completion(doc, model=model, created=self._created())
@@ -147,12 +144,9 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         except TranslationError as exc:
             raise NotTranslatable(self.name, str(exc), status=400) from None
         url = f"{self._base}/models/{model}:batchEmbedContents"
-        bound = Bound(timeouts.first_byte_s, deadline)
-        try:
+        with Bound(timeouts.first_byte_s, deadline) as bound:
             resp = await self._post(url, body, request_id, headers, timeouts, bound)
             doc = await self._read_json(resp, timeouts, bound)
-        finally:
-            bound.close()
         out = gemini_embed.from_batch(doc, payload) if isinstance(doc, dict) else None
         if out is None:
             raise UpstreamServerError(self.name, "response is not a batchEmbedContents answer", status=resp.status)
@@ -171,11 +165,8 @@ class GeminiAdapter(OpenAICompatibleAdapter):
         first_by = asyncio.get_running_loop().time() + timeouts.first_byte_s
         url = f"{self._base}/models/{model}:streamGenerateContent?alt=sse"
         request = self._request(payload)
-        bound = Bound(timeouts.first_byte_s, deadline)
-        try:
+        with Bound(timeouts.first_byte_s, deadline) as bound:
             resp = await self._post(url, request, request_id, headers, timeouts, bound)
-        finally:
-            bound.close()
         translator = StreamTranslator(model=model, created=self._created())
         requested, cid = str(payload.get("model") or model), reply_id(request_id)
         return GeminiChunkStream(self.name, resp, timeouts.idle_s, first_by, translator, model=requested, cid=cid)
