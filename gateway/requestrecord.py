@@ -2,6 +2,10 @@
 
 Schema version 1 (documented in docs/OBSERVABILITY.md). Timestamps come from the injected clock, in seconds
 since the epoch; durations are seconds. Fields are appended, never renamed, within a version.
+
+The records are plain dataclasses, without ``__slots__``: orjson serialises such an instance from its
+``__dict__`` (its fields, in declaration order, since ``__init__`` sets every one) at about a third of what it
+costs for a slotted one, which it reads field by field through ``__dataclass_fields__``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 
-@dataclass(slots=True)
+@dataclass
 class AttemptRecord:
     provider: str
     model: str
@@ -24,7 +28,7 @@ class AttemptRecord:
     injected: bool = False  # a chaos fault, not a real one
 
 
-@dataclass(slots=True)
+@dataclass
 class RequestRecord:
     request_id: str
     ts_arrival: float

@@ -192,3 +192,21 @@ def test_a_line_is_the_record_as_a_dict_with_its_schema() -> None:
     assert orjson.loads(line) == {**rec.to_dict(), "schema": SCHEMA_VERSION}
     bare = RequestRecord("r", 0.0)
     assert encode(bare) == orjson.dumps(bare.to_dict()) + b"\n"
+
+
+def test_a_line_keeps_the_declared_field_order_whatever_order_the_fields_were_set_in() -> None:
+    """orjson serialises a record from its ``__dict__``: every field is there, in declaration order, since
+    ``__init__`` sets each one; setting them again later, in any order, moves none."""
+    rec = RequestRecord("req_2", 5.0)
+    rec.tags = {"b": "1", "a": "2"}
+    rec.key_name = "k"
+    rec.cost_usd = 0.5
+    rec.attempts.append(AttemptRecord("p", "m", 5.5))
+    rec.attempts[0].injected = True
+    rec.attempts[0].provider = "q"
+    rec.status = 200
+    rec.request_id = "req_3"
+    rec.ts_end = 6.0
+    line = encode(rec)
+    assert line == orjson.dumps(rec.to_dict()) + b"\n"
+    assert list(orjson.loads(line)) == [*rec.to_dict()]
