@@ -210,3 +210,27 @@ def test_a_line_keeps_the_declared_field_order_whatever_order_the_fields_were_se
     line = encode(rec)
     assert line == orjson.dumps(rec.to_dict()) + b"\n"
     assert list(orjson.loads(line)) == [*rec.to_dict()]
+
+
+async def test_a_path_moved_or_removed_by_another_process_gets_a_new_file(tmp_path: Path) -> None:
+    """The path is checked under the lock before each batch: a file moved away (an outside rotation) or
+    removed keeps no later record; the new file at the path takes them, its size counted from zero."""
+    path = tmp_path / "r.jsonl"
+    line = len(encode(_rec(0)))
+    w = RequestLogWriter(path, max_bytes=3 * line)
+    await w.start()
+    w.submit(_rec(0))
+    w.submit(_rec(1))
+    await asyncio.sleep(0)
+    path.rename(tmp_path / "moved.jsonl")
+    w.submit(_rec(2))
+    await asyncio.sleep(0)
+    path.unlink()
+    w.submit(_rec(3))
+    w.submit(_rec(4))
+    w.submit(_rec(5))
+    await w.stop()
+    assert [r["request_id"] for r in read_records(tmp_path / "moved.jsonl")] == ["req_0000", "req_0001"]
+    assert [r["request_id"] for r in read_records(path)] == ["req_0003", "req_0004", "req_0005"]
+    assert not (tmp_path / "r.jsonl.1").exists()
+    assert path.stat().st_size == 3 * line
