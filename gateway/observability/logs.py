@@ -20,6 +20,22 @@ from gateway.clock import Clock
 from gateway.requestrecord import RequestRecord
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_EXACT = 2.0**51  # below it a product x * 1e6 is within 0.125 of the exact one
+
+
+def round6(x: float) -> float:
+    """``round(x, 6)``, bit for bit, mostly without its decimal string (about 8,000 instructions for an epoch
+    time, 3,500 for a duration; this takes about a third of that). ``y = x * 1e6`` is within 0.125 of the exact
+    product below 2**51, so when ``y`` is more than 0.375 away from the nearest half-integer, its nearest integer
+    ``r`` is the exact product's too, and ``r / 1e6`` (a correctly rounded division of exact operands) is the
+    double nearest ``r`` millionths, which is what ``round`` returns. Zero, negatives, near-ties, NaN and the
+    infinities go to ``round``."""
+    y = x * 1e6
+    if 0.0 < y < _EXACT:
+        r = int(y + 0.5)
+        if r and -0.375 < y - r < 0.375:
+            return r / 1e6
+    return round(x, 6)
 
 
 class EventLog:
@@ -50,7 +66,7 @@ class EventLog:
     def event(self, event: str, *, level: str = "info", **fields: Any) -> None:
         if _LEVELS[level] < self._threshold:
             return
-        line: dict[str, Any] = {"ts": round(self._clock.now(), 6), "level": level, "event": event}
+        line: dict[str, Any] = {"ts": round6(self._clock.now()), "level": level, "event": event}
         line.update(fields)
         self._write(line)
 
@@ -81,7 +97,7 @@ class EventLog:
         if _LEVELS[level] < self._threshold:
             return
         fields: dict[str, Any] = {
-            "ts": round(self._clock.now(), 6),
+            "ts": round6(self._clock.now()),
             "level": level,
             "event": "request",
             "request_id": rec.request_id,
@@ -93,8 +109,8 @@ class EventLog:
             "status": rec.status,
             "outcome": rec.outcome,
             "error_type": rec.error_type,
-            "latency_s": round(latency_s, 6),
-            "ttft_s": None if ttft_s is None else round(ttft_s, 6),
+            "latency_s": round6(latency_s),
+            "ttft_s": None if ttft_s is None else round6(ttft_s),
             "attempts": len(rec.attempts),
             "retries": rec.retries,
             "tokens_in": rec.tokens_in,

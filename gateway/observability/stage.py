@@ -22,7 +22,7 @@ from gateway.adapters.sse import DONE
 from gateway.call import Call, Guarded, Handler, Reply, Stage, close_stream, finish_with
 from gateway.clock import Clock
 from gateway.errors import GatewayError
-from gateway.observability.logs import EventLog
+from gateway.observability.logs import EventLog, round6
 from gateway.observability.telemetry import Telemetry
 from gateway.observability.tracing import UPSTREAM_HEADERS, Tracing, trace_ids
 from gateway.requestrecord import RequestRecord
@@ -241,6 +241,6 @@ class RequestLine:
             method=call.method,
             path=call.path[:200],
             status=status,
-            latency_s=round(max(0.0, self._clock.monotonic() - call.started), 6),
+            latency_s=round6(max(0.0, self._clock.monotonic() - call.started)),
         )
         return reply

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import io
+import math
+import struct
 
 import orjson
 
 from gateway.clock import FakeClock
-from gateway.observability.logs import EventLog
+from gateway.observability.logs import EventLog, round6
 from gateway.requestrecord import RequestRecord
+from gateway.rng import Rng
 
 
 def _lines(buf: io.StringIO) -> list[dict[str, object]]:
@@ -68,3 +71,25 @@ def test_two_logs_do_not_share_handlers() -> None:
     EventLog(FakeClock(), stream=b).event("y")
     assert [x["event"] for x in _lines(a)] == ["x"]
     assert [x["event"] for x in _lines(b)] == ["y"]
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+def test_round6_is_round_to_six_digits_bit_for_bit() -> None:
+    """Epoch times, durations, near-ties of the sixth digit (exact ones and one ulp either side), tiny, huge,
+    negative, zero and non-finite values: the same double as ``round(x, 6)``, NaN aside (NaN either way)."""
+    rng = Rng(6)
+    values = [0.0, -0.0, 1e-7, 4e-7, 5e-7, 6e-7, 0.5e-6, 1.5e-6, 2.5e-6, 1e300, -1e300, 2.0**51 / 1e6, 2.0**52 / 1e6]
+    values += [math.inf, -math.inf, 1.0000005, 0.0000025, 1733280000.1234565, 1733280000.0000005]
+    for _ in range(20_000):
+        values.append(rng.uniform(1.6e9, 1.9e9))  # epoch times
+        values.append(rng.uniform(0.0, 2.0) ** 3)  # durations, many of them small
+        values.append(rng.randrange(10**10) / 1e6 + 5e-7)  # near-ties
+        tie = (rng.randrange(10**15) + 0.5) / 1e6
+        values += [tie, math.nextafter(tie, 0.0), math.nextafter(tie, math.inf)]
+        values.append(-rng.uniform(0.0, 100.0))
+    for x in values:
+        assert _bits(round6(x)) == _bits(round(x, 6)), x
+    assert math.isnan(round6(math.nan))
