@@ -18,8 +18,9 @@ calls of one lost connection do; the next call takes a connection again). A conn
 flight. An error reply (e.g. ``NOSCRIPT``) fails only its call. A caller that stopped waiting is skipped when its
 answer arrives; its command may have run, exactly as a lone command that timed out may have. With a ``store``,
 every answer read counts as a round trip answered and every drop as one failed, for the store's health. On a
-redis-py connection reading through hiredis, the reader feeds the socket's bytes to that hiredis reader itself and
-answers every whole reply in them, without redis-py's coroutines per reply.
+redis-py connection reading through hiredis, the connection's own protocol (:class:`_Replies`) feeds the socket's
+bytes to that hiredis reader as they arrive and answers every whole reply in them, without a task, a stream reader
+or redis-py's coroutines per reply.
 """
 
 from __future__ import annotations
@@ -175,7 +176,12 @@ class ScriptMux:
             return
         self._conn, self._connecting = conn, None
         loop = asyncio.get_running_loop()
-        self._reader = loop.create_task(self._read(conn))
+        raw = _raw_replies(conn)
+        if raw is not None:  # its socket's bytes come straight to this connection's protocol from now on
+            transport, replies, push = raw
+            transport.set_protocol(_Replies(self, conn, replies, push, transport.get_protocol()))
+        else:
+            self._reader = loop.create_task(self._read(conn))
         loads = []
         for text in self._scripts:  # ahead of every call: a restarted server has lost them
             future: asyncio.Future[Any] = loop.create_future()
@@ -191,10 +197,9 @@ class ScriptMux:
                 future.set_exception(exc)
 
     async def _read(self, conn: Any) -> None:
+        """A connection without a hiredis reader over an asyncio transport (fakeredis, a wrapped connection): read
+        reply by reply through redis-py."""
         try:
-            raw = _raw_reply_stream(conn)
-            if raw is not None:
-                await self._read_raw(*raw)
             while True:
                 try:
                     answer: Any = await conn.read_response(timeout=math.inf)  # the calls' deadline bounds the wait
@@ -204,29 +209,12 @@ class ScriptMux:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if self._conn is conn:
-                self._drop(exc)
+            self._lost(conn, exc)
 
-    async def _read_raw(self, replies: Any, stream: asyncio.StreamReader, push: type | None) -> None:
-        """A redis-py connection with its hiredis parser: the socket's bytes go straight to that parser's reader
-        (configured by redis-py: its error classes, its decoding, RESP2 or RESP3), every whole reply in them
-        answered at once, without redis-py's coroutines per reply. As redis-py does, a reply that is (or starts
-        with) a connection error raises, and a RESP3 push message (none is asked for here) answers no call."""
-        while True:
-            answer = replies.gets()
-            while answer is NOT_ENOUGH_DATA:  # not a whole reply yet
-                data = await stream.read(65536)
-                if not data:
-                    raise RedisConnectionError("the state store closed the connection")
-                replies.feed(data)
-                answer = replies.gets()
-            if isinstance(answer, RedisConnectionError):
-                raise answer
-            if type(answer) is list and answer and isinstance(answer[0], RedisConnectionError):
-                raise answer[0]
-            if push is not None and isinstance(answer, push):
-                continue
-            self._answered(answer)
+    def _lost(self, conn: Any, exc: Exception) -> None:
+        """``conn`` failed: dropped, unless it was dropped already."""
+        if self._conn is conn:
+            self._drop(exc)
 
     def _answered(self, answer: Any) -> None:
         """The next answer, in the order the commands went out: to its call, unless its caller stopped waiting."""
@@ -307,17 +295,67 @@ def bulk_strings(args: Sequence[Any]) -> bytes:
     return b"".join(parts)
 
 
-def _raw_reply_stream(conn: Any) -> tuple[Any, asyncio.StreamReader, type | None] | None:
-    """(the hiredis reader, the stream, RESP3's push message type) of a redis-py connection that reads through
-    hiredis over an asyncio stream; ``None`` for anything else (fakeredis, a wrapped connection, no hiredis):
-    read reply by reply."""
+def _raw_replies(conn: Any) -> tuple[Any, Any, type | None] | None:
+    """(the transport, the hiredis reader, RESP3's push message type) of a redis-py connection that reads through
+    hiredis over an asyncio stream with nothing read ahead yet; ``None`` for anything else (fakeredis, a wrapped
+    connection, no hiredis): read reply by reply."""
     parser = getattr(conn, "_parser", None)
     if not isinstance(conn, AbstractConnection) or not isinstance(parser, _AsyncHiredisParser):
         return None
     replies, stream = getattr(parser, "_reader", None), getattr(parser, "_stream", None)
-    if replies is None or not isinstance(stream, asyncio.StreamReader):
+    transport = getattr(getattr(conn, "_writer", None), "transport", None)
+    if replies is None or not isinstance(stream, asyncio.StreamReader) or not hasattr(transport, "set_protocol"):
+        return None  # (uvloop's transports are not asyncio.Transport instances)
+    if getattr(stream, "_buffer", None) or stream.at_eof() or replies.has_data():  # read ahead: see redis-py can_read
         return None
-    return replies, stream, getattr(parser, "_hiredis_PushNotificationType", None)
+    return transport, replies, getattr(parser, "_hiredis_PushNotificationType", None)
+
+
+class _Replies(asyncio.Protocol):
+    """The ordered connection's socket, read by its own protocol instead of redis-py's stream reader: the bytes go
+    straight to the connection's hiredis reader (configured by redis-py: its error classes, its decoding, RESP2 or
+    RESP3), and every whole reply in them answers its call at once, without a task, a stream reader or a coroutine
+    per read. As redis-py does, a reply that is (or starts with) a connection error fails the connection, and a
+    RESP3 push message (none is asked for here) answers no call. The end of the connection and the write flow
+    control still reach redis-py's protocol (``inner``), so the connection closes as it would have."""
+
+    def __init__(self, mux: ScriptMux, conn: Any, replies: Any, push: type | None, inner: Any) -> None:
+        self._mux = mux
+        self._conn = conn
+        self._replies = replies
+        self._push = push
+        self._inner = inner
+
+    def data_received(self, data: bytes) -> None:
+        replies, push = self._replies, self._push
+        try:
+            replies.feed(data)
+            answer = replies.gets()
+            while answer is not NOT_ENOUGH_DATA:  # a whole reply
+                if isinstance(answer, RedisConnectionError):
+                    raise answer
+                if type(answer) is list and answer and isinstance(answer[0], RedisConnectionError):
+                    raise answer[0]
+                if push is None or not isinstance(answer, push):
+                    self._mux._answered(answer)
+                answer = replies.gets()
+        except Exception as exc:
+            self._mux._lost(self._conn, exc)
+
+    def eof_received(self) -> bool:
+        self._inner.eof_received()
+        self._mux._lost(self._conn, RedisConnectionError("the state store closed the connection"))
+        return False  # closed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._inner.connection_lost(exc)
+        self._mux._lost(self._conn, RedisConnectionError("the state store closed the connection"))
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
 
 
 def _ignore(future: asyncio.Future[Any]) -> None:

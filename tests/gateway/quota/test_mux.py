@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import uvloop
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -130,6 +132,49 @@ async def test_a_connection_lost_fails_what_was_in_flight_and_the_next_call_reco
     await state.revive()
     assert await mux.evalsha(sha, [key], [1]) in (2, 3)  # the lost command may or may not have run
     await mux.aclose()
+
+
+async def _killed_and_back(url: str) -> list[Any]:
+    """Calls on the ordered connection, that connection closed by the server (CLIENT KILL), calls again."""
+    name = f"mux-{secrets.token_hex(4)}"
+    client = aioredis.Redis.from_url(url, client_name=name)
+    admin = aioredis.Redis.from_url(url)
+    mux = ScriptMux(client, timeout_s=5.0)
+    try:
+        for _ in range(200):  # a private redis-server may still be starting
+            with contextlib.suppress(RedisConnectionError):
+                await admin.ping()
+                break
+            await asyncio.sleep(0.02)
+        sha = await admin.script_load("return ARGV[1]")
+        seen = list(await asyncio.gather(*(mux.evalsha(sha, [], [i]) for i in range(3))))
+        ours = [c["id"] for c in await admin.client_list() if c["name"] == name]
+        assert len(ours) == 1
+        await admin.client_kill_filter(_id=ours[0])
+        for _ in range(3):  # the call written before the end of the connection was read fails; the next reconnects
+            try:
+                seen.append(await mux.evalsha(sha, [], ["back"]))
+                break
+            except RedisConnectionError:
+                seen.append("lost")
+        return seen
+    finally:
+        await mux.aclose()
+        await client.aclose()
+        await admin.aclose()
+
+
+@pytest.mark.processes
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_replies_read_by_the_connection_s_own_protocol_and_a_closed_connection_is_dropped(
+    redis_server_url: str, loop: str
+) -> None:
+    """The replies are read by the ordered connection's own protocol on both event loops; when the server closes
+    the connection, the calls on it fail at once (not at their timeout) and the next call connects again."""
+    run = uvloop.run if loop == "uvloop" else asyncio.run
+    seen = run(_killed_and_back(redis_server_url))
+    assert seen[:3] == [b"0", b"1", b"2"]
+    assert seen[3:] in (["lost", b"back"], [b"back"])
 
 
 def test_commands_are_packed_as_redis_py_packs_them() -> None:
