@@ -101,6 +101,8 @@ class Attempt:
         "_t0",
         "_watch",
         "key",
+        "model",
+        "provider",
         "race",
         "record",
         "route",
@@ -110,6 +112,7 @@ class Attempt:
         self._p = policies
         self._call = call
         self.route = route
+        self.provider, self.model = route.provider, route.model  # read once: the route is a configuration model
         self.key = key  # the breaker's key
         self.record: AttemptRecord | None = None  # the request log's entry, once the attempt is under way
         self.race: Race | None = None  # set when the attempt is hedged
@@ -120,30 +123,29 @@ class Attempt:
         self._slow = False  # counted as a slow call
         self._late = False  # answered after slow_call_s, before the timer ran
 
-    @property
-    def provider(self) -> str:
-        return self.route.provider
-
     async def run(self, priority: int, group: str) -> Reply:
         """Make the attempt. Raises :class:`UpstreamError` (the verdict given), ``Shed`` or ``DeadlineExceeded``."""
         call, p = self._call, self._p
         assert call.body is not None
-        try:
-            limits = await self._start(priority)
+        self._t0 = mono = p.clock.monotonic()
+        try:  # a free slot at the provider without a coroutine; else wait in its queue
+            limits = self._begin(mono) if p.shedder.try_acquire(self.provider) else await self._queue(priority)
         except BaseException:  # shed, out of time, or cancelled before the call
             await self.end(cancelled=True)
             raise
-        self._watch_slow()
+        if p.slow_call_s is not None:
+            self._watch = asyncio.create_task(self._went_slow(p.slow_call_s))
         try:
-            if p.chaos.settings.enabled:  # off: no draw, nothing to decide
+            if p.chaos.enabled:  # off: no draw, nothing to decide
                 consumer = call.consumer.name if call.consumer is not None else None
-                injection = p.chaos.decide(self.provider, self.route.model, consumer, group=group)
+                injection = p.chaos.decide(self.provider, self.model, consumer, group=group)
                 if injection is not None:
                     limits = await self._inject(injection, limits)
+                    mono = p.clock.monotonic()
             if call.body.stream:
-                stream = await self._open_stream(limits)
+                stream = await self._open_stream(limits, mono)
                 return await p.relay.start(call, self, stream, limits)  # from here on the relay ends the attempt
-            return await self._complete(limits)
+            return await self._complete(limits, mono)
         except UpstreamError as exc:
             failure = self.failed(exc, limits)
             await self.end(failure)
@@ -154,30 +156,26 @@ class Attempt:
             await self.end(cancelled=True)
             raise
 
-    async def _start(self, priority: int) -> AttemptTimeouts:
-        """The provider slot, the time limits and the record: the limits the call has."""
+    def _begin(self, mono: float) -> AttemptTimeouts:
+        """The attempt holds its provider slot (at ``mono``): the time limits and the record."""
         call, p, provider = self._call, self._p, self.provider
-        self._t0 = mono = p.clock.monotonic()
-        if p.shedder.try_acquire(provider):
-            self._slot = True
-        else:  # wait in the provider's queue
-            await p.shedder.acquire(provider, priority, max_wait_s=call.deadline - mono)
-            self._slot = True
-            mono = p.clock.monotonic()
+        self._slot = True
+        self._sent = mono
         try:
             limits = p.limits.at(call.deadline, mono)
         except BaseException:
             call.record.decisions["deadline_reached"] = provider
             raise
-        self.record = AttemptRecord(provider=provider, model=self.route.model, started=p.clock.now())
+        self.record = AttemptRecord(provider=provider, model=self.model, started=p.clock.now())
         call.record.attempts.append(self.record)
         call.record.provider = provider
         return limits
 
-    def _watch_slow(self) -> None:
-        self._sent = self._p.clock.monotonic()
-        if self._p.slow_call_s is not None:
-            self._watch = asyncio.create_task(self._went_slow(self._p.slow_call_s))
+    async def _queue(self, priority: int) -> AttemptTimeouts:
+        """Wait in the provider's queue for a slot, then :meth:`_begin`."""
+        p = self._p
+        await p.shedder.acquire(self.provider, priority, max_wait_s=self._call.deadline - self._t0)
+        return self._begin(p.clock.monotonic())
 
     async def _went_slow(self, after_s: float) -> None:
         await self._p.clock.sleep(after_s)
@@ -188,42 +186,49 @@ class Attempt:
         self._p.events.slow_call(self.provider)
         note_transition(self._call, await self._p.breakers.slow(self.key))
 
-    def _deadline(self) -> float:
-        """The request deadline in event-loop time: the adapter's one timer of the call ends the call there
-        (gateway/adapters/bound.py)."""
-        return asyncio.get_running_loop().time() + (self._call.deadline - self._p.clock.monotonic())
+    def _deadline(self, mono: float) -> float:
+        """The request deadline in event-loop time (``mono``: the clock's time now): the adapter's one timer of
+        the call ends the call there (gateway/adapters/bound.py)."""
+        return asyncio.get_running_loop().time() + (self._call.deadline - mono)
 
-    async def _open_stream(self, limits: AttemptTimeouts) -> ChunkStream:
-        call, route = self._call, self.route
+    async def _open_stream(self, limits: AttemptTimeouts, mono: float) -> ChunkStream:
+        call = self._call
         assert call.payload is not None
-        return await self._p.adapters[route.provider].open_stream(
+        return await self._p.adapters[self.provider].open_stream(
             call.payload,
-            model=route.model,
+            model=self.model,
             request_id=call.request_id,
             headers=call.attributes.get("upstream_headers", {}),
             timeouts=limits,
-            deadline=self._deadline(),
+            deadline=self._deadline(mono),
         )
 
-    async def _complete(self, limits: AttemptTimeouts) -> Reply:
+    async def _complete(self, limits: AttemptTimeouts, mono: float) -> Reply:
         call, p = self._call, self._p
         assert call.payload is not None
-        route = self.route
-        adapter = p.adapters[route.provider]
+        adapter = p.adapters[self.provider]
         embeddings = call.body is not None and call.body.operation == "embeddings"
         call_upstream = adapter.embed if embeddings else adapter.complete
         done = await call_upstream(
             call.payload,
-            model=route.model,
+            model=self.model,
             request_id=call.request_id,
             headers=call.attributes.get("upstream_headers", {}),
             timeouts=limits,
-            deadline=self._deadline(),
+            deadline=self._deadline(mono),
         )
-        self.answered()
-        await self.end()
+        mono = p.clock.monotonic()
+        self._answer(mono)
+        now = p.clock.now()
+        if self._watch is None:  # nothing to wait for unless the verdict moved the breaker
+            moved = self._settle(mono, now)
+            if moved is not None:
+                await p.breakers.publish(self.key)
+                note_transition(call, moved)
+        else:
+            await self.end()
         rec = call.record
-        rec.ts_first_byte = p.clock.now()
+        rec.ts_first_byte = now
         rec.tokens_in = done.prompt_tokens or 0
         rec.tokens_out = done.completion_tokens or 0
         if p.guardrails.active:
@@ -250,13 +255,16 @@ class Attempt:
     def answered(self) -> float:
         """The provider answered (a JSON body, or a stream's head): its time to first byte, noted and returned.
         Raises :class:`RaceLost` when the other attempt of its race answered first."""
+        return self._answer(self._p.clock.monotonic())
+
+    def _answer(self, now: float) -> float:
+        """:meth:`answered` at ``now`` (the clock's monotonic time)."""
         assert self.record is not None
         if self.race is not None and not self.race.claim(self):
             raise RaceLost(self.provider)
         self.record.status = 200
-        now = self._p.clock.monotonic()
         self.record.duration_s = ttfb = now - self._t0
-        key = f"{self.provider}/{self.route.model}"
+        key = f"{self.provider}/{self.model}"
         self._p.latency.observe(key, ttfb)
         self._p.ttft.observe(key, now, ttfb)
         self._late = self._stop_watch(now)
@@ -282,7 +290,7 @@ class Attempt:
             if cancelled:
                 self.record.outcome = "cancelled"
         if self._slot:
-            p.shedder.release(self.route.provider)
+            p.shedder.release(self.provider)
         # Slow all the same (answered late, or ended without an answer past slow_call_s) and the timer did not
         # count it: it counts now.
         if self._late or (self._watch is not None and self._stop_watch(p.clock.monotonic())):
@@ -293,13 +301,27 @@ class Attempt:
         elif failure is not None:
             await self._blame(failure)
         else:
-            p.budget.on_outcome(self.route.provider, True, p.clock.monotonic())
+            p.budget.on_outcome(self.provider, True, p.clock.monotonic())
             moved = p.breakers.verdict(self.key, True, counted=self._slow)
             if moved is not None:
                 await p.breakers.publish(self.key)
                 note_transition(self._call, moved)
         if self._watch is not None and self._watch.cancelling():  # the slow-call timer stopped: let it finish
             await asyncio.wait((self._watch,))
+
+    def _settle(self, mono: float, now: float) -> Transition | None:
+        """:meth:`end` of an answered attempt without a slow-call timer (so not slow), at ``mono`` / ``now`` (the
+        clock's monotonic and epoch time), without a coroutine: the slot, then the verdict. A transition it
+        caused is returned, to be published."""
+        if self._ended:
+            return None
+        self._ended = True
+        p, provider = self._p, self.provider
+        assert self.record is not None and self._slot
+        self.record.duration_s = mono - self._t0
+        p.shedder.release(provider)
+        p.budget.on_outcome(provider, True, mono)
+        return p.breakers.verdict(self.key, True, now=now)
 
     def _stop_watch(self, now: float) -> bool:
         """Stop the slow-call timer if it has not run; True when the call was slow all the same."""

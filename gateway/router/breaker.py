@@ -34,6 +34,11 @@ class State(StrEnum):
     HALF_OPEN = "half_open"
 
 
+# The states as module constants: a member read through ``State`` goes through the enum type's ``__getattr__``
+# hook, several times dearer than a global, on every call of the methods below.
+_CLOSED, _OPEN, _HALF_OPEN = State.CLOSED, State.OPEN, State.HALF_OPEN
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     key: str
@@ -79,7 +84,7 @@ class CircuitBreaker:
         self.key = key
         self._s = settings
         self._slice = settings.window_s / settings.buckets
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self.open_until = 0.0
         self.changed_at = 0.0
         self.consecutive = 0
@@ -94,8 +99,8 @@ class CircuitBreaker:
     # -- reading -------------------------------------------------------------------------------------------
     def peek(self, now: float) -> State:
         """The state as of ``now`` without admitting anything (open past its cool-off reads as half_open)."""
-        if self.state is State.OPEN and now >= self.open_until:
-            return State.HALF_OPEN
+        if self.state is _OPEN and now >= self.open_until:
+            return _HALF_OPEN
         return self.state
 
     def window(self, now: float) -> tuple[int, int]:
@@ -120,11 +125,11 @@ class CircuitBreaker:
     def allow(self, now: float) -> tuple[bool, Transition | None]:
         """May an attempt go through now? In half_open, admits up to ``half_open_probes`` probes."""
         event = None
-        if self.state is State.OPEN:
+        if self.state is _OPEN:
             if now < self.open_until:
                 return False, None
-            event = self._move(State.HALF_OPEN, now, "cooloff_elapsed")
-        if self.state is State.HALF_OPEN:
+            event = self._move(_HALF_OPEN, now, "cooloff_elapsed")
+        if self.state is _HALF_OPEN:
             if self._probes_admitted >= self._s.half_open_probes:
                 if now < self.changed_at + self._s.cooloff_s:
                     return False, event
@@ -134,19 +139,19 @@ class CircuitBreaker:
 
     def release(self) -> None:
         """An admitted attempt ended without a verdict (cancelled, or a client error)."""
-        if self.state is State.HALF_OPEN and self._probes_admitted > self._probes_ok:
+        if self.state is _HALF_OPEN and self._probes_admitted > self._probes_ok:
             self._probes_admitted -= 1
 
     def record(self, ok: bool, now: float, *, counted: bool = False) -> Transition | None:
         """The verdict of a call that ended; ``counted``: :meth:`slow` counted the call already."""
-        if self.state is State.OPEN:
+        if self.state is _OPEN:
             return None  # an attempt admitted before the breaker opened
-        if self.state is State.HALF_OPEN:
+        if self.state is _HALF_OPEN:
             if not ok:
                 return self._open(now, "probe_failed")
             self._probes_ok += 1
             if self._probes_ok >= self._s.half_open_probes:
-                return self._move(State.CLOSED, now, "probes_succeeded")
+                return self._move(_CLOSED, now, "probes_succeeded")
             return None
         self._add(now, call=not counted, failed=not ok)
         self.consecutive = 0 if ok else self.consecutive + 1
@@ -164,9 +169,9 @@ class CircuitBreaker:
     def slow(self, now: float) -> Transition | None:
         """A call admitted by this breaker has run for ``slow_call_s`` without an answer: it counts now, as a
         slow call (its verdict, when it ends, goes to :meth:`record` with ``counted``)."""
-        if self.state is State.OPEN:
+        if self.state is _OPEN:
             return None
-        if self.state is State.HALF_OPEN:
+        if self.state is _HALF_OPEN:
             return self._open(now, "probe_slow")
         self._add(now, call=True, slow=True)
         self.consecutive_slow += 1
@@ -180,7 +185,7 @@ class CircuitBreaker:
 
     def adopt(self, state: State, open_until: float, changed_at: float, now: float) -> Transition | None:
         """Take a newer state published by another replica."""
-        if changed_at <= self.changed_at or state is State.HALF_OPEN:
+        if changed_at <= self.changed_at or state is _HALF_OPEN:
             return None
         before = self.peek(now)
         self.open_until = open_until
@@ -190,14 +195,14 @@ class CircuitBreaker:
     # -- internals -----------------------------------------------------------------------------------------
     def _open(self, now: float, reason: str) -> Transition:
         self.open_until = now + self._s.cooloff_s
-        return self._move(State.OPEN, now, reason)
+        return self._move(_OPEN, now, reason)
 
     def _move(self, to: State, now: float, reason: str) -> Transition:
         event = Transition(self.key, self.state, to, now, reason)
         self.state = to
         self.changed_at = now
         self._probes_admitted = self._probes_ok = 0
-        if to is not State.HALF_OPEN:
+        if to is not _HALF_OPEN:
             self.consecutive = self.consecutive_slow = 0
             self._slots = [-1] * len(self._slots)
         return event

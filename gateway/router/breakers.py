@@ -88,6 +88,7 @@ class Breakers:
         on_store_failure: Callable[[str, str], None] | None = None,
     ) -> None:
         self._s = settings
+        self._cache_s = settings.cache_s
         self._on_store_failure = on_store_failure
         self._clock = clock
         self._store = store if settings.shared else None
@@ -145,8 +146,11 @@ class Breakers:
         now: pass them to :meth:`fetch`. None without a store."""
         if self._store is None:
             return []
-        synced, cache_s = self._synced, self._s.cache_s
-        stale = [k for k in keys if now_m - synced.get(k, -1e18) >= cache_s]
+        synced, cache_s = self._synced, self._cache_s
+        stale = []
+        for key in keys:  # a loop, not a comprehension: no function and cells made per request
+            if now_m - synced.get(key, -1e18) >= cache_s:
+                stale.append(key)  # noqa: PERF401 - the loop is the point (see above)
         for key in stale:
             synced[key] = now_m
         return stale
@@ -196,12 +200,13 @@ class Breakers:
             await self.publish(key)
         return event
 
-    def verdict(self, key: str, ok: bool, *, counted: bool = False) -> Transition | None:
+    def verdict(self, key: str, ok: bool, *, counted: bool = False, now: float | None = None) -> Transition | None:
         """:meth:`record` up to its transition, emitted to the listeners; a transition is then to be published
-        (:meth:`publish`). No coroutine for the usual verdict, which moves nothing."""
+        (:meth:`publish`). No coroutine for the usual verdict, which moves nothing. ``now``: the clock's epoch
+        time, when the caller has just read it."""
         if key in self._retired:
             return None
-        event = self.get(key).record(ok, self._clock.now(), counted=counted)
+        event = self.get(key).record(ok, self._clock.now() if now is None else now, counted=counted)
         if event is not None:
             self._emit(event)
         return event

@@ -31,6 +31,7 @@ from gateway.router.selection import LatencyEwma, order_scored, order_weighted, 
 from gateway.settings.router import RouterSettings
 
 Usable = Callable[[Route, float, float], str | None]
+_OPEN = State.OPEN  # a global: a member read through ``State`` goes through the enum type's ``__getattr__``
 
 
 class Candidates:
@@ -55,8 +56,7 @@ class Candidates:
         self._clock = clock
         self._why_not = why_not
         if skipped is None:
-            mono, now = clock.monotonic(), clock.now()
-            skipped = {r.provider: why for r in order if (why := why_not(r, mono, now)) is not None}
+            skipped = _skipped(order, why_not, clock)
         self.skipped = skipped
         self._routes = [r for r in order if r.provider not in skipped] if skipped else order
         self.tried: list[Route] = []
@@ -81,6 +81,13 @@ class Candidates:
             if r is not current and r not in excluded and self._why_not(r, mono, now) is None:
                 return r
         return None
+
+
+def _skipped(order: list[Route], why_not: Usable, clock: Clock) -> dict[str, str]:
+    """Why routes of ``order`` cannot be tried at the clock's time (a function of its own: the comprehension's
+    cells would otherwise be made on every :class:`Candidates`)."""
+    mono, now = clock.monotonic(), clock.now()
+    return {r.provider: why for r in order if (why := why_not(r, mono, now)) is not None}
 
 
 class Selector:
@@ -108,52 +115,72 @@ class Selector:
         self._breakers = breakers
         self._cooloffs = cooloffs
         self._latency = latency
+        # What each request reads of its group, read once from the configuration's models.
+        self._plans = {id(g): _Plan(g, settings, breakers) for g in groups.values()}
+        self._lanes = {i: lane for plan in self._plans.values() for i, lane in plan.lanes.items()}
+        self._task_header, self._task_rules = settings.task_header, settings.task_rules
+        self._pin_headers = settings.pin_headers
 
     def group_and_pin(self, call: Call) -> tuple[ModelGroup, str | None]:
         """The model group that serves ``call`` (task rules applied) and the provider it pins, if any."""
         assert call.body is not None and call.group is not None
-        s = self._s
-        task = call.headers.get(s.task_header)
-        group, rule = resolve_group(call.body.model, task, s.task_rules, self._groups, call.group)
-        if rule is not None:
-            call.record.decisions["task_rule"] = {"rule": rule, "task": task, "group": group.name}
-        return group, pinned_provider(call.headers, s.pin_headers, call.consumer, self._providers, group)
+        group = call.group
+        if self._task_rules:
+            task = call.headers.get(self._task_header)
+            group, rule = resolve_group(call.body.model, task, self._task_rules, self._groups, group)
+            if rule is not None:
+                call.record.decisions["task_rule"] = {"rule": rule, "task": task, "group": group.name}
+        return group, pinned_provider(call.headers, self._pin_headers, call.consumer, self._providers, group)
+
+    def lane(self, route: Route) -> tuple[str, str]:
+        """``route``'s provider and breaker key (read once for the configured routes)."""
+        lane = self._lanes.get(id(route))
+        return lane if lane is not None else (route.provider, self._breakers.key(route.provider, route.model))
 
     async def candidates(self, call: Call, group: ModelGroup, pinned: str | None) -> Candidates:
         rec, breakers, clock = call.record, self._breakers, self._clock
-        strategy, order = self._order(group)
-        keys = [breakers.key(r.provider, r.model) for r in order]
-        stale = breakers.stale(keys, clock.monotonic())
+        plan = self._plans.get(id(group)) or _Plan(group, self._s, breakers)
+        order = plan.routes if plan.single else self._order(plan)
+        lanes = plan.lanes
+        keys: list[str] = []
+        providers: list[str] = []
+        for r in order:
+            provider, key = lanes[id(r)]
+            keys.append(key)
+            providers.append(provider)
+        mono = clock.monotonic()
+        stale = breakers.stale(keys, mono)
         if stale:  # at most once per cache_s and key: one round trip to the state store
             for event in await breakers.fetch(stale):
                 rec.decisions.setdefault("breaker", []).append(event.to_dict())
-        rec.decisions["route"] = {"group": group.name, "strategy": strategy, "order": [r.provider for r in order]}
+            mono = clock.monotonic()
+        rec.decisions["route"] = {"group": plan.name, "strategy": plan.strategy, "order": providers}
         now = clock.now()
-        states = [breakers.peek(k, now) for k in keys]
-        rec.breaker_states.update(zip(keys, map(str, states), strict=True))
+        cooloffs, skipped, states = self._cooloffs, {}, rec.breaker_states
+        for i, key in enumerate(keys):  # as _why_not, with the states read here
+            state = breakers.peek(key, now)
+            states[key] = str(state)
+            provider = providers[i]
+            if pinned is not None and provider != pinned:
+                continue
+            if cooloffs.active(provider, mono):
+                skipped[provider] = "insufficient_quota"
+            elif state is _OPEN:
+                skipped[provider] = "breaker_open"
         if pinned is not None:
             rec.decisions["pinned"] = pinned
-        mono, cooloffs, skipped = clock.monotonic(), self._cooloffs, {}
-        for r, state in zip(order, states, strict=True):  # as _why_not, with the states just read
-            if pinned is not None and r.provider != pinned:
-                continue
-            if cooloffs.active(r.provider, mono):
-                skipped[r.provider] = "insufficient_quota"
-            elif state is State.OPEN:
-                skipped[r.provider] = "breaker_open"
-        if pinned is not None:
-            order = [r for r in order if r.provider == pinned]
+            order = [r for r in order if lanes[id(r)][0] == pinned]
+        elif plan.single:
+            order = list(order)
         found = Candidates(group, pinned, order, clock, self._why_not, skipped)
         if skipped:
             rec.decisions["skipped"] = skipped
         return found
 
-    def _order(self, group: ModelGroup) -> tuple[str, list[Route]]:
-        policy = self._s.groups.get(group.name)
-        if policy is not None and policy.strategy == "scored":
-            weights = policy.weights or self._s.scoring
-            return "scored", order_scored(group.routes, self._latency.values, self._prices, weights)
-        return "weighted", order_weighted(group.routes, self._rng)
+    def _order(self, plan: _Plan) -> list[Route]:
+        if plan.weights is not None:
+            return order_scored(plan.routes, self._latency.values, self._prices, plan.weights)
+        return order_weighted(plan.routes, self._rng)
 
     def _why_not(self, route: Route, mono: float, now: float) -> str | None:
         """Why the route cannot be tried at ``mono`` (monotonic) / ``now`` (epoch), or None."""
@@ -180,3 +207,20 @@ class Selector:
             f"No provider for model {routes.group.name!r} is available (circuit breakers open); retry later.",
             headers=headers,
         )
+
+
+class _Plan:
+    """What :meth:`Selector.candidates` reads of a model group, read once: its name, its routes, how they are
+    ordered, and each route's provider and breaker key (by the route's identity)."""
+
+    __slots__ = ("lanes", "name", "routes", "single", "strategy", "weights")
+
+    def __init__(self, group: ModelGroup, settings: RouterSettings, breakers: Breakers) -> None:
+        self.name = group.name
+        self.routes = list(group.routes)
+        policy = settings.groups.get(self.name)
+        scored = policy is not None and policy.strategy == "scored"
+        self.strategy = "scored" if scored else "weighted"
+        self.weights = (policy.weights or settings.scoring) if policy is not None and scored else None
+        self.single = len(self.routes) == 1 and not scored  # the order is the group's, nothing to draw
+        self.lanes = {id(r): (r.provider, breakers.key(r.provider, r.model)) for r in self.routes}

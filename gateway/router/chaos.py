@@ -56,10 +56,12 @@ def _matches(rule: ChaosRule, provider: str, model: str, consumer: str | None, g
 class Chaos:
     def __init__(self, settings: ChaosSettings, rng: random.Random) -> None:
         self.settings = settings
+        self.enabled = settings.enabled  # read per attempt: a plain attribute, not the settings model's
         self._rng = rng
 
     def update(self, settings: ChaosSettings) -> None:
         self.settings = settings
+        self.enabled = settings.enabled
 
     def decide(self, provider: str, model: str, consumer: str | None, *, group: str | None = None) -> Injection | None:
         if not self.settings.enabled:

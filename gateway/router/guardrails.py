@@ -38,7 +38,7 @@ class Guardrails:
         return self._pattern is not None or self.max_chars is not None
 
     def check_input(self, payload: dict[str, Any]) -> None:
-        if not self.settings.check_input or self._pattern is None:
+        if self._pattern is None or not self.settings.check_input:
             return
         for message in payload.get("messages") or ():
             content = message.get("content") if isinstance(message, dict) else None

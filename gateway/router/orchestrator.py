@@ -88,6 +88,7 @@ class Router:
         self._hedger = Hedger(r.hedging, p, self._admit)
         self._retry_rng = rng.child("retry")
         self._providers = list(adapters)
+        self._deadline_header = r.timeouts.deadline_header
 
     # -- state, for readiness and the admin API ------------------------------------------------------------
     @property
@@ -111,7 +112,8 @@ class Router:
     # -- the stage -----------------------------------------------------------------------------------------
     async def __call__(self, call: Call) -> Reply:
         assert call.body is not None and call.payload is not None
-        call.deadline = request_deadline(call.started, call.deadline, call.headers, self._settings.timeouts)
+        if self._deadline_header in call.headers:  # the client may shorten the deadline
+            call.deadline = request_deadline(call.started, call.deadline, call.headers, self._settings.timeouts)
         group, pinned = self._selector.group_and_pin(call)
         self.policies.guardrails.check_input(call.payload)
         priority = call.consumer.priority if call.consumer is not None else 1
@@ -149,7 +151,7 @@ class Router:
         route = routes.first()
         if route is None:
             raise self._none_available(call, routes)
-        self.policies.budget.on_request(route.provider, self.clock.monotonic())
+        self.policies.budget.on_request(self._selector.lane(route)[0], self.clock.monotonic())
         last: UpstreamError | None = None
         while True:
             attempt = self._admit(call, route)
@@ -179,7 +181,7 @@ class Router:
     def _admit(self, call: Call, route: Route) -> Attempt | None:
         """An attempt at ``route`` when its breaker admits one (a half-open one admits its probes only)."""
         breakers = self.policies.breakers
-        key = breakers.key(route.provider, route.model)
+        key = self._selector.lane(route)[1]
         allowed, moved = breakers.admit(key, self.clock.now())
         if moved is not None:
             note_transition(call, moved)
