@@ -3,20 +3,27 @@ import). One ``request`` line per finished request, plus event lines (``breaker_
 ``state_store_failure``, ...). Timestamps come from the injected clock. No prompt or response text, unless
 ``log_payloads`` is set (debug only).
 
-Each line is serialised with orjson and written (and flushed) straight to the stream: the stdlib ``logging``
-machinery (a LogRecord, handler locks, a formatter) cost several times more per request and bought nothing here.
+Each line is serialised with orjson and written to the stream: the stdlib ``logging`` machinery (a LogRecord,
+handler locks, a formatter) cost several times more per request and bought nothing here. Once :meth:`EventLog.start`
+has run (the app's start), the lines of one event-loop tick are written together by one callback at the start of
+the next (one ``write`` and one flush for all of them); :meth:`EventLog.flush` writes them at once, and
+:meth:`EventLog.close` (the app's stop) writes what is pending, so a graceful shutdown loses no line. Before the
+start and after the close, each line is written and flushed at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 import traceback
+from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
 
 from gateway.clock import Clock
+from gateway.observability.nexttick import NextTick
 from gateway.requestrecord import RequestRecord
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -55,10 +62,18 @@ class EventLog:
         self.name = name
         self._threshold = _LEVELS[level]
         self._stream: IO[str] = stream if stream is not None else sys.stderr
+        self._pending: list[bytes] = []  # the lines of this tick, once started
+        self._later: Callable[[Callable[[], None]], None] | None = None  # set while started (a NextTick)
 
     def set_stream(self, stream: IO[str]) -> None:
-        """Write to ``stream`` from now on (tests capture the lines this way)."""
+        """Write to ``stream`` from now on (tests capture the lines this way); the lines pending go to the old one."""
+        self.flush()
         self._stream = stream
+
+    def start(self, tick: NextTick | None = None) -> None:
+        """On the running event loop: from now on the lines of one tick are written together, on the next
+        (through ``tick``, shared with the request log, or a tick of the log's own)."""
+        self._later = tick if tick is not None else NextTick(asyncio.get_running_loop())
 
     def enabled(self, level: str) -> bool:
         return _LEVELS[level] >= self._threshold
@@ -77,11 +92,27 @@ class EventLog:
         self.event("unhandled_error", level="error", request_id=request_id, error=type(exc).__name__, frames=frames)
 
     def _write(self, line: dict[str, Any]) -> None:
-        try:
-            self._stream.write(orjson.dumps(line, default=str, option=orjson.OPT_APPEND_NEWLINE).decode())
-            self._stream.flush()
-        except (OSError, ValueError):  # a closed or broken log stream must never fail a request
-            pass
+        data = orjson.dumps(line, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        pending = self._pending
+        pending.append(data)
+        if self._later is None:
+            self.flush()
+        elif len(pending) == 1:
+            try:
+                self._later(self.flush)
+            except RuntimeError:  # the loop is closed: no later tick
+                self._later = None
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the lines not written yet, and flush the stream."""
+        pending, self._pending = self._pending, []
+        if pending:
+            try:
+                self._stream.write((pending[0] if len(pending) == 1 else b"".join(pending)).decode())
+                self._stream.flush()
+            except (OSError, ValueError):  # a closed or broken log stream must never fail a request
+                pass
 
     def request(
         self,
@@ -124,5 +155,8 @@ class EventLog:
         self._write(fields)
 
     def close(self) -> None:
+        """Write what is pending and flush; from now on each line is written at once."""
+        self._later = None
+        self.flush()
         with contextlib.suppress(OSError, ValueError):
             self._stream.flush()

@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import orjson
 
+from gateway.observability.nexttick import NextTick
 from gateway.requestrecord import SCHEMA_VERSION, RequestRecord
 
 
@@ -51,7 +52,7 @@ class RequestLogWriter:
         self.lost = 0  # records that could not be written
         self._on_error = on_error
         self._pending: list[RequestRecord] = []
-        self._loop: asyncio.AbstractEventLoop | None = None  # set while started: where the batches are written
+        self._later: Callable[[Callable[[], None]], None] | None = None  # set while started (a NextTick)
         self._where = str(self.path)
         self._file: IO[bytes] | None = None
         self._lock: IO[bytes] | None = None
@@ -64,19 +65,21 @@ class RequestLogWriter:
             rec.run_id = self.run_id
         pending = self._pending
         pending.append(rec)
-        if len(pending) == 1 and self._loop is not None:
-            self._loop.call_soon(self._drain)
+        if len(pending) == 1 and self._later is not None:
+            self._later(self._drain)
 
-    async def start(self) -> None:
-        if self._loop is None:
+    async def start(self, tick: NextTick | None = None) -> None:
+        """Open the file; from now on the records of a tick are written on the next (through ``tick``, shared
+        with the log lines, or a tick of the writer's own)."""
+        if self._later is None:
             self._open()
-            self._loop = asyncio.get_running_loop()
+            self._later = tick if tick is not None else NextTick(asyncio.get_running_loop())
             if self._pending:
-                self._loop.call_soon(self._drain)
+                self._later(self._drain)
 
     async def stop(self) -> None:
         """Write everything pending, flush and close."""
-        self._loop = None
+        self._later = None
         self._drain()
         self._close()
 

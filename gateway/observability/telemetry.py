@@ -7,6 +7,7 @@ in the app lifespan; ``TelemetryStage(telemetry)`` in the pipeline.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping, Sequence
 from typing import IO, Protocol
@@ -17,6 +18,7 @@ from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.observability.logs import EventLog
 from gateway.observability.metrics import Metrics
+from gateway.observability.nexttick import NextTick
 from gateway.observability.requestlog import RequestLogWriter
 from gateway.observability.server import MetricsServer
 from gateway.observability.tracing import Tracing, genai_provider
@@ -115,8 +117,10 @@ class Telemetry:
         self.tracing.name_providers({p.name: genai_provider(p.kind) for p in settings.providers})
 
     async def start(self) -> None:
+        tick = NextTick(asyncio.get_running_loop())  # one callback a tick writes both the log lines and the records
+        self.logs.start(tick)
         if self.requestlog is not None:
-            await self.requestlog.start()
+            await self.requestlog.start(tick)
         if self.server is not None:
             try:
                 await self.server.start()

@@ -110,7 +110,8 @@ async def reload(client: httpx.AsyncClient, key: str = ADMIN) -> httpx.Response:
     return await client.post("/admin/reload", headers={"authorization": f"Bearer {key}"})
 
 
-def events(logs: io.StringIO, name: str) -> list[dict[str, Any]]:
+def events(app: Any, logs: io.StringIO, name: str) -> list[dict[str, Any]]:
+    app.state.runtime.log.flush()  # the lines of the current tick, not written yet
     return [e for e in map(orjson.loads, logs.getvalue().splitlines()) if e.get("event") == name]
 
 
@@ -132,7 +133,7 @@ async def test_a_valid_file_is_served_from_the_next_request_on(gateway: Callable
     assert transport.calls == ["openai.sim"] * 3 + ["vllm.sim"] * 3
     assert sample(app, "faultline_config_generation") == 2
     assert sample(app, "faultline_config_reloads_total", {"result": "ok"}) == 1
-    assert [(e["generation"], e["trigger"], e["changed"]) for e in events(logs, "config_reload")] == [
+    assert [(e["generation"], e["trigger"], e["changed"]) for e in events(app, logs, "config_reload")] == [
         (2, "admin", ["models"])
     ]
     status = (await client.get("/admin/reload", headers={"authorization": f"Bearer {ADMIN}"})).json()
@@ -264,7 +265,7 @@ async def test_an_invalid_file_is_refused_and_the_old_configuration_serves(gatew
     assert "greater than or equal to 0" in err["message"]
     assert (await chat(client)).status_code == 200
     assert transport.calls == ["openai.sim"]
-    [event] = events(logs, "config_error")
+    [event] = events(app, logs, "config_error")
     assert event["generation"] == 1
     assert event["errors"][0].startswith("models.0.routes.0.weight:")
     assert sample(app, "faultline_config_reloads_total", {"result": "invalid"}) == 1
@@ -289,7 +290,7 @@ async def test_a_build_failure_is_told_to_the_client_in_the_gateways_words_and_l
     status = await client.get("/admin/reload", headers={"authorization": f"Bearer {ADMIN}"})
     for text in (r.text, status.text):
         assert "RuntimeError" not in text and "secret" not in text
-    assert [e["detail"] for e in events(logs, "config_error")] == ["RuntimeError: secret internals"]
+    assert [e["detail"] for e in events(app, logs, "config_error")] == ["RuntimeError: secret internals"]
     assert app.state.reloader.current.generation == 1
 
 
@@ -306,7 +307,7 @@ async def test_a_setting_that_needs_a_restart_is_refused_by_name(gateway: Callab
     path.write_text(yaml.safe_dump(config(openai_weight=0, vllm_weight=1, server={"port": 8123}, seed=9)))
     r = await reload(client)
     assert (r.status_code, r.json()["error"]["code"], r.json()["error"]["param"]) == (400, "restart_required", "seed")
-    assert [e["errors"] for e in events(logs, "config_error")] == [
+    assert [e["errors"] for e in events(app, logs, "config_error")] == [
         ["seed: changed; takes effect only on a restart", "server.port: changed; takes effect only on a restart"]
     ]
     assert sample(app, "faultline_config_reloads_total", {"result": "restart_required"}) == 1
@@ -336,7 +337,7 @@ async def test_with_several_workers_the_admin_call_signals_them_and_answers_its_
     r = await reload(client)
     assert (r.status_code, r.json()["generation"]) == (200, 2)
     assert signalled == ["hup"]
-    assert [e["trigger"] for e in events(logs, "config_reload")] == ["signal"]
+    assert [e["trigger"] for e in events(app, logs, "config_reload")] == ["signal"]
     outcome: Outcome | None = app.state.reloader.last
     assert outcome is not None and outcome.generation == 2
 

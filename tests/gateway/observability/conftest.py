@@ -69,6 +69,7 @@ class Gateway:
         await self.runtime.telemetry.stop()
 
     def lines(self) -> list[dict[str, Any]]:
+        self.runtime.telemetry.logs.flush()  # the lines of the current tick, not written yet
         return [orjson.loads(x) for x in self.log.getvalue().splitlines()]
 
 

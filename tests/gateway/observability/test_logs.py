@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import math
 import struct
+from pathlib import Path
 
 import orjson
 
 from gateway.clock import FakeClock
 from gateway.observability.logs import EventLog, round6
+from gateway.observability.requestlog import read_records
 from gateway.requestrecord import RequestRecord
 from gateway.rng import Rng
+
+from .conftest import make_settings
+from .helpers import kit
 
 
 def _lines(buf: io.StringIO) -> list[dict[str, object]]:
@@ -93,3 +99,74 @@ def test_round6_is_round_to_six_digits_bit_for_bit() -> None:
     for x in values:
         assert _bits(round6(x)) == _bits(round(x, 6)), x
     assert math.isnan(round6(math.nan))
+
+
+class _Writes(io.StringIO):
+    """A stream that counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, s: str) -> int:
+        self.writes += 1
+        return super().write(s)
+
+
+async def test_once_started_the_lines_of_one_tick_are_written_together_on_the_next() -> None:
+    buf = _Writes()
+    log = EventLog(FakeClock(), stream=buf)
+    log.event("before")  # not started: written at once
+    assert (len(_lines(buf)), buf.writes) == (1, 1)
+    log.start()
+    for i in range(3):
+        log.event("e", i=i)
+    assert len(_lines(buf)) == 1  # pending until the next tick
+    await asyncio.sleep(0)
+    assert [x.get("i") for x in _lines(buf)] == [None, 0, 1, 2]
+    assert buf.writes == 2  # one write for the tick's three lines
+    log.event("flushed")
+    log.flush()  # the seam for readers that cannot wait for the tick
+    assert _lines(buf)[-1]["event"] == "flushed"
+    log.event("pending")
+    log.close()  # the app's stop: nothing pending is lost
+    log.event("after")  # closed: written at once
+    assert [x["event"] for x in _lines(buf)][-3:] == ["flushed", "pending", "after"]
+
+
+async def test_set_stream_leaves_the_pending_lines_to_the_old_stream() -> None:
+    old, new = io.StringIO(), io.StringIO()
+    log = EventLog(FakeClock(), stream=old)
+    log.start()
+    log.event("old")
+    log.set_stream(new)
+    log.event("new")
+    await asyncio.sleep(0)
+    assert ([x["event"] for x in _lines(old)], [x["event"] for x in _lines(new)]) == (["old"], ["new"])
+
+
+def test_a_log_started_on_a_loop_since_closed_writes_at_once() -> None:
+    buf = io.StringIO()
+    log = EventLog(FakeClock(), stream=buf)
+
+    async def start() -> None:
+        log.start()
+
+    asyncio.run(start())  # the loop is closed when run returns
+    log.event("late")
+    assert [x["event"] for x in _lines(buf)] == ["late"]
+
+
+async def test_a_graceful_stop_loses_no_line_and_no_record(tmp_path: Path) -> None:
+    """The lines and records of the last tick are pending when the app stops: the stop writes them all."""
+    k = kit(make_settings(), request_log=tmp_path / "r.jsonl")
+    await k.telemetry.start()
+    writer = k.telemetry.requestlog
+    assert writer is not None
+    for i in range(50):
+        k.telemetry.logs.event("e", i=i)
+        writer.submit(RequestRecord(f"req_{i}", 0.0, status=200))
+    assert k.log.getvalue() == ""
+    await k.telemetry.stop()
+    assert [x["i"] for x in _lines(k.log)] == list(range(50))
+    assert [r["request_id"] for r in read_records(tmp_path / "r.jsonl")] == [f"req_{i}" for i in range(50)]
