@@ -34,6 +34,7 @@ from gateway.clock import Clock
 from gateway.errors import Unavailable
 from gateway.quota.algorithm import Decision, LocalLimiter, day_index
 from gateway.quota.redis_store import RedisLimiter
+from gateway.quota.slots import Slots
 from gateway.settings.quota import Limits, QuotaSettings
 from gateway.store.statestore import StateStore
 
@@ -122,7 +123,7 @@ class QuotaLimiter:
         self._store = store
         self._remote = RedisLimiter(store.redis, prefix=settings.key_prefix, lease_ms=lease_ms, store=store)
         self._local = LocalLimiter(lease_ms)
-        self._slots = asyncio.Semaphore(settings.max_store_calls)
+        self._slots = Slots(settings.max_store_calls)
         self._unsettled: deque[tuple[Reservation, int]] = deque()
         self._day_seen: dict[str, tuple[int, int]] = {}  # consumer -> (UTC day, tokens used) last seen on Redis
         self._replay: asyncio.Task[None] | None = None
@@ -178,7 +179,10 @@ class QuotaLimiter:
         backend: Backend = "redis"
         store = self._store
         if store.usable:  # up, and no call of this request failed
-            async with self._slots:  # a burst queues here, not inside the store's bound
+            slots = self._slots
+            if not slots.take_now():  # a burst queues here, not inside the store's bound
+                await slots.take()
+            try:
                 if store.usable:
                     now_ms = self.now_ms()
                     try:  # awaited here, not in a coroutine of its own: one frame fewer per check
@@ -188,6 +192,8 @@ class QuotaLimiter:
                         store.failed_here()
                     else:
                         self._replay_soon()
+            finally:
+                slots.give()
         if decision is not None:
             if limits.tpd is not None:
                 self._day_seen[consumer] = (day_index(now_ms), decision.day_used)
