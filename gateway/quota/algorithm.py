@@ -50,20 +50,29 @@ class Decision(NamedTuple):
     @classmethod
     def from_wire(cls, raw: list[Any]) -> Decision:
         """Parse the array returned by check.lua: Lua numbers arrive as ints, strings as bytes (or str)."""
-        admitted, kind, handle, retry, req, req_reset, tok, tok_reset, day, inflight = raw
-        return cls(
-            admitted == 1,
-            # Ignored on the next line: check.lua answers one of the Kind names
-            kind.decode() if isinstance(kind, bytes) else kind,  # type: ignore[arg-type]
-            None if handle == 0 else (handle.decode() if isinstance(handle, bytes) else str(handle)),
-            int(retry),
-            int(req),
-            int(req_reset),
-            int(tok),
-            int(tok_reset),
-            int(day),
-            int(inflight),
-        )
+        return from_wire(raw)
+
+
+_tuple_new = tuple.__new__
+
+
+def from_wire(raw: list[Any]) -> Decision:
+    """:meth:`Decision.from_wire`, built by ``tuple.__new__`` (every field given) without the named tuple's own
+    ``__new__`` frame: one is parsed per limited request."""
+    admitted, kind, handle, retry, req, req_reset, tok, tok_reset, day, inflight = raw
+    fields = (
+        admitted == 1,
+        kind.decode() if isinstance(kind, bytes) else kind,  # check.lua answers one of the Kind names
+        None if handle == 0 else (handle.decode() if isinstance(handle, bytes) else str(handle)),
+        int(retry),
+        int(req),
+        int(req_reset),
+        int(tok),
+        int(tok_reset),
+        int(day),
+        int(inflight),
+    )
+    return _tuple_new(Decision, fields)
 
 
 def day_index(now_ms: int) -> int:

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from gateway.clock import Clock
 from gateway.errors import Unavailable
-from gateway.quota.algorithm import Decision, LocalLimiter, day_index
+from gateway.quota.algorithm import DAY_MS, Decision, LocalLimiter, day_index
 from gateway.quota.redis_store import RedisLimiter
 from gateway.quota.slots import Slots
 from gateway.settings.quota import Limits, QuotaSettings
@@ -97,6 +97,9 @@ class Reservation(NamedTuple):
     handle: str
     day: int
     backend: Backend
+
+
+_tuple_new = tuple.__new__
 
 
 def replica_share(limits: Limits, replicas: int) -> Limits:
@@ -196,7 +199,7 @@ class QuotaLimiter:
                 slots.give()
         if decision is not None:
             if limits.tpd is not None:
-                self._day_seen[consumer] = (day_index(now_ms), decision.day_used)
+                self._day_seen[consumer] = (now_ms // DAY_MS, decision.day_used)  # day_index
         else:
             if self._settings.failure_policy == "closed":
                 self._events.decision(consumer, "unavailable", "none")
@@ -214,7 +217,8 @@ class QuotaLimiter:
         self._events.decision(consumer, decision.kind, backend)
         if not decision.admitted or decision.handle is None:
             return decision, None
-        return decision, Reservation(consumer, decision.handle, day_index(now_ms), backend)
+        # a Reservation by tuple.__new__ (every field given): no frame of the named tuple's own __new__
+        return decision, _tuple_new(Reservation, (consumer, decision.handle, now_ms // DAY_MS, backend))
 
     async def settle(self, r: Reservation, actual: int) -> int | None:
         """Charge ``actual`` tokens instead of the reservation; release the lease. Never raises. Returns the

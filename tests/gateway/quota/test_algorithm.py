@@ -141,5 +141,7 @@ def test_a_rejection_changes_nothing_and_consumers_are_independent() -> None:
 def test_decision_from_wire() -> None:
     d = Decision.from_wire([1, b"ok", b"7", 0, 3, 59000, 120, 59000, 500, 2])
     assert d == Decision(True, "ok", "7", 0, 3, 59000, 120, 59000, 500, 2)
+    assert type(d) is Decision and (d.kind, d.handle, d.inflight) == ("ok", "7", 2)  # the named tuple itself
+    assert Decision.from_wire([1, "ok", 7, 0, 3, "59000", 120, 59000, 500, 2]) == d  # str, and numbers as text
     r = Decision.from_wire([0, b"requests", 0, 1500, 3, 59000, 0, 0, 0, 0])
     assert (r.admitted, r.handle, r.retry_ms) == (False, None, 1500)
