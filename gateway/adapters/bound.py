@@ -31,16 +31,15 @@ class Bound:
     def __init__(self, limit_s: float, deadline: float | None) -> None:
         """The first wait's limit, ``limit_s`` from now; ``deadline``: event-loop time, or None (not bounded)."""
         loop = self._loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
+        task = asyncio.current_task(loop)
         assert task is not None
         self._task = task
         self._cancelling = task.cancelling()
         self._deadline = deadline
-        self._limit = loop.time() + limit_s
+        self._limit = limit = loop.time() + limit_s
         self._pending = False  # the timer cancelled the task and the wait has not claimed it yet
-        self._handle: asyncio.TimerHandle | None = None
-        self._when = 0.0
-        self._arm()
+        self._when = when = limit if deadline is None or limit < deadline else deadline  # _due(), inline
+        self._handle: asyncio.TimerHandle | None = loop.call_at(when, self._fire)
 
     def _due(self) -> float:
         d = self._deadline
@@ -60,9 +59,10 @@ class Bound:
 
     def limit(self, seconds: float) -> None:
         """A new wait, within ``seconds`` from now (and the deadline)."""
-        self._limit = self._loop.time() + seconds
-        if self._handle is not None and self._due() < self._when:
-            self._handle.cancel()
+        self._limit = limit = self._loop.time() + seconds
+        handle, d = self._handle, self._deadline
+        if handle is not None and (limit if d is None or limit < d else d) < self._when:  # _due(), inline
+            handle.cancel()
             self._arm()
 
     def expired(self) -> bool:
@@ -83,7 +83,12 @@ class Bound:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.close()
+        if self._handle is not None:  # close(), inline
+            self._handle.cancel()
+            self._handle = None
+        if self._pending:
+            self._pending = False
+            self._task.uncancel()
 
     def close(self) -> None:
         """The call is over: the timer goes (a cancellation it caused and no wait claimed is taken back)."""

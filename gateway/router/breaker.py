@@ -65,6 +65,7 @@ class TransitionListener(Protocol):
 class CircuitBreaker:
     __slots__ = (
         "_calls",
+        "_consecutive_failures",
         "_fails",
         "_probes_admitted",
         "_probes_ok",
@@ -84,6 +85,7 @@ class CircuitBreaker:
         self.key = key
         self._s = settings
         self._slice = settings.window_s / settings.buckets
+        self._consecutive_failures = settings.consecutive_failures  # read on every verdict
         self.state = _CLOSED
         self.open_until = 0.0
         self.changed_at = 0.0
@@ -157,7 +159,7 @@ class CircuitBreaker:
         self.consecutive = 0 if ok else self.consecutive + 1
         if ok and not counted:
             self.consecutive_slow = 0  # a call that answered in time
-        if self._s.consecutive_failures and self.consecutive >= self._s.consecutive_failures:
+        if self._consecutive_failures and self.consecutive >= self._consecutive_failures:
             return self._open(now, "consecutive_failures")
         if ok:
             return None

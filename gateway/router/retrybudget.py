@@ -75,10 +75,12 @@ class RetryBudget:
 
     def on_request(self, provider: str, now: float) -> None:
         """A request's first attempt goes to ``provider``."""
-        self._w(provider).add(int(now // self._slice), _REQ)
+        w = self._windows.get(provider) or self._w(provider)
+        w.add(int(now // self._slice), _REQ)
 
     def on_outcome(self, provider: str, ok: bool, now: float) -> None:
-        self._w(provider).add(int(now // self._slice), _OK if ok else _FAIL)
+        w = self._windows.get(provider) or self._w(provider)
+        w.add(int(now // self._slice), _OK if ok else _FAIL)
 
     def healthy(self, provider: str, now: float) -> bool:
         t = self._w(provider).totals(self._slot(now))

@@ -112,7 +112,7 @@ class LoadShedder:
 
     def try_acquire(self, provider: str) -> bool:
         """Take a free slot at ``provider`` when nobody waits for one (then pair with :meth:`release`)."""
-        pool = self.pool(provider)
+        pool = self._pools.get(provider) or self.pool(provider)
         if pool.in_flight < pool.limit and not pool.waiters:
             pool.in_flight += 1
             return True
@@ -150,7 +150,7 @@ class LoadShedder:
         me.future.result()  # raises Shed("evicted")
 
     def release(self, provider: str) -> None:
-        pool = self.pool(provider)
+        pool = self._pools.get(provider) or self.pool(provider)
         while pool.waiters:
             best = min(pool.waiters, key=lambda w: (-w.priority, w.seq))
             self._dequeue(pool, best)
