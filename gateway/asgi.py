@@ -71,17 +71,21 @@ class CallFactory:
                     break
             return b"".join(parts)
 
-        return Call(
-            request_id=request_id,
-            method=scope["method"],
-            path=scope["path"],
-            headers=headers,
-            receive_body=receive_body,
-            record=RequestRecord(request_id=request_id, ts_arrival=clock.now(), run_id=self._run_id),
-            started=now,
-            deadline=now + self._deadline_s,
-            query=scope.get("query_string", b"").decode("latin-1"),
+        # Positional arguments: a class called with keywords packs them into a dict and unpacks them again.
+        call = Call(
+            request_id,
+            scope["method"],
+            scope["path"],
+            headers,
+            receive_body,
+            RequestRecord(request_id, clock.now(), self._run_id),
+            now,
+            now + self._deadline_s,
         )
+        query = scope.get("query_string")
+        if query:
+            call.query = query.decode("latin-1")
+        return call
 
 
 async def send_reply(reply: Reply, scope: Scope, receive: Receive, send: Send) -> None:

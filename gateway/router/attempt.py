@@ -166,7 +166,7 @@ class Attempt:
         except BaseException:
             call.record.decisions["deadline_reached"] = provider
             raise
-        self.record = AttemptRecord(provider=provider, model=self.model, started=p.clock.now())
+        self.record = AttemptRecord(provider, self.model, p.clock.now())  # positional: no keyword dict
         call.record.attempts.append(self.record)
         call.record.provider = provider
         return limits
@@ -233,7 +233,7 @@ class Attempt:
         rec.tokens_out = done.completion_tokens or 0
         if p.guardrails.active:
             note_actions(rec, p.guardrails.apply(done.body), p.events)
-        return Reply(body=orjson.dumps(done.body))
+        return Reply(200, {}, orjson.dumps(done.body))  # positional: no keyword dict
 
     async def _inject(self, injection: Injection, limits: AttemptTimeouts) -> AttemptTimeouts:
         """Apply a chaos injection: wait (latency, timeout) and/or raise its fault; returns the limits left."""
