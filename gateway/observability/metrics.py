@@ -79,8 +79,8 @@ class Metrics(MetricFamilies):
         self.route = _Bounded(ROUTES)
         self._words: dict[str, _Bounded] = {}  # per label: outcomes, reasons, limits, actions, faults, ...
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # bounded: every label value is bounded
-        self._per_request = RequestMetrics(self, self._tally)
         self._declare_families(self.registry)
+        self._per_request = RequestMetrics(self, self._tally)  # after the families: it holds their children
 
     def word(self, label: str, value: str | None) -> str:
         """``value`` for a free-form label, bounded to the first :data:`MAX_VALUES` values of that label."""

@@ -2,14 +2,16 @@
 
 The children a finished request updates are looked up once per combination of its raw label values and kept,
 only when every one of those values is a known one (a later configuration reload could give an unknown one a
-name; the uncached path still resolves it every time).
+name; the uncached path still resolves it every time). Unless the tally is direct (multi-process mode), what is
+kept is each child's running amount or counts in the tally (``Tally.cell``, ``Tally.buckets``), added to in
+place: no call per counter, one small one per histogram.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from gateway.observability.tally import Tally
+from gateway.observability.tally import Tally, observe
 from gateway.requestrecord import RequestRecord
 
 
@@ -53,16 +55,55 @@ class RequestMetrics:
     def __init__(self, m: Collectors, tally: Tally) -> None:
         self._m = m
         self._tally = tally
-        self._known: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # raw label values -> children and labels
+        self._direct = tally.direct
+        self._known: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # raw label values -> children (cells) and labels
+        self._in_flight = None if tally.direct else tally.cell(m.in_flight)
 
     def started(self) -> None:
-        self._tally.inc(self._m.in_flight)
+        if self._in_flight is None:
+            self._tally.inc(self._m.in_flight)
+        else:
+            self._in_flight[0] += 1.0
 
     def ended(self) -> None:
-        self._tally.inc(self._m.in_flight, -1.0)
+        if self._in_flight is None:
+            self._tally.inc(self._m.in_flight, -1.0)
+        else:
+            self._in_flight[0] -= 1.0
 
     def finished(self, route: str, rec: RequestRecord, *, duration_s: float, ttft_s: float | None) -> None:
-        """Everything a finished request contributes, read from its record."""
+        """Everything a finished request contributes, read from its record: added in place to the running values
+        of the children (or, when the tally is direct, to the children)."""
+        if self._direct:
+            self._finished_direct(route, rec, duration_s=duration_s, ttft_s=ttft_s)
+            return
+        requests, duration, ttft, overhead, consumer, model = self._request(route, rec)
+        requests[0] += 1.0
+        observe(duration[0], duration[1], duration_s)
+        if ttft_s is not None and rec.status < 400:
+            observe(ttft[0], ttft[1], ttft_s)
+        upstream = 0.0
+        previous: str | None = None
+        for a in rec.attempts:
+            attempts, attempt_duration, provider = self._attempt(a.provider, a.outcome)
+            attempts[0] += 1.0
+            observe(attempt_duration[0], attempt_duration[1], a.duration_s)
+            upstream += a.duration_s
+            if previous is not None and provider != previous:
+                self._tally.inc(self._m._child(self._m.fallbacks, previous, provider))
+            previous = provider
+        observe(overhead[0], overhead[1], max(0.0, duration_s - upstream))
+        if rec.retries:
+            self._tally.inc(self._m._child(self._m.retries, model), rec.retries)
+        if rec.tokens_in or rec.tokens_out or rec.cost_usd:
+            cells = self._tokens(consumer, rec.provider, model)
+            for cell, amount in zip(cells, (rec.tokens_in, rec.tokens_out, rec.cost_usd), strict=True):
+                if amount < 0:  # refused, as prometheus_client refuses it
+                    raise ValueError("Counters can only be incremented by non-negative amounts.")
+                cell[0] += amount
+
+    def _finished_direct(self, route: str, rec: RequestRecord, *, duration_s: float, ttft_s: float | None) -> None:
+        """:meth:`finished` with every update straight to the child."""
         tally = self._tally
         requests, duration, ttft, overhead, consumer, model = self._request(route, rec)
         tally.inc(requests)
@@ -88,6 +129,14 @@ class RequestMetrics:
             tally.inc(tokens_out, rec.tokens_out)
             tally.inc(cost, rec.cost_usd)
 
+    def _counter(self, child: Any) -> Any:
+        """What the hot path updates for a counter child: the child itself, or its running amount."""
+        return child if self._direct else self._tally.cell(child)
+
+    def _histogram(self, child: Any) -> Any:
+        """What the hot path updates for a histogram child: the child itself, or its running counts and bounds."""
+        return child if self._direct else (self._tally.buckets(child), child._upper_bounds)
+
     def _request(self, route: str, rec: RequestRecord) -> tuple[Any, ...]:
         key = ("request", route, rec.status, rec.consumer, rec.model, rec.stream)
         found = self._known.get(key)
@@ -96,10 +145,10 @@ class RequestMetrics:
             consumer, model, bounded_route = m.consumer(rec.consumer), m.model(rec.model), m.route(route)
             stream = "true" if rec.stream else "false"
             found = (
-                child(m.requests, bounded_route, str(rec.status), consumer, model),
-                child(m.request_duration, bounded_route, consumer, model, stream),
-                child(m.ttft, consumer, model, stream),
-                child(m.overhead, bounded_route),
+                self._counter(child(m.requests, bounded_route, str(rec.status), consumer, model)),
+                self._histogram(child(m.request_duration, bounded_route, consumer, model, stream)),
+                self._histogram(child(m.ttft, consumer, model, stream)),
+                self._histogram(child(m.overhead, bounded_route)),
                 consumer,
                 model,
             )
@@ -113,7 +162,11 @@ class RequestMetrics:
         if found is None:
             m = self._m
             label, word = m.provider(provider), m.word("outcome", outcome)
-            found = (m._child(m.attempts, label, word), m._child(m.attempt_duration, label, word), label)
+            found = (
+                self._counter(m._child(m.attempts, label, word)),
+                self._histogram(m._child(m.attempt_duration, label, word)),
+                label,
+            )
             if (label, word) == (provider, outcome):
                 self._known[key] = found
         return found
@@ -125,9 +178,9 @@ class RequestMetrics:
             m = self._m
             label = m.provider(provider)
             found = (
-                m._child(m.tokens, consumer, label, model, "input"),
-                m._child(m.tokens, consumer, label, model, "output"),
-                m._child(m.cost, consumer, label, model),
+                self._counter(m._child(m.tokens, consumer, label, model, "input")),
+                self._counter(m._child(m.tokens, consumer, label, model, "output")),
+                self._counter(m._child(m.cost, consumer, label, model)),
             )
             if label == provider:
                 self._known[key] = found

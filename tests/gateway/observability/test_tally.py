@@ -10,8 +10,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from gateway.observability.metricfamilies import LATENCY_BUCKETS, OVERHEAD_BUCKETS
 from gateway.observability.metrics import Metrics
+from gateway.observability.requestmetrics import RequestMetrics
 from gateway.observability.tally import FoldOnCollect, Tally
 from gateway.requestrecord import AttemptRecord, RequestRecord
+from gateway.rng import Rng
 
 UPDATES = [0.0, 0.0001, 0.00025, 0.0003, 0.01, 0.5, 0.75, 1.0, 119.0, 120.0, 121.0, 1e9]  # bounds included
 
@@ -87,3 +89,51 @@ def test_request_metrics_read_without_a_scrape_are_folded() -> None:
     m.request_finished("/v1/chat/completions", unknown, duration_s=0.01, ttft_s=None)
     labels = {**labels, "status": "401", "consumer": "unknown"}
     assert m.registry.get_sample_value("faultline_requests_total", labels) == 1
+
+
+def _direct_metrics() -> Metrics:
+    """Metrics whose request updates go straight to the children (as in multi-process mode)."""
+    m = Metrics(consumers=["alice"], models=["m"], providers=["p", "q"])
+    m._tally.direct = True
+    m._per_request = RequestMetrics(m, m._tally)
+    return m
+
+
+# Sums of these are exact whatever the order (a scrape in between adds a tallied sum to the child's in one step)
+EXACT = [0.0, 2.0**-10, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 120.0, 121.0, 2.0**20]
+
+
+def test_request_metrics_added_in_place_write_the_exposition_of_direct_updates() -> None:
+    """Requests of every shape (known and unknown labels, fallbacks, retries, tokens, streams, errors), with
+    scrapes in between (the running values are zeroed, not replaced, and the hot path keeps adding to them)."""
+    rng = Rng(5)
+    tallied, direct = Metrics(consumers=["alice"], models=["m"], providers=["p", "q"]), _direct_metrics()
+    for i in range(400):
+        attempts = [AttemptRecord(rng.choice("pqx"), "m", 1.0, rng.choice(EXACT), rng.choice(["ok", "timeout"]))]
+        if rng.random() < 0.3:
+            attempts.append(AttemptRecord(rng.choice("pq"), "m", 1.5, rng.choice(EXACT)))
+        rec = RequestRecord(
+            f"r{i}",
+            1.0,
+            consumer=rng.choice(["alice", "mallory", None]),
+            model=rng.choice(["m", "other"]),
+            stream=rng.random() < 0.5,
+            status=rng.choice([200, 200, 429, 503]),
+            attempts=attempts,
+            retries=len(attempts) - 1,
+            provider=attempts[-1].provider,
+            tokens_in=rng.randrange(3),
+            tokens_out=rng.randrange(3),
+            cost_usd=rng.choice([0.0, 2.0**-20]),
+        )
+        duration, ttft = rng.choice(EXACT), rng.choice([None, rng.choice(EXACT)])
+        route = rng.choice(["/v1/chat/completions", "/v1/embeddings", "/elsewhere"])
+        for m in (tallied, direct):
+            m.request_started()
+            m.request_finished(route, rec, duration_s=duration, ttft_s=ttft)
+            if i % 4:
+                m.request_ended()
+        if i % 97 == 0:
+            assert _text(tallied.registry) == _text(direct.registry)
+    assert _text(tallied.registry) == _text(direct.registry)
+    assert _text(tallied.registry) == _text(direct.registry)  # folded once: a second collection adds nothing
