@@ -11,22 +11,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.settings.quota import QuotaSettings
 
 _REPLY_PRIMING = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
+class Estimate(NamedTuple):
+    """A named tuple, made by ``tuple.__new__`` below: one per limited request (and per budgeted one)."""
+
     prompt: int
     completion: int
 
     @property
     def total(self) -> int:
         return self.prompt + self.completion
+
+
+_tuple_new = tuple.__new__
 
 
 _SKIP = frozenset(("role", "type", "image_url"))
@@ -50,6 +53,18 @@ def _chars(value: Any) -> int:
     return n
 
 
+def _message_chars(message: dict[str, Any]) -> int:
+    """:func:`_chars` of one message (a dict), its string fields counted without a call each."""
+    n = 0
+    for k, v in message.items():
+        if type(v) is str:
+            if k not in _SKIP:
+                n += len(v)
+        elif k not in _SKIP:
+            n += _chars(v)
+    return n
+
+
 def _embedding_input(raw: Any, per_token: float) -> int:
     """Tokens of an embeddings ``input``: characters / chars_per_token per string, the length of token arrays."""
     items = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
@@ -60,22 +75,22 @@ def _embedding_input(raw: Any, per_token: float) -> int:
 
 def estimate(payload: Mapping[str, Any] | None, settings: QuotaSettings) -> Estimate:
     payload = payload or {}
-    if "input" in payload and "messages" not in payload:  # an embeddings request: no completion
-        return Estimate(max(1, _embedding_input(payload["input"], settings.chars_per_token)), 0)
     messages = payload.get("messages")
+    if messages is None and "input" in payload and "messages" not in payload:  # embeddings: no completion
+        return Estimate(max(1, _embedding_input(payload["input"], settings.chars_per_token)), 0)
     prompt = _REPLY_PRIMING
     if isinstance(messages, list):
-        overhead, per_token = settings.message_overhead_tokens, settings.chars_per_token
+        overhead, per_token, ceil = settings.message_overhead_tokens, settings.chars_per_token, math.ceil
         for m in messages:
-            prompt += overhead + math.ceil(_chars(m) / per_token)
+            prompt += overhead + ceil((_message_chars(m) if type(m) is dict else _chars(m)) / per_token)
+    # Integers only (a JSON body holds plain ints and bools, and a bool is no limit): type() rather than isinstance
     limit = payload.get("max_completion_tokens")
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+    if type(limit) is not int or limit < 1:
         limit = payload.get("max_tokens")
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        limit = settings.default_max_tokens
+        if type(limit) is not int or limit < 1:
+            limit = settings.default_max_tokens
     n = payload.get("n")
-    choices = n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
-    return Estimate(prompt, limit * choices)
+    return _tuple_new(Estimate, (prompt, limit * n if type(n) is int and n >= 1 else limit))
 
 
 def actual_charge(tokens_in: int, tokens_out: int, est: Estimate) -> int:

@@ -26,10 +26,36 @@ QS = QuotaSettings(default_max_tokens=100)
         ),
         ({"messages": "junk", "max_tokens": True, "n": 0}, 3, 100),
         ({}, 3, 100),
+        # a message that is not an object counts its strings too; a name counts, a bad limit does not
+        ({"messages": ["abcd", {"role": "user", "content": "abcd", "name": "bob"}], "max_tokens": 0}, 3 + 5 + 6, 100),
+        ({"messages": [], "max_completion_tokens": True, "max_tokens": 6, "n": True}, 3, 6),
+        ({"messages": [], "max_completion_tokens": 2.0, "max_tokens": "6", "n": 2}, 3, 200),
+        (  # tool calls: the function's name and arguments count, not the types
+            {
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}],
+                    }
+                ],
+                "max_tokens": 3,
+            },
+            3 + 4 + 1,
+            3,
+        ),
+        ({"messages": None, "input": "abcd"}, 3, 100),  # messages given (null): a chat request, not embeddings
+        ({"input": "abcdefgh"}, 2, 0),  # embeddings
     ],
 )
 def test_estimate(payload: dict[str, Any], prompt: int, completion: int) -> None:
-    assert estimate(payload, QS) == Estimate(prompt, completion)
+    got = estimate(payload, QS)
+    assert got == Estimate(prompt, completion)
+    assert type(got) is Estimate and (got.prompt, got.completion, got.total) == (
+        prompt,
+        completion,
+        prompt + completion,
+    )
 
 
 def test_configured_chars_per_token_and_overhead() -> None:
