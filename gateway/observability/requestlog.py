@@ -56,6 +56,7 @@ class RequestLogWriter:
         self._where = str(self.path)
         self._file: IO[bytes] | None = None
         self._lock: IO[bytes] | None = None
+        self._lock_fd = -1  # its descriptor, while open
         self._size = 0
         self._held = (0, 0)  # (st_dev, st_ino) of the file held
 
@@ -108,8 +109,8 @@ class RequestLogWriter:
             return
         if self._file is None:
             self._open()
-        assert self._lock is not None
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        lock = self._lock_fd
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             self._sync()
             chunk: list[bytes] = []
@@ -122,22 +123,30 @@ class RequestLogWriter:
                 self._size += len(line)
             self._flush(chunk)
         finally:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_UN)
         self.written += len(lines)
 
     def _flush(self, chunk: list[bytes]) -> None:
         if chunk and self._file is not None:
-            data = memoryview(b"".join(chunk))
-            while data:  # the file is unbuffered: after a short write (a full disk) the rest is written, or raises
-                n = self._file.write(data)
-                if not n:
-                    raise OSError(errno.EIO, "nothing written")
-                data = data[n:]
+            data = chunk[0] if len(chunk) == 1 else b"".join(chunk)
+            n = self._file.write(data)
+            if n != len(data):  # the file is unbuffered: after a short write (a full disk) the rest, or it raises
+                self._rest(memoryview(data), n)
+
+    def _rest(self, data: memoryview, n: int | None) -> None:
+        assert self._file is not None
+        while n:
+            data = data[n:]
+            if not data:
+                return
+            n = self._file.write(data)
+        raise OSError(errno.EIO, "nothing written")
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self._lock is None:
             self._lock = self.path.with_name(f"{self.path.name}.lock").open("ab")
+            self._lock_fd = self._lock.fileno()
         self._hold()
 
     def _hold(self) -> None:
@@ -167,6 +176,7 @@ class RequestLogWriter:
                 with contextlib.suppress(OSError):
                     f.close()
         self._file = self._lock = None
+        self._lock_fd = -1
 
     def _rotate(self) -> None:
         if self._file is not None:

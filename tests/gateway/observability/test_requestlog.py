@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -234,3 +235,38 @@ async def test_a_path_moved_or_removed_by_another_process_gets_a_new_file(tmp_pa
     assert [r["request_id"] for r in read_records(path)] == ["req_0003", "req_0004", "req_0005"]
     assert not (tmp_path / "r.jsonl.1").exists()
     assert path.stat().st_size == 3 * line
+
+
+class _Short:
+    """A file that takes at most ``most`` bytes a write, as a nearly full disk may."""
+
+    def __init__(self, real: Any, most: int) -> None:
+        self.real, self.most = real, most
+
+    def write(self, data: Any) -> int:
+        return int(self.real.write(bytes(data)[: self.most]))
+
+    def fileno(self) -> int:
+        return int(self.real.fileno())
+
+    def close(self) -> None:
+        self.real.close()
+
+
+async def test_a_short_write_is_followed_by_the_rest_and_a_write_of_nothing_loses_the_batch(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    errors: list[tuple[int, str]] = []
+    w = RequestLogWriter(path, on_error=lambda n, e: errors.append((n, e)))
+    await w.start()
+    w._file = _Short(w._file, 7)  # type: ignore[assignment]
+    w.submit(_rec(0))
+    w.submit(_rec(1))
+    await asyncio.sleep(0)
+    assert [r["request_id"] for r in read_records(path)] == ["req_0000", "req_0001"]
+    w._file = _Short(w._file, 0)  # type: ignore[assignment]
+    w.submit(_rec(2))
+    await asyncio.sleep(0)
+    assert (w.written, w.lost, [n for n, _ in errors]) == (2, 1, [1])
+    w.submit(_rec(3))  # reopened
+    await w.stop()
+    assert [r["request_id"] for r in read_records(path)] == ["req_0000", "req_0001", "req_0003"]
