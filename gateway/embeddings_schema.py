@@ -58,6 +58,12 @@ class EmbeddingRequest(BaseModel):
         return None
 
 
+# ``model_validate`` is a Python wrapper that reads the validator through the model class's ``__getattr__`` hook
+# and passes six keywords, all at their defaults: the validator's own method, called with the object alone, is
+# the same validation.
+_VALIDATE = EmbeddingRequest.__pydantic_validator__.validate_python
+
+
 def parse_embedding_request(raw: bytes) -> tuple[EmbeddingRequest, dict[str, object]]:
     try:
         payload = orjson.loads(raw)
@@ -69,6 +75,6 @@ def parse_embedding_request(raw: bytes) -> tuple[EmbeddingRequest, dict[str, obj
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     try:
-        return EmbeddingRequest.model_validate(payload), payload
+        return _VALIDATE(payload), payload
     except ValidationError as exc:
         raise invalid_request(exc) from None
