@@ -46,7 +46,9 @@ class CallFactory:
         self._max_body = rt.settings.server.max_body_bytes
 
     def __call__(self, scope: Scope, receive: Receive) -> Call:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:  # a loop: a comprehension would make a function object per request
+            headers[k.decode("latin-1").lower()] = v.decode("latin-1")
         request_id = pick_request_id(headers.get("x-request-id"), self._ids)
         clock = self._rt.clock
         now = clock.monotonic()
@@ -89,7 +91,9 @@ class CallFactory:
 
 
 async def send_reply(reply: Reply, scope: Scope, receive: Receive, send: Send) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
+    headers: list[tuple[bytes, bytes]] = []
+    for k, v in reply.headers.items():  # a loop: a comprehension would make a function object per reply
+        headers.append((k.encode("latin-1"), v.encode("latin-1")))
     if reply.stream is not None:
         headers += [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
