@@ -90,19 +90,30 @@ class CallFactory:
         return call
 
 
-async def send_reply(reply: Reply, scope: Scope, receive: Receive, send: Send) -> None:
+def _headers(reply: Reply) -> list[tuple[bytes, bytes]]:
     headers: list[tuple[bytes, bytes]] = []
     for k, v in reply.headers.items():  # a loop: a comprehension would make a function object per reply
         headers.append((k.encode("latin-1"), v.encode("latin-1")))
+    return headers
+
+
+def _json_start(reply: Reply, body: bytes) -> dict[str, Any]:
+    """The ``http.response.start`` message of a JSON reply whose body is ``body``."""
+    headers = _headers(reply)
+    headers.append((b"content-type", reply.media_type.encode()))
+    headers.append((b"content-length", str(len(body)).encode()))
+    return {"type": "http.response.start", "status": reply.status, "headers": headers}
+
+
+async def send_reply(reply: Reply, scope: Scope, receive: Receive, send: Send) -> None:
     if reply.stream is not None:
+        headers = _headers(reply)
         headers += [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await _stream(reply.stream, receive, send)
         return
     body = reply.body or b""
-    headers.append((b"content-type", reply.media_type.encode()))
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send(_json_start(reply, body))
     await send({"type": "http.response.body", "body": body})
 
 
@@ -156,7 +167,12 @@ class Edge:
         reply: Reply | None = None
         try:
             reply = await handler(call)
-            await send_reply(reply, scope, receive, send)
+            if reply.stream is None:  # a JSON reply's two messages, sent without send_reply's coroutine
+                body = reply.body or b""
+                await send(_json_start(reply, body))
+                await send({"type": "http.response.body", "body": body})
+            else:
+                await send_reply(reply, scope, receive, send)
         finally:
             if reply is not None and reply.stream is not None:
                 try:  # a stream sent to its end is closed already; one cut short, or never sent, is closed here
