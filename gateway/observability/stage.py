@@ -24,7 +24,7 @@ from gateway.clock import Clock
 from gateway.errors import GatewayError
 from gateway.observability.logs import EventLog, round6
 from gateway.observability.telemetry import Telemetry
-from gateway.observability.tracing import UPSTREAM_HEADERS, Tracing, trace_ids
+from gateway.observability.tracing import UPSTREAM_HEADERS, Tracing, trace_id
 from gateway.requestrecord import RequestRecord
 
 
@@ -132,14 +132,14 @@ class TelemetryStage:
             t.metrics.request_ended()
             t.metrics.request_finished(call.path, rec, duration_s=duration, ttft_s=ttft)
             span: Span | None = call.span
-            trace_id = None
+            trace = None
             if span is not None:
                 parent = call.attributes.get("span.route") or span
                 operation = "embeddings" if call.path == "/v1/embeddings" else "chat"
                 t.tracing.record_attempts(parent, rec.attempts, operation)
                 t.tracing.finish_request(span, rec, operation)
-                trace_id = trace_ids(span)[0]
-            t.logs.request(rec, trace_id=trace_id, latency_s=duration, ttft_s=ttft, payload=call.payload)
+                trace = trace_id(span)
+            t.logs.request(rec, trace_id=trace, latency_s=duration, ttft_s=ttft, payload=call.payload)
             if t.requestlog is not None:
                 t.requestlog.submit(rec)
             for sink in t.sinks:

@@ -131,3 +131,33 @@ def test_without_an_exporter_client_context_is_kept_and_bad_headers_ignored() ->
             "traceparent": f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
         }
     assert tracing.start_child(fresh, "auth") is fresh  # no child spans are made
+
+
+def test_an_unrecorded_span_made_with_its_header_is_the_span_made_from_its_context() -> None:
+    """The header formatted from the ids at hand is the one formatted from the context (leading zeros, a client's
+    flags), the context is what the keyword constructor made, and ``trace_id`` is ``trace_ids``' first."""
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from gateway.clock import FakeClock
+    from gateway.observability.tracing import Tracing, _Unrecorded, trace_id, trace_ids
+    from gateway.rng import Rng
+
+    tracing = Tracing(clock=FakeClock(), rng=Rng(3))
+    client = {"traceparent": "00-000000000000000000000000000000ab-00000000000000cd-01"}
+    made = [tracing.start_request("POST", "/v1/chat/completions", {}) for _ in range(300)]
+    made.append(tracing.start_request("POST", "/v1/chat/completions", client))
+    spans = [s for s in made if isinstance(s, _Unrecorded)]
+    assert len(spans) == len(made)
+    for span in spans:
+        ctx = span.get_span_context()
+        again = SpanContext(ctx.trace_id, ctx.span_id, is_remote=False, trace_flags=TraceFlags(ctx.trace_flags))
+        assert (ctx, type(ctx.trace_flags)) == (again, TraceFlags)
+        assert (
+            span.header
+            == _Unrecorded(again).header
+            == f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        )
+        assert trace_id(span) == trace_ids(span)[0]
+    assert spans[-1].header.startswith("00-000000000000000000000000000000ab-") and spans[-1].header.endswith("-01")
+    assert any(s.header[3] == "0" for s in spans[:-1])  # leading zeros kept
+    assert trace_id(None) is None
