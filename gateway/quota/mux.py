@@ -159,9 +159,15 @@ class ScriptMux:
                 self._connecting = asyncio.get_running_loop().create_task(self._connect())
             return  # written in order once connected
         batch, self._buffer = self._buffer, []
-        self._waiting.extend((future, issued) for _, future, issued in batch)
+        if len(batch) == 1:  # the usual case (a settle, a check alone in its turn): no generator, no list built
+            command, future, issued = batch[0]
+            self._waiting.append((future, issued))
+            commands = [command]
+        else:
+            self._waiting.extend((future, issued) for _, future, issued in batch)
+            commands = [cmd for cmd, _, _ in batch]
         try:
-            write_commands(self._conn._writer, [cmd for cmd, _, _ in batch])
+            write_commands(self._conn._writer, commands)
         except Exception as exc:  # in flight when the connection failed: failed, and counted by the store as such
             self._drop(RedisConnectionError(f"writing to the state store failed: {exc}"))
 
