@@ -37,7 +37,7 @@ _OPEN = State.OPEN  # a global: a member read through ``State`` goes through the
 class Candidates:
     """The usable routes of one request, in order, and which of them the loop has tried or passed over."""
 
-    __slots__ = ("_clock", "_passed", "_routes", "_why_not", "group", "order", "pinned", "skipped", "tried")
+    __slots__ = ("_clock", "_passed", "_routes", "_why_not", "group", "name", "order", "pinned", "skipped", "tried")
 
     def __init__(
         self,
@@ -47,10 +47,12 @@ class Candidates:
         clock: Clock,
         why_not: Usable,
         skipped: dict[str, str] | None = None,
+        name: str | None = None,
     ) -> None:
         """``skipped``: why routes of ``order`` cannot be tried now, when the caller knows (else asked of
-        ``why_not`` at the clock's time)."""
+        ``why_not`` at the clock's time). ``name``: the group's, when the caller has read it."""
         self.group = group
+        self.name = group.name if name is None else name
         self.pinned = pinned
         self.order = order  # every route of the group that the pin allows, in the order drawn
         self._clock = clock
@@ -140,14 +142,15 @@ class Selector:
     async def candidates(self, call: Call, group: ModelGroup, pinned: str | None) -> Candidates:
         rec, breakers, clock = call.record, self._breakers, self._clock
         plan = self._plans.get(id(group)) or _Plan(group, self._s, breakers)
-        order = plan.routes if plan.single else self._order(plan)
         lanes = plan.lanes
-        keys: list[str] = []
-        providers: list[str] = []
-        for r in order:
-            provider, key = lanes[id(r)]
-            keys.append(key)
-            providers.append(provider)
+        if plan.single:  # the group's one route: its key and provider read already
+            order, keys, providers = plan.routes, plan.keys, list(plan.providers)
+        else:
+            order, keys, providers = self._order(plan), [], []
+            for r in order:
+                provider, key = lanes[id(r)]
+                keys.append(key)
+                providers.append(provider)
         mono = clock.monotonic()
         stale = breakers.stale(keys, mono)
         if stale:  # at most once per cache_s and key: one round trip to the state store
@@ -172,7 +175,7 @@ class Selector:
             order = [r for r in order if lanes[id(r)][0] == pinned]
         elif plan.single:
             order = list(order)
-        found = Candidates(group, pinned, order, clock, self._why_not, skipped)
+        found = Candidates(group, pinned, order, clock, self._why_not, skipped, plan.name)
         if skipped:
             rec.decisions["skipped"] = skipped
         return found
@@ -213,7 +216,7 @@ class _Plan:
     """What :meth:`Selector.candidates` reads of a model group, read once: its name, its routes, how they are
     ordered, and each route's provider and breaker key (by the route's identity)."""
 
-    __slots__ = ("lanes", "name", "routes", "single", "strategy", "weights")
+    __slots__ = ("keys", "lanes", "name", "providers", "routes", "single", "strategy", "weights")
 
     def __init__(self, group: ModelGroup, settings: RouterSettings, breakers: Breakers) -> None:
         self.name = group.name
@@ -224,3 +227,5 @@ class _Plan:
         self.weights = (policy.weights or settings.scoring) if policy is not None and scored else None
         self.single = len(self.routes) == 1 and not scored  # the order is the group's, nothing to draw
         self.lanes = {id(r): (r.provider, breakers.key(r.provider, r.model)) for r in self.routes}
+        self.providers = [self.lanes[id(r)][0] for r in self.routes]  # in the group's order
+        self.keys = [self.lanes[id(r)][1] for r in self.routes]

@@ -165,7 +165,7 @@ class Router:
             routes.tried.append(route)
             try:
                 if self._hedger.off:  # no hedging configured: the attempt itself, without the hedger's frame
-                    return await attempt.run(priority, routes.group.name)
+                    return await attempt.run(priority, routes.name)
                 return await self._hedger.run(call, routes, attempt, priority)
             except UpstreamError as exc:
                 last = exc
