@@ -53,8 +53,7 @@ class TelemetryStage:
         t = self._t
         span = t.tracing.start_request(call.method, call.path, call.headers)
         call.span = span
-        headers = call.attributes.setdefault(UPSTREAM_HEADERS, {})
-        headers.update(t.tracing.traceparent(span))
+        t.tracing.propagate(span, call.attributes.setdefault(UPSTREAM_HEADERS, {}))
         t.metrics.request_started()
         rec = call.record
 

@@ -163,6 +163,14 @@ class Tracing:
         if span.is_recording():
             span.end(end_time=_ns(self._clock.now()))
 
+    def propagate(self, span: Span, headers: dict[str, str]) -> None:
+        """``headers.update(self.traceparent(span))``; for an unrecorded span, without a dictionary in between."""
+        if type(span) is _Unrecorded:
+            if span.header:
+                headers["traceparent"] = span.header
+            return
+        headers.update(self.traceparent(span))
+
     def traceparent(self, span: Span) -> dict[str, str]:
         """The W3C headers that make ``span`` the parent of the receiver's spans."""
         if type(span) is _Unrecorded:

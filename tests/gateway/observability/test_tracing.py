@@ -161,3 +161,23 @@ def test_an_unrecorded_span_made_with_its_header_is_the_span_made_from_its_conte
     assert spans[-1].header.startswith("00-000000000000000000000000000000ab-") and spans[-1].header.endswith("-01")
     assert any(s.header[3] == "0" for s in spans[:-1])  # leading zeros kept
     assert trace_id(None) is None
+
+
+def test_propagate_adds_what_traceparent_gives() -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gateway.clock import FakeClock
+    from gateway.observability.tracing import Tracing
+    from gateway.rng import Rng
+
+    quiet, recording = Tracing(clock=FakeClock(), rng=Rng(1)), Tracing(clock=FakeClock(), rng=Rng(1))
+    recording.add_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    client = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    for tracing in (quiet, recording):
+        for given in ({}, client, {"traceparent": "garbage"}):
+            span = tracing.start_request("POST", "/v1/chat/completions", given)
+            added, updated = {"traceparent": "old", "x": "y"}, {"traceparent": "old", "x": "y"}
+            tracing.propagate(span, added)
+            updated.update(tracing.traceparent(span))
+            assert added == updated and added["traceparent"] != "old"
