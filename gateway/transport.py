@@ -92,8 +92,15 @@ class AiohttpTransport:
             connector = aiohttp.TCPConnector(
                 limit=self._limits[0], limit_per_host=self._limits[1], keepalive_timeout=30, ttl_dns_cache=60
             )
+            # No cookie jar: a cookie one upstream sets (a CDN's, say) on one consumer's call is not kept and sent
+            # with every later call, whoever makes it. The bodies are read as they come (no decompression), so
+            # the upstream is asked for none: aiohttp's own Accept-Encoding would offer gzip, deflate and br.
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+                headers={"Accept-Encoding": "identity"},
+                skip_auto_headers=("User-Agent",),
             )
         return self._session
 
