@@ -129,7 +129,11 @@ class Attempt:
         assert call.body is not None
         self._t0 = mono = p.clock.monotonic()
         try:  # a free slot at the provider without a coroutine; else wait in its queue
-            limits = self._begin(mono) if p.shedder.try_acquire(self.provider) else await self._queue(priority)
+            if p.shedder.try_acquire(self.provider):
+                limits = self._begin(mono)
+            else:
+                limits = await self._queue(priority)
+                mono = self._sent  # the clock read when the slot came, after the wait: the deadline stays put
         except BaseException:  # shed, out of time, or cancelled before the call
             await self.end(cancelled=True)
             raise

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 import orjson
 
+from gateway.adapters.base import OpenAICompatibleAdapter
 from gateway.call import Call, Reply
 from gateway.clock import run_virtual
 from gateway.errors import DeadlineExceeded, GatewayError
+from gateway.rng import Rng
+from gateway.router.orchestrator import Router
 
 from .conftest import make_call, profile, runtime, send, settings, sse_events
 
@@ -90,6 +94,41 @@ def test_a_stall_past_the_idle_limit_mid_stream_ends_with_an_error_event() -> No
     assert last["error"]["code"] == "timeout"
     assert call.record.tokens_out == 3 and call.record.attempts[0].outcome == "stream_timeout"
     assert len(call.record.attempts) == 1  # never retried once bytes reached the client
+
+
+class DeadlineSeen:
+    """The openai adapter, noting the event-loop deadline each call is given."""
+
+    def __init__(self, inner: OpenAICompatibleAdapter) -> None:
+        self.inner = inner
+        self.deadlines: list[float | None] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def complete(self, payload: dict[str, Any], **kw: Any) -> Any:
+        self.deadlines.append(kw["deadline"])
+        return await self.inner.complete(payload, **kw)
+
+
+def test_a_call_after_a_queue_wait_is_given_its_request_deadline_not_a_later_one() -> None:
+    """One provider slot, two requests with a 60 s deadline; the second waits 3 s in the queue. Both calls must be
+    given the same event-loop deadline (the loop's clock is the router's here): a deadline counted from before the
+    wait would let the second call's body run 3 s past it."""
+    slow = {"base": "instant", "latency": {"time-to-first-token": 3000}}
+
+    async def main() -> list[float | None]:
+        s = settings({"shedding": {"provider_limit": 1, "queue_limit": 4, "max_queue_wait_s": 10}})
+        rt, _ = runtime(s, openai=slow)
+        seen = DeadlineSeen(rt.adapters["openai"])
+        adapters = {**rt.adapters, "openai": cast(OpenAICompatibleAdapter, seen)}
+        rt.router = Router(s, rt.catalog, adapters, rt.clock, Rng(s.seed).child("router"), store=rt.store)
+        calls = [make_call(rt, model="solo", n=i, headers={"x-request-timeout": "60"}) for i in range(2)]
+        await asyncio.gather(*(send(rt, c) for c in calls))
+        return seen.deadlines
+
+    first, second = run_virtual(main())
+    assert first == 60.0 and second == 60.0
 
 
 def test_queue_wait_and_backoff_stay_within_the_deadline() -> None:
