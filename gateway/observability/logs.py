@@ -28,6 +28,9 @@ from gateway.requestrecord import RequestRecord
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _EXACT = 2.0**51  # below it a product x * 1e6 is within 0.125 of the exact one
+# The largest write a pipe keeps whole (POSIX guarantees 512; Linux 4096): the workers of one server share stderr,
+# under Compose, systemd and Kubernetes a pipe, and a longer write can be interleaved with another worker's.
+PIPE_BUF = 4096
 
 
 def round6(x: float) -> float:
@@ -36,7 +39,9 @@ def round6(x: float) -> float:
     product below 2**51, so when ``y`` is more than 0.375 away from the nearest half-integer, its nearest integer
     ``r`` is the exact product's too, and ``r / 1e6`` (a correctly rounded division of exact operands) is the
     double nearest ``r`` millionths, which is what ``round`` returns. Zero, negatives, near-ties, NaN and the
-    infinities go to ``round``."""
+    infinities go to ``round``, and so does anything that is not a float (``round(5, 6)`` is the int 5)."""
+    if x.__class__ is not float:
+        return round(x, 6)
     y = x * 1e6
     if 0.0 < y < _EXACT:
         r = int(y + 0.5)
@@ -105,14 +110,30 @@ class EventLog:
                 self.flush()
 
     def flush(self) -> None:
-        """Write the lines not written yet, and flush the stream."""
+        """Write the lines not written yet, and flush the stream: whole lines, at most :data:`PIPE_BUF` bytes a
+        write (a longer line alone), so the lines of workers sharing one pipe never interleave."""
         pending, self._pending = self._pending, []
-        if pending:
-            try:
-                self._stream.write((pending[0] if len(pending) == 1 else b"".join(pending)).decode())
-                self._stream.flush()
-            except (OSError, ValueError):  # a closed or broken log stream must never fail a request
-                pass
+        if not pending:
+            return
+        try:
+            if len(pending) == 1:
+                self._out(pending[0])
+                return
+            chunk: list[bytes] = []
+            size = 0
+            for line in pending:
+                if chunk and size + len(line) > PIPE_BUF:
+                    self._out(b"".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += len(line)
+            self._out(b"".join(chunk))
+        except (OSError, ValueError):  # a closed or broken log stream must never fail a request
+            pass
+
+    def _out(self, data: bytes) -> None:
+        self._stream.write(data.decode())
+        self._stream.flush()
 
     def request(
         self,

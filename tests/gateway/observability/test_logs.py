@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from gateway.clock import FakeClock
-from gateway.observability.logs import EventLog, round6
+from gateway.observability.logs import PIPE_BUF, EventLog, round6
 from gateway.observability.requestlog import read_records
 from gateway.requestrecord import RequestRecord
 from gateway.rng import Rng
@@ -99,6 +99,7 @@ def test_round6_is_round_to_six_digits_bit_for_bit() -> None:
     for x in values:
         assert _bits(round6(x)) == _bits(round(x, 6)), x
     assert math.isnan(round6(math.nan))
+    assert round6(5) == 5 and isinstance(round6(5), int)  # as round's: an int stays an int
 
 
 class _Writes(io.StringIO):
@@ -170,3 +171,35 @@ async def test_a_graceful_stop_loses_no_line_and_no_record(tmp_path: Path) -> No
     await k.telemetry.stop()
     assert [x["i"] for x in _lines(k.log)] == list(range(50))
     assert [r["request_id"] for r in read_records(tmp_path / "r.jsonl")] == [f"req_{i}" for i in range(50)]
+
+
+class _Sizes(io.StringIO):
+    """A stream that notes the size of each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.writes.append(s)
+        return super().write(s)
+
+
+async def test_a_tick_s_lines_go_out_in_whole_lines_of_at_most_pipe_buf_bytes_a_write() -> None:
+    """Workers share stderr, often a pipe: a write over PIPE_BUF can be interleaved with another worker's, so a
+    tick's lines are written in pieces of whole lines within PIPE_BUF (a longer line alone), none lost."""
+    buf = _Sizes()
+    log = EventLog(FakeClock(), stream=buf)
+    log.start()
+    for i in range(60):
+        log.event("e", i=i, pad="x" * 200)
+    log.event("long", pad="y" * (PIPE_BUF + 10))
+    log.event("e", i=60)
+    await asyncio.sleep(0)
+    log.close()
+    assert [x.get("i") for x in _lines(buf)] == [*range(60), None, 60]
+    sizes = [len(w.encode()) for w in buf.writes]
+    assert len(sizes) > 3  # the tick's lines did not fit one write
+    assert all(w.endswith("\n") for w in buf.writes)  # whole lines only
+    long_line = len(orjson.dumps(_lines(buf)[60])) + 1
+    assert [n for n in sizes if n > PIPE_BUF] == [long_line]  # the long line alone, every other write within
