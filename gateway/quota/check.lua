@@ -4,7 +4,9 @@ Algorithm: sliding-window logs (requests and reserved tokens per WINDOW), a per-
 in-flight leases. Mirrors gateway/quota/algorithm.py LocalLimiter.check exactly.
 
 Units: times in integer milliseconds since the Unix epoch, taken from the gateway's clock (never Redis TIME);
-tokens are integers; a limit of 0 means "no limit on that axis". TTLs are hygiene only.
+tokens are integers; a limit of 0 means "no limit on that axis". TTLs are hygiene only. Every ARGV is an integer
+in decimal; where one goes into a command unchanged (now, tokens, window, lease) the string itself is passed, which
+spares Redis the number's conversion back to a string (a few microseconds a call).
 All keys share the consumer's hash tag, so the script runs on Redis Cluster.
 
 KEYS[1] requests log         ZSET  member = handle, score = admission time
@@ -50,10 +52,10 @@ if #gone > 0 then
   redis.call('HINCRBY', KEYS[3], '_sum', -drop(KEYS[3], gone, true))
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', edge)
 end
-local dead = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[1])
 if #dead > 0 then
   drop(KEYS[6], dead, false)
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', ARGV[1])
 end
 
 local req_used = redis.call('ZCARD', KEYS[1])
@@ -62,7 +64,7 @@ local day_used = tonumber(redis.call('GET', KEYS[4]) or '0')
 local inflight = redis.call('ZCARD', KEYS[5])
 
 local function reset_of(key)
-  local newest = redis.call('ZRANGE', KEYS[key], -1, -1, 'WITHSCORES')
+  local newest = redis.call('ZRANGE', KEYS[key], '-1', '-1', 'WITHSCORES')
   if #newest == 0 then return 0 end
   return tonumber(newest[2]) + window - now
 end
@@ -102,25 +104,25 @@ end
 local handle = tostring(redis.call('INCR', KEYS[7]))
 local keep = math.max(window, lease) + window
 if rpm > 0 then
-  redis.call('ZADD', KEYS[1], now, handle)
+  redis.call('ZADD', KEYS[1], ARGV[1], handle)
   req_used = req_used + 1
-  redis.call('PEXPIRE', KEYS[1], window)
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
 end
 if tpm > 0 then
-  redis.call('ZADD', KEYS[2], now, handle)
-  redis.call('HSET', KEYS[3], handle, tokens)
-  tok_used = redis.call('HINCRBY', KEYS[3], '_sum', tokens)
-  redis.call('PEXPIRE', KEYS[2], window)
-  redis.call('PEXPIRE', KEYS[3], window)
+  redis.call('ZADD', KEYS[2], ARGV[1], handle)
+  redis.call('HSET', KEYS[3], handle, ARGV[2])
+  tok_used = redis.call('HINCRBY', KEYS[3], '_sum', ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+  redis.call('PEXPIRE', KEYS[3], ARGV[7])
 end
 if tpd > 0 then  -- no day counter for a consumer without a daily budget
-  day_used = redis.call('INCRBY', KEYS[4], tokens)
+  day_used = redis.call('INCRBY', KEYS[4], ARGV[2])
   redis.call('PEXPIRE', KEYS[4], day_left + 86400000)
 end
 redis.call('ZADD', KEYS[5], now + lease, handle)
-redis.call('HSET', KEYS[6], handle, tokens)
+redis.call('HSET', KEYS[6], handle, ARGV[2])
 inflight = inflight + 1
-redis.call('PEXPIRE', KEYS[5], lease)
-redis.call('PEXPIRE', KEYS[6], lease)
+redis.call('PEXPIRE', KEYS[5], ARGV[8])
+redis.call('PEXPIRE', KEYS[6], ARGV[8])
 redis.call('PEXPIRE', KEYS[7], keep)
 return {1, 'ok', handle, 0, req_used, reset_of(1), tok_used, reset_of(2), day_used, inflight}

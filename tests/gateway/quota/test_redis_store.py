@@ -76,6 +76,25 @@ async def test_keys_are_prefixed_and_hash_tagged_with_hygiene_ttls(state_store: 
     assert 0 < await state_store.pttl(f"{tag}:rpm") <= WINDOW_MS
 
 
+async def test_the_entries_written_hold_the_arguments_as_the_gateway_sent_them(
+    state_store: aioredis.Redis, prefix: str
+) -> None:
+    """check.lua passes now, tokens, window and lease on as the strings it received: the entries it writes are the
+    same as when it passed them as numbers (scores, weights, counters)."""
+    remote = RedisLimiter(state_store, prefix=prefix, lease_ms=30_000)
+    now = 1_767_225_600_123
+    d = await remote.check("team-1", now, 37, Limits(rpm=10, tpm=100, tpd=1000, max_concurrency=5))
+    assert d.admitted and d.handle is not None
+    tag = f"{prefix}:{{team-1}}"
+    assert await state_store.zscore(f"{tag}:rpm", d.handle) == now
+    assert await state_store.zscore(f"{tag}:tpm", d.handle) == now
+    assert await state_store.zscore(f"{tag}:lease", d.handle) == now + 30_000
+    assert await state_store.hmget(f"{tag}:tpmw", [d.handle, "_sum"]) == [b"37", b"37"]
+    assert await state_store.hget(f"{tag}:resv", d.handle) == b"37"
+    assert await state_store.get(f"{tag}:tpd:{day_index(now)}") == b"37"
+    assert 0 < await state_store.pttl(f"{tag}:lease") <= 30_000
+
+
 async def test_a_script_missing_from_the_server_cache_is_loaded_again(prefix: str) -> None:
     """After a server restart its script cache is empty; EVALSHA's NOSCRIPT makes the client load it again.
     (A private fakeredis whose cache is flushed: flushing a shared server's cache would disturb other users.)"""
