@@ -79,6 +79,8 @@ class Metrics(MetricFamilies):
         self.route = _Bounded(ROUTES)
         self._words: dict[str, _Bounded] = {}  # per label: outcomes, reasons, limits, actions, faults, ...
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # bounded: every label value is bounded
+        self._decision_cells: dict[tuple[str, str], Any] = {}  # (kind, backend) -> its cell, or child if direct
+        self._budget_children: dict[str, Any] = {}  # consumer -> its remaining-budget child
         self._declare_families(self.registry)
         self._per_request = RequestMetrics(self, self._tally)  # after the families: it holds their children
 
@@ -124,7 +126,18 @@ class Metrics(MetricFamilies):
         used = int(quota["day_used"])
         if quota.get("decision") == "ok" and "charged" in quota:
             used += int(quota["charged"]) - int(quota.get("reserved", 0))
-        self._child(self.budget_remaining, self.consumer(consumer)).set(max(0, self.daily_budgets[consumer] - used))
+        self._tally.set(self._budget_child(consumer), max(0, self.daily_budgets[consumer] - used))
+
+    def _budget_child(self, consumer: str) -> Any:
+        """``consumer``'s remaining-budget child, kept per consumer once the consumer's label is its own name (a
+        bounded label's known values only grow, so that never changes)."""
+        child = self._budget_children.get(consumer)
+        if child is None:
+            label = self.consumer(consumer)
+            child = self._child(self.budget_remaining, label)
+            if label == consumer:
+                self._budget_children[consumer] = child
+        return child
 
     def request_started(self) -> None:
         self._per_request.started()
@@ -176,12 +189,28 @@ class Metrics(MetricFamilies):
         self.quota_rejections.labels(self.consumer(consumer), self.word("limit", limit)).inc()
 
     def quota_decision(self, consumer: str | None, kind: str, backend: str) -> None:
-        self._tally.inc(self._child(self.quota_decisions, self.word("kind", kind), self.word("backend", backend)))
+        cell = self._decision_cells.get((kind, backend))
+        if cell is None:
+            cell = self._decision_cell(kind, backend)
+        if self._tally.direct:
+            cell.inc()
+        else:
+            cell[0] += 1.0
         if kind != "ok":
             self.quota_rejected(consumer, kind)
 
+    def _decision_cell(self, kind: str, backend: str) -> Any:
+        """The decision counter's child for ``kind`` and ``backend`` (its tally cell unless the tally is direct),
+        kept once both labels are their own values (a bounded label's known values only grow)."""
+        labels = (self.word("kind", kind), self.word("backend", backend))
+        child = self._child(self.quota_decisions, *labels)
+        cell = child if self._tally.direct else self._tally.cell(child)
+        if labels == (kind, backend):
+            self._decision_cells[labels] = cell
+        return cell
+
     def set_budget_remaining(self, consumer: str, tokens: float) -> None:
-        self.budget_remaining.labels(self.consumer(consumer)).set(tokens)
+        self._tally.set(self._budget_child(consumer), tokens)  # after any tallied value, as its last
 
     def guardrail_action(self, guardrail: str, action: str) -> None:
         self.guardrail_actions.labels(self.word("guardrail", guardrail), self.word("action", action)).inc()

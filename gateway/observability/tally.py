@@ -28,6 +28,7 @@ class Tally:
         self.direct = direct
         self._counts: dict[Any, list[float]] = {}  # counter or gauge child -> [amount to add]
         self._hists: dict[Any, list[float]] = {}  # histogram child -> [count per bucket ..., sum]
+        self._sets: dict[Any, float] = {}  # gauge child -> its last value set since the last fold
 
     def cell(self, child: Any) -> list[float]:
         """``child``'s running amount: adding to ``cell[0]`` is ``child.inc`` (never a negative amount for a
@@ -54,6 +55,13 @@ class Tally:
             raise ValueError("Counters can only be incremented by non-negative amounts.")
         self.cell(child)[0] += amount
 
+    def set(self, child: Any, value: float) -> None:
+        """``child.set(value)`` (a gauge's), tallied: the last value set before a fold is the one folded."""
+        if self.direct:
+            child.set(value)
+            return
+        self._sets[child] = value
+
     def observe(self, child: Any, value: float) -> None:
         """``child.observe(value)``, tallied."""
         if self.direct:
@@ -62,7 +70,11 @@ class Tally:
         observe(self.buckets(child), child._upper_bounds, value)
 
     def fold(self) -> None:
-        """Add everything tallied to the children, and zero it."""
+        """Add everything tallied to the children, and zero it; set each gauge to its last value set."""
+        if self._sets:
+            sets, self._sets = self._sets, {}
+            for child, value in sets.items():
+                child.set(value)
         for child, cell in self._counts.items():
             amount = cell[0]
             if amount:

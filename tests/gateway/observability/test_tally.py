@@ -137,3 +137,49 @@ def test_request_metrics_added_in_place_write_the_exposition_of_direct_updates()
             assert _text(tallied.registry) == _text(direct.registry)
     assert _text(tallied.registry) == _text(direct.registry)
     assert _text(tallied.registry) == _text(direct.registry)  # folded once: a second collection adds nothing
+
+
+def test_a_tallied_gauge_shows_its_last_value_set_at_a_scrape() -> None:
+    direct, (_c1, _c2, g, _h1, _h2) = _registry(None)
+    tally = Tally()
+    tallied, (_t1, _t2, tg, _th1, _th2) = _registry(tally)
+    for v in UPDATES:
+        g.set(v)
+        tally.set(tg, v)
+        g.set(-v)
+        tally.set(tg, -v)
+        assert _text(tallied) == _text(direct)
+    g.inc(3.0)
+    tally.inc(tg, 3.0)  # an increment after a tallied set is folded after it
+    assert _text(tallied) == _text(direct)
+
+
+def _budgeted(direct: bool) -> Metrics:
+    m = Metrics(consumers=["alice", "bob"], daily_budgets={"alice": 1000, "bob": 500, "mallory": 50})
+    m._tally.direct = direct
+    return m
+
+
+def test_quota_decisions_and_remaining_budgets_write_the_exposition_of_direct_updates() -> None:
+    """Decisions of every kind and backend (known and bounded labels), remaining budgets from requests and set
+    directly, scrapes in between: at each scrape the gauge holds the last value set, as with direct updates."""
+    rng = Rng(11)
+    tallied, direct = _budgeted(False), _budgeted(True)
+    kinds = ["ok", "ok", "rpm", "day", "concurrency", "", *(f"k{i}" for i in range(40))]
+    for i in range(600):
+        consumer = rng.choice(["alice", "bob", "mallory", None])
+        kind, backend = rng.choice(kinds), rng.choice(["redis", "memory", "fail_open"])
+        quota = {"decision": kind, "reserved": rng.randrange(60), "day_used": rng.randrange(1200)}
+        if rng.random() < 0.6:
+            quota["charged"] = rng.randrange(60)
+        rec = RequestRecord(f"r{i}", 1.0, consumer=consumer or "alice", model="m", status=200)
+        rec.decisions["quota"] = quota
+        for m in (tallied, direct):
+            m.quota_decision(consumer, kind, backend)
+            m.request_finished("/v1/chat/completions", rec, duration_s=0.5, ttft_s=None)
+            if i % 7 == 0:
+                m.set_budget_remaining("alice" if i % 2 else "mallory", float(i))
+        if i % 53 == 0:
+            assert _text(tallied.registry) == _text(direct.registry)
+    assert _text(tallied.registry) == _text(direct.registry)
+    assert _text(tallied.registry) == _text(direct.registry)
