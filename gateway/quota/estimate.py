@@ -39,22 +39,17 @@ def _chars(value: Any) -> int:
     """Characters of every string in a parsed JSON value (dicts, lists, strings), skipping ``_SKIP`` keys."""
     if type(value) is str:
         return len(value)
-    n = 0
     if isinstance(value, dict):
-        for k, v in value.items():
-            if type(v) is str:
-                if k not in _SKIP:
-                    n += len(v)
-            elif k not in _SKIP:
-                n += _chars(v)
-    elif isinstance(value, list):
+        return _dict_chars(value)
+    n = 0
+    if isinstance(value, list):
         for v in value:
             n += _chars(v)
     return n
 
 
-def _message_chars(message: dict[str, Any]) -> int:
-    """:func:`_chars` of one message (a dict), its string fields counted without a call each."""
+def _dict_chars(message: dict[str, Any]) -> int:
+    """:func:`_chars` of a dict (a message, or a part of one), its string fields counted without a call each."""
     n = 0
     for k, v in message.items():
         if type(v) is str:
@@ -82,7 +77,7 @@ def estimate(payload: Mapping[str, Any] | None, settings: QuotaSettings) -> Esti
     if isinstance(messages, list):
         overhead, per_token, ceil = settings.message_overhead_tokens, settings.chars_per_token, math.ceil
         for m in messages:
-            prompt += overhead + ceil((_message_chars(m) if type(m) is dict else _chars(m)) / per_token)
+            prompt += overhead + ceil((_dict_chars(m) if type(m) is dict else _chars(m)) / per_token)
     # Integers only (a JSON body holds plain ints and bools, and a bool is no limit): type() rather than isinstance
     limit = payload.get("max_completion_tokens")
     if type(limit) is not int or limit < 1:
