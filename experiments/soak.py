@@ -112,8 +112,11 @@ class Load:
 
 
 async def sample_loop(
-    load: Load, gw_pid: int, store: Any, interval: float, seconds: float, samples: list[dict[str, Any]]
+    load: Load, pids: tuple[int, int], store: Any, interval: float, seconds: float, samples: list[dict[str, Any]]
 ) -> None:
+    """``pids``: the gateway's and the simulator's (whose memory is sampled too: a stall upstream is in every
+    gateway latency)."""
+    gw_pid, sim_pid = pids
     start = time.perf_counter()
     for k in range(1, int(seconds / interval) + 1):  # the load runs half an interval longer: every sample is full
         await asyncio.sleep(max(0.0, k * interval - (time.perf_counter() - start)))
@@ -129,6 +132,7 @@ async def sample_loop(
                 "p50_ms": pct(lat, 0.5) * 1e3 if lat else 0.0,
                 "p99_ms": pct(lat, 0.99) * 1e3 if lat else 0.0,
                 "rss_mb": rss_mb(gw_pid),
+                "sim_rss_mb": rss_mb(sim_pid),
                 "fds": fds,
                 "other_fds": other_fds,
                 "close_wait": half_closed,
@@ -146,14 +150,14 @@ def chart(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> None:
     t = [s["t"] for s in samples]
     fig, axes = plt.subplots(4, 1, figsize=(9, 10), sharex=True)
     panels = [
-        ("gateway RSS (MiB)", ["rss_mb"]),
+        ("RSS (MiB)", ["rss_mb", "sim_rss_mb"]),
         ("gateway open fds", ["fds"]),
         ("Redis used_memory (MiB)", ["redis_mb"]),
         ("latency (ms)", ["p50_ms", "p99_ms"]),
     ]
     for ax, (title, keys) in zip(axes, panels, strict=True):
         for k in keys:
-            ax.plot(t, [s[k] for s in samples], label=k)
+            ax.plot(t, [s[k] for s in samples], label={"rss_mb": "gateway", "sim_rss_mb": "simulator"}.get(k, k))
         ax.axvline(warmup_s, color="grey", linestyle=":", linewidth=1)
         ax.set_ylabel(title)
         ax.set_ylim(0, 1.15 * max(max(s[k] for s in samples) for k in keys) or 1)
@@ -198,7 +202,7 @@ async def run(args: argparse.Namespace, tmp: Path, procs: Procs) -> tuple[dict[s
     try:
         await asyncio.gather(
             load.run(args.seconds + args.interval / 2),
-            sample_loop(load, gw.pid, client, args.interval, args.seconds, samples),
+            sample_loop(load, (gw.pid, sim_proc.pid), client, args.interval, args.seconds, samples),
         )
     finally:
         await client.aclose()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from simulators.__main__ import main
+from simulators.__main__ import build, main, parse
+from simulators.decide import Request
 from simulators.profile import list_profiles
 
 
@@ -28,3 +29,19 @@ def test_an_invalid_profile_file_exits_2_naming_the_field(tmp_path: Path, capsys
     bad.write_text("latency: {inter-token-latency: -3}\n")
     assert main(["--profile", str(bad)]) == 2
     assert "inter-token-latency" in capsys.readouterr().err
+
+
+def test_without_control_the_process_keeps_no_decision_log() -> None:
+    """Nothing could read it (/_sim/decisions needs --control): a log that only grows would lengthen every full
+    garbage collection of a long run."""
+    engine = build(parse(["--profile", "instant"])).engine
+    engine.decide(Request("m", 5, 4, False, "k", "hi"))
+    assert engine.seq == 1 and list(engine.decisions) == []
+
+
+def test_with_control_the_log_keeps_the_last_log_limit_decisions() -> None:
+    engine = build(parse(["--control", "--log-limit", "2"])).engine
+    for _ in range(3):
+        engine.decide(Request("m", 5, 4, False, "k", "hi"))
+    assert [d["seq"] for d in engine.decision_log()] == [1, 2]
+    assert build(parse(["--control"])).engine.decisions.maxlen == 100_000
