@@ -8,8 +8,9 @@ generator keeps ``--rate`` requests a second on a fixed schedule over a pool of 
 answer does not slow the schedule while a connection is free).
 
 Every ``--interval`` seconds it records the gateway's resident memory and open file descriptors (from /proc), the
-simulator's resident memory (a stall upstream is in every gateway latency), the store's ``used_memory`` and the requests finished in that interval (count, errors, latency p50/p99), and at the
-end writes ``samples.json``, ``soak.png`` and ``report.md`` (checks: experiments/soakreport.py) into ``--out``.
+simulator's resident memory (a stall upstream is in every gateway latency), the store's ``used_memory`` and the
+requests finished in that interval (count, errors, latency p50/p99), and at the end writes ``samples.json``,
+``soak.png`` and ``report.md`` (checks: experiments/soakreport.py) into ``--out``.
 Exit status 1 when a check failed.
 """
 
