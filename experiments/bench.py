@@ -12,7 +12,8 @@ after), else a private ``redis-server`` on a loopback port. Never the embedded f
 Redis's. Without either the bench stops and says so.
 
 Every comparison is made in interleaved rounds (raw forwarder, FastAPI forwarder, gateway, gateway with limits,
-one after the other, several times), so a slow spell of the machine lands inside one round: throughput at 32
+one after the other, six times, the order reversed every other round), so a slow spell of the machine lands
+inside one round and a drifting machine weighs on every system alike: throughput at 32
 connections (ratios are the median of the rounds' ratios), latency at one connection and streaming time to first
 token (p50 differences are the median of the rounds' differences, p99s pooled). Ratios to each forwarder, the
 floors (judged against the FastAPI forwarder) and the table: experiments/benchreport.py. Writes
@@ -55,8 +56,8 @@ STREAM_BODY = json.dumps(
         "stream": True,
     }
 ).encode()
-LATENCY_ROUNDS = 5
-THROUGHPUT_ROUNDS = 3
+LATENCY_ROUNDS = 6
+THROUGHPUT_ROUNDS = 6
 PATH = "/v1/chat/completions"
 SYSTEMS = ("direct", "forwarder", "forwarder_fastapi", "gateway", "gateway_quota")  # the upstream first
 
@@ -231,9 +232,9 @@ async def throughput_rounds(t: Targets, seconds: float) -> dict[str, Any]:
     names = SYSTEMS[1:]
     rounds: list[dict[str, float]] = []
     runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
-    for _ in range(THROUGHPUT_ROUNDS):
+    for i in range(THROUGHPUT_ROUNDS):
         one = {}
-        for n in names:
+        for n in benchreport.round_order(names, i):
             m = await throughput(*t.json[n], 32, seconds / THROUGHPUT_ROUNDS, pid=t.pid[n])
             runs[n].append(m)
             one[n] = m["rps"]
@@ -257,9 +258,10 @@ async def latency_rounds(
     """One connection per system, ``samples`` requests each split over interleaved rounds; seconds per request
     (to the first body byte with ``first_byte``: a stream's first token)."""
     rounds = []
-    for _ in range(LATENCY_ROUNDS):
+    for i in range(LATENCY_ROUNDS):
         one = {}
-        for name, (port, req) in targets.items():
+        for name in benchreport.round_order(list(targets), i):
+            port, req = targets[name]
             firsts, totals = await latencies(port, req, max(1, samples // LATENCY_ROUNDS))
             one[name] = firsts if first_byte else totals
         rounds.append(one)

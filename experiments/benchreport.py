@@ -85,6 +85,13 @@ def over(rounds: Sequence[Mapping[str, Sequence[float]]], system: str, base: str
     return statistics.median((pct(r[system], 0.5) - pct(r[base], 0.5)) * 1e3 for r in rounds)
 
 
+def round_order(names: Sequence[str], i: int) -> list[str]:
+    """The order the systems run in round ``i``: as given in even rounds, reversed in odd ones, so over an even
+    number of rounds a machine that drifts (a neighbour's load coming or going) weighs on every system alike
+    instead of always on the last."""
+    return list(names) if i % 2 == 0 else list(reversed(names))
+
+
 def rps_ratio(rounds: Sequence[Mapping[str, float]], system: str, base: str) -> float:
     """Median over the throughput rounds of ``system``'s RPS / ``base``'s RPS in the same round."""
     return statistics.median(r[system] / r[base] for r in rounds)

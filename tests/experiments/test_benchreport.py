@@ -209,3 +209,11 @@ def test_a_busy_machine_is_said_and_an_idle_one_is_not() -> None:
     assert br.machine_note(busy["machine"]) is not None
     assert "NOTE: the machine was busy (load average 1.20 on 2 cores" in br.table(busy)
     assert br.machine_note(result()["machine"]) is None
+
+
+def test_rounds_alternate_their_order_so_every_system_runs_first_and_last_equally() -> None:
+    names = ["forwarder", "forwarder_fastapi", "gateway", "gateway_quota"]
+    orders = [br.round_order(names, i) for i in range(6)]
+    assert orders[0] == names and orders[1] == names[::-1] and orders[2] == names
+    for n in names:  # the sum of a system's positions is the same for all: a linear drift weighs on each alike
+        assert sum(o.index(n) for o in orders) == 3 * (len(names) - 1)
