@@ -179,6 +179,25 @@ def machine_note(m: Mapping[str, Any]) -> str | None:
     return None
 
 
+STEADY_SPREAD = 1.25
+
+
+def speed_note(loop_ms: Sequence[float]) -> str | None:
+    """A warning when a fixed CPU loop, timed on each core between the bench's rounds, took much longer at one time
+    than at another: the machine's speed moved during the run (a neighbour on a shared host), which the load
+    average inside the machine does not show."""
+    if len(loop_ms) < 2:
+        return None
+    lo, hi = min(loop_ms), max(loop_ms)
+    if hi > STEADY_SPREAD * lo:
+        return (
+            f"the machine's speed moved during the run (a fixed CPU loop took {lo:.1f} to {hi:.1f} ms, "
+            f"{hi / lo:.2f}x apart): the figures measure the machine as much as the gateway; "
+            "the floors hold for a steady machine"
+        )
+    return None
+
+
 def _fmt(unit: str, v: float) -> str:
     if unit == "%":
         return f"{v * 100:.1f} %"
@@ -243,7 +262,11 @@ def table(result: Mapping[str, Any]) -> str:
         f"({m['cores']} cores, {m['cpu_model']}, {m['python']}; load average {m['load_avg'][0]:.2f} before the run; "
         f"quota on {result['quota_store']}; errors during the throughput runs: {errs})"
     )
-    note = machine_note(m)
-    if note:
-        lines.append(f"NOTE: {note}")
+    loop_ms = result.get("speed_loop_ms", [])
+    if loop_ms:
+        lines.append(
+            f"(a fixed CPU loop timed {len(loop_ms)} times on the cores during the run: "
+            f"{min(loop_ms):.1f} to {max(loop_ms):.1f} ms)"
+        )
+    lines.extend(f"NOTE: {note}" for note in (machine_note(m), speed_note(loop_ms)) if note)
     return "\n".join(lines)

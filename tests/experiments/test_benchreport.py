@@ -217,3 +217,16 @@ def test_rounds_alternate_their_order_so_every_system_runs_first_and_last_equall
     assert orders[0] == names and orders[1] == names[::-1] and orders[2] == names
     for n in names:  # the sum of a system's positions is the same for all: a linear drift weighs on each alike
         assert sum(o.index(n) for o in orders) == 3 * (len(names) - 1)
+
+
+def test_a_machine_whose_speed_moved_during_the_run_is_said_and_a_steady_one_is_not() -> None:
+    steady, moved = result(), result()
+    steady["speed_loop_ms"] = [10.0, 11.0, 12.0, 12.4]  # 1.24x apart: within the spread allowed
+    moved["speed_loop_ms"] = [10.0, 11.0, 19.0, 12.0]  # 1.90x apart
+    assert br.speed_note(steady["speed_loop_ms"]) is None
+    assert "(a fixed CPU loop timed 4 times on the cores during the run: 10.0 to 12.4 ms)" in br.table(steady)
+    assert "NOTE" not in br.table(steady)
+    assert "NOTE: the machine's speed moved during the run (a fixed CPU loop took 10.0 to 19.0 ms, 1.90x apart)" in (
+        br.table(moved)
+    )
+    assert br.speed_note([]) is None and "fixed CPU loop" not in br.table(result())
