@@ -26,20 +26,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from experiments import benchreport
+from experiments import benchreport, benchspeed
 from experiments.bench_inprocess import cpu_per_request
 from experiments.procs import Procs, StartupError, Store, free_port, spawn, start_store, wait_tcp
 from gateway.config import hash_key, parse_settings
@@ -225,34 +224,16 @@ class Targets:
         return port, request_bytes(port, PATH, body, auth=auth, key=key)
 
 
-SPEED_LOOP = 200_000
-
-
-def time_cpu_loop(cores: Sequence[int | None], into: list[float]) -> None:
-    """Milliseconds a fixed pure-Python loop takes on each core in ``cores`` (this process moved there, then back),
-    appended to ``into``: the machine's own speed, timed between rounds while nothing else runs."""
-    home = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    for core in cores:
-        if core is not None and home is not None:
-            os.sched_setaffinity(0, {core})
-        t0, acc = time.perf_counter(), 0
-        for i in range(SPEED_LOOP):
-            acc += i
-        into.append((time.perf_counter() - t0) * 1e3)
-    if home is not None:
-        os.sched_setaffinity(0, home)
-
-
-async def throughput_rounds(t: Targets, seconds: float, probe: Callable[[], None]) -> dict[str, Any]:
+async def throughput_rounds(t: Targets, seconds: float, probe: Callable[[], Awaitable[None]]) -> dict[str, Any]:
     """RPS at 32 connections: the upstream once, then the two forwarders, the gateway and the gateway with limits
-    in rounds; ``probe`` runs before each round (the machine's speed: :func:`time_cpu_loop`)."""
+    in rounds; ``probe`` runs before each round (the machine's speed: experiments/benchspeed.py)."""
     direct = await throughput(*t.json["direct"], 32, seconds / THROUGHPUT_ROUNDS, pid=t.pid["direct"])
     out: dict[str, Any] = {"direct": direct}
     names = SYSTEMS[1:]
     rounds: list[dict[str, float]] = []
     runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     for i in range(THROUGHPUT_ROUNDS):
-        probe()
+        await probe()
         one = {}
         for n in benchreport.round_order(names, i):
             m = await throughput(*t.json[n], 32, seconds / THROUGHPUT_ROUNDS, pid=t.pid[n])
@@ -273,17 +254,18 @@ async def throughput_rounds(t: Targets, seconds: float, probe: Callable[[], None
 
 
 async def latency_rounds(
-    targets: Mapping[str, tuple[int, bytes]], samples: int, probe: Callable[[], None], *, first_byte: bool
+    targets: Mapping[str, tuple[int, bytes]], samples: int, probe: Callable[[], Awaitable[None]], *, first_byte: bool
 ) -> list[dict[str, list[float]]]:
     """One connection per system, ``samples`` requests each split over interleaved rounds; seconds per request
     (to the first body byte with ``first_byte``: a stream's first token)."""
     rounds = []
     for i in range(LATENCY_ROUNDS):
-        probe()
+        await probe()
         one = {}
         for name in benchreport.round_order(list(targets), i):
             port, req = targets[name]
-            firsts, totals = await latencies(port, req, max(1, samples // LATENCY_ROUNDS))
+            n = samples // LATENCY_ROUNDS + (i < samples % LATENCY_ROUNDS)  # ``samples`` in all
+            firsts, totals = await latencies(port, req, max(1, n))
             one[name] = firsts if first_byte else totals
         rounds.append(one)
     return rounds
@@ -326,13 +308,13 @@ async def run(seconds: float, samples: int, tmp: Path, procs: Procs) -> dict[str
     try:
         t = Targets(ports, pids)
         out: dict[str, Any] = {"seconds": seconds, "samples": samples, "quota_store": _store_label(store)}
-        loop_ms: list[float] = []
-        probe = functools.partial(time_cpu_loop, (front, back), loop_ms)
+        loop_ms: dict[str, list[float]] = {}
+        probe = benchspeed.speed_probe((front, back) if front is not None else (None,), loop_ms)
         out["throughput"] = await throughput_rounds(t, seconds, probe)
         out["latency"] = latency_figures(await latency_rounds(t.json, samples, probe, first_byte=False))
         streams = {n: t.stream[n] for n in SYSTEMS if n != "gateway_quota"}
         out["ttft"] = latency_figures(await latency_rounds(streams, samples, probe, first_byte=True))
-        probe()
+        await probe()
         out["speed_loop_ms"] = loop_ms
         return out
     finally:
@@ -345,7 +327,9 @@ def _store_label(store: Store) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.bench")
-    parser.add_argument("--seconds", type=float, default=12.0, help="seconds of each system's throughput runs")
+    parser.add_argument(
+        "--seconds", type=float, default=18.0, help="seconds of each system's throughput runs (in six rounds)"
+    )
     parser.add_argument("--samples", type=int, default=2000, help="requests per system for each latency figure")
     parser.add_argument("--out", default="runs/bench.json")
     args = parser.parse_args()

@@ -136,7 +136,9 @@ class _Run:
             prof_path.write_text(yaml.safe_dump(prof, sort_keys=False))
             log = run_dir / f"sim-{u.name}.log"
             args = ["--flavour", u.flavour, "--profile", str(prof_path), "--seed", str(self.seed), "--name", u.name]
-            cmd = [sys.executable, "-m", "simulators", *args, "--port", str(port), "--control"]
+            # --control to switch profiles; no decision log (nothing here reads it, and up to --log-limit
+            # decisions would lengthen the simulator's full garbage collections, a stall in every latency)
+            cmd = [sys.executable, "-m", "simulators", *args, "--port", str(port), "--control", "--log-limit", "0"]
             p = self.procs.add(spawn(f"simulator {u.name}", cmd, log_path=log, env=child_env(run_dir), cwd=ROOT))
             self.sims[u.name] = (port, prof)
             waits.append((f"http://127.0.0.1:{port}/v1/models", p, log))

@@ -9,7 +9,7 @@ answer does not slow the schedule while a connection is free).
 
 Every ``--interval`` seconds it records the gateway's resident memory and open file descriptors (from /proc), the
 simulator's resident memory (a stall upstream is in every gateway latency), the store's ``used_memory`` and the
-requests finished in that interval (count, errors, latency p50/p99), and at the end writes ``samples.json``,
+requests finished in that interval (count, errors, latency p50/p99/max), and at the end writes ``samples.json``,
 ``soak.png`` and ``report.md`` (checks: experiments/soakreport.py) into ``--out``.
 Exit status 1 when a check failed.
 """
@@ -132,6 +132,7 @@ async def sample_loop(
                 "errors": errors,
                 "p50_ms": pct(lat, 0.5) * 1e3 if lat else 0.0,
                 "p99_ms": pct(lat, 0.99) * 1e3 if lat else 0.0,
+                "max_ms": max(lat) * 1e3 if lat else 0.0,
                 "rss_mb": rss_mb(gw_pid),
                 "sim_rss_mb": rss_mb(sim_pid),
                 "fds": fds,
@@ -154,7 +155,7 @@ def chart(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> None:
         ("RSS (MiB)", ["rss_mb", "sim_rss_mb"]),
         ("gateway open fds", ["fds"]),
         ("Redis used_memory (MiB)", ["redis_mb"]),
-        ("latency (ms)", ["p50_ms", "p99_ms"]),
+        ("latency (ms)", ["p50_ms", "p99_ms", "max_ms"]),
     ]
     for ax, (title, keys) in zip(axes, panels, strict=True):
         for k in keys:

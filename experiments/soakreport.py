@@ -1,10 +1,12 @@
 """What ``make soak`` concludes from its samples: growth after warm-up, drift, the verdicts, the report. Pure.
 
 A sample is taken every interval of the soak (experiments/soak.py): the gateway's resident memory and open file
-descriptors, the state store's memory, and the requests finished in that interval (count, errors, latency p50
-and p99). The checks compare the run after its warm-up with itself:
+descriptors, the simulator's resident memory, the state store's memory, and the requests finished in that
+interval (count, errors, latency p50, p99 and the slowest). The checks compare the run after its warm-up with
+itself:
 
-* memory: the largest RSS after warm-up is at most :data:`RSS_GROWTH` above the RSS at the end of warm-up;
+* memory: the largest RSS after warm-up is at most :data:`RSS_GROWTH` above the RSS at the end of warm-up, for
+  the gateway and for the simulator (a stall upstream is in every gateway latency);
 * file descriptors: those that are not sockets (files, pipes) never grow: the largest count in the last third is
   no higher than the largest in the first; sockets are pooled connections whose number follows the concurrency
   (a stall raises the pool's high-water mark, which then stays), so a leaked socket is judged by its state
@@ -34,15 +36,29 @@ def thirds(samples: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]
     return list(samples[:n]), list(samples[-n:])
 
 
+def _growth(steady: Sequence[Mapping[str, Any]], key: str, check: str) -> dict[str, Any]:
+    base, peak = steady[0][key], max(s[key] for s in steady)
+    growth = peak / base - 1
+    return {
+        "check": check,
+        "value": f"{base:.1f} -> peak {peak:.1f} MiB ({growth * 100:+.1f} %)",
+        "limit": f"<= +{RSS_GROWTH * 100:.0f} %",
+        "passed": growth <= RSS_GROWTH,
+    }
+
+
+def slowest(samples: Sequence[Mapping[str, Any]]) -> str:
+    """The slowest request of the run and when (a stall of everything in flight hides in an interval's p99)."""
+    worst = max(samples, key=lambda s: s["max_ms"])
+    return f"slowest request {worst['max_ms']:.1f} ms (in the interval ending at {worst['t']:.0f} s)"
+
+
 def verdicts(samples: Sequence[Mapping[str, Any]], warmup_s: float) -> list[dict[str, Any]]:
     """Each check with the figures it compared and whether it passed."""
     steady = after_warmup(samples, warmup_s)
     if len(steady) < 3:
         raise ValueError(f"{len(steady)} samples after a warm-up of {warmup_s:g} s: too few to judge")
     first, last = thirds(steady)
-    base_rss = steady[0]["rss_mb"]
-    peak_rss = max(s["rss_mb"] for s in steady)
-    growth = peak_rss / base_rss - 1
     fd_first, fd_last = max(s["other_fds"] for s in first), max(s["other_fds"] for s in last)
     cw_first, cw_last = max(s["close_wait"] for s in first), max(s["close_wait"] for s in last)
     sockets = (max(s["fds"] - s["other_fds"] for s in first), max(s["fds"] - s["other_fds"] for s in last))
@@ -50,12 +66,8 @@ def verdicts(samples: Sequence[Mapping[str, Any]], warmup_s: float) -> list[dict
     p99_first, p99_last = (statistics.median(s["p99_ms"] for s in part) for part in (first, last))
     errors = sum(s["errors"] for s in samples)
     return [
-        {
-            "check": "RSS growth after warm-up",
-            "value": f"{base_rss:.1f} -> peak {peak_rss:.1f} MiB ({growth * 100:+.1f} %)",
-            "limit": f"<= +{RSS_GROWTH * 100:.0f} %",
-            "passed": growth <= RSS_GROWTH,
-        },
+        _growth(steady, "rss_mb", "RSS growth after warm-up"),
+        _growth(steady, "sim_rss_mb", "simulator RSS growth after warm-up"),
         {
             "check": "open files and pipes",
             "value": f"first third max {fd_first}, last third max {fd_last}",
@@ -99,7 +111,8 @@ def markdown(run: Mapping[str, Any], samples: Sequence[Mapping[str, Any]], chart
         f"through one gateway worker, every request of a consumer with limits on {run['store']}; a sample every "
         f"{run['interval_s']:g} s, the first {run['warmup_s']:g} s a warm-up. Machine: {run['machine']}.",
         "",
-        f"{total} requests ({streams} streams); state store memory {redis[0]:.2f} -> {redis[1]:.2f} MiB after warm-up.",
+        f"{total} requests ({streams} streams); {slowest(samples)}; state store memory {redis[0]:.2f} -> "
+        f"{redis[1]:.2f} MiB after warm-up.",
         "",
         "| check | measured | limit | result |",
         "|---|---|---|---|",
@@ -111,12 +124,14 @@ def markdown(run: Mapping[str, Any], samples: Sequence[Mapping[str, Any]], chart
         lines += ["", f"![soak]({chart})"]
     lines += [
         "",
-        "| t (s) | requests | errors | p50 ms | p99 ms | RSS MiB | fds (not sockets) | CLOSE_WAIT | store MiB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| t (s) | requests | errors | p50 ms | p99 ms | max ms | RSS MiB | simulator RSS MiB | fds (not sockets) "
+        "| CLOSE_WAIT | store MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {s['t']:.0f} | {s['requests']} | {s['errors']} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
-        f"{s['rss_mb']:.1f} | {s['fds']} ({s['other_fds']}) | {s['close_wait']} | {s['redis_mb']:.2f} |"
+        f"{s['max_ms']:.2f} | {s['rss_mb']:.1f} | {s['sim_rss_mb']:.1f} | {s['fds']} ({s['other_fds']}) | "
+        f"{s['close_wait']} | {s['redis_mb']:.2f} |"
         for s in samples
     ]
     return "\n".join(lines) + "\n"

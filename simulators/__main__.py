@@ -40,8 +40,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build(args: argparse.Namespace) -> SimulatorApp:
     """The app the process serves. Without ``--control`` nothing can read the decision log, so none is kept:
-    a log that only grows makes every full garbage collection of a long run longer (up to 140 ms at 100
-    requests a second after eight minutes, every request in flight stalled meanwhile)."""
+    up to ``--log-limit`` decisions, several tracked objects each, make every full garbage collection of a long
+    run longer (up to 140 ms at 100 requests a second after eight minutes, every request in flight stalled
+    meanwhile)."""
     seed: int | str = int(args.seed) if args.seed.lstrip("-").isdigit() else args.seed
     return create_app(
         args.flavour,
@@ -71,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    # What is alive now lives as long as the process: out of the collector's view, full collections scan
-    # only what requests leave behind.
+    # What start-up leaves alive (modules, the app, its profile) lives about as long as the process: out of the
+    # collector's view, full collections scan little more than what requests leave behind.
     gc.collect()
     gc.freeze()
     logging.getLogger("uvicorn.error").addFilter(_DropResets())

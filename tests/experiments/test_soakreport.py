@@ -22,7 +22,9 @@ def steady(n: int = 60, **over: Any) -> list[dict[str, Any]]:
             "errors": 0,
             "p50_ms": 1.0 + 0.05 * (i % 3),
             "p99_ms": 4.0 + 0.2 * (i % 4),
+            "max_ms": 8.0 + (i % 5),
             "rss_mb": 100.0 + (i % 2),
+            "sim_rss_mb": 40.0 + 0.5 * (i % 2),
             "fds": 40 + (i % 5),
             "other_fds": 20,
             "close_wait": i % 2,
@@ -57,6 +59,7 @@ def test_the_warm_up_is_left_out() -> None:
     ("over", "check"),
     [
         ({"rss_mb": lambda i, v: 100.0 + 0.25 * i}, "RSS growth after warm-up"),
+        ({"sim_rss_mb": lambda i, v: 40.0 + 0.1 * i}, "simulator RSS growth after warm-up"),
         ({"other_fds": lambda i, v: 20 + i}, "open files and pipes"),
         ({"close_wait": lambda i, v: i // 10}, "sockets left half-closed (CLOSE_WAIT)"),
         ({"p50_ms": lambda i, v: 1.0 + 0.02 * i}, "latency p50 drift"),
@@ -85,7 +88,9 @@ def test_the_report_states_the_run_and_each_result() -> None:
     }
     text = sr.markdown(run, steady(), "soak.png")
     assert "600 s of traffic at 100 requests/s (30 % streaming)" in text
-    assert "60000 requests (18000 streams)" in text
+    assert "60000 requests (18000 streams); slowest request 12.0 ms (in the interval ending at 50 s);" in text
+    stalled = sr.markdown(run, steady(max_ms=lambda i, v: 140.0 if i == 49 else v), None)
+    assert "slowest request 140.0 ms (in the interval ending at 500 s)" in stalled
     assert "Overall: every check passed." in text
     assert "![soak](soak.png)" in text
     bad = sr.markdown(run, steady(errors=lambda i, v: int(i == 30)), None)

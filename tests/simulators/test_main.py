@@ -32,7 +32,7 @@ def test_an_invalid_profile_file_exits_2_naming_the_field(tmp_path: Path, capsys
 
 
 def test_without_control_the_process_keeps_no_decision_log() -> None:
-    """Nothing could read it (/_sim/decisions needs --control): a log that only grows would lengthen every full
+    """Nothing could read it (/_sim/decisions needs --control): up to --log-limit decisions would lengthen every full
     garbage collection of a long run."""
     engine = build(parse(["--profile", "instant"])).engine
     engine.decide(Request("m", 5, 4, False, "k", "hi"))
@@ -45,3 +45,19 @@ def test_with_control_the_log_keeps_the_last_log_limit_decisions() -> None:
         engine.decide(Request("m", 5, 4, False, "k", "hi"))
     assert [d["seq"] for d in engine.decision_log()] == [1, 2]
     assert build(parse(["--control"])).engine.decisions.maxlen == 100_000
+
+
+def test_the_server_starts_with_what_start_up_left_alive_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frozen objects are out of the collector's view: full collections of a long run do not rescan them."""
+    import gc
+
+    import uvicorn
+
+    served: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(gc.get_freeze_count()))
+    gc.unfreeze()
+    try:
+        assert main(["--profile", "instant", "--port", "1"]) == 0
+    finally:
+        gc.unfreeze()
+    assert served and served[0] > 1000
