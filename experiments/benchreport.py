@@ -180,7 +180,7 @@ def machine_note(m: Mapping[str, Any]) -> str | None:
 
 
 STEADY_SPREAD = 1.25
-SPEED_REPEATS = 3  # tries per timing, the fastest kept (experiments/bench.py)
+SPEED_REPEATS = 3  # tries per timing, the fastest kept (experiments/benchspeed.py)
 
 
 def speed_note(loop_ms: Mapping[str, Sequence[float]]) -> str | None:
