@@ -10,9 +10,9 @@ else the server at ``$REDIS_URL`` (keys under a unique prefix; it cannot be stop
 fakeredis TCP server (:mod:`experiments.fakeredis_server`). A private store is stopped and restarted on the
 same port for a state-store fault.
 
-:func:`sigterm_interrupts` turns SIGTERM into :class:`RunInterrupted` (a KeyboardInterrupt) for the duration of a
-run, so both signals unwind through the same cleanup; :func:`no_interrupts` ignores them while processes are
-being stopped.
+:func:`run_interrupts` turns Ctrl-C and SIGTERM into :class:`RunInterrupted` (a KeyboardInterrupt) for the duration
+of a run, so both signals unwind through the same cleanup, and keeps the signal to raise again where it was lost;
+:func:`no_interrupts` ignores them while processes are being stopped.
 """
 
 from __future__ import annotations
@@ -275,23 +275,41 @@ def start_store(
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """SIGTERM during a run (Ctrl-C raises KeyboardInterrupt itself)."""
+    """Ctrl-C or SIGTERM during a run."""
+
+
+class Interrupts:
+    """The signal that interrupted a run, kept after it was raised: where Python ignores an exception (an at-fork
+    callback, say logging's, while a child process is being spawned: it prints "Exception ignored" and goes on) a
+    Ctrl-C would otherwise be lost; :meth:`check` raises it again."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        raise RunInterrupted(f"signal {signum}")
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise RunInterrupted(f"signal {self.signum}")
 
 
 @contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
+def run_interrupts() -> Iterator[Interrupts]:
+    """Ctrl-C and SIGTERM raise :class:`RunInterrupted` for the duration of a run (in the main thread; elsewhere
+    nothing is installed), so both unwind through the same cleanup; the caller checks the yielded
+    :class:`Interrupts` at its own steps so that one raised where it was ignored still stops the run."""
+    intr = Interrupts()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield intr
         return
-
-    def _raise(signum: int, frame: Any) -> None:
-        raise RunInterrupted(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, _raise)
+    old = {s: signal.signal(s, intr.handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield intr
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from experiments.procs import (
     free_port,
     locust_workers_args,
     no_interrupts,
-    sigterm_interrupts,
+    run_interrupts,
     spawn,
     start_store,
     wait_http,
@@ -221,7 +222,9 @@ class _Run:
         self.started_at = t0
         return t0
 
-    def drive(self, locust: Proc, metrics_url: str, scrape_every_s: float) -> None:
+    def drive(self, locust: Proc, metrics_url: str, scrape_every_s: float, check: Callable[[], None]) -> None:
+        """Until locust ends: state-store faults, reloads, scrapes, progress; ``check`` raises an interrupt that
+        was lost where it was first raised."""
         sc, t0 = self.sc, self.started_at
         assert t0 is not None and self.store is not None
         tail = ClientTail(self.run_dir / "client.jsonl")
@@ -244,6 +247,7 @@ class _Run:
             if elapsed >= next_scrape:
                 _scrape(metrics_url, self.run_dir / "metrics" / f"t{max(0.0, elapsed):07.1f}.prom")
                 next_scrape += scrape_every_s
+            check()
             if not self.gateway.running():
                 raise StartupError(f"the gateway exited with {self.gateway.popen.returncode}; see gateway.log")
             tail.poll()
@@ -310,13 +314,15 @@ def run_realtime(
     run = _Run(sc, run_dir, seed, run_id, store, prog, load_workers)
     interrupted = False
     try:
-        with sigterm_interrupts():
+        with run_interrupts() as intr:
             locust, metrics_url = run.start()
+            intr.check()
             t0 = run.go()
+            intr.check()
             up = time.perf_counter() - wall
             clock = time.strftime("%H:%M:%S", time.localtime(t0))
             prog.message(f"[{sc.name}] processes up in {up:.1f} s; load started at {clock}; files in {run_dir}")
-            run.drive(locust, metrics_url, every)
+            run.drive(locust, metrics_url, every, intr.check)
     except KeyboardInterrupt:
         interrupted = True
         raise
